@@ -1,0 +1,270 @@
+"""Make the sample video the demo, the docs and the tests are written against.
+
+Why a generator and not a downloaded clip: every fact a task asks about (what
+is on screen, what is said, when scenes change) is known exactly, so answers
+and tool outputs can be checked. The result is committed, so the demo does not
+need espeak-ng; this script documents and reproduces it.
+
+    python examples/make_sample.py [--out DIR]
+
+Writes ``DIR/sample.mp4`` (640x360, 24 fps, H.264 + AAC mono, 24 s) and
+``DIR/sample.json`` with its facts: four 6 s scenes that differ strongly in
+brightness *and* colour (hue-only cuts are not detected by PySceneDetect), an
+on-screen title per scene, and one espeak-ng narration sentence per scene whose
+start/end are measured from the speech samples actually placed in the track.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+WIDTH, HEIGHT, FPS = 640, 360, 24
+SCENE_SECONDS = 6.0
+SAMPLE_RATE = 22050  # espeak-ng's native rate; no resampling, no artefacts
+NARRATION_OFFSET = 0.5  # seconds from the scene start to the first speech sample
+SILENCE_LEVEL = 300  # |int16| below this counts as silence when trimming speech
+
+
+@dataclass(frozen=True)
+class Scene:
+    title: str
+    description: str
+    narration: str
+
+
+SCENES = (
+    Scene(
+        "THE RED LIGHTHOUSE",
+        "A white lighthouse with a sweeping yellow beam on a red background.",
+        "The red lighthouse stands on the northern cliff.",
+    ),
+    Scene(
+        "NIGHT WATCH",
+        "A dark blue night sky with small white stars and seven boats drifting on the sea.",
+        "At night the keeper counts seven ships.",
+    ),
+    Scene(
+        "MORNING FIELD",
+        "A bright green field under a rising yellow sun.",
+        "In the morning a farmer plants green barley.",
+    ),
+    Scene(
+        "NOON MARKET",
+        "A light grey market square with coloured stall rectangles and people moving between them.",
+        "At noon the market sells fresh bread for three coins.",
+    ),
+)
+
+
+# --------------------------------------------------------------------------- #
+# Pictures (BGR, OpenCV). Each takes the time t (s) within its scene.
+# --------------------------------------------------------------------------- #
+
+
+def _title(img: np.ndarray, text: str, color: tuple[int, int, int]) -> None:
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 1.4, 3
+    (w, _), _ = cv2.getTextSize(text, font, scale, thick)
+    cv2.putText(img, text, ((WIDTH - w) // 2, 50), font, scale, color, thick, cv2.LINE_AA)
+
+
+def _lighthouse(t: float) -> np.ndarray:
+    img = np.full((HEIGHT, WIDTH, 3), (30, 30, 200), np.uint8)  # red, mid brightness
+    cv2.rectangle(img, (0, 300), (WIDTH, HEIGHT), (20, 20, 110), -1)  # cliff
+    tower = np.array([[300, 300], [340, 300], [330, 140], [310, 140]], np.int32)
+    cv2.fillPoly(img, [tower], (255, 255, 255))
+    cv2.rectangle(img, (302, 120), (338, 140), (255, 255, 255), -1)  # lamp room
+    angle = 2 * math.pi * t / 3.0  # the beam sweeps once every 3 s
+    tip = (int(320 + 260 * math.cos(angle)), int(130 + 60 * math.sin(angle)))
+    cv2.line(img, (320, 130), tip, (0, 230, 255), 6, cv2.LINE_AA)
+    _title(img, SCENES[0].title, (255, 255, 255))
+    return img
+
+
+_STARS = np.random.default_rng(7).integers((0, 70), (WIDTH, 220), size=(40, 2))
+
+
+def _night(t: float) -> np.ndarray:
+    img = np.full((HEIGHT, WIDTH, 3), (60, 15, 10), np.uint8)  # dark blue, dark
+    cv2.rectangle(img, (0, 250), (WIDTH, HEIGHT), (40, 10, 5), -1)  # sea
+    for x, y in _STARS:
+        cv2.circle(img, (int(x), int(y)), 2, (255, 255, 255), -1)
+    for i in range(7):  # seven boats drifting right, all on screen for the whole scene
+        x = int(40 + i * 80 + t * (4 + 2 * i))
+        y = 265 + (i % 3) * 28
+        hull = np.array([[x - 22, y], [x + 22, y], [x + 14, y + 10], [x - 14, y + 10]], np.int32)
+        cv2.fillPoly(img, [hull], (140, 140, 160))
+        cv2.line(img, (x, y), (x, y - 22), (200, 200, 200), 2)
+        cv2.fillPoly(img, [np.array([[x, y - 22], [x, y - 4], [x + 14, y - 4]], np.int32)], (220, 220, 230))
+    _title(img, SCENES[1].title, (230, 230, 230))
+    return img
+
+
+def _field(t: float) -> np.ndarray:
+    img = np.full((HEIGHT, WIDTH, 3), (80, 235, 120), np.uint8)  # bright green
+    cv2.rectangle(img, (0, 0), (WIDTH, 150), (250, 220, 170), -1)  # pale sky
+    sun_y = int(130 - 8 * t)  # the sun rises
+    cv2.circle(img, (540, sun_y), 40, (0, 230, 255), -1, cv2.LINE_AA)
+    for row in range(5):  # furrows
+        cv2.line(img, (0, 190 + row * 35), (WIDTH, 190 + row * 35), (40, 170, 70), 3)
+    _title(img, SCENES[2].title, (20, 60, 20))
+    return img
+
+
+_STALLS = ((0, 0, 220), (220, 120, 0), (0, 180, 255), (160, 0, 160), (0, 140, 0))
+
+
+def _market(t: float) -> np.ndarray:
+    img = np.full((HEIGHT, WIDTH, 3), (235, 235, 235), np.uint8)  # light grey, brightest
+    for i, color in enumerate(_STALLS):
+        x = 30 + i * 122
+        cv2.rectangle(img, (x, 150), (x + 95, 230), color, -1)
+        cv2.rectangle(img, (x, 130), (x + 95, 150), (90, 90, 90), -1)  # awning
+    for i in range(4):  # people walking across the square
+        x = int((60 + i * 150 + (t * 30 if i % 2 else -t * 25)) % WIDTH)
+        cv2.circle(img, (x, 280 + (i % 2) * 30), 12, (60, 60, 60), -1)
+    _title(img, SCENES[3].title, (40, 40, 40))
+    return img
+
+
+PAINTERS = (_lighthouse, _night, _field, _market)
+
+
+# --------------------------------------------------------------------------- #
+# Speech
+# --------------------------------------------------------------------------- #
+
+
+def speak(text: str) -> np.ndarray:
+    """espeak-ng speech for `text`, trimmed to its first and last loud sample.
+
+    Returns int16 mono samples at SAMPLE_RATE. Trimming makes the narration
+    span in sample.json the span of actual speech, not of espeak's padding.
+    """
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise SystemExit("espeak-ng is not installed: `apt-get install -y espeak-ng` (Debian/Ubuntu)")
+    wav = subprocess.run(
+        [exe, "-v", "en-us", "-s", "130", "--stdout", text], check=True, capture_output=True
+    ).stdout
+    # espeak streams its WAV, so the header's sizes are placeholders: take every
+    # byte after the "data" chunk id and size as samples.
+    if wav[:4] != b"RIFF" or b"data" not in wav[:200]:
+        raise SystemExit(f"espeak-ng did not write a WAV file for {text!r}")
+    rate = int.from_bytes(wav[24:28], "little")
+    if rate != SAMPLE_RATE:
+        raise SystemExit(f"espeak-ng wrote {rate} Hz audio; this script expects {SAMPLE_RATE} Hz")
+    data = wav[wav.index(b"data") + 8 :]
+    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SILENCE_LEVEL)
+    if loud.size == 0:
+        raise SystemExit(f"espeak-ng produced silence for {text!r}")
+    return samples[loud[0] : loud[-1] + 1].copy()
+
+
+# --------------------------------------------------------------------------- #
+# Writing
+# --------------------------------------------------------------------------- #
+
+
+def build_track(n_scenes: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The whole audio track (int16 mono) and each narration's (start, end) in s."""
+    total = int(round(n_scenes * SCENE_SECONDS * SAMPLE_RATE))
+    track = np.zeros(total, np.int16)
+    spans = []
+    for i, scene in enumerate(SCENES[:n_scenes]):
+        speech = speak(scene.narration)
+        start = int(round((i * SCENE_SECONDS + NARRATION_OFFSET) * SAMPLE_RATE))
+        end = start + len(speech)
+        if end > int(round((i + 1) * SCENE_SECONDS * SAMPLE_RATE)):
+            raise SystemExit(f"narration of scene {i + 1} is longer than its scene")
+        track[start:end] = speech
+        spans.append((round(start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3)))
+    return track, spans
+
+
+def write_video(path: Path, track: np.ndarray) -> None:
+    """Mux H.264 video (drawn per frame) and AAC audio (from `track`) with PyAV."""
+    n_frames = int(round(len(SCENES) * SCENE_SECONDS * FPS))
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=FPS)
+        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
+        # One thread and fixed options keep the encode byte-for-byte repeatable.
+        video.options = {"crf": "26", "preset": "medium", "threads": "1", "g": str(FPS * 2)}
+        audio = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        audio.bit_rate = 48_000
+
+        for index in range(n_frames):
+            t = index / FPS
+            scene = min(int(t // SCENE_SECONDS), len(SCENES) - 1)
+            bgr = PAINTERS[scene](t - scene * SCENE_SECONDS)
+            frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
+            frame.pts = index
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+
+        chunk = 1024  # AAC frame size
+        for offset in range(0, len(track), chunk):
+            block = track[offset : offset + chunk]
+            frame = av.AudioFrame.from_ndarray(block[None, :], format="s16", layout="mono")
+            frame.sample_rate, frame.pts = SAMPLE_RATE, offset
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for packet in audio.encode():
+            out.mux(packet)
+
+
+def make_sample(out_dir: Path) -> dict:
+    """Write sample.mp4 and sample.json into `out_dir`; return the facts."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    track, spans = build_track(len(SCENES))
+    write_video(out_dir / "sample.mp4", track)
+    duration = len(SCENES) * SCENE_SECONDS
+    facts = {
+        "video": "sample.mp4",
+        "duration": duration,
+        "fps": float(FPS),
+        "size": [WIDTH, HEIGHT],
+        "has_audio": True,
+        "audio_sample_rate": SAMPLE_RATE,
+        "scene_boundaries": [round(SCENE_SECONDS * i, 3) for i in range(1, len(SCENES))],
+        "scenes": [
+            {
+                "index": i + 1,
+                "start": i * SCENE_SECONDS,
+                "end": (i + 1) * SCENE_SECONDS,
+                "title": scene.title,
+                "description": scene.description,
+                "narration": {"text": scene.narration, "start": span[0], "end": span[1]},
+            }
+            for i, (scene, span) in enumerate(zip(SCENES, spans))
+        ],
+    }
+    (out_dir / "sample.json").write_text(json.dumps(facts, indent=2) + "\n")
+    return facts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "media", help="output folder")
+    args = parser.parse_args(argv)
+    facts = make_sample(args.out)
+    size = (args.out / "sample.mp4").stat().st_size
+    print(f"wrote {args.out / 'sample.mp4'} ({size / 1e6:.2f} MB, {facts['duration']:.0f} s) and sample.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""The Python agent API: run, stream and resume episodes.
+
+    from mcr.agent import Agent
+    from mcr.policies.scripted import ScriptedPolicy
+
+    agent = Agent(policy=my_policy, tools=["segment", "transcribe"])
+    result = agent.run("video.mp4", "How many ships does the keeper count?")
+    print(result.answer, result.stop_reason, result.trace_path)
+
+Each episode has a thread id; its state is checkpointed to SQLite after every
+node and its trace is appended durably, so `agent.resume(thread_id)` continues
+an episode whose process was killed, with the same final answer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from langgraph.checkpoint.sqlite import SqliteSaver
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import Answer, Context, Entry, Verdict, VideoRef, parse_entry
+from mcr.graph import ANSWERED, EpisodeDeps, build_graph
+from mcr.model.video import probe
+from mcr.policies.base import Policy
+from mcr.task import Budget, TaskSpec, VideoSettings
+from mcr.tools import builtin_registry
+from mcr.tools.base import Tool, ToolRegistry, load_plugin
+from mcr.traces.recorder import (
+    EntryEvent,
+    EpisodeEnd,
+    EpisodeResumed,
+    EpisodeStart,
+    ModelCallEvent,
+    ToolCallEvent,
+    TraceRecorder,
+    file_sha256,
+    package_versions,
+)
+from mcr.verify import Verifier
+
+
+class Step(BaseModel):
+    """One node's work, as `Agent.stream` yields it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    node: str
+    entries: list[Entry] = Field(default_factory=list)
+    step: int = 0
+    stop_reason: str | None = None
+
+
+class Result(BaseModel):
+    """What an episode produced."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    thread_id: str
+    answer: str | None
+    option: str | None = None
+    accepted: bool
+    evidence: list[Entry] = Field(default_factory=list)
+    stop_reason: str
+    stop_detail: str | None = None
+    steps: int = 0
+    tool_calls: int = 0
+    elapsed_s: float = 0.0
+    trace_path: Path
+    context: list[Entry] = Field(default_factory=list)
+
+
+class Agent:
+    """Explores videos with a policy and tools, within a budget.
+
+    Args:
+        policy: who decides (scripted, a local model, ...).
+        tools: a registry, tools/tool classes, or tool names from the built-in
+            registry; ``None`` means every built-in tool.
+        budget: limits that always end an episode.
+        verifier: judges answers before they are accepted.
+        workdir: checkpoints, traces and tool artifacts go here.
+        tool_settings: per-tool settings by tool name (e.g. model paths).
+        video_settings: how a model samples the video.
+        session: a model session for model-backed tools (optional).
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        tools: ToolRegistry | Iterable[Tool | type[Tool] | str] | None = None,
+        budget: Budget | None = None,
+        verifier: Verifier | None = None,
+        workdir: str | Path = ".mcr",
+        tool_settings: dict[str, dict[str, Any]] | None = None,
+        video_settings: VideoSettings | None = None,
+        session: Any = None,
+    ):
+        self.policy = policy
+        self.tools = _as_registry(tools)
+        self.budget = budget or Budget()
+        self.workdir = Path(workdir)
+        self.video_settings = video_settings or VideoSettings()
+        self.deps = EpisodeDeps(
+            policy=policy,
+            tools=self.tools,
+            verifier=verifier or Verifier(),
+            workdir=self.workdir / "artifacts",
+            tool_settings=tool_settings or {},
+            session=session,
+        )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False)
+        self.graph = build_graph(self.tools, checkpointer=SqliteSaver(self._conn))
+
+    @classmethod
+    def from_task(cls, task: TaskSpec, workdir: str | Path = ".mcr", **kwargs: Any) -> Agent:
+        """Build the agent a task file describes: its tools, plugins, policy and budget.
+
+        Raises:
+            TaskFileError: the task names a tool that is not registered.
+        """
+        from mcr.policies.factory import build_policy
+
+        registry = builtin_registry()
+        for plugin in task.plugins:
+            for plugin_tool in load_plugin(plugin):
+                registry.register(plugin_tool, replace=True)
+        task.check_tool_names(registry.names)
+        if task.tools is not None:
+            registry = registry.subset(task.tools)
+        return cls(
+            policy=build_policy(task, registry),
+            tools=registry,
+            budget=task.budget,
+            workdir=workdir,
+            tool_settings=task.tool_settings,
+            video_settings=task.video_settings,
+            **kwargs,
+        )
+
+    def run_task(self, task: TaskSpec, **kwargs: Any) -> Result:
+        """Run a task spec's episode (video, question and options from the spec)."""
+        for _ in self.stream_task(task, **kwargs):
+            pass
+        return self.result(self._last_thread)
+
+    def stream_task(self, task: TaskSpec, **kwargs: Any) -> Iterator[Step]:
+        return self.stream(task.video, task.question, task.options, task=task, **kwargs)
+
+    # -- public API ---------------------------------------------------------- #
+    def run(self, video: str | Path, question: str, options: list[str] | None = None, **kwargs: Any) -> Result:
+        """Run one episode to its end and return the result."""
+        for _ in self.stream(video, question, options, **kwargs):
+            pass
+        return self.result(self._last_thread)
+
+    def stream(
+        self,
+        video: str | Path,
+        question: str,
+        options: list[str] | None = None,
+        *,
+        thread_id: str | None = None,
+        trace_path: str | Path | None = None,
+        task: TaskSpec | None = None,
+    ) -> Iterator[Step]:
+        """Run one episode, yielding each node's step as it finishes.
+
+        Raises:
+            VideoNotFound, VideoOpenFailure: the video cannot be read (nothing is
+                started, no trace is written).
+        """
+        info = probe(video)
+        thread_id = thread_id or f"{task.name if task else 'episode'}-{uuid.uuid4().hex[:8]}"
+        trace = Path(trace_path) if trace_path else self.workdir / "traces" / f"{thread_id}.jsonl"
+        ref = VideoRef(path=str(Path(video).resolve()), duration=info.duration, **self.video_settings.model_dump())
+        state = {
+            "task": {
+                "thread_id": thread_id,
+                "question": question,
+                "options": list(options) if options else None,
+                "video": ref.model_dump(mode="json"),
+                "video_info": info.model_dump(mode="json"),
+                "budget": self.budget.model_dump(mode="json"),
+                "trace_path": str(trace),
+                "spec": task.model_dump(mode="json") if task else None,
+            }
+        }
+        recorder = TraceRecorder(trace)
+        recorder.write(
+            EpisodeStart(
+                thread_id=thread_id,
+                task=state["task"],
+                policy=self.policy.name,
+                tools=self.tools.names,
+                video_sha256=file_sha256(video),
+                versions=package_versions(),
+            )
+        )
+        self._last_thread = thread_id
+        yield from self._drive(state, thread_id, recorder)
+
+    def resume(self, thread_id: str) -> Result:
+        """Continue an interrupted episode from its last checkpoint."""
+        for _ in self.resume_stream(thread_id):
+            pass
+        return self.result(thread_id)
+
+    def resume_stream(self, thread_id: str) -> Iterator[Step]:
+        snapshot = self.graph.get_state(self._config(thread_id))
+        if not snapshot.values:
+            raise KeyError(f"no episode with thread id {thread_id!r} in {self.workdir / 'checkpoints.sqlite'}")
+        recorder = TraceRecorder(snapshot.values["task"]["trace_path"])
+        self._last_thread = thread_id
+        if not snapshot.next:  # already finished
+            return
+        recorder.write(EpisodeResumed(thread_id=thread_id, entries_so_far=len(snapshot.values.get("entries", []))))
+        self._sync_trace(recorder, snapshot.values, node="resume")
+        yield from self._drive(None, thread_id, recorder)
+
+    def result(self, thread_id: str) -> Result:
+        """The result of an episode, finished or not, from its checkpoint."""
+        values = self.graph.get_state(self._config(thread_id)).values
+        if not values:
+            raise KeyError(f"no episode with thread id {thread_id!r}")
+        context = Context.from_dicts(values.get("entries", []))
+        final = _final_answer(context)
+        stop = values.get("stop_reason") or "interrupted"
+        accepted = stop == ANSWERED and final is not None
+        return Result(
+            thread_id=thread_id,
+            answer=final.text if final else None,
+            option=final.option if final else None,
+            accepted=accepted,
+            evidence=[e for ref in (final.refs if final else ()) if (e := context.get(ref)) is not None],
+            stop_reason=stop,
+            stop_detail=values.get("stop_detail"),
+            steps=values.get("step", 0),
+            tool_calls=values.get("tool_calls", 0),
+            elapsed_s=values.get("elapsed_s", 0.0),
+            trace_path=Path(values["task"]["trace_path"]),
+            context=list(context),
+        )
+
+    def state(self, thread_id: str) -> dict[str, Any]:
+        """The raw checkpointed state of an episode (plain data)."""
+        return dict(self.graph.get_state(self._config(thread_id)).values)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------- #
+    @staticmethod
+    def _config(thread_id: str) -> dict[str, Any]:
+        # Budgets end episodes; the recursion limit only guards against a bug.
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": 100_000}
+
+    def _drive(self, state: dict[str, Any] | None, thread_id: str, recorder: TraceRecorder) -> Iterator[Step]:
+        config = self._config(thread_id)
+        for chunk in self.graph.stream(state, config, context=self.deps, stream_mode="updates", durability="sync"):
+            for node, update in chunk.items():
+                update = update or {}
+                self._record(recorder, node, update)
+                yield Step(
+                    node=node,
+                    entries=[parse_entry(e) for e in update.get("entries", [])],
+                    step=update.get("step", 0),
+                    stop_reason=update.get("stop_reason"),
+                )
+        final = self.result(thread_id)
+        recorder.write(
+            EpisodeEnd(
+                stop_reason=final.stop_reason,
+                answer=final.answer,
+                option=final.option,
+                accepted=final.accepted,
+                steps=final.steps,
+                tool_calls=final.tool_calls,
+                elapsed_s=final.elapsed_s,
+            )
+        )
+
+    def _record(self, recorder: TraceRecorder, node: str, update: dict[str, Any]) -> None:
+        for entry in update.get("entries", []):
+            recorder.write(EntryEvent(node=node, entry=entry))
+        for event in update.get("events", []):
+            if event["type"] == "model_call":
+                recorder.write(ModelCallEvent(step=event["step"], policy=event["policy"], usage=event["usage"]))
+            elif event["type"] == "tool_call":
+                recorder.write(ToolCallEvent(**{k: v for k, v in event.items() if k != "type"}))
+
+    @staticmethod
+    def _sync_trace(recorder: TraceRecorder, values: dict[str, Any], node: str) -> None:
+        """Write checkpointed entries the trace lacks (the process died between the two)."""
+        seen = recorder.entry_ids()
+        for entry in values.get("entries", []):
+            if entry["id"] not in seen:
+                recorder.write(EntryEvent(node=node, entry=entry))
+
+
+def _final_answer(context: Context) -> Answer | None:
+    """The accepted answer if any, else the last proposed one."""
+    for verdict in reversed(context.of_kind(Verdict)):
+        if verdict.accepted and verdict.refs:
+            found = context.get(verdict.refs[0])
+            if isinstance(found, Answer):
+                return found
+    return context.last(Answer)
+
+
+def _as_registry(tools: ToolRegistry | Iterable[Tool | type[Tool] | str] | None) -> ToolRegistry:
+    if tools is None:
+        return builtin_registry()
+    if isinstance(tools, ToolRegistry):
+        return tools
+    registry = ToolRegistry()
+    builtins: ToolRegistry | None = None
+    for item in tools:
+        if isinstance(item, str):
+            builtins = builtins or builtin_registry()
+            registry.register(builtins.get(item))
+        else:
+            registry.register(item)
+    return registry

@@ -1,0 +1,210 @@
+"""The `mcr` command line.
+
+    mcr run TASK.yaml [--trace PATH] [--workdir DIR]   run a task (or a suite)
+    mcr resume THREAD_ID [--workdir DIR]               continue an interrupted episode
+    mcr tools [--json]                                  list the registered tools
+
+Exit codes: 0 the task was answered (and matched its ground truth, if it has
+one); 1 the task failed (no accepted answer, a budget ran out, wrong answer);
+2 bad input (a task file, video or tool name that is wrong — the message says
+which file, line and key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    return Console(quiet=quiet, highlight=False, soft_wrap=True)
+
+
+def _describe(entry: Any) -> tuple[str, str, str]:
+    """(label, style, text) for one context entry, for the terminal."""
+    kind = entry.kind
+    if kind == "instruction":
+        opts = f"  options: {', '.join(entry.options)}" if entry.options else ""
+        return "question", "bold", f"{entry.text}{opts}"
+    if kind == "observation":
+        return "observe", "cyan", entry.text
+    if kind == "thought":
+        return "think", "magenta", entry.text
+    if kind == "tool_call":
+        return "call", "yellow", f"{entry.tool}({json.dumps(entry.arguments)})"
+    if kind == "tool_result":
+        summary = entry.summary if len(entry.summary) < 400 else entry.summary[:400] + " …"
+        return "result", "green", f"{entry.tool}: {summary}"
+    if kind == "tool_error":
+        return "error", "red", f"{entry.tool or 'policy'} ({entry.error_type}): {entry.message}"
+    if kind == "memory":
+        return "memory", "blue", entry.text
+    if kind == "verdict":
+        return ("accepted", "green", entry.reason) if entry.accepted else ("rejected", "red", entry.reason)
+    if kind == "answer":
+        opt = f" ({entry.option})" if entry.option else ""
+        cites = f"  evidence: {', '.join(entry.refs)}" if entry.refs else ""
+        return "answer", "bold", f"{entry.text}{opt}{cites}"
+    return kind, "", ""
+
+
+def _print_steps(console, steps) -> None:
+    from rich.markup import escape
+
+    for step in steps:
+        for entry in step.entries:
+            label, style, text = _describe(entry)
+            # What a model or a tool wrote is escaped: it is shown, never interpreted.
+            console.print(f"{entry.id:>4} [{style or 'default'}]{label:<9}[/] {escape(text)}")
+
+
+def _report(console, task, result) -> int:
+    correct = task.answer_is_correct(result.answer, result.option) if task is not None else None
+    console.print()
+    if result.accepted:
+        opt = f" ({result.option})" if result.option else ""
+        console.print(f"[bold]Answer:[/] {result.answer}{opt}")
+    else:
+        console.print(f"[bold red]No accepted answer[/] (stop reason: {result.stop_reason}"
+                      f"{': ' + result.stop_detail if result.stop_detail else ''})")
+    if correct is not None:
+        console.print(f"Ground truth: {task.answer} → {'[green]correct[/]' if correct else '[red]wrong[/]'}")
+    console.print(f"Steps: {result.steps}, tool calls: {result.tool_calls}, time: {result.elapsed_s:.1f} s")
+    console.print(f"Trace: {result.trace_path}   (resume: mcr resume {result.thread_id})")
+    return EXIT_OK if result.accepted and correct is not False else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mcr.agent import Agent
+    from mcr.task import load_tasks
+
+    console = _console(args.quiet)
+    tasks = load_tasks(args.task)
+    if args.trace and len(tasks) > 1:
+        raise _BadInput(f"--trace names one file but {args.task} holds {len(tasks)} tasks; drop --trace")
+    worst = EXIT_OK
+    for task in tasks:
+        with Agent.from_task(task, workdir=args.workdir) as agent:
+            console.print(f"[bold]Task[/] {task.name}: {task.video.name} — policy {agent.policy.name}, "
+                          f"tools {', '.join(agent.tools.names)}")
+            steps = agent.stream_task(task, trace_path=args.trace, thread_id=args.thread)
+            _print_steps(console, steps)
+            worst = max(worst, _report(console, task, agent.result(agent._last_thread)))
+    return worst
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from mcr.agent import Agent
+    from mcr.task import TaskSpec
+
+    console = _console(args.quiet)
+    # The task spec travels in the checkpoint, so the same agent can be rebuilt.
+    probe = _open_state(args.workdir, args.thread_id)
+    spec = probe.get("task", {}).get("spec")
+    if spec is None:
+        raise _BadInput(f"episode {args.thread_id} was started from Python, not a task file; resume it with Agent.resume()")
+    task = TaskSpec.model_validate(spec)
+    with Agent.from_task(task, workdir=args.workdir) as agent:
+        console.print(f"[bold]Resuming[/] {args.thread_id} ({len(probe.get('entries', []))} entries so far)")
+        _print_steps(console, agent.resume_stream(args.thread_id))
+        return _report(console, task, agent.result(args.thread_id))
+
+
+def _open_state(workdir: str, thread_id: str) -> dict[str, Any]:
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    db = Path(workdir) / "checkpoints.sqlite"
+    if not db.is_file():
+        raise _BadInput(f"no checkpoints in {workdir} ({db} does not exist); pass the --workdir the episode ran with")
+    with sqlite3.connect(db, check_same_thread=False) as conn:
+        saved = SqliteSaver(conn).get_tuple({"configurable": {"thread_id": thread_id}})
+    if saved is None:
+        raise _BadInput(f"no episode {thread_id!r} in {db}")
+    return saved.checkpoint["channel_values"]
+
+
+def cmd_tools(args: argparse.Namespace) -> int:
+    from mcr.tools import UNAVAILABLE, builtin_registry
+    from mcr.tools.base import load_plugin
+
+    registry = builtin_registry()
+    for plugin in args.plugin or []:
+        for t in load_plugin(plugin):
+            registry.register(t, replace=True)
+    if args.json:
+        print(json.dumps(registry.schemas(), indent=2))
+        return EXIT_OK
+    console = _console(False)
+    for t in registry:
+        params = t.Input.model_json_schema().get("properties", {})
+        console.print(f"[bold]{t.name}[/]  {t.description}")
+        for pname, schema in params.items():
+            console.print(f"    {pname}: {schema.get('type', schema.get('anyOf', '…'))}  {schema.get('description', '')}")
+    for name, why in UNAVAILABLE.items():
+        console.print(f"[dim]{name}  (unavailable: {why})[/]")
+    return EXIT_OK
+
+
+class _BadInput(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mcr",
+        description="InternVideo3-MCR: an agent that explores a video (observe → reason → act → verify).",
+        epilog="Start with: mcr run examples/tasks/ships.yaml   (see README.md for the task format)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a task (or suite) YAML file", description="Run the episode(s) a task file describes and print each step.")
+    run.add_argument("task", help="task or suite YAML file")
+    run.add_argument("--trace", help="write the trace here (default: WORKDIR/traces/THREAD.jsonl)")
+    run.add_argument("--workdir", default=".mcr", help="checkpoints, traces and artifacts (default: .mcr)")
+    run.add_argument("--thread", help="thread id for the episode (default: TASKNAME-random)")
+    run.add_argument("-q", "--quiet", action="store_true", help="print nothing; use the exit code")
+    run.set_defaults(func=cmd_run)
+
+    resume = sub.add_parser("resume", help="continue an interrupted episode", description="Continue an episode from its last checkpoint.")
+    resume.add_argument("thread_id", help="the thread id printed by `mcr run`")
+    resume.add_argument("--workdir", default=".mcr", help="the workdir the episode ran with (default: .mcr)")
+    resume.add_argument("-q", "--quiet", action="store_true")
+    resume.set_defaults(func=cmd_resume)
+
+    tools = sub.add_parser("tools", help="list the registered tools and their arguments")
+    tools.add_argument("--json", action="store_true", help="print the JSON schemas the policy sees")
+    tools.add_argument("--plugin", action="append", help="also load tools from this module or .py file")
+    tools.set_defaults(func=cmd_tools)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline-first: never hang on a hub look-up
+    args = build_parser().parse_args(argv)
+    from mcr.model.video import VideoError
+    from mcr.policies.factory import PolicyUnavailable
+    from mcr.task import TaskFileError
+    from mcr.tools.base import UnknownToolError
+
+    try:
+        return args.func(args)
+    except (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, _BadInput, FileNotFoundError) as exc:
+        print(f"mcr: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("mcr: interrupted; the episode can be resumed with `mcr resume THREAD_ID`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,312 @@
+"""The MCR loop as a LangGraph state machine: observe → reason → act → verify.
+
+Read this file top to bottom to see every node and edge::
+
+    START → observe → reason ─┬─► act/<tool> ─► act/<tool> … ─► reason
+                              ├─► verify ─┬─► answer → END   (accepted)
+                              │           └─► reason         (rejected)
+                              ├─► reason                     (invalid output: try again)
+                              └─► END                        (a budget ran out, or the policy gave up)
+
+State (`EpisodeState`) is plain JSON-able data — the context entries, counters
+and the queue of pending calls — so a SQLite checkpoint after every node lets a
+killed episode resume by thread id. The policy, the tools, the verifier and any
+model session are *runtime context* (`EpisodeDeps`), never state.
+
+Errors the model causes (bad arguments, unknown tools, a failing tool, output
+that is no decision) become ToolError entries and the loop goes on; budgets
+(steps, tool calls, active wall time, tokens) always end the episode with a
+recorded stop reason. Nothing relies on LangGraph's recursion limit.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from mcr.context import (
+    Answer,
+    Context,
+    Instruction,
+    Observation,
+    Thought,
+    TimeSpan,
+    ToolCall,
+    ToolError,
+    ToolResult,
+    VideoRef,
+)
+from mcr.policies.base import FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
+from mcr.task import Budget
+from mcr.tools.base import ToolContext, ToolFailure, ToolRegistry
+from mcr.verify import Verifier
+
+ACT_PREFIX = "act/"
+
+# Stop reasons, as recorded in state, traces and results.
+ANSWERED = "answered"
+MAX_STEPS = "max_steps"
+MAX_TOOL_CALLS = "max_tool_calls"
+WALL_TIME = "wall_time"
+MAX_TOKENS = "max_tokens"
+POLICY_ERROR = "policy_error"
+
+
+class EpisodeState(TypedDict, total=False):
+    """Everything that flows between nodes; JSON-serialisable by construction."""
+
+    task: dict[str, Any]  # question, video ref, options, budget (+ the task spec when from YAML)
+    entries: Annotated[list[dict[str, Any]], operator.add]  # the context, append-only
+    events: Annotated[list[dict[str, Any]], operator.add]  # model/tool call records for the trace
+    step: int  # policy turns so far
+    tool_calls: int
+    tokens: int
+    pending: list[dict[str, str]]  # queued calls: {"id": ToolCall entry id, "tool": name}
+    elapsed_s: float  # active time, summed over nodes (so a resume does not count downtime)
+    stop_reason: str | None
+    stop_detail: str | None
+
+
+@dataclass
+class EpisodeDeps:
+    """Runtime context: the live objects nodes use. Not checkpointed."""
+
+    policy: Policy
+    tools: ToolRegistry
+    verifier: Verifier = field(default_factory=Verifier)
+    workdir: Path = Path(".mcr")
+    tool_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    session: Any = None
+
+
+# --------------------------------------------------------------------------- #
+# Nodes
+# --------------------------------------------------------------------------- #
+
+
+def observe(state: EpisodeState) -> dict[str, Any]:
+    """Open the episode: the instruction and a first look at the whole video."""
+    t0 = time.perf_counter()
+    task = state["task"]
+    ctx = Context()
+    video = VideoRef.model_validate(task["video"]) if task.get("video") else None
+    ctx.append(Instruction(text=task["question"], video=video, options=tuple(task["options"]) if task.get("options") else None))
+    if video is not None:
+        info = task.get("video_info", {})
+        audio = "with an audio track" if info.get("has_audio") else "without audio"
+        text = (
+            f"Video {Path(video.path).name}: {video.duration or 0:.1f} s, "
+            f"{info.get('width', '?')}x{info.get('height', '?')} at {info.get('fps', 0):.1f} fps, {audio}."
+        )
+        ctx.append(Observation(span=TimeSpan(start=0.0, end=video.duration or 0.0), video=video, text=text, refs=("e0",)))
+    return {
+        "entries": ctx.to_dicts(),
+        "step": 0,
+        "tool_calls": 0,
+        "tokens": 0,
+        "pending": [],
+        "elapsed_s": state.get("elapsed_s", 0.0) + time.perf_counter() - t0,
+        "stop_reason": None,
+    }
+
+
+def _budget_exhausted(state: EpisodeState) -> str | None:
+    budget = Budget.model_validate(state["task"].get("budget", {}))
+    if state["step"] >= budget.max_steps:
+        return MAX_STEPS
+    if state["elapsed_s"] >= budget.wall_time_s:
+        return WALL_TIME
+    if budget.max_tokens is not None and state["tokens"] >= budget.max_tokens:
+        return MAX_TOKENS
+    return None
+
+
+def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
+    """Ask the policy for the next decision and write it into the context."""
+    t0 = time.perf_counter()
+    stop = _budget_exhausted(state)
+    if stop:
+        return {"stop_reason": stop, "stop_detail": f"budget '{stop}' reached"}
+    deps = runtime.context
+    ctx = Context.from_dicts(state["entries"])
+    step = state["step"] + 1
+    before = len(ctx)
+    update: dict[str, Any] = {"step": step}
+    try:
+        decision = deps.policy.decide(ctx, deps.tools.schemas())
+    except PolicyError as exc:
+        return {"step": step, "stop_reason": POLICY_ERROR, "stop_detail": str(exc)}
+
+    if decision.thought:
+        ctx.append(Thought(step=step, text=decision.thought))
+    pending: list[dict[str, str]] = []
+    if isinstance(decision, ToolCalls):
+        budget = Budget.model_validate(state["task"].get("budget", {}))
+        remaining = budget.max_tool_calls - state["tool_calls"]
+        if remaining <= 0:
+            return {"step": step, "stop_reason": MAX_TOOL_CALLS, "stop_detail": "budget 'max_tool_calls' reached"}
+        for request in decision.calls:
+            call = ctx.append(ToolCall(step=step, tool=request.tool, arguments=request.arguments))
+            if request.tool not in deps.tools:
+                known = ", ".join(deps.tools.names)
+                ctx.append(ToolError(step=step, refs=(call.id,), tool=request.tool, error_type="unknown_tool",
+                                     message=f"there is no tool {request.tool!r}; available tools: {known}"))
+            elif len(pending) >= remaining:
+                ctx.append(ToolError(step=step, refs=(call.id,), tool=request.tool, error_type="budget",
+                                     message="not run: the episode's tool-call budget is used up"))
+            else:
+                pending.append({"id": call.id, "tool": request.tool})
+    elif isinstance(decision, FinalAnswer):
+        known = tuple(ref for ref in decision.evidence if ctx.get(ref) is not None)
+        missing = tuple(ref for ref in decision.evidence if ctx.get(ref) is None)
+        spans = [e.span for ref in known if (e := ctx.get(ref)) is not None and e.span is not None]
+        span = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
+        option = decision.option.strip().upper() if decision.option else None
+        ctx.append(Answer(step=step, text=decision.text, option=option, refs=known, missing_refs=missing, span=span))
+    elif isinstance(decision, InvalidOutput):
+        ctx.append(ToolError(step=step, error_type="invalid_output", message=decision.error))
+
+    usage = getattr(deps.policy, "last_usage", None)
+    usage_dict = usage.model_dump() if usage is not None else {}
+    spent = int(usage_dict.get("prefilled_tokens", 0)) + int(usage_dict.get("generated_tokens", 0))
+    update.update(
+        entries=ctx.to_dicts()[before:],
+        pending=pending,
+        tokens=state["tokens"] + spent,
+        events=[{"type": "model_call", "step": step, "policy": deps.policy.name, "usage": usage_dict}],
+        elapsed_s=state["elapsed_s"] + time.perf_counter() - t0,
+    )
+    return update
+
+
+def make_act_node(tool_name: str):
+    """The node that runs the first pending call, which must be for `tool_name`."""
+
+    def act(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        deps = runtime.context
+        head, rest = state["pending"][0], state["pending"][1:]
+        if head["tool"] != tool_name:  # the router sends each call to its own node
+            raise RuntimeError(f"act node {tool_name!r} got a call for {head['tool']!r}")
+        ctx = Context.from_dicts(state["entries"])
+        call = ctx.get(head["id"])
+        assert isinstance(call, ToolCall)
+        tool = deps.tools.get(tool_name)
+        instruction = ctx.instruction
+        tool_ctx = ToolContext(
+            context=ctx,
+            video=instruction.video if instruction else None,
+            workdir=deps.workdir,
+            settings=deps.tool_settings.get(tool_name, {}),
+            session=deps.session,
+            step=state["step"],
+        )
+        event: dict[str, Any] = {"type": "tool_call", "step": state["step"], "tool": tool_name, "call_id": call.id,
+                                 "input": call.arguments}
+        try:
+            tool_input = tool.validate_input(call.arguments)
+            output = tool.run(tool_input, tool_ctx)
+            if not isinstance(output, tool.Output):
+                raise TypeError(f"tool {tool_name} returned {type(output).__name__}, not {tool.Output.__name__}")
+            entry: ToolResult | ToolError = ToolResult(
+                step=state["step"], refs=(call.id,), tool=tool_name, output=output.model_dump(mode="json"),
+                summary=tool.summarize(output), span=tool.span_of(tool_input, output),
+            )
+            event["output"] = entry.output
+        except ToolFailure as exc:
+            entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type=exc.error_type, message=str(exc))
+            event["error"] = f"{exc.error_type}: {exc}"
+        except MemoryError:
+            raise
+        except Exception as exc:  # a crashed tool must not end the episode
+            entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type="tool_crashed",
+                              message=f"{type(exc).__name__}: {exc}")
+            event["error"] = traceback.format_exc(limit=8)
+        ctx.append(entry)
+        duration = time.perf_counter() - t0
+        event["duration_s"] = duration
+        return {
+            "entries": [ctx[-1].model_dump(mode="json")],
+            "pending": rest,
+            "tool_calls": state["tool_calls"] + 1,
+            "events": [event],
+            "elapsed_s": state["elapsed_s"] + duration,
+        }
+
+    act.__name__ = f"act_{tool_name}"
+    return act
+
+
+def verify(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
+    """Judge the proposed answer; a rejection's reason goes back to the policy."""
+    t0 = time.perf_counter()
+    ctx = Context.from_dicts(state["entries"])
+    answer = ctx[-1]
+    assert isinstance(answer, Answer)
+    ctx.append(runtime.context.verifier.verify(answer, ctx))
+    return {"entries": [ctx[-1].model_dump(mode="json")], "elapsed_s": state["elapsed_s"] + time.perf_counter() - t0}
+
+
+def answer(state: EpisodeState) -> dict[str, Any]:
+    """The accepted answer goes out: the episode ends."""
+    return {"stop_reason": ANSWERED, "stop_detail": None}
+
+
+# --------------------------------------------------------------------------- #
+# Routers
+# --------------------------------------------------------------------------- #
+
+
+def route_after_reason(state: EpisodeState) -> str:
+    if state.get("stop_reason"):
+        return END
+    if state["pending"]:
+        return ACT_PREFIX + state["pending"][0]["tool"]
+    last = state["entries"][-1]
+    if last["kind"] == "answer":
+        return "verify"
+    return "reason"  # an invalid output or only failed calls: the policy tries again
+
+
+def route_after_act(state: EpisodeState) -> str:
+    return ACT_PREFIX + state["pending"][0]["tool"] if state["pending"] else "reason"
+
+
+def route_after_verify(state: EpisodeState) -> str:
+    last = state["entries"][-1]
+    if last["kind"] != "verdict":
+        raise RuntimeError(f"verify must end with a verdict, got {last['kind']}")
+    return "answer" if last["accepted"] else "reason"
+
+
+# --------------------------------------------------------------------------- #
+# Wiring
+# --------------------------------------------------------------------------- #
+
+
+def build_graph(tools: ToolRegistry, checkpointer: Any = None):
+    """Compile the MCR graph with one act node per registered tool."""
+    graph = StateGraph(EpisodeState, context_schema=EpisodeDeps)
+    graph.add_node("observe", observe)
+    graph.add_node("reason", reason)
+    graph.add_node("verify", verify)
+    graph.add_node("answer", answer)
+    act_nodes = [ACT_PREFIX + name for name in tools.names]
+    for name in tools.names:
+        graph.add_node(ACT_PREFIX + name, make_act_node(name))
+
+    graph.add_edge(START, "observe")
+    graph.add_edge("observe", "reason")
+    graph.add_conditional_edges("reason", route_after_reason, [*act_nodes, "verify", "reason", END])
+    for node in act_nodes:
+        graph.add_conditional_edges(node, route_after_act, [*act_nodes, "reason"])
+    graph.add_conditional_edges("verify", route_after_verify, ["answer", "reason"])
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=checkpointer)

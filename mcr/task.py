@@ -1,0 +1,335 @@
+"""YAML task definitions: one task, or a suite of tasks with shared defaults.
+
+A task file becomes a validated pydantic spec once, at load time; nothing
+downstream touches raw dicts. Validation is strict (unknown keys, wrong types,
+missing files) and every error names the file, the line and the key, because a
+newcomer's first contact with the framework is usually a typo in a YAML file.
+
+Task format (paths are relative to the YAML file)::
+
+    name: ships
+    video: ../media/sample.mp4
+    question: How many ships does the keeper count at night?
+    options: [five, six, seven, eight]     # optional: multiple choice
+    answer: C                              # optional ground truth (letter or text)
+    span: [6.0, 12.0]                      # optional ground-truth span, seconds
+    tools: [segment, transcribe]           # allowed tools (default: all)
+    plugins: [my_tools.py]                 # extra tool modules (file or dotted name)
+    budget: {max_steps: 8, max_tool_calls: 8, wall_time_s: 300}
+    policy:
+      name: scripted
+      plan:
+        - think: Listen to the narration.
+          call: transcribe
+        - answer: "{{ spoken('ships').text }}"
+          option: "{{ choose(spoken('ships').text) }}"
+          evidence: [transcribe]
+
+A suite file has ``suite: NAME``, optional ``defaults:`` (any task key) and
+``tasks:`` (a list of tasks); each task is the defaults updated by its own keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from mcr.context import TimeSpan
+
+# --------------------------------------------------------------------------- #
+# Shared settings types (also used by the Agent API)
+# --------------------------------------------------------------------------- #
+
+
+class Budget(BaseModel):
+    """Limits that always end an episode; the one that did is the stop reason."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_steps: int = Field(default=12, ge=1, description="policy turns (reason steps)")
+    max_tool_calls: int = Field(default=24, ge=0)
+    wall_time_s: float = Field(default=900.0, gt=0, description="active seconds, summed over resumes")
+    max_tokens: int | None = Field(default=None, ge=1, description="model tokens (prefilled + generated)")
+
+
+class VideoSettings(BaseModel):
+    """How the policy's model looks at the video (Qwen-VL sampling semantics)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fps: float = Field(default=2.0, gt=0)
+    min_pixels: int = Field(default=64 * 28 * 28, gt=0)
+    max_pixels: int = Field(default=256 * 28 * 28, gt=0)
+
+
+# --------------------------------------------------------------------------- #
+# Policies as the task names them
+# --------------------------------------------------------------------------- #
+
+
+class PlanCall(BaseModel):
+    """One tool call in a scripted plan. String arguments may be templates."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanStep(BaseModel):
+    """One scripted decision: tool call(s) or an answer, with an optional thought.
+
+    Templates (``{{ ... }}``, Jinja2, sandboxed) see ``results`` (last output of
+    each tool), ``question``, ``options`` and the helpers ``find``, ``spoken``
+    and ``choose``; see ``policies/scripted.py``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    think: str | None = None
+    call: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    calls: list[PlanCall] | None = None
+    answer: str | None = None
+    option: str | None = None
+    evidence: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> PlanStep:
+        actions = [self.call is not None, self.calls is not None, self.answer is not None]
+        if sum(actions) != 1:
+            raise ValueError("each plan step needs exactly one of 'call', 'calls' or 'answer'")
+        if self.args and self.call is None:
+            raise ValueError("'args' goes with 'call'")
+        if (self.option or self.evidence) and self.answer is None:
+            raise ValueError("'option' and 'evidence' go with 'answer'")
+        return self
+
+    def planned_calls(self) -> list[PlanCall]:
+        if self.call is not None:
+            return [PlanCall(tool=self.call, args=self.args)]
+        return list(self.calls or [])
+
+
+class ScriptedPolicySpec(BaseModel):
+    """Follow a fixed plan: the deterministic driver for tests and demos."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["scripted"]
+    plan: list[PlanStep] = Field(min_length=1)
+
+
+class ModelPolicySpec(BaseModel):
+    """A model decides. ``settings`` go to the policy's constructor as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["internvideo3", "offline"]
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+PolicySpec = Annotated[Union[ScriptedPolicySpec, ModelPolicySpec], Field(discriminator="name")]
+
+
+# --------------------------------------------------------------------------- #
+# Tasks and suites
+# --------------------------------------------------------------------------- #
+
+
+class TaskSpec(BaseModel):
+    """One question about one video, and how to explore it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "task"
+    video: Path
+    question: str = Field(min_length=1)
+    options: list[str] | None = None
+    answer: str | None = None
+    span: TimeSpan | None = None
+    tools: list[str] | None = None
+    plugins: list[str] = Field(default_factory=list)
+    tool_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    budget: Budget = Field(default_factory=Budget)
+    video_settings: VideoSettings = Field(default_factory=VideoSettings)
+    policy: PolicySpec = Field(default_factory=lambda: ModelPolicySpec(name="offline"))
+
+    # Where the task came from, so later checks (tool names) can point at a line.
+    _source: tuple[str, dict[tuple, int], tuple] | None = PrivateAttr(default=None)
+
+    def check_tool_names(self, available: set[str] | list[str]) -> None:
+        """Raise TaskFileError if the task names a tool that is not registered."""
+        available = set(available)
+        named: list[tuple[tuple, str]] = [(("tools", i), n) for i, n in enumerate(self.tools or [])]
+        if isinstance(self.policy, ScriptedPolicySpec):
+            for i, step in enumerate(self.policy.plan):
+                if step.call is not None:
+                    named.append((("policy", "plan", i, "call"), step.call))
+                for j, call in enumerate(step.calls or []):
+                    named.append((("policy", "plan", i, "calls", j, "tool"), call.tool))
+        allowed = set(self.tools) if self.tools is not None else available
+        for key_path, name in named:
+            if name not in available or name not in allowed:
+                why = "is not registered" if name not in available else "is not in this task's 'tools'"
+                path, lines, base = self._source or (self.name, {}, ())
+                raise TaskFileError(
+                    path,
+                    f"unknown tool {name!r} ({why}); available: {', '.join(sorted(allowed & available)) or '(none)'}",
+                    line=lines.get(base + key_path),
+                    key=".".join(str(p) for p in key_path),
+                )
+
+    @field_validator("span", mode="before")
+    @classmethod
+    def _span_from_pair(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and len(value) == 2:
+            return {"start": value[0], "end": value[1]}
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options_fit_letters(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not 2 <= len(value) <= 26:
+            raise ValueError("a multiple-choice task needs 2 to 26 options")
+        return value
+
+    def answer_is_correct(self, text: str | None, option: str | None) -> bool | None:
+        """Compare a final answer to the ground truth; None when there is none."""
+        if self.answer is None:
+            return None
+        truth = self.answer.strip().lower()
+        if self.options and len(truth) == 1 and option:
+            return option.strip().lower() == truth
+        return text is not None and truth in text.strip().lower()
+
+
+class SuiteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- #
+# Loading, with errors that point at the line
+# --------------------------------------------------------------------------- #
+
+
+class TaskFileError(ValueError):
+    """A task file is unreadable or invalid. Says file, line and key."""
+
+    def __init__(self, path: Path | str, message: str, line: int | None = None, key: str | None = None):
+        self.path, self.line, self.key, self.reason = str(path), line, key, message
+        where = f"{path}:{line}" if line else str(path)
+        what = f" (key '{key}')" if key else ""
+        super().__init__(f"{where}{what}: {message}")
+
+
+def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
+    """Map each key path in a composed YAML document to its 1-based line."""
+    lines: dict[tuple, int] = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = path + (key_node.value,)
+            lines.update(_line_index(value_node, sub))
+            lines[sub] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_index(item, path + (i,)))
+    return lines
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
+    if not path.is_file():
+        raise TaskFileError(path, "task file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise TaskFileError(path, f"malformed YAML: {problem}", line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise TaskFileError(path, "a task file must be a mapping of keys (name, video, question, ...)", line=1)
+    return data, _line_index(node) if node is not None else {}
+
+
+def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, int], base: tuple = ()) -> TaskFileError:
+    err = exc.errors()[0]
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("scripted", "internvideo3", "offline")))
+    key_path = base + loc
+    line = None
+    for cut in range(len(key_path), -1, -1):  # nearest enclosing key that has a line
+        if key_path[:cut] in lines:
+            line = lines[key_path[:cut]]
+            break
+    key = ".".join(str(p) for p in key_path) or None
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key; check its spelling against the task format in the README"
+    elif kind == "missing":
+        message = "required key is missing"
+    else:
+        message = err["msg"]
+    return TaskFileError(path, message, line=line, key=key)
+
+
+def _resolve_paths(task: TaskSpec, base_dir: Path, path: Path, lines: dict[tuple, int], base: tuple) -> TaskSpec:
+    video = task.video if task.video.is_absolute() else (base_dir / task.video)
+    video = video.resolve()
+    if not video.is_file():
+        raise TaskFileError(path, f"video file not found: {video}", line=lines.get(base + ("video",)), key="video")
+    plugins = []
+    for i, plugin in enumerate(task.plugins):
+        if plugin.endswith(".py") or "/" in plugin:
+            resolved = (base_dir / plugin).resolve()
+            if not resolved.is_file():
+                raise TaskFileError(
+                    path, f"tool plugin not found: {resolved}", line=lines.get(base + ("plugins", i)), key=f"plugins.{i}"
+                )
+            plugin = str(resolved)
+        plugins.append(plugin)
+    resolved_task = task.model_copy(update={"video": video, "plugins": plugins})
+    resolved_task._source = (str(path), lines, base)
+    return resolved_task
+
+
+def load_tasks(path: str | Path) -> list[TaskSpec]:
+    """Load a task or suite file into validated specs (paths made absolute).
+
+    Raises:
+        TaskFileError: with the file, line and key of the first problem.
+    """
+    path = Path(path)
+    data, lines = _read_yaml(path)
+    base_dir = path.resolve().parent
+    if "suite" in data or "tasks" in data:
+        try:
+            suite = SuiteSpec.model_validate(data)
+        except ValidationError as exc:
+            raise _error_from_validation(path, exc, lines) from None
+        raw_tasks = [(("tasks", i), {**suite.defaults, **t}) for i, t in enumerate(suite.tasks)]
+    else:
+        raw_tasks = [((), data)]
+    tasks = []
+    for base, raw in raw_tasks:
+        try:
+            task = TaskSpec.model_validate(raw)
+        except ValidationError as exc:
+            raise _error_from_validation(path, exc, lines, base) from None
+        tasks.append(_resolve_paths(task, base_dir, path, lines, base))
+    return tasks
+
+
+def load_task(path: str | Path) -> TaskSpec:
+    """Load a single-task file (a suite with one task is accepted too)."""
+    tasks = load_tasks(path)
+    if len(tasks) != 1:
+        raise TaskFileError(path, f"expected one task, found a suite of {len(tasks)}; use `mcr run` on each or run the suite")
+    return tasks[0]

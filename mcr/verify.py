@@ -1,0 +1,103 @@
+"""The verify node's judge: checks a proposed answer before it is accepted.
+
+A verdict either accepts (the answer goes out with its evidence) or rejects
+with a reason the policy reads on its next turn. Checks are small callables so
+a task or a tool (e.g. a model re-inspecting cited spans) can add its own; the
+built-in ones need no model and are cheap:
+
+* ``non_empty``       — the answer says something;
+* ``option_valid``    — a multiple-choice answer names one of the options;
+* ``evidence_exists`` — every cited entry exists;
+* ``evidence_given``  — (opt-in) at least one entry is cited;
+* ``not_repeated``    — the same answer was not already rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from mcr.context import Answer, Context, Verdict, option_letters
+
+CheckResult = tuple[bool, str]
+Check = Callable[[Answer, Context], CheckResult]
+
+
+def non_empty(answer: Answer, context: Context) -> CheckResult:
+    return (bool(answer.text.strip()) or answer.option is not None, "the answer is empty")
+
+
+def option_valid(answer: Answer, context: Context) -> CheckResult:
+    instruction = context.instruction
+    if instruction is None or not instruction.options:
+        return True, ""
+    letters = [letter for letter, _ in zip(option_letters(), instruction.options)]
+    if answer.option is None:
+        return False, f"this is a multiple-choice question: answer with one of the options {', '.join(letters)}"
+    if answer.option.strip().upper() not in letters:
+        return False, f"option {answer.option!r} does not exist; choose one of {', '.join(letters)}"
+    return True, ""
+
+
+def evidence_exists(answer: Answer, context: Context) -> CheckResult:
+    if answer.missing_refs:
+        return False, f"the answer cites entries that do not exist: {', '.join(answer.missing_refs)}"
+    return True, ""
+
+
+def evidence_given(answer: Answer, context: Context) -> CheckResult:
+    return bool(answer.refs), "cite the entries (tool results, observations) the answer relies on"
+
+
+def not_repeated(answer: Answer, context: Context) -> CheckResult:
+    for verdict in context.of_kind(Verdict):
+        if verdict.accepted or not verdict.refs:
+            continue
+        earlier = context.get(verdict.refs[0])
+        if isinstance(earlier, Answer) and earlier.id != answer.id and _same(earlier, answer):
+            return False, f"this answer was already rejected ({verdict.id}): {verdict.reason}"
+    return True, ""
+
+
+def _same(a: Answer, b: Answer) -> bool:
+    return a.text.strip().lower() == b.text.strip().lower() and (a.option or "") == (b.option or "")
+
+
+DEFAULT_CHECKS: dict[str, Check] = {
+    "non_empty": non_empty,
+    "option_valid": option_valid,
+    "evidence_exists": evidence_exists,
+    "not_repeated": not_repeated,
+}
+
+
+class Verifier:
+    """Runs named checks in order; the first failure's reason is the verdict's."""
+
+    def __init__(self, checks: dict[str, Check] | None = None, require_evidence: bool = False):
+        self.checks = dict(DEFAULT_CHECKS if checks is None else checks)
+        if require_evidence:
+            self.checks["evidence_given"] = evidence_given
+
+    def add(self, name: str, check: Check) -> None:
+        self.checks[name] = check
+
+    def verify(self, answer: Answer, context: Context) -> Verdict:
+        """Judge `answer` (already in `context`); returns an unsaved Verdict."""
+        results: dict[str, bool] = {}
+        reasons: list[str] = []
+        for name, check in self.checks.items():
+            ok, reason = check(answer, context)
+            results[name] = bool(ok)
+            if not ok:
+                reasons.append(reason)
+        accepted = not reasons
+        return Verdict(
+            step=answer.step,
+            refs=(answer.id, *answer.refs),
+            span=answer.span,
+            accepted=accepted,
+            reason="all checks passed" if accepted else reasons[0],
+            checks=results,
+        )
+
+

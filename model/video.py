@@ -1,0 +1,308 @@
+"""Video probing and frame decoding (PyAV). Everything that reads a video starts here.
+
+`probe()` opens a container once and reports what the rest of the system needs
+to plan: duration, frame rate, size, rotation, audio. `read_frames_at()` decodes
+the frames shown at given times, seeking to each region instead of decoding
+from the start, so a 10 s span of a two-hour film costs what a 10 s clip does.
+Frames come back upright (display rotation applied) as RGB arrays; only the
+frames asked for are kept in memory.
+
+Failures are typed and say what to do, instead of surfacing an FFmpeg error
+from deep inside a tool. Frame planning with the Qwen-VL pixel budget lives in
+`mcr.model.sampling`; this module only knows times and pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+# Seek again (instead of decoding on) when the next wanted frame is this far
+# ahead: beyond a typical GOP, a seek to the keyframe before it is cheaper.
+SEEK_GAP_S = 4.0
+
+
+class VideoError(Exception):
+    """Base class for problems with a user's video file."""
+
+
+class VideoNotFound(VideoError, FileNotFoundError):
+    def __init__(self, path: str | Path):
+        super().__init__(f"video file not found: {path} — check the path (relative paths are resolved from the task file)")
+
+
+class VideoOpenFailure(VideoError):
+    def __init__(self, path: str | Path, why: str):
+        super().__init__(
+            f"cannot read video {path}: {why} — is it a complete video file? "
+            "Try re-encoding it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`."
+        )
+
+
+class SpanOutsideVideo(VideoError, ValueError):
+    """A requested time (span) is not inside the video."""
+
+    def __init__(self, path: str | Path, start: float, end: float, duration: float):
+        self.start, self.end, self.duration = start, end, duration
+        super().__init__(
+            f"span {start:.2f}s-{end:.2f}s is outside video {path} (duration {duration:.2f}s) — "
+            f"ask for times between 0 and {duration:.2f}s"
+        )
+
+
+class VideoInfo(BaseModel):
+    """What `probe` found. Times in seconds; size after rotation is applied.
+
+    ``rotation`` is the counter-clockwise rotation (0/90/180/270) a player
+    applies to show the frames upright; decoded frames here already have it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    duration: float
+    fps: float
+    width: int
+    height: int
+    rotation: int = 0
+    has_audio: bool = False
+    frame_count: int | None = None
+
+    @property
+    def total_frames(self) -> int:
+        """Frame count from the container, else estimated from duration x fps."""
+        return self.frame_count or max(1, int(round(self.duration * self.fps)))
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Open `path` and read its stream metadata (decodes one frame for the rotation).
+
+    Raises:
+        VideoNotFound: no such file.
+        VideoOpenFailure: the file is not a readable video (corrupt, truncated,
+            audio-only, empty).
+    """
+    import av  # local: keeps `import mcr.model.video` cheap
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoNotFound(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoOpenFailure(path, "it has no video stream")
+            stream = container.streams.video[0]
+            fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+            if stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                duration = container.duration / 1_000_000
+            else:
+                duration = 0.0
+            width, height = stream.codec_context.width, stream.codec_context.height
+            # The display matrix is exposed per frame by PyAV >= 14; one decode
+            # also proves the stream has a frame at all.
+            first = next(container.decode(stream))
+            rotation = _rotation(first)
+            width, height = width or first.width, height or first.height
+            if rotation in (90, 270):
+                width, height = height, width
+            info = VideoInfo(
+                path=str(path),
+                duration=duration,
+                fps=fps,
+                width=width,
+                height=height,
+                rotation=rotation,
+                has_audio=bool(container.streams.audio),
+                frame_count=stream.frames or None,
+            )
+    except VideoError:
+        raise
+    except StopIteration:
+        raise VideoOpenFailure(path, "its video stream has no frames") from None
+    except Exception as exc:  # PyAV raises many types (InvalidDataError, OSError...)
+        raise VideoOpenFailure(path, f"{type(exc).__name__}: {exc}") from None
+    if info.duration <= 0 or info.fps <= 0:
+        raise VideoOpenFailure(path, "its duration or frame rate is unknown")
+    return info
+
+
+def _rotation(frame) -> int:
+    """Counter-clockwise display rotation in degrees (0/90/180/270) of a frame."""
+    try:
+        value = float(getattr(frame, "rotation", 0) or 0)
+    except (TypeError, ValueError):
+        return 0
+    return int(round(value / 90.0)) * 90 % 360
+
+
+# --------------------------------------------------------------------------- #
+# Decoding
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame: its presentation time and its upright RGB pixels."""
+
+    time: float
+    image: np.ndarray  # (H, W, 3) uint8 RGB, display rotation applied
+
+
+@contextmanager
+def _open(path: str | Path) -> Iterator:
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise VideoNotFound(path)
+    try:
+        container = av.open(str(path))
+    except Exception as exc:
+        raise VideoOpenFailure(path, f"{type(exc).__name__}: {exc}") from None
+    try:
+        if not container.streams.video:
+            raise VideoOpenFailure(path, "it has no video stream")
+        yield container
+    finally:
+        container.close()
+
+
+def _upright(frame) -> np.ndarray:
+    image = frame.to_ndarray(format="rgb24")  # (H, W, 3) as stored
+    turns = _rotation(frame) // 90
+    # np.rot90 turns counter-clockwise, the display matrix's direction.
+    return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
+
+
+def read_frames_at(path: str | Path, times: Sequence[float]) -> list[Frame]:
+    """The frames on screen at each of `times` (seconds), in the order given.
+
+    "On screen at t" is the last frame whose presentation time is <= t (or the
+    first frame, for t before it), which stays right for variable frame rate.
+    Times are visited in sorted order: the decoder seeks to the keyframe before
+    the first one, decodes forward, and seeks again across gaps over
+    ``SEEK_GAP_S`` — so memory holds only the frames returned.
+
+    Raises:
+        VideoNotFound, VideoOpenFailure: as for `probe`.
+    """
+    if not times:
+        return []
+    wanted = sorted(set(float(t) for t in times))
+    found: dict[float, Frame] = {}
+    eps = 1e-4  # float slack, so t == pts exactly picks that frame
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        base = float(stream.time_base)
+        start_pts = stream.start_time or 0
+        decoder: Iterator | None = None
+        shown = None  # last decoded frame with time <= target (raw, not converted)
+        shown_img: Frame | None = None
+        pending = None  # decoded but after the current target
+        try:
+            for target in wanted:
+                horizon = (pending or shown).time if (pending or shown) is not None else None
+                if decoder is None or (horizon is not None and target - horizon > SEEK_GAP_S):
+                    container.seek(start_pts + max(0, int(target / base)), stream=stream, backward=True, any_frame=False)
+                    decoder, shown, shown_img, pending = container.decode(stream), None, None, None
+                while True:
+                    if pending is None:
+                        pending = next(decoder, None)
+                        if pending is None:
+                            break  # end of stream: the last frame stays on screen
+                    if pending.time is not None and pending.time > target + eps:
+                        break  # `pending` comes later; `shown` (if any) is on screen at target
+                    shown, shown_img, pending = pending, None, None
+                chosen = shown if shown is not None else pending
+                if chosen is None:
+                    raise VideoOpenFailure(path, f"no frame could be decoded near {target:.2f}s")
+                if chosen is shown:
+                    shown_img = shown_img or Frame(float(shown.time or 0.0), _upright(shown))
+                    found[target] = shown_img
+                else:
+                    found[target] = Frame(float(pending.time or 0.0), _upright(pending))
+        except VideoError:
+            raise
+        except Exception as exc:
+            raise VideoOpenFailure(path, f"decoding failed: {type(exc).__name__}: {exc}") from None
+    return [found[float(t)] for t in times]
+
+
+def frame_at(path: str | Path, t: float) -> Frame:
+    """The frame on screen at time `t` (seconds). See `read_frames_at`."""
+    return read_frames_at(path, [t])[0]
+
+
+def iter_frames(path: str | Path, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
+    """Every frame with start <= time < end, decoded lazily after one seek.
+
+    For scanning a span (shot detection, motion) without holding it in memory.
+    """
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if start > 0:
+            container.seek((stream.start_time or 0) + int(start / float(stream.time_base)), stream=stream, backward=True)
+        try:
+            for frame in container.decode(stream):
+                t = float(frame.time or 0.0)
+                if t < start - 1e-4:
+                    continue
+                if end is not None and t >= end - 1e-4:
+                    break
+                yield Frame(t, _upright(frame))
+        except VideoError:
+            raise
+        except Exception as exc:
+            raise VideoOpenFailure(path, f"decoding failed: {type(exc).__name__}: {exc}") from None
+
+
+def check_span(info: VideoInfo, start: float, end: float, tolerance: float = 0.05) -> tuple[float, float]:
+    """Validate a span against the video and clip float slack at the end.
+
+    Raises:
+        SpanOutsideVideo: start < 0, end < start, or the span reaches past the
+            end by more than `tolerance` seconds.
+    """
+    if start < 0 or end < start or start > info.duration + tolerance or end > info.duration + tolerance:
+        raise SpanOutsideVideo(info.path, start, end, info.duration)
+    return start, min(end, info.duration)
+
+
+# --------------------------------------------------------------------------- #
+# Images on disk (the context holds paths, never pixels)
+# --------------------------------------------------------------------------- #
+
+
+def save_image(image: np.ndarray, path: str | Path, quality: int = 90) -> Path:
+    """Write an (H, W, 3) uint8 RGB array as JPEG or PNG (by suffix); returns the path."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() not in {".jpg", ".jpeg", ".png"}:
+        raise ValueError(f"cannot save {path}: use a .jpg, .jpeg or .png file name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(np.ascontiguousarray(image))
+    if path.suffix.lower() == ".png":
+        img.save(path, optimize=False)
+    else:
+        img.save(path, quality=quality)
+    return path
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bicubic resize with antialiasing (as qwen-vl-utils' torchvision resize)."""
+    from PIL import Image
+
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    out = Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(out)  # (height, width, 3) uint8

@@ -1,0 +1,101 @@
+"""The Policy protocol: who decides the next step, and what a decision is.
+
+A policy reads the context and the tool schemas and returns one Decision:
+either tool calls (optionally with a thought) or a final answer. It never runs
+tools and never appends to the context itself — the graph does both, so every
+policy (scripted, replayed, a local model, a server) is driven the same way.
+
+Policies must be resumable: whatever state they need must be derivable from the
+context (e.g. the scripted policy counts its earlier decisions), because after a
+crash the graph resumes from a checkpoint with a freshly built policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import Context
+
+
+class CallRequest(BaseModel):
+    """One tool call as the policy asked for it (validated against Input later)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolCalls(BaseModel):
+    """Decision: run these tools, in order, then come back to the policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["tool_calls"] = "tool_calls"
+    calls: tuple[CallRequest, ...] = Field(min_length=1)
+    thought: str | None = None
+
+
+class FinalAnswer(BaseModel):
+    """Decision: propose this answer (the verifier may still reject it).
+
+    Attributes:
+        text: the answer.
+        option: the chosen option letter for multiple-choice questions.
+        evidence: ids of the context entries the answer relies on.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["final_answer"] = "final_answer"
+    text: str
+    option: str | None = None
+    evidence: tuple[str, ...] = ()
+    thought: str | None = None
+
+
+class InvalidOutput(BaseModel):
+    """Decision: the policy (a model) produced output that is not a valid decision.
+
+    The graph records it as a ToolError so the model sees what went wrong and
+    can try again on its next turn.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["invalid_output"] = "invalid_output"
+    raw: str
+    error: str
+    thought: str | None = None
+
+
+Decision = ToolCalls | FinalAnswer | InvalidOutput
+
+
+class DecisionUsage(BaseModel):
+    """What one decision cost (model policies fill it; it goes into the trace)."""
+
+    prompt_tokens: int = 0
+    prefilled_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    cache_bytes: int = 0
+    latency_s: float = 0.0
+    raw_output: str | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Decides the next step. ``last_usage`` may report the cost of the last call."""
+
+    name: str
+
+    def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
+        """Return the next decision given the context and the tool schemas."""
+        ...
+
+
+class PolicyError(Exception):
+    """The policy cannot go on (e.g. a scripted plan ran out). Ends the episode."""
