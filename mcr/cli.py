@@ -2,6 +2,8 @@
 
     mcr run TASK.yaml [--trace PATH] [--workdir DIR]   run a task (or a suite)
     mcr resume THREAD_ID [--workdir DIR]               continue an interrupted episode
+    mcr replay TRACE [--rerun-tools] [--until K --continue-with TASK.yaml]
+                                                        re-run a recorded episode
     mcr tools [--json]                                  list the registered tools
 
 Exit codes: 0 the task was answered (and matched its ground truth, if it has
@@ -133,6 +135,35 @@ def _open_state(workdir: str, thread_id: str) -> dict[str, Any]:
     return saved.checkpoint["channel_values"]
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    from mcr.replay import replay
+    from mcr.task import load_task
+
+    console = _console(args.quiet)
+    if (args.until is None) != (args.continue_with is None):
+        raise _BadInput("--until K and --continue-with TASK.yaml go together (fork the episode at step K)")
+    if not Path(args.trace).is_file():
+        raise _BadInput(f"trace not found: {args.trace}")
+    then = load_task(args.continue_with) if args.continue_with else None
+    try:
+        report = replay(args.trace, workdir=args.workdir, out=args.out, rerun_tools=args.rerun_tools,
+                        until=args.until, continue_with=then, video=args.video)
+    except ValueError as exc:
+        raise _BadInput(str(exc)) from None
+    if report.forked_at is not None:
+        console.print(f"Forked at step {report.forked_at}; continued with {then.policy.name if then else '?'}.")
+        console.print(f"Answer: {report.result.answer} (stop reason: {report.result.stop_reason})")
+        console.print(f"Trace: {report.replayed}")
+        return EXIT_OK if report.result.accepted else EXIT_FAILED
+    if report.divergence is None:
+        console.print(f"Reproduced: {report.replayed} matches {report.original} event for event (timings aside).")
+        return EXIT_OK
+    from rich.markup import escape
+
+    console.print(f"[red]Diverged[/]: {escape(report.divergence.describe())}")
+    return EXIT_FAILED
+
+
 def cmd_tools(args: argparse.Namespace) -> int:
     from mcr.tools import UNAVAILABLE, builtin_registry
     from mcr.tools.base import load_plugin
@@ -180,6 +211,20 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--workdir", default=".mcr", help="the workdir the episode ran with (default: .mcr)")
     resume.add_argument("-q", "--quiet", action="store_true")
     resume.set_defaults(func=cmd_resume)
+
+    rep = sub.add_parser("replay", help="re-run a recorded episode and check it reproduces",
+                         description="Re-run TRACE's decisions through the graph. Exit 0 when the new trace "
+                                     "matches event for event (timings aside), 1 at the first divergence.")
+    rep.add_argument("trace", help="a trace written by `mcr run`")
+    rep.add_argument("--rerun-tools", action="store_true",
+                     help="run the tools again instead of serving their recorded outputs (checks the tools)")
+    rep.add_argument("--until", type=int, metavar="K", help="replay steps 1..K, then continue live (a fork)")
+    rep.add_argument("--continue-with", metavar="TASK.yaml", help="the task whose policy continues after step K")
+    rep.add_argument("--video", help="the video, if it moved since the trace was recorded")
+    rep.add_argument("--out", help="where to write the new trace")
+    rep.add_argument("--workdir", default=".mcr")
+    rep.add_argument("-q", "--quiet", action="store_true")
+    rep.set_defaults(func=cmd_replay)
 
     tools = sub.add_parser("tools", help="list the registered tools and their arguments")
     tools.add_argument("--json", action="store_true", help="print the JSON schemas the policy sees")

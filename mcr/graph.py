@@ -207,6 +207,7 @@ def make_act_node(tool_name: str):
             settings=deps.tool_settings.get(tool_name, {}),
             session=deps.session,
             step=state["step"],
+            call_id=call.id,
         )
         event: dict[str, Any] = {"type": "tool_call", "step": state["step"], "tool": tool_name, "call_id": call.id,
                                  "input": call.arguments}

@@ -40,14 +40,19 @@ class ScriptedPolicy:
 
     name = "scripted"
 
-    def __init__(self, plan: list[PlanStep] | ScriptedPolicySpec):
+    def __init__(self, plan: list[PlanStep] | ScriptedPolicySpec, start_after_step: int = 0):
+        """Args:
+            plan: the steps, or the task's policy spec.
+            start_after_step: decisions up to this step are not the plan's (a
+                plan that continues a replayed episode forked at that step).
+        """
         self.plan = plan.plan if isinstance(plan, ScriptedPolicySpec) else list(plan)
+        self.start_after_step = start_after_step
         self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 
-    @staticmethod
-    def decisions_made(context: Context) -> int:
-        """How many decisions this episode already holds (distinct steps that called or answered)."""
-        return len({e.step for e in context if isinstance(e, (ToolCall, Answer))})
+    def decisions_made(self, context: Context) -> int:
+        """How many plan steps were used: distinct steps (after the start) that called or answered."""
+        return len({e.step for e in context if isinstance(e, (ToolCall, Answer)) and e.step > self.start_after_step})
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         index = self.decisions_made(context)

@@ -86,6 +86,7 @@ class ToolContext:
         session: the model session for model-backed tools (fork it; never use
             the main session directly, so the main cache stays clean).
         step: the graph step this call belongs to.
+        call_id: the id of the ToolCall entry being answered.
     """
 
     context: Context
@@ -94,6 +95,7 @@ class ToolContext:
     settings: dict[str, Any] = field(default_factory=dict)
     session: Any = None
     step: int = 0
+    call_id: str = ""
 
     def require_video(self) -> VideoRef:
         if self.video is None:

@@ -1,0 +1,120 @@
+"""``mcr convert``: GQA checkpoint -> M^2LA checkpoint, with a fidelity report.
+
+Kept apart from :mod:`mcr.model.convert` (pure math) because it does I/O:
+loading a HF folder or a GGUF file, reading calibration text, saving, and
+measuring perplexity / KL against the original model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["load_causal_lm", "text_ids", "fidelity", "main"]
+
+
+def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
+    """(model, tokenizer) from a HF folder or a ``.gguf`` file (dequantised), offline."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{path}: no such model folder or .gguf file")
+    kw = {"gguf_file": p.name} if p.suffix == ".gguf" else {}
+    root = p.parent if p.suffix == ".gguf" else p
+    tok = AutoTokenizer.from_pretrained(root, **kw)
+    model = AutoModelForCausalLM.from_pretrained(root, dtype=dtype, **kw).eval()
+    if kw:  # GGUF: drop the quantizer so save_pretrained writes plain float weights
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model, tok
+
+
+def text_ids(tok, paths: list[str | Path], n_tokens: int) -> torch.Tensor:
+    """The first ``n_tokens`` tokens of the concatenated text files, ``(1, n)``."""
+    text = "\n\n".join(Path(p).read_text(errors="replace") for p in paths)
+    ids = tok(text, return_tensors="pt").input_ids[:, :n_tokens]
+    if ids.shape[1] < n_tokens:
+        raise ValueError(f"calibration/eval text has {ids.shape[1]} tokens, {n_tokens} requested")
+    return ids
+
+
+@torch.no_grad()
+def fidelity(model: nn.Module, ref_logits: list[torch.Tensor] | None, ids: torch.Tensor, window: int = 512):
+    """Perplexity of ``model`` on ``ids`` (non-overlapping windows) and mean KL(ref || model) per token.
+
+    Returns ``(ppl, kl, logits)``; pass ``logits`` of the original model back as ``ref_logits``.
+    """
+    nll, n, kl, logits = 0.0, 0, 0.0, []
+    for i, s in enumerate(range(0, ids.shape[1] - 1, window)):
+        x = ids[:, s : s + window]
+        out = model(x).logits.float()  # (1, T, V)
+        logits.append(out)
+        lp = out[:, :-1].log_softmax(-1)
+        nll += -lp.gather(-1, x[:, 1:, None]).sum().item()
+        n += x.shape[1] - 1
+        if ref_logits is not None:
+            rl = ref_logits[i].log_softmax(-1)
+            kl += F.kl_div(out.log_softmax(-1), rl, log_target=True, reduction="sum").item() / x.shape[1]
+    nwin = len(logits)
+    return math.exp(nll / n), (kl / nwin if ref_logits is not None else 0.0), logits
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mcr convert", description="Convert a GQA Llama-family model to M^2LA.")
+    p.add_argument("model", help="HF model folder or .gguf file")
+    p.add_argument("--out", help="folder to save the converted model (omit to only report)")
+    p.add_argument("--rope-dim", type=int, default=None, help="qk_rope_head_dim (default: lossless G*head_dim)")
+    p.add_argument("--kv-lora-rank", type=int, default=None, help="latent width (default: lossless G*head_dim)")
+    p.add_argument("--calib", nargs="+", required=True, help="calibration text file(s)")
+    p.add_argument("--calib-tokens", type=int, default=4096)
+    p.add_argument("--context-length", type=int, default=2048, help="distance scale for rotation-free components")
+    p.add_argument("--key-weight", type=float, default=1.0)
+    p.add_argument("--eval", nargs="*", default=None, help="held-out text file(s): report perplexity and KL")
+    p.add_argument("--eval-tokens", type=int, default=1024)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the conversion; prints one JSON line with shapes, cache bytes/token and fidelity."""
+    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+
+    args = _parser().parse_args(argv)
+    torch.set_grad_enabled(False)
+    model, tok = load_causal_lm(args.model)
+    tc = model.config
+    gqa_vals = 2 * tc.num_key_value_heads * (getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads)
+    ref = None
+    if args.eval:
+        eval_ids = text_ids(tok, args.eval, args.eval_tokens)
+        ppl0, _, ref = fidelity(model, None, eval_ids)
+    moments = collect_input_moments(model, text_ids(tok, args.calib, args.calib_tokens))
+    spec = ConvertSpec(qk_rope_head_dim=args.rope_dim, kv_lora_rank=args.kv_lora_rank,
+                       context_length=args.context_length or None, key_weight=args.key_weight)
+    m2 = convert_gqa_to_m2la(copy.deepcopy(model) if args.eval else model, moments, spec)
+    cfg = m2.model.layers[0].self_attn.config
+    rep = {"kv_lora_rank": cfg.kv_lora_rank, "qk_rope_head_dim": cfg.qk_rope_head_dim,
+           "cache_values_per_token_layer": cfg.cache_values_per_token(), "gqa_values_per_token_layer": gqa_vals,
+           "compression": gqa_vals / cfg.cache_values_per_token()}
+    if args.eval:
+        ppl, kl, _ = fidelity(m2, ref, eval_ids)
+        rep |= {"ppl_original": round(ppl0, 4), "ppl_m2la": round(ppl, 4), "kl": kl}
+    if args.out:
+        m2.save_pretrained(args.out)
+        tok.save_pretrained(args.out)
+        rep["out"] = str(args.out)
+    print(json.dumps(rep))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

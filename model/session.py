@@ -1,0 +1,474 @@
+"""ModelSession: one model and its KV cache across the turns of an episode.
+
+The context only grows, so each turn's prompt starts with the previous turn's.
+A session keeps the token ids already in its cache; on every call it renders the
+chat messages to tokens (:mod:`mcr.model.prompt`), finds the longest common
+prefix with what is cached, crops the cache there, prefills only the delta and
+decodes. Reuse is exact: logits equal a full re-prefill (tests guard it).
+
+Multimodal RoPE (Qwen3-VL / InternVideo3): transformers keeps the video
+position offset (``rope_deltas``) on the model, where another video overwrites
+it. We never rely on it: the session computes each delta's 3-D positions with
+the model's own ``get_rope_index`` over the delta alone and shifts them by the
+next free position of the cached prefix — what a full prefill computes, since
+positions are a left-to-right scan. Positions are passed explicitly as
+``(4, 1, T)``: the sequence index (for the causal mask) then (t, h, w).
+
+``fork()`` gives a side session sharing the cached prefix (copy-on-write: the
+``DynamicCache`` never writes a tensor in place, and ``LatentCache.fork`` copies
+on write), for verification or summarisation queries. Prefixes can be saved to
+and loaded from disk, keyed by the model, the prefix tokens and each media
+item's file content hash + sampling settings.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from mcr.model.loader import LoadedModel, user_cache_dir
+from mcr.model.prompt import Prompt, PromptRenderer
+
+__all__ = ["ModelSession", "Generation", "SessionUsage", "SessionError"]
+
+
+class SessionError(RuntimeError):
+    """The session cannot run a call (e.g. a prompt longer than the model's window)."""
+
+
+class SessionUsage(BaseModel):
+    """What one call cost. ``reused_tokens`` are cache hits; ``prefix_loaded_tokens`` came from disk."""
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefix_loaded_tokens: int = 0
+    prefilled_tokens: int = 0
+    generated_tokens: int = 0
+    cache_bytes: int = 0
+    prefill_s: float = 0.0
+    latency_s: float = 0.0
+
+    def to_decision_usage(self, raw_output: str | None = None):
+        """As the policies' :class:`~mcr.policies.base.DecisionUsage` (for the trace)."""
+        from mcr.policies.base import DecisionUsage  # local: model/ does not depend on policies/ at import
+
+        return DecisionUsage(
+            prompt_tokens=self.prompt_tokens,
+            prefilled_tokens=self.prefilled_tokens,
+            reused_tokens=self.reused_tokens + self.prefix_loaded_tokens,
+            generated_tokens=self.generated_tokens,
+            cache_bytes=self.cache_bytes,
+            latency_s=self.latency_s,
+            raw_output=raw_output,
+        )
+
+
+@dataclass
+class Generation:
+    """One call's output: the decoded text, its token ids, and what it cost."""
+
+    text: str
+    token_ids: list[int]
+    usage: SessionUsage
+    stop_reason: str = "eos"
+
+
+def _fork_cache(cache: Any) -> Any:
+    """A cache sharing ``cache``'s tensors; writes on either side never reach the other."""
+    if hasattr(cache, "fork"):
+        return cache.fork()
+    from transformers import DynamicCache
+
+    if isinstance(cache, DynamicCache):
+        # DynamicLayer.update/crop rebind keys/values (torch.cat / slicing) and never
+        # write in place, so sharing the tensors is copy-on-write by construction.
+        other = copy.copy(cache)
+        other.layers = [copy.copy(layer) for layer in cache.layers]
+        return other
+    return copy.deepcopy(cache)
+
+
+def _cache_bytes(cache: Any) -> int:
+    if hasattr(cache, "nbytes"):
+        return int(cache.nbytes())
+    total = 0
+    for layer in getattr(cache, "layers", []):
+        for value in vars(layer).values():
+            if isinstance(value, torch.Tensor):
+                total += value.numel() * value.element_size()
+    return total
+
+
+def _crop(cache: Any, keep: int) -> None:
+    """Keep the first ``keep`` tokens (transformers 5.x ``crop`` takes a count <= 0 to remove)."""
+    have = cache.get_seq_length()
+    if keep < have:
+        cache.crop(keep - have)
+
+
+@dataclass
+class _State:
+    """What is in the cache: token ids, media keys and (for M-RoPE) positions."""
+
+    ids: list[int] = field(default_factory=list)
+    keys: list[str | None] = field(default_factory=list)
+    positions: torch.Tensor | None = None  # (3, T) M-RoPE positions, or None for 1-D RoPE
+
+    def common_prefix(self, prompt: Prompt) -> int:
+        n = min(len(self.ids), len(prompt.ids))
+        i = 0
+        while i < n and self.ids[i] == prompt.ids[i] and self.keys[i] == prompt.keys[i]:
+            i += 1
+        # Never cut inside a media item: back off to its first token.
+        for start, item in prompt.media:
+            if start < i < start + len(item.token_ids):
+                i = start
+        return i
+
+    def next_position(self, upto: int) -> int:
+        if upto == 0:
+            return 0
+        if self.positions is None:
+            return upto
+        return int(self.positions[:, :upto].max()) + 1
+
+
+class ModelSession:
+    """One model and its KV cache for one episode (or a fork of one).
+
+    Args:
+        loaded: from :func:`mcr.model.loader.load_model`.
+        prefix_dir: where :meth:`save_prefix` writes and calls look for saved
+            prefixes (default ``~/.cache/mcr/prefixes``); ``use_saved_prefixes``
+            turns the look-up on.
+        max_new_tokens: default decode budget per call.
+        temperature: 0 is greedy (deterministic); otherwise sample with ``top_p``.
+        seed: for sampling.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        *,
+        prefix_dir: str | Path | None = None,
+        use_saved_prefixes: bool = False,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        renderer: PromptRenderer | None = None,
+    ):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.renderer = renderer or PromptRenderer(loaded)
+        self.prefix_dir = Path(prefix_dir) if prefix_dir else user_cache_dir() / "prefixes"
+        self.use_saved_prefixes = use_saved_prefixes
+        if use_saved_prefixes:
+            self.renderer.use_layouts_from(self.prefix_dir)
+        self.max_new_tokens = max_new_tokens
+        self.temperature = temperature
+        self.top_p = top_p
+        self._generator = torch.Generator().manual_seed(seed)
+        self.cache = self._new_cache()
+        self.state = _State()
+        self.last_usage = SessionUsage()
+        eos = self.tokenizer.eos_token_id
+        self.eos_ids = {eos} if eos is not None else set()
+        gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        self.eos_ids |= set(gen_eos if isinstance(gen_eos, list) else [gen_eos] if gen_eos is not None else [])
+
+    # -- cache plumbing ------------------------------------------------------ #
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _new_cache(self) -> Any:
+        text = self.model.config.get_text_config(decoder=True)
+        if self.loaded.m2la or getattr(text, "m2la", False):
+            from mcr.model.cache import LatentCache
+
+            return LatentCache(num_layers=text.num_hidden_layers)
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self.state.ids)
+
+    def reset(self) -> None:
+        """Drop the cache (the next call prefills everything)."""
+        self.cache = self._new_cache()
+        self.state = _State()
+
+    def fork(self) -> ModelSession:
+        """A side session sharing this one's cached prefix; it never changes this one."""
+        child = copy.copy(self)
+        child.cache = _fork_cache(self.cache)
+        child.state = _State(list(self.state.ids), list(self.state.keys), self.state.positions)
+        child._generator = torch.Generator().manual_seed(int(self._generator.initial_seed()))
+        child.last_usage = SessionUsage()
+        return child
+
+    # -- the main calls ------------------------------------------------------ #
+    def render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Prompt:
+        """Tokens (and media) of ``messages`` with the generation prompt appended."""
+        return self.renderer.render(messages, tools)
+
+    @torch.inference_mode()
+    def prefill(self, prompt: Prompt) -> torch.Tensor:
+        """Bring the cache to ``prompt`` (reusing the common prefix); return next-token logits ``(V,)``."""
+        t0 = time.perf_counter()
+        window = getattr(self.model.config.get_text_config(decoder=True), "max_position_embeddings", None)
+        if window and len(prompt) >= window:
+            raise SessionError(f"prompt of {len(prompt)} tokens exceeds the model's window of {window}")
+        keep = self.state.common_prefix(prompt)
+        loaded = 0
+        if self.use_saved_prefixes:
+            loaded = self._try_load_prefix(prompt, better_than=keep)
+            if loaded:
+                keep = loaded
+        if keep == len(prompt):  # nothing new: re-run the last token to get its logits
+            keep -= 1
+        _crop(self.cache, keep)
+        self.state.ids, self.state.keys = self.state.ids[:keep], self.state.keys[:keep]
+        if self.state.positions is not None:
+            self.state.positions = self.state.positions[:, :keep]
+        logits = self._forward(prompt, keep)
+        self.last_usage = SessionUsage(
+            prompt_tokens=len(prompt),
+            reused_tokens=keep - loaded,
+            prefix_loaded_tokens=loaded,
+            prefilled_tokens=len(prompt) - keep,
+            cache_bytes=_cache_bytes(self.cache),
+            prefill_s=time.perf_counter() - t0,
+        )
+        return logits
+
+    def next_token_logits(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> torch.Tensor:
+        """Prefill ``messages`` and return the next-token logits ``(V,)`` (float32)."""
+        return self.prefill(self.render(messages, tools)).float()
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        max_new_tokens: int | None = None,
+        stop: tuple[str, ...] = (),
+        logits_processor: Any = None,
+    ) -> Generation:
+        """Render, prefill the delta, then decode until EOS, a stop string or the budget.
+
+        ``logits_processor(ids, scores) -> scores`` (transformers style, e.g. a
+        grammar constraint) sees the generated ids so far, ``(1, n)``, and the
+        scores ``(1, V)``.
+        """
+        t0 = time.perf_counter()
+        logits = self.prefill(self.render(messages, tools))
+        usage = self.last_usage
+        budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        out: list[int] = []
+        reason = "length"
+        for _ in range(budget):
+            scores = logits.float()[None]  # (1, V)
+            if logits_processor is not None:
+                scores = logits_processor(torch.tensor([out], dtype=torch.long), scores)
+            token = self._select(scores[0])
+            out.append(token)
+            if token in self.eos_ids:
+                reason = "eos"
+                break
+            if stop and any(s in self.tokenizer.decode(out[-16:]) for s in stop):
+                reason = "stop"
+                break
+            logits = self._forward_text([token])
+        text = self.tokenizer.decode([t for t in out if t not in self.eos_ids], skip_special_tokens=False)
+        usage = usage.model_copy(
+            update={
+                "generated_tokens": len(out),
+                "cache_bytes": _cache_bytes(self.cache),
+                "latency_s": time.perf_counter() - t0,
+            }
+        )
+        self.last_usage = usage
+        return Generation(text=text, token_ids=out, usage=usage, stop_reason=reason)
+
+    def _select(self, scores: torch.Tensor) -> int:
+        if self.temperature <= 0:
+            return int(torch.argmax(scores))
+        probs = torch.softmax(scores / self.temperature, dim=-1)  # (V,)
+        if self.top_p < 1.0:
+            sorted_p, order = torch.sort(probs, descending=True)
+            cut = torch.cumsum(sorted_p, 0) - sorted_p > self.top_p
+            sorted_p[cut] = 0
+            probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+        return int(torch.multinomial(probs / probs.sum(), 1, generator=self._generator))
+
+    # -- forward passes ------------------------------------------------------ #
+    def _forward(self, prompt: Prompt, start: int) -> torch.Tensor:
+        ids = prompt.ids[start:]
+        keys = prompt.keys[start:]
+        if not self.loaded.multimodal:
+            return self._run(ids, keys, torch.arange(start, start + len(ids))[None])  # (1, T)
+        new_media = [(s - start, item) for s, item in prompt.media if s >= start]
+        mm_types = torch.tensor([prompt.mm_types[start:]], dtype=torch.int)  # (1, T)
+        kwargs: dict[str, Any] = {}
+        videos = [item for _, item in new_media if item.kind == "video"]
+        images = [item for _, item in new_media if item.kind == "image"]
+        if videos:
+            kwargs["pixel_values_videos"] = torch.cat([v.pixel_values() for v in videos]).to(self.device, self.model.dtype)
+            kwargs["video_grid_thw"] = torch.cat([v.grid_thw for v in videos]).to(self.device)  # (n_videos, 3)
+        if images:
+            kwargs["pixel_values"] = torch.cat([i.pixel_values() for i in images]).to(self.device, self.model.dtype)
+            kwargs["image_grid_thw"] = torch.cat([i.grid_thw for i in images]).to(self.device)  # (n_images, 3)
+        input_ids = torch.tensor([ids], dtype=torch.long)  # (1, T)
+        rope, _ = self.model.model.get_rope_index(
+            input_ids,
+            mm_token_type_ids=mm_types,
+            image_grid_thw=kwargs.get("image_grid_thw"),
+            video_grid_thw=kwargs.get("video_grid_thw").clone() if videos else None,
+        )  # (3, 1, T), starting at 0
+        rope = rope + self.state.next_position(start)
+        seq = torch.arange(start, start + len(ids)).view(1, 1, -1)  # (1, 1, T)
+        position_ids = torch.cat([seq, rope], dim=0)  # (4, 1, T)
+        if videos or images:
+            kwargs["mm_token_type_ids"] = mm_types.to(self.device)
+        return self._run(ids, keys, position_ids, rope=rope[:, 0], **kwargs)
+
+    def _forward_text(self, ids: list[int]) -> torch.Tensor:
+        start = len(self.state.ids)
+        if not self.loaded.multimodal:
+            return self._run(ids, [None] * len(ids), torch.arange(start, start + len(ids))[None])
+        p0 = self.state.next_position(start)
+        rope = torch.arange(p0, p0 + len(ids)).view(1, 1, -1).expand(3, 1, -1)  # (3, 1, T)
+        seq = torch.arange(start, start + len(ids)).view(1, 1, -1)
+        return self._run(ids, [None] * len(ids), torch.cat([seq, rope], 0), rope=rope[:, 0])
+
+    def _run(self, ids: list[int], keys: list[str | None], position_ids: torch.Tensor, rope=None, **kwargs) -> torch.Tensor:
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (1, T)
+        out = self.model(
+            input_ids=input_ids,
+            position_ids=position_ids.to(self.device),
+            cache=self.cache,
+            use_cache=True,
+            logits_to_keep=1,
+            **kwargs,
+        )
+        self.state.ids += ids
+        self.state.keys += keys
+        if rope is not None:
+            prev = self.state.positions if self.state.positions is not None else torch.zeros(3, 0, dtype=torch.long)
+            self.state.positions = torch.cat([prev, rope.cpu()], dim=1)  # (3, T)
+        if self.cache.get_seq_length() != len(self.state.ids):
+            raise SessionError(
+                f"cache holds {self.cache.get_seq_length()} tokens but the session tracked {len(self.state.ids)}"
+            )
+        return out.logits[0, -1]  # (V,)
+
+    # -- saved prefixes -------------------------------------------------------- #
+    def _prefix_name(self, ids: list[int], keys: list[str | None]) -> str:
+        h = hashlib.sha256(self.loaded.name.encode())
+        h.update(json.dumps([ids, keys]).encode())
+        return h.hexdigest()[:32]
+
+    def _candidate_cuts(self, ids: list[int]) -> list[int]:
+        """Message ends (just after each EOS / ``<|im_end|>``): where prefixes are saved."""
+        return [i + 1 for i, t in enumerate(ids) if t in self.eos_ids]
+
+    def save_prefix(self, upto: int | None = None) -> Path:
+        """Persist the cache of the first ``upto`` cached tokens (safetensors).
+
+        By default: up to the end of the message holding the last media item
+        (the video prefix), or of the last complete message if there is no media.
+        The file is named by a hash of the model, the prefix tokens and the
+        media keys (file content hash + sampling settings), so the same video,
+        settings and model find it again.
+
+        Returns:
+            The path of the ``.safetensors`` file written.
+        """
+        cuts = [c for c in self._candidate_cuts(self.state.ids) if c <= len(self.state.ids)]
+        if upto is None:
+            media_end = max((i + 1 for i, k in enumerate(self.state.keys) if k is not None), default=0)
+            after = [c for c in cuts if c >= media_end]
+            if not cuts or not after:
+                raise SessionError("nothing to save: no complete message is in the cache yet")
+            upto = after[0] if media_end else cuts[-1]
+        if not 0 < upto <= len(self.state.ids):
+            raise SessionError(f"save_prefix(upto={upto}): the cache holds {len(self.state.ids)} tokens")
+        ids, keys = self.state.ids[:upto], self.state.keys[:upto]
+        self.prefix_dir.mkdir(parents=True, exist_ok=True)
+        path = self.prefix_dir / f"{self._prefix_name(ids, keys)}.safetensors"
+        snapshot = _fork_cache(self.cache)
+        _crop(snapshot, upto)
+        meta = {"ids": ids, "keys": keys, "model": self.loaded.name}
+        if self.state.positions is not None:
+            meta["positions"] = self.state.positions[:, :upto].tolist()
+        tmp = path.with_suffix(f".tmp{time.monotonic_ns()}")
+        _write_cache(snapshot, tmp, meta)
+        tmp.replace(path)
+        self.renderer.remember_media(self.prefix_dir)
+        return path
+
+    def load_prefix(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
+        """Load the longest saved prefix of ``messages``' prompt; returns its token count (0: none)."""
+        return self._try_load_prefix(self.render(messages, tools), better_than=0)
+
+    def _try_load_prefix(self, prompt: Prompt, better_than: int) -> int:
+        for cut in sorted(self._candidate_cuts(prompt.ids), reverse=True):
+            if cut <= better_than:
+                return 0
+            path = self.prefix_dir / f"{self._prefix_name(prompt.ids[:cut], prompt.keys[:cut])}.safetensors"
+            if path.is_file():
+                self.cache, meta = _read_cache(path, self)
+                positions = meta.get("positions")
+                self.state = _State(
+                    list(meta["ids"]), list(meta["keys"]), torch.tensor(positions) if positions is not None else None
+                )
+                return cut
+        return 0
+
+
+def _write_cache(cache: Any, path: Path, meta: dict[str, Any]) -> None:
+    if hasattr(cache, "save"):  # LatentCache writes its own format
+        cache.save(path, metadata=meta)
+        return
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for i, layer in enumerate(cache.layers):
+        tensors[f"layers.{i}.keys"] = layer.keys.contiguous()  # (B, kv_heads, T, head_dim)
+        tensors[f"layers.{i}.values"] = layer.values.contiguous()
+    save_file(tensors, str(path), metadata={"format": "mcr-dynamic-cache/1", "user": json.dumps(meta)})
+
+
+def _read_cache(path: Path, session: ModelSession) -> tuple[Any, dict[str, Any]]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt", device="cpu") as f:
+        fmt = (f.metadata() or {}).get("format")
+    if fmt == "mcr-latent-cache/1":
+        from mcr.model.cache import LatentCache
+
+        return LatentCache.load(path, device=session.device)
+    if fmt != "mcr-dynamic-cache/1":
+        raise SessionError(f"{path} is not a saved prefix (format {fmt!r}); delete it")
+    cache = session._new_cache()
+    with safe_open(str(path), framework="pt", device=str(session.device)) as f:
+        meta = json.loads(f.metadata()["user"])
+        n = len([k for k in f.keys() if k.endswith(".keys")])
+        for i in range(n):
+            cache.update(f.get_tensor(f"layers.{i}.keys"), f.get_tensor(f"layers.{i}.values"), i)
+    return cache, meta
+

@@ -1,0 +1,397 @@
+"""`segment`: where the shots change (temporal) and what an object's pixels are (spatial).
+
+Temporal mode cuts a video (or a span of it) into shots with PySceneDetect's
+adaptive or content detector and writes one keyframe per shot, so the policy
+can look at a 2-hour film as a few hundred pictures instead of frames.
+Spatial mode segments the object under a point or box prompt with
+segment-anything (SAM) on the frame at ``t`` (or on the keyframes of a span),
+returning COCO RLE masks, boxes, areas and an overlay image to look at.
+
+Both are slow, so results go through `mcr.tools.cache.ResultCache` (keyed by
+the video's content hash, the span and every setting): asking twice is free.
+Images are written under ``ctx.workdir/segment/``; outputs hold their paths.
+
+Settings (``ctx.settings``): ``sam_checkpoint`` (a SAM ``.pth`` file),
+``sam_model_type`` (``vit_b``/``vit_l``/``vit_h``, default ``vit_b``),
+``sam_allow_random_weights`` (tests only: an untrained SAM), ``sam_max_frames``
+(keyframes segmented for a span, default 4).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import TimeSpan
+from mcr.model.video import VideoError, VideoInfo, check_span, probe, read_frames_at, save_image
+from mcr.tools.base import Tool, ToolContext, ToolFailure
+from mcr.tools.cache import ResultCache
+
+SAM_WEIGHTS_HELP = (
+    "set the tool setting `sam_checkpoint` to a segment-anything checkpoint file, e.g. "
+    "sam_vit_b_01ec64.pth from https://github.com/facebookresearch/segment-anything#model-checkpoints "
+    "(and `sam_model_type` to vit_b, vit_l or vit_h to match it)"
+)
+
+
+class Shot(BaseModel):
+    """One shot: its time span and a keyframe image (its middle frame) on disk."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=1)
+    span: TimeSpan
+    keyframe: str
+
+
+class Rle(BaseModel):
+    """A binary mask as COCO run-length encoding (compressed string, column-major)."""
+
+    size: tuple[int, int] = Field(description="[height, width]")
+    counts: str
+
+
+class ObjectMask(BaseModel):
+    """SAM's best mask for the prompt on one frame."""
+
+    t: float = Field(description="time (s) of the frame")
+    rle: Rle
+    box: tuple[float, float, float, float] | None = Field(description="[x0, y0, x1, y1] of the mask; None if empty")
+    area: int = Field(description="mask pixels")
+    score: float = Field(description="SAM's predicted IoU")
+    overlay: str = Field(description="PNG of the frame with the mask and prompt drawn")
+
+
+class SegmentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["temporal", "spatial"] = Field(
+        default="temporal", description="temporal: split into shots; spatial: segment an object in a frame"
+    )
+    span: TimeSpan | None = Field(default=None, description="restrict to this part of the video (seconds)")
+    detector: Literal["adaptive", "content"] = Field(default="adaptive", description="temporal: shot detector")
+    threshold: float | None = Field(
+        default=None, gt=0, description="temporal: detector threshold (adaptive 3.0, content 27.0 by default)"
+    )
+    min_shot_seconds: float = Field(default=0.5, ge=0, description="temporal: shortest shot kept")
+    t: float | None = Field(default=None, ge=0, description="spatial: time (s) of the frame to segment")
+    point: tuple[float, float] | None = Field(default=None, description="spatial: [x, y] on the object")
+    box: tuple[float, float, float, float] | None = Field(default=None, description="spatial: [x0, y0, x1, y1] around it")
+    coordinates: Literal["pixel", "norm1000"] = Field(
+        default="pixel", description="spatial: prompt units, frame pixels or 0-1000 of width/height"
+    )
+
+
+class SegmentOutput(BaseModel):
+    mode: Literal["temporal", "spatial"]
+    frame_size: tuple[int, int] = Field(description="[width, height] of the frames (prompts and masks use it)")
+    shots: list[Shot] = Field(default_factory=list)
+    masks: list[ObjectMask] = Field(default_factory=list)
+
+
+class SegmentTool(Tool):
+    name = "segment"
+    description = (
+        "Split the video (or a span) into shots with a keyframe each (mode=temporal), or segment "
+        "the object at a point/box in the frame at time t (mode=spatial)."
+    )
+    Input = SegmentInput
+    Output = SegmentOutput
+
+    def __init__(self) -> None:
+        self._caches: dict[Path, ResultCache] = {}
+        self._predictors: dict[tuple[str, str | None], MaskPredictor] = {}
+
+    # -- the tool --------------------------------------------------------- #
+    def run(self, input: SegmentInput, ctx: ToolContext) -> SegmentOutput:
+        path = Path(ctx.require_video().path)
+        try:
+            info = probe(path)
+        except VideoError as exc:
+            raise ToolFailure(str(exc), "unreadable_video") from None
+        span = self._check_span(info, input.span)
+        if input.mode == "spatial":
+            return self._spatial(input, ctx, info, span)
+        return self._temporal(input, ctx, info, span)
+
+    def summarize(self, output: SegmentOutput) -> str:
+        if output.mode == "temporal":
+            items = [f"#{s.index} {s.span}" for s in output.shots]
+            more = f" (+{len(items) - 24} more)" if len(items) > 24 else ""
+            return f"{len(items)} shots: " + ", ".join(items[:24]) + more
+        parts = [
+            f"t={m.t:.2f}s box={[round(v) for v in m.box]} area={m.area}px score={m.score:.2f}" if m.box
+            else f"t={m.t:.2f}s: no object found"
+            for m in output.masks
+        ]
+        return f"{len(parts)} mask(s), frame {output.frame_size[0]}x{output.frame_size[1]}: " + "; ".join(parts)
+
+    def span_of(self, input: SegmentInput, output: SegmentOutput) -> TimeSpan | None:
+        if input.span is not None:
+            return input.span
+        if input.t is not None:
+            return TimeSpan(start=input.t, end=input.t)
+        return None
+
+    # -- temporal --------------------------------------------------------- #
+    def _temporal(self, input: SegmentInput, ctx: ToolContext, info: VideoInfo, span: TimeSpan) -> SegmentOutput:
+        cache = self._cache(ctx)
+        settings = input.model_dump(include={"detector", "threshold", "min_shot_seconds"})
+        key = cache.key(self.name, info.path, span, {"mode": "temporal", **settings})
+        out_dir = Path(ctx.workdir).resolve() / "segment" / key
+
+        def compute() -> SegmentOutput:
+            cuts = detect_shots(info, span, input.detector, input.threshold, input.min_shot_seconds)
+            mids = [(a + b) / 2 for a, b in cuts]
+            shots = []
+            for i, ((a, b), frame) in enumerate(zip(cuts, read_frames_at(info.path, mids)), start=1):
+                keyframe = save_image(frame.image, out_dir / f"shot_{i:03d}.jpg")
+                shots.append(Shot(index=i, span=TimeSpan(start=round(a, 3), end=round(b, 3)), keyframe=str(keyframe)))
+            return SegmentOutput(mode="temporal", frame_size=(info.width, info.height), shots=shots)
+
+        try:
+            return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [s.keyframe for s in o.shots])
+        except VideoError as exc:
+            raise ToolFailure(str(exc), "unreadable_video") from None
+
+    # -- spatial ---------------------------------------------------------- #
+    def _spatial(self, input: SegmentInput, ctx: ToolContext, info: VideoInfo, span: TimeSpan) -> SegmentOutput:
+        if input.point is None and input.box is None:
+            raise ToolFailure(
+                "spatial segmentation needs a prompt: give `point` [x, y] on the object or `box` "
+                f"[x0, y0, x1, y1] around it, in pixels of the {info.width}x{info.height} frame",
+                "missing_prompt",
+            )
+        if input.t is not None:
+            self._check_span(info, TimeSpan(start=input.t, end=input.t))
+            times = [min(input.t, info.duration)]
+        elif input.span is not None:
+            shots = self._temporal(input.model_copy(update={"mode": "temporal"}), ctx, info, span).shots
+            limit = int(ctx.settings.get("sam_max_frames", 4))
+            chosen = np.linspace(0, len(shots) - 1, min(limit, len(shots))).round().astype(int)  # (k,)
+            times = [(shots[i].span.start + shots[i].span.end) / 2 for i in sorted(set(chosen.tolist()))]
+        else:
+            raise ToolFailure("spatial segmentation needs a frame: give `t` (seconds) or a `span`", "missing_time")
+        point, box = self._prompt(input, info)
+
+        model_type, checkpoint, allow_random = self._sam_settings(ctx)
+        cache = self._cache(ctx)
+        settings = {"mode": "spatial", "point": point, "box": box, "times": [round(t, 3) for t in times],
+                    "model": model_type, "checkpoint": checkpoint, "random": checkpoint is None}
+        key = cache.key(self.name, info.path, span, settings)
+        out_dir = Path(ctx.workdir).resolve() / "segment" / key
+
+        def compute() -> SegmentOutput:
+            predictor = self._predictor(model_type, checkpoint, allow_random)
+            masks = []
+            for frame in read_frames_at(info.path, times):
+                overlay = out_dir / f"mask_{frame.time:09.3f}.png"
+                masks.append(segment_frame(predictor, frame.image, frame.time, point, box, overlay))
+            return SegmentOutput(mode="spatial", frame_size=(info.width, info.height), masks=masks)
+
+        try:
+            return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [m.overlay for m in o.masks])
+        except VideoError as exc:
+            raise ToolFailure(str(exc), "unreadable_video") from None
+
+    def _prompt(self, input: SegmentInput, info: VideoInfo) -> tuple[list[float] | None, list[float] | None]:
+        sx, sy = (info.width / 1000, info.height / 1000) if input.coordinates == "norm1000" else (1.0, 1.0)
+        point = [input.point[0] * sx, input.point[1] * sy] if input.point is not None else None
+        box = [input.box[0] * sx, input.box[1] * sy, input.box[2] * sx, input.box[3] * sy] if input.box else None
+        w, h = info.width, info.height
+        if point is not None and not (0 <= point[0] <= w and 0 <= point[1] <= h):
+            raise ToolFailure(f"point {input.point} is outside the {w}x{h} frame ({input.coordinates} units)",
+                              "prompt_outside_frame")
+        if box is not None:
+            if not (box[0] < box[2] and box[1] < box[3]):
+                raise ToolFailure(f"box {input.box} must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1", "bad_prompt")
+            if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
+                raise ToolFailure(f"box {input.box} is outside the {w}x{h} frame ({input.coordinates} units)",
+                                  "prompt_outside_frame")
+            box = [max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])]
+        return point, box
+
+    @staticmethod
+    def _sam_settings(ctx: ToolContext) -> tuple[str, str | None, bool]:
+        model_type = str(ctx.settings.get("sam_model_type", "vit_b"))
+        if model_type not in ("vit_b", "vit_l", "vit_h"):
+            raise ToolFailure(f"unknown sam_model_type {model_type!r}: use vit_b, vit_l or vit_h", "sam_not_configured")
+        checkpoint = ctx.settings.get("sam_checkpoint")
+        allow_random = bool(ctx.settings.get("sam_allow_random_weights", False))
+        if checkpoint is None and not allow_random:
+            raise ToolFailure(f"no SAM weights configured: {SAM_WEIGHTS_HELP}", "sam_not_configured")
+        if checkpoint is not None:
+            checkpoint = str(Path(checkpoint).expanduser().resolve())
+            if not Path(checkpoint).is_file():
+                raise ToolFailure(f"sam_checkpoint {checkpoint} does not exist: {SAM_WEIGHTS_HELP}",
+                                  "sam_checkpoint_missing")
+        return model_type, checkpoint, allow_random
+
+    def _predictor(self, model_type: str, checkpoint: str | None, allow_random: bool) -> MaskPredictor:
+        key = (model_type, checkpoint)
+        if key not in self._predictors:
+            self._predictors[key] = MaskPredictor.load(model_type, checkpoint, allow_random)
+        return self._predictors[key]
+
+    # -- helpers ---------------------------------------------------------- #
+    def _cache(self, ctx: ToolContext) -> ResultCache:
+        root = (Path(ctx.workdir) / "cache").resolve()
+        if root not in self._caches:
+            self._caches[root] = ResultCache(root)
+        return self._caches[root]
+
+    @staticmethod
+    def _check_span(info: VideoInfo, span: TimeSpan | None) -> TimeSpan:
+        if span is None:
+            return TimeSpan(start=0.0, end=info.duration)
+        try:
+            start, end = check_span(info, span.start, span.end)
+        except VideoError as exc:
+            raise ToolFailure(str(exc), "span_outside_video") from None
+        return TimeSpan(start=start, end=end)
+
+
+def detect_shots(
+    info: VideoInfo,
+    span: TimeSpan,
+    detector: Literal["adaptive", "content"] = "adaptive",
+    threshold: float | None = None,
+    min_shot_seconds: float = 0.5,
+) -> list[tuple[float, float]]:
+    """Shot spans (seconds) inside `span`, from PySceneDetect; one shot if there is no cut."""
+    from scenedetect import AdaptiveDetector, ContentDetector, SceneManager, open_video
+
+    min_len = max(1, int(round(min_shot_seconds * info.fps)))
+    if detector == "adaptive":
+        det: Any = AdaptiveDetector(adaptive_threshold=threshold or 3.0, min_scene_len=min_len)
+    else:
+        det = ContentDetector(threshold=threshold or 27.0, min_scene_len=min_len)
+    try:
+        video = open_video(info.path, backend="pyav")
+        manager = SceneManager()
+        manager.add_detector(det)
+        if span.start > 0:
+            video.seek(span.start)
+        manager.detect_scenes(video, end_time=span.end, show_progress=sys.stderr.isatty())
+        scenes = manager.get_scene_list(start_in_scene=True)
+    except Exception as exc:  # scenedetect wraps decoder errors in many types
+        raise ToolFailure(f"shot detection failed on {info.path}: {type(exc).__name__}: {exc}", "unreadable_video") from None
+    cuts = [(max(span.start, a.seconds), min(span.end, b.seconds)) for a, b in scenes]
+    cuts = [(a, b) for a, b in cuts if b > a]
+    return cuts or [(span.start, span.end)]
+
+
+# --------------------------------------------------------------------------- #
+# Masks: SAM, COCO RLE, overlays
+# --------------------------------------------------------------------------- #
+
+
+class MaskPredictor:
+    """A loaded SAM (segment-anything) predictor; reused across calls (loading is slow)."""
+
+    def __init__(self, predictor: Any):
+        self.predictor = predictor
+
+    @classmethod
+    def load(cls, model_type: str, checkpoint: str | None, allow_random: bool) -> MaskPredictor:
+        try:
+            import torch
+            from segment_anything import SamPredictor, sam_model_registry
+        except ImportError as exc:
+            raise ToolFailure(f"segment-anything is not installed ({exc}): pip install 'internvideo3-mcr[sam]'",
+                              "sam_not_installed") from None
+        if checkpoint is None and not allow_random:
+            raise ToolFailure(f"no SAM weights configured: {SAM_WEIGHTS_HELP}", "sam_not_configured")
+        if checkpoint is None:
+            torch.manual_seed(0)  # untrained but repeatable
+        try:
+            model = sam_model_registry[model_type](checkpoint=checkpoint)
+        except (RuntimeError, KeyError, OSError) as exc:
+            raise ToolFailure(f"cannot load SAM checkpoint {checkpoint} as {model_type}: {exc}; {SAM_WEIGHTS_HELP}",
+                              "sam_checkpoint_invalid") from None
+        return cls(SamPredictor(model.eval()))
+
+    def predict(self, image: np.ndarray, point: list[float] | None, box: list[float] | None) -> tuple[np.ndarray, float]:
+        """Best (H, W) bool mask and its score for the prompt on an (H, W, 3) RGB image."""
+        import torch
+
+        with torch.inference_mode():
+            self.predictor.set_image(image)
+            masks, scores, _ = self.predictor.predict(
+                point_coords=np.array([point], np.float32) if point is not None else None,  # (1, 2)
+                point_labels=np.array([1]) if point is not None else None,
+                box=np.array(box, np.float32) if box is not None else None,  # (4,)
+                multimask_output=box is None,  # a lone point is ambiguous: pick the best of 3
+            )  # masks (K, H, W) bool, scores (K,)
+        best = int(np.argmax(scores))
+        return masks[best], float(scores[best])
+
+
+def segment_frame(predictor: MaskPredictor, image: np.ndarray, t: float, point: list[float] | None,
+                  box: list[float] | None, overlay_path: Path) -> ObjectMask:
+    mask, score = predictor.predict(image, point, box)
+    ys, xs = np.nonzero(mask)
+    found = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if xs.size else None
+    save_image(draw_overlay(image, mask, point, box), overlay_path)
+    return ObjectMask(t=round(t, 3), rle=encode_rle(mask), box=found, area=int(mask.sum()), score=round(score, 4),
+                      overlay=str(overlay_path))
+
+
+def draw_overlay(image: np.ndarray, mask: np.ndarray, point: list[float] | None, box: list[float] | None) -> np.ndarray:
+    """The frame with the mask tinted red, the prompt box in yellow and the point in green."""
+    import cv2
+
+    out = image.copy()  # (H, W, 3)
+    out[mask] = (0.45 * out[mask] + 0.55 * np.array([255, 0, 0])).astype(np.uint8)
+    if box is not None:
+        cv2.rectangle(out, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), (255, 220, 0), 2)
+    if point is not None:
+        cv2.circle(out, (int(point[0]), int(point[1])), 5, (0, 255, 0), -1)
+    return out
+
+
+def encode_rle(mask: np.ndarray) -> Rle:
+    """COCO compressed RLE of an (H, W) mask: runs over column-major pixels, starting with 0s."""
+    flat = np.asarray(mask, bool).flatten(order="F")  # (H*W,)
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        runs = [0] + runs  # counts always start with a run of zeros
+    chars = []
+    for i, run in enumerate(runs):
+        x = run - runs[i - 2] if i > 2 else run  # delta against the run two back
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            chars.append(chr((c | 0x20 if more else c) + 48))
+    return Rle(size=(int(mask.shape[0]), int(mask.shape[1])), counts="".join(chars))
+
+
+def decode_rle(rle: Rle) -> np.ndarray:
+    """The (H, W) bool mask of a COCO compressed RLE."""
+    runs: list[int] = []
+    s, p = rle.counts, 0
+    while p < len(s):
+        x, k, more = 0, 0, True
+        while more:
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p, k = p + 1, k + 1
+            if not more and c & 0x10:
+                x |= -1 << (5 * k)
+        runs.append(x + runs[-2] if len(runs) > 2 else x)
+    h, w = rle.size
+    values = np.zeros(len(runs), bool)
+    values[1::2] = True
+    flat = np.repeat(values, runs)
+    if flat.size != h * w:
+        raise ValueError(f"RLE covers {flat.size} pixels, not {h}x{w}")
+    return flat.reshape((w, h)).T
