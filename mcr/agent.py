@@ -111,7 +111,8 @@ class Agent:
             verifier=verifier or Verifier(),
             workdir=self.workdir / "artifacts",
             tool_settings=tool_settings or {},
-            session=session,
+            # Model-backed tools fork the policy's session, so they share its cached video prefix.
+            session=session if session is not None else getattr(policy, "session", None),
         )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False)

@@ -58,14 +58,24 @@ def _describe(entry: Any) -> tuple[str, str, str]:
     return kind, "", ""
 
 
+_NEXT_WORK = {"observe": "thinking", "reason": "working", "verify": "checking the answer"}
+
+
 def _print_steps(console, steps) -> None:
+    """Print each entry as its node finishes; a spinner on a terminal, nothing extra when piped."""
+    from contextlib import nullcontext
+
     from rich.markup import escape
 
-    for step in steps:
-        for entry in step.entries:
-            label, style, text = _describe(entry)
-            # What a model or a tool wrote is escaped: it is shown, never interpreted.
-            console.print(f"{entry.id:>4} [{style or 'default'}]{label:<9}[/] {escape(text)}")
+    status = console.status("starting…") if console.is_terminal else nullcontext()
+    with status as spinner:
+        for step in steps:
+            for entry in step.entries:
+                label, style, text = _describe(entry)
+                # What a model or a tool wrote is escaped: it is shown, never interpreted.
+                console.print(f"{entry.id:>4} [{style or 'default'}]{label:<9}[/] {escape(text)}")
+            if spinner is not None:
+                spinner.update(f"{_NEXT_WORK.get(step.node, 'thinking')}…")
 
 
 def _report(console, task, result) -> int:
@@ -175,15 +185,36 @@ def cmd_tools(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(registry.schemas(), indent=2))
         return EXIT_OK
+    from rich.markup import escape
+
     console = _console(False)
     for t in registry:
-        params = t.Input.model_json_schema().get("properties", {})
-        console.print(f"[bold]{t.name}[/]  {t.description}")
-        for pname, schema in params.items():
-            console.print(f"    {pname}: {schema.get('type', schema.get('anyOf', '…'))}  {schema.get('description', '')}")
+        schema = t.Input.model_json_schema()
+        console.print(f"[bold]{t.name}[/]  {escape(t.description)}")
+        required = set(schema.get("required", []))
+        for pname, prop in schema.get("properties", {}).items():
+            default = "" if pname in required else f" = {json.dumps(prop.get('default'))}"
+            console.print(f"    {pname}: {escape(_type_name(prop))}{escape(default)}  [dim]{escape(prop.get('description', ''))}[/]")
     for name, why in UNAVAILABLE.items():
-        console.print(f"[dim]{name}  (unavailable: {why})[/]")
+        console.print(f"[dim]{name}  (unavailable: {escape(why)})[/]")
     return EXIT_OK
+
+
+def _type_name(schema: dict[str, Any]) -> str:
+    """A JSON schema as a short type, e.g. `TimeSpan | null`, `[number, number]`."""
+    if "$ref" in schema:
+        return schema["$ref"].rsplit("/", 1)[-1]
+    if "enum" in schema:
+        return " | ".join(json.dumps(v) for v in schema["enum"])
+    if "const" in schema:
+        return json.dumps(schema["const"])
+    if "anyOf" in schema:
+        return " | ".join(_type_name(s) for s in schema["anyOf"])
+    if schema.get("type") == "array":
+        if "prefixItems" in schema:
+            return "[" + ", ".join(_type_name(s) for s in schema["prefixItems"]) + "]"
+        return f"list[{_type_name(schema.get('items', {}))}]"
+    return str(schema.get("type", "any"))
 
 
 class _BadInput(Exception):

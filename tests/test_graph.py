@@ -189,3 +189,19 @@ def test_tool_output_type_is_checked(tmp_path, tiny_video):
     _, _, result = run(tmp_path, tiny_video, [call("liar"), FinalAnswer(text="ok")], tools=(Liar,))
     error = next(e for e in result.context if isinstance(e, ToolError))
     assert error.error_type == "tool_crashed" and "not Output" in error.message
+
+
+def test_python_api_resume_after_an_interrupted_stream(tmp_path, tiny_video):
+    """Stop consuming the stream mid-episode (as a crash would), then resume."""
+    decisions = [call("add", a=1, b=2), call("shout", text="three"), FinalAnswer(text="3", evidence=("e4",))]
+    agent = Agent(policy=ListPolicy(decisions), tools=ToolRegistry([add, shout]), workdir=tmp_path / "w")
+    stream = agent.stream(tiny_video, "1 + 2?", thread_id="t")
+    for step in stream:
+        if step.node == "act/add":
+            break
+    stream.close()
+    assert agent.result("t").stop_reason == "interrupted"
+    result = agent.resume("t")
+    assert result.accepted and result.answer == "3" and result.tool_calls == 2
+    with pytest.raises(KeyError, match="no episode"):
+        agent.resume("unknown")

@@ -109,6 +109,7 @@ class PocketsphinxBackend:
 
     def __init__(self) -> None:
         self._decoder = None
+        self._cmn0 = ""  # the model's initial cepstral mean, restored before each region
 
     def unavailable(self, job: _Job) -> str | None:
         try:
@@ -124,9 +125,14 @@ class PocketsphinxBackend:
             from pocketsphinx import Decoder
 
             self._decoder = Decoder(samprate=clip.sample_rate, loglevel="FATAL")
+            self._cmn0 = self._decoder.get_cmn()
         decoder, out = self._decoder, []
         for a, b in _progress(regions, clip, "pocketsphinx"):
             piece = clip.cut(a, b)
+            # The decoder adapts its cepstral mean across utterances; starting each
+            # region from the model's prior makes a region's words independent of
+            # what was decoded before (so a span gives what the full run gives).
+            decoder.set_cmn(self._cmn0)
             decoder.start_utt()
             decoder.process_raw(piece.pcm16().tobytes(), no_search=False, full_utt=True)
             decoder.end_utt()

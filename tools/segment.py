@@ -102,9 +102,11 @@ class SegmentTool(Tool):
     Input = SegmentInput
     Output = SegmentOutput
 
-    def __init__(self) -> None:
+    def __init__(self, sam: MaskPredictor | None = None) -> None:
+        """`sam`: a ready predictor (e.g. your fine-tuned SAM); by default one is loaded from settings."""
         self._caches: dict[Path, ResultCache] = {}
         self._predictors: dict[tuple[str, str | None], MaskPredictor] = {}
+        self._sam = sam
 
     # -- the tool --------------------------------------------------------- #
     def run(self, input: SegmentInput, ctx: ToolContext) -> SegmentOutput:
@@ -178,15 +180,18 @@ class SegmentTool(Tool):
             raise ToolFailure("spatial segmentation needs a frame: give `t` (seconds) or a `span`", "missing_time")
         point, box = self._prompt(input, info)
 
-        model_type, checkpoint, allow_random = self._sam_settings(ctx)
+        if self._sam is not None:
+            model = self._sam.name
+        else:
+            model_type, checkpoint, allow_random = self._sam_settings(ctx)
+            model = MaskPredictor.name_for(model_type, checkpoint)
         cache = self._cache(ctx)
-        settings = {"mode": "spatial", "point": point, "box": box, "times": [round(t, 3) for t in times],
-                    "model": model_type, "checkpoint": checkpoint, "random": checkpoint is None}
+        settings = {"mode": "spatial", "point": point, "box": box, "times": [round(t, 3) for t in times], "model": model}
         key = cache.key(self.name, info.path, span, settings)
         out_dir = Path(ctx.workdir).resolve() / "segment" / key
 
         def compute() -> SegmentOutput:
-            predictor = self._predictor(model_type, checkpoint, allow_random)
+            predictor = self._sam or self._predictor(model_type, checkpoint, allow_random)
             masks = []
             for frame in read_frames_at(info.path, times):
                 overlay = out_dir / f"mask_{frame.time:09.3f}.png"
@@ -293,8 +298,14 @@ def detect_shots(
 class MaskPredictor:
     """A loaded SAM (segment-anything) predictor; reused across calls (loading is slow)."""
 
-    def __init__(self, predictor: Any):
+    def __init__(self, predictor: Any, name: str = "custom"):
+        """`predictor`: a segment_anything SamPredictor; `name` goes into cache keys."""
         self.predictor = predictor
+        self.name = name
+
+    @staticmethod
+    def name_for(model_type: str, checkpoint: str | None) -> str:
+        return f"{model_type}:{checkpoint or 'random-seed0'}"
 
     @classmethod
     def load(cls, model_type: str, checkpoint: str | None, allow_random: bool) -> MaskPredictor:
@@ -313,7 +324,7 @@ class MaskPredictor:
         except (RuntimeError, KeyError, OSError) as exc:
             raise ToolFailure(f"cannot load SAM checkpoint {checkpoint} as {model_type}: {exc}; {SAM_WEIGHTS_HELP}",
                               "sam_checkpoint_invalid") from None
-        return cls(SamPredictor(model.eval()))
+        return cls(SamPredictor(model.eval()), cls.name_for(model_type, checkpoint))
 
     def predict(self, image: np.ndarray, point: list[float] | None, box: list[float] | None) -> tuple[np.ndarray, float]:
         """Best (H, W) bool mask and its score for the prompt on an (H, W, 3) RGB image."""

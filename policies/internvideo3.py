@@ -1,0 +1,262 @@
+"""The model as policy: InternVideo3 (or any Qwen-VL / causal LM) decides each step.
+
+Each turn renders the whole context (system prompt with the tool schemas, then
+one message per entry) through a :class:`~mcr.model.session.ModelSession`,
+which prefills only what was appended since the last turn, generates, and
+parses the output into a Decision (:mod:`mcr.policies.parsing`).
+
+Malformed output is data, not an exception: it becomes ``InvalidOutput``,
+which the graph records as a ToolError the model reads next turn. Retries are
+bounded and derived from the context (the trailing run of ``invalid_output``
+errors), so a resumed episode counts the same: after ``max_invalid_outputs``
+in a row the policy raises :class:`PolicyError` (the episode ends with stop
+reason ``policy_error``), or, with ``on_invalid="answer"``, gives up with a
+FinalAnswer that says so.
+
+Optional grammar-constrained decoding (``grammar=True``, needs ``llguidance``)
+masks the logits so the output is always either well-formed tool calls whose
+arguments match each tool's JSON schema, or a well-formed answer — even a tiny
+or random model then emits calls the graph can run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mcr.context import Context, ToolError
+from mcr.policies.base import Decision, DecisionUsage, FinalAnswer, InvalidOutput, PolicyError
+from mcr.policies.parsing import ANSWER_FORMAT, CALL_FORMAT, parse_decision
+
+__all__ = ["ModelPolicy", "InternVideo3Policy", "ToolGrammar", "FORMAT_INSTRUCTIONS", "SESSION_SETTINGS"]
+
+FORMAT_INSTRUCTIONS = (
+    "Reply in exactly one of two ways.\n"
+    f"To use tools, write one or more tool calls: {CALL_FORMAT}\n"
+    f"To answer, write: {ANSWER_FORMAT}\n"
+    "Give option only for multiple-choice questions; evidence lists the ids of the entries "
+    "your answer relies on. You may reason first inside <think></think>."
+)
+
+# Settings keys the factories read for the model and its session.
+SESSION_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "prefix_dir", "use_saved_prefixes")
+
+
+def invalid_streak(context: Context) -> int:
+    """How many ``invalid_output`` errors end the context, in a row."""
+    n = 0
+    for entry in reversed(list(context)):
+        if isinstance(entry, ToolError) and entry.error_type == "invalid_output":
+            n += 1
+        else:
+            break
+    return n
+
+
+class ModelPolicy:
+    """What every model-backed policy shares: session, prompt, retries, usage."""
+
+    name = "model"
+
+    def __init__(
+        self,
+        session: Any,
+        *,
+        registry: Any = None,
+        system_prompt: str | None = None,
+        max_invalid_outputs: int = 3,
+        on_invalid: str = "raise",
+        save_video_prefix: bool = False,
+    ):
+        if on_invalid not in ("raise", "answer"):
+            raise ValueError(f"on_invalid must be 'raise' or 'answer', not {on_invalid!r}")
+        self.session = session
+        self.registry = registry
+        self.system_prompt = system_prompt
+        self.max_invalid_outputs = max_invalid_outputs
+        self.on_invalid = on_invalid
+        self.save_video_prefix = save_video_prefix
+        self.last_usage: DecisionUsage | None = None
+        self._prefix_saved = False
+
+    def messages(self, context: Context) -> list[dict[str, Any]]:
+        """The chat messages for this turn (system prompt + format instructions first)."""
+        base = self.system_prompt if self.system_prompt is not None else context.system_prompt
+        return context.render(system_prompt=f"{base}\n\n{FORMAT_INSTRUCTIONS}")
+
+    def _check_retries(self, context: Context) -> FinalAnswer | None:
+        streak = invalid_streak(context)
+        if streak < self.max_invalid_outputs:
+            return None
+        last = context[len(context) - 1]
+        message = f"the model gave {streak} invalid outputs in a row; the last error: {last.message}"
+        if self.on_invalid == "raise":
+            raise PolicyError(message)
+        return FinalAnswer(text=f"No answer: {message}")
+
+    def _after_call(self) -> None:
+        if self.save_video_prefix and not self._prefix_saved and any(k for k in self.session.state.keys):
+            self.session.save_prefix()
+            self._prefix_saved = True
+
+    @staticmethod
+    def options_of(context: Context) -> tuple[str, ...] | None:
+        instruction = context.instruction
+        return instruction.options if instruction is not None else None
+
+
+class InternVideo3Policy(ModelPolicy):
+    """Free generation by the model, parsed into decisions (optionally grammar-constrained).
+
+    Args:
+        session: a ModelSession around the loaded model.
+        registry: validate arguments with the tools' own ``Input`` models.
+        grammar: constrain decoding to valid calls/answers (needs ``llguidance``).
+        max_new_tokens: decode budget per turn.
+        **kwargs: see :class:`ModelPolicy`.
+    """
+
+    name = "internvideo3"
+
+    def __init__(self, session: Any, *, grammar: bool = False, max_new_tokens: int | None = None, **kwargs: Any):
+        super().__init__(session, **kwargs)
+        self.grammar = grammar
+        self.max_new_tokens = max_new_tokens
+        self._grammars: dict[str, Any] = {}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any] | None = None, registry: Any = None) -> InternVideo3Policy:
+        """Build from task settings.
+
+        Keys: ``model`` (path or hub id; default InternVideo3-8B-Instruct),
+        ``gguf_file``, ``dtype``, ``device_map``, ``attn_implementation``,
+        ``trust_remote_code``, ``grammar``, ``max_invalid_outputs``,
+        ``on_invalid``, ``save_video_prefix``, ``system_prompt`` and the session
+        keys ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``,
+        ``prefix_dir``, ``use_saved_prefixes``.
+        """
+        from mcr.model.loader import INTERNVIDEO3_ID, load_model
+
+        s = dict(settings or {})
+        loaded = load_model(
+            s.pop("model", INTERNVIDEO3_ID),
+            gguf_file=s.pop("gguf_file", None),
+            dtype=s.pop("dtype", "auto"),
+            device_map=s.pop("device_map", "auto"),
+            attn_implementation=s.pop("attn_implementation", "sdpa"),
+            trust_remote_code=bool(s.pop("trust_remote_code", False)),
+        )
+        return cls(_session_from(loaded, s), registry=registry, **_policy_kwargs(s, grammar=True))
+
+    def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
+        give_up = self._check_retries(context)
+        if give_up is not None:
+            self.last_usage = DecisionUsage()
+            return give_up
+        options = self.options_of(context)
+        processor = self._grammar(tools, options) if self.grammar else None
+        gen = self.session.generate(
+            self.messages(context), tools, max_new_tokens=self.max_new_tokens, stop=("</answer>",),
+            logits_processor=processor,
+        )
+        self._after_call()
+        self.last_usage = gen.usage.to_decision_usage(raw_output=gen.text)
+        decision = parse_decision(gen.text, tools, options=options, registry=self.registry)
+        if isinstance(decision, InvalidOutput) and gen.stop_reason == "length":
+            decision = decision.model_copy(update={"error": decision.error + " (the reply was cut off; be shorter)"})
+        return decision
+
+    def _grammar(self, tools: list[dict[str, Any]], options) -> ToolGrammar:
+        key = json.dumps([tools, options], sort_keys=True)
+        if key not in self._grammars:
+            self._grammars[key] = ToolGrammar(self.session.tokenizer, tools, options)
+        grammar = self._grammars[key]
+        grammar.reset()
+        return grammar
+
+
+def _session_from(loaded: Any, s: dict[str, Any]) -> Any:
+    from mcr.model.session import ModelSession
+
+    kwargs = {k: s.pop(k) for k in SESSION_SETTINGS if k in s}
+    return ModelSession(loaded, **kwargs)
+
+
+def _policy_kwargs(s: dict[str, Any], grammar: bool) -> dict[str, Any]:
+    keys = ["max_invalid_outputs", "on_invalid", "save_video_prefix", "system_prompt"] + (["grammar"] if grammar else [])
+    out = {k: s.pop(k) for k in keys if k in s}
+    if s:
+        raise ValueError(f"unknown policy settings {sorted(s)}; see the policy's from_settings docstring")
+    return out
+
+
+class ToolGrammar:
+    """A logits processor that only allows valid tool calls or a valid answer (llguidance).
+
+    The grammar: one or more ``<tool_call>JSON</tool_call>`` whose JSON is
+    ``{"name": <a tool>, "arguments": <that tool's schema>}``, or one
+    ``<answer option="X" evidence="...">text</answer>`` (option only when the
+    question has options), optionally after a ``<think>`` block.
+    """
+
+    def __init__(self, tokenizer: Any, tools: list[dict[str, Any]], options=None):
+        try:
+            import llguidance
+            import llguidance.hf
+        except ImportError:
+            raise ImportError("grammar-constrained decoding needs llguidance: pip install llguidance") from None
+        self._llg = llguidance
+        self.tokenizer = llguidance.hf.from_tokenizer(tokenizer)
+        self.grammar = llguidance.grammar_from("lark", self.lark(tools, options))
+        self.matcher = llguidance.LLMatcher(self.tokenizer, self.grammar)
+        if self.matcher.is_error():
+            raise ValueError(f"could not build the tool grammar: {self.matcher.get_error()}")
+        self._fed = 0
+
+    @staticmethod
+    def lark(tools: list[dict[str, Any]], options=None) -> str:
+        calls = []
+        for t in tools:
+            fn = t.get("function", t)
+            schema = {
+                "type": "object",
+                "properties": {"name": {"const": fn["name"]}, "arguments": fn.get("parameters", {"type": "object"})},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            calls.append(f'"<tool_call>" %json {json.dumps(schema)} "</tool_call>"')
+        letters = [chr(ord("A") + i) for i in range(len(options))] if options else []
+        option = f'" option=\\"" /[{"".join(letters)}]/ "\\""' if letters else '""'
+        rules = [
+            "start: think? (calls | answer)",
+            'think: "<think>" /[^<]{0,400}/ "</think>" "\\n"?',
+            'answer: "<answer" ' + option + ' (" evidence=\\"" /e[0-9]{1,3}(,e[0-9]{1,3}){0,7}/ "\\"")? ">" /[^<\\x00-\\x1f]{1,300}/ "</answer>"',
+        ]
+        if calls:
+            rules.insert(1, "calls: (call \"\\n\"?)+")
+            rules.append("call: " + " | ".join(calls))
+        else:
+            rules[0] = "start: think? answer"
+        return "\n".join(rules) + "\n"
+
+    def reset(self) -> None:
+        self.matcher.reset()
+        self._fed = 0
+
+    def __call__(self, input_ids, scores):
+        """Mask ``scores`` ``(1, V)`` to the tokens the grammar allows after ``input_ids`` ``(1, n)``."""
+        import torch
+        import llguidance.torch as lt
+
+        ids = input_ids[0].tolist()
+        for token in ids[self._fed:]:
+            self.matcher.consume_token(token)
+        self._fed = len(ids)
+        n = self.tokenizer.vocab_size
+        mask = lt.allocate_token_bitmask(1, n)
+        lt.fill_next_token_bitmask(self.matcher, mask, 0)
+        head = scores[:, :n].clone()  # (1, n)
+        lt.apply_token_bitmask_inplace(head, mask)
+        out = torch.full_like(scores, float("-inf"))  # tokens beyond the tokenizer never allowed
+        out[:, :n] = head
+        return out

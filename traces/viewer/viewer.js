@@ -1,0 +1,309 @@
+/* MCR trace viewer: draws the trace data inlined in #mcr-data.
+ *
+ * Plain JS, no dependencies, no network. Every string that comes from a trace
+ * (model output, tool output, file names) reaches the page through textContent
+ * or setAttribute on a fixed attribute -- never innerHTML -- so it is shown as
+ * text and never run. Python (traces/view.py) prepares the data; this only draws.
+ */
+(function () {
+  "use strict";
+
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var data = JSON.parse(document.getElementById("mcr-data").textContent);
+  var video = document.getElementById("video");
+  var rowsById = {};
+  var marksById = {};
+  var spansById = {};
+
+  // ---------------------------------------------------------------- helpers
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function svg(tag, attrs, text) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, String(attrs[k])); });
+    if (text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  function fmtSpan(span) { return span.start.toFixed(1) + "–" + span.end.toFixed(1) + " s"; }
+  function fmtInt(n) { return Number(n || 0).toLocaleString("en-US"); }
+
+  function niceStep(range, maxTicks) {
+    var steps = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+    for (var i = 0; i < steps.length; i++) if (range / steps[i] <= maxTicks) return steps[i];
+    return Math.ceil(range / maxTicks);
+  }
+
+  // ------------------------------------------------------------- selection
+  function select(id, seek) {
+    document.querySelectorAll(".selected").forEach(function (n) { n.classList.remove("selected"); });
+    var row = rowsById[id];
+    if (row) row.classList.add("selected");
+    (marksById[id] || []).forEach(function (m) { m.classList.add("selected"); });
+    var span = spansById[id];
+    if (seek && span) seekTo(span.start);
+  }
+
+  function seekTo(seconds) {
+    video.currentTime = seconds;
+    video.dataset.seekedTo = String(seconds);
+  }
+
+  // ---------------------------------------------------------------- header
+  function renderHeader() {
+    document.getElementById("question").textContent = data.question || "(no question)";
+    var facts = document.getElementById("facts");
+    data.options.forEach(function (opt, i) { facts.appendChild(el("span", "chip option", String.fromCharCode(65 + i) + ". " + opt)); });
+    facts.appendChild(el("span", "chip", "policy: " + (data.policy || "?")));
+    if (data.tools.length) facts.appendChild(el("span", "chip", "tools: " + data.tools.join(", ")));
+    var end = data.end;
+    if (end) {
+      var verdict = el("span", "chip " + (end.accepted ? "good" : "bad"),
+        end.accepted ? "answer: " + end.answer + (end.option ? " (" + end.option + ")" : "") : "no accepted answer: " + end.stop_reason);
+      facts.appendChild(verdict);
+      facts.appendChild(el("span", "chip", end.steps + " steps · " + end.tool_calls + " tool calls · " + Number(end.elapsed_s || 0).toFixed(1) + " s"));
+    } else {
+      facts.appendChild(el("span", "chip bad", "unfinished episode (no episode_end)"));
+    }
+    facts.appendChild(el("span", "chip muted", data.trace));
+  }
+
+  // ----------------------------------------------------------------- video
+  function renderVideo() {
+    var note = document.getElementById("video-note");
+    if (data.video.src) {
+      video.setAttribute("src", data.video.src);
+      note.textContent = data.video.embedded ? "video embedded in this file" : data.video.note;
+    } else {
+      video.hidden = true;
+      note.textContent = "video not available (" + data.video.note + ")";
+    }
+  }
+
+  // -------------------------------------------------------------- timeline
+  function renderTimeline() {
+    var marks = [];
+    data.steps.forEach(function (g) { g.rows.forEach(function (r) { if (r.span) marks.push(r); }); });
+    var host = document.getElementById("timeline");
+    var duration = data.duration || Math.max.apply(null, marks.map(function (m) { return m.span.end; }).concat([1]));
+    var kinds = [];
+    marks.forEach(function (m) { if (kinds.indexOf(m.kind) < 0) kinds.push(m.kind); });
+    var W = 1000, L = 110, R = 12, LANE = 22, TOP = 6, AXIS = 22;
+    var H = TOP + Math.max(1, kinds.length) * LANE + AXIS;
+    var x = function (t) { return L + (Math.min(Math.max(t, 0), duration) / duration) * (W - L - R); };
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "timeline", role: "img" });
+    root.appendChild(svg("title", {}, "Timeline of observed and grounded spans"));
+    var step = niceStep(duration, 12);
+    for (var t = 0; t <= duration + 1e-9; t += step) {
+      root.appendChild(svg("line", { x1: x(t), x2: x(t), y1: TOP, y2: H - AXIS + 4, class: "grid" }));
+      root.appendChild(svg("text", { x: x(t), y: H - 6, class: "tick" }, (Math.round(t * 10) / 10) + "s"));
+    }
+    marks.filter(function (m) { return m.evidence; }).forEach(function (m) {
+      root.appendChild(svg("rect", { x: x(m.span.start), y: TOP - 2, width: Math.max(2, x(m.span.end) - x(m.span.start)),
+        height: kinds.length * LANE + 2, class: "evidence-band" }));
+    });
+    kinds.forEach(function (kind, lane) {
+      root.appendChild(svg("text", { x: 4, y: TOP + lane * LANE + 15, class: "lane-label" }, kind.replace("_", " ")));
+    });
+    marks.forEach(function (m) {
+      var lane = kinds.indexOf(m.kind);
+      var rect = svg("rect", { x: x(m.span.start), y: TOP + lane * LANE + 3, width: Math.max(3, x(m.span.end) - x(m.span.start)),
+        height: LANE - 6, rx: 3, class: "mark kind-" + m.kind + (m.evidence ? " evidence" : ""), "data-id": m.id });
+      rect.appendChild(svg("title", {}, m.id + " " + m.label + " [" + fmtSpan(m.span) + "]: " + m.text.slice(0, 120)));
+      rect.addEventListener("click", function (ev) { ev.stopPropagation(); select(m.id, true); scrollToRow(m.id); });
+      (marksById[m.id] = marksById[m.id] || []).push(rect);
+      root.appendChild(rect);
+    });
+    var head = svg("line", { x1: L, x2: L, y1: TOP - 4, y2: H - AXIS + 6, class: "playhead" });
+    root.appendChild(head);
+    video.addEventListener("timeupdate", function () {
+      head.setAttribute("x1", x(video.currentTime)); head.setAttribute("x2", x(video.currentTime));
+    });
+    root.addEventListener("click", function (ev) {
+      var box = root.getBoundingClientRect();
+      var px = (ev.clientX - box.left) / box.width * W;
+      if (px >= L) seekTo((px - L) / (W - L - R) * duration);
+    });
+    if (!marks.length) host.appendChild(el("p", "muted", "No entry in this trace has a time span."));
+    host.appendChild(root);
+  }
+
+  function scrollToRow(id) {
+    var row = rowsById[id];
+    if (row) row.scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  // ------------------------------------------------------------ token chart
+  function renderChart() {
+    var host = document.getElementById("chart");
+    var calls = data.calls;
+    var total = calls.reduce(function (s, c) { return s + c.reused + c.prefilled + c.generated; }, 0);
+    if (!calls.length || total === 0) {
+      host.appendChild(el("p", "muted", calls.length ? "This policy reported no token usage (e.g. a scripted plan)." : "No model calls recorded."));
+      return;
+    }
+    var W = 1000, H = 190, L = 60, B = 26, T = 10;
+    var max = Math.max.apply(null, calls.map(function (c) { return c.reused + c.prefilled + c.generated; }));
+    var y = function (v) { return H - B - (v / max) * (H - B - T); };
+    var slot = (W - L) / calls.length;
+    var bw = Math.min(48, slot * 0.6);
+    var root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "chart", role: "img" });
+    root.appendChild(svg("title", {}, "Reused, prefilled and generated tokens per model call"));
+    [0, max / 2, max].forEach(function (v) {
+      root.appendChild(svg("line", { x1: L, x2: W, y1: y(v), y2: y(v), class: "grid" }));
+      root.appendChild(svg("text", { x: L - 6, y: y(v) + 4, class: "tick end" }, fmtInt(Math.round(v))));
+    });
+    calls.forEach(function (c, i) {
+      var cx = L + slot * i + (slot - bw) / 2, base = 0;
+      [["reused", c.reused], ["prefilled", c.prefilled], ["generated", c.generated]].forEach(function (part) {
+        if (!part[1]) return;
+        var r = svg("rect", { x: cx, y: y(base + part[1]), width: bw, height: y(base) - y(base + part[1]), class: "bar " + part[0] });
+        r.appendChild(svg("title", {}, "step " + c.step + ": " + fmtInt(part[1]) + " " + part[0] + " tokens"));
+        root.appendChild(r);
+        base += part[1];
+      });
+      root.appendChild(svg("text", { x: cx + bw / 2, y: H - 8, class: "tick" }, "step " + c.step));
+    });
+    host.appendChild(root);
+    var legend = el("div", "legend");
+    ["reused", "prefilled", "generated"].forEach(function (k) {
+      var item = el("span", "legend-item"); item.appendChild(el("i", "swatch " + k)); item.appendChild(document.createTextNode(k));
+      legend.appendChild(item);
+    });
+    var reused = calls.reduce(function (s, c) { return s + c.reused; }, 0);
+    var prompt = calls.reduce(function (s, c) { return s + c.reused + c.prefilled; }, 0);
+    legend.appendChild(el("span", "reuse", (prompt ? Math.round(100 * reused / prompt) : 0) + "% of prompt tokens came from the cache"));
+    host.appendChild(legend);
+
+    var table = document.getElementById("calls");
+    var head = el("tr");
+    ["step", "prompt", "reused", "prefilled", "generated", "cache", "latency"].forEach(function (h) { head.appendChild(el("th", "", h)); });
+    table.appendChild(head);
+    calls.forEach(function (c) {
+      var tr = el("tr");
+      [c.step, fmtInt(c.prompt), fmtInt(c.reused), fmtInt(c.prefilled), fmtInt(c.generated),
+        (c.cache_bytes / 1048576).toFixed(1) + " MiB", c.latency_s.toFixed(2) + " s"].forEach(function (v) { tr.appendChild(el("td", "", v)); });
+      table.appendChild(tr);
+    });
+  }
+
+  // ----------------------------------------------------------------- steps
+  function renderImages(row, body) {
+    if (!row.images.length) return;
+    var strip = el("div", "images");
+    row.images.forEach(function (image) {
+      var fig = el("figure");
+      if (image.src) {
+        var img = el("img");
+        img.setAttribute("src", image.src);
+        img.setAttribute("alt", image.caption);
+        img.setAttribute("loading", "lazy");
+        if (image.span) img.addEventListener("click", function () { seekTo(image.span.start); });
+        fig.appendChild(img);
+      } else {
+        fig.appendChild(el("div", "missing", image.note));
+      }
+      fig.appendChild(el("figcaption", "", image.caption));
+      strip.appendChild(fig);
+    });
+    body.appendChild(strip);
+  }
+
+  function renderRow(row) {
+    spansById[row.id] = row.span;
+    var cls = "entry kind-" + row.kind + (row.evidence ? " evidence" : "") + (row.ok === false ? " bad" : "") + (row.ok === true ? " good" : "");
+    var item = el("details", cls);
+    item.dataset.id = row.id;
+    var summary = el("summary");
+    summary.appendChild(el("span", "eid", row.id));
+    summary.appendChild(el("span", "badge", row.label));
+    summary.appendChild(el("span", "text", row.text));
+    var chips = el("span", "chips");
+    if (row.span) chips.appendChild(el("span", "span-chip", fmtSpan(row.span)));
+    if (row.evidence) chips.appendChild(el("span", "ev-chip", "evidence"));
+    if (row.images.length) chips.appendChild(el("span", "img-chip", row.images.length + " img"));
+    summary.appendChild(chips);
+    summary.addEventListener("click", function () { select(row.id, true); });
+    item.appendChild(summary);
+    var body = el("div", "body");
+    renderImages(row, body);
+    if (row.refs.length) body.appendChild(el("div", "refs", "relies on: " + row.refs.join(", ")));
+    body.appendChild(el("pre", "detail", row.detail));
+    item.appendChild(body);
+    rowsById[row.id] = item;
+    return item;
+  }
+
+  function renderSteps() {
+    var host = document.getElementById("steps");
+    data.steps.forEach(function (group) {
+      var section = el("section", "step");
+      var head = el("div", "step-head");
+      head.appendChild(el("span", "step-no", group.step === 0 ? "Start" : "Step " + group.step));
+      group.calls.forEach(function (c) {
+        if (c.prompt || c.generated) {
+          head.appendChild(el("span", "usage", fmtInt(c.prompt) + " prompt · " + fmtInt(c.reused) + " reused · " +
+            fmtInt(c.prefilled) + " prefilled · " + fmtInt(c.generated) + " generated · " + c.latency_s.toFixed(2) + " s"));
+        }
+      });
+      section.appendChild(head);
+      group.notes.forEach(function (n) { section.appendChild(el("div", "note", n)); });
+      group.rows.forEach(function (row) { section.appendChild(renderRow(row)); });
+      group.calls.forEach(function (c) {
+        if (c.raw_output === null || c.raw_output === undefined) return;
+        var raw = el("details", "raw");
+        raw.appendChild(el("summary", "", "raw model output (step " + c.step + ")"));
+        raw.appendChild(el("pre", "detail", c.raw_output));
+        section.appendChild(raw);
+      });
+      host.appendChild(section);
+    });
+  }
+
+  // ------------------------------------------------------------------ diff
+  function renderDiff() {
+    var diff = data.diff;
+    if (!diff) return;
+    document.getElementById("tabs").hidden = false;
+    var host = document.getElementById("diff");
+    host.appendChild(el("p", "diff-note" + (diff.first === null ? " good" : ""), diff.note));
+    var table = el("table", "diff-table");
+    var head = el("tr");
+    ["#", diff.a_name, diff.b_name].forEach(function (h) { head.appendChild(el("th", "", h)); });
+    table.appendChild(head);
+    diff.rows.forEach(function (r) {
+      var tr = el("tr", r.same ? "same" : "differs");
+      if (r.index === diff.first) { tr.classList.add("first-diff"); tr.id = "first-diff"; }
+      tr.appendChild(el("td", "idx", r.index));
+      tr.appendChild(el("td", r.a === null ? "absent" : "", r.a === null ? "(no event)" : r.a));
+      tr.appendChild(el("td", r.b === null ? "absent" : "", r.b === null ? "(no event)" : r.b));
+      table.appendChild(tr);
+    });
+    host.appendChild(table);
+  }
+
+  function showTab(name) {
+    document.getElementById("episode").hidden = name !== "episode";
+    document.getElementById("diff").hidden = name !== "diff";
+    document.querySelectorAll(".tab").forEach(function (b) { b.classList.toggle("active", b.dataset.tab === name); });
+    var first = document.getElementById("first-diff");
+    if (name === "diff" && first) first.scrollIntoView({ block: "center" });
+  }
+
+  renderHeader();
+  renderVideo();
+  renderSteps();
+  renderTimeline();
+  renderChart();
+  renderDiff();
+  document.querySelectorAll(".tab").forEach(function (b) {
+    b.addEventListener("click", function () { showTab(b.dataset.tab); });
+  });
+  if (data.diff && location.hash === "#diff") showTab("diff");
+  document.body.dataset.ready = "true";
+})();
