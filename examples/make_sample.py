@@ -154,9 +154,7 @@ def speak(text: str) -> np.ndarray:
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise SystemExit("espeak-ng is not installed: `apt-get install -y espeak-ng` (Debian/Ubuntu)")
-    wav = subprocess.run(
-        [exe, "-v", "en-us", "-s", "130", "--stdout", text], check=True, capture_output=True
-    ).stdout
+    wav = subprocess.run([exe, "-v", "en-us", "-s", "130", "--stdout", text], check=True, capture_output=True).stdout
     # espeak streams its WAV, so the header's sizes are placeholders: take every
     # byte after the "data" chunk id and size as samples.
     if wav[:4] != b"RIFF" or b"data" not in wav[:200]:

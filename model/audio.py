@@ -16,6 +16,7 @@ that ships inside faster-whisper; tells speech from music, slower).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.model.video import VideoError, VideoNotFound, VideoOpenFailure
 
 SAMPLE_RATE = 16_000
+_PREROLL_S = 0.25  # decode this much before a span: codec and resampler warm-up
 
 
 class NoAudioStream(VideoError):
@@ -135,17 +137,22 @@ def load_audio(
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         chunks: list[np.ndarray] = []
+        n_out = 0
         t0: float | None = None  # source time of the first resampled sample
         try:
-            if start > 0 and stream.time_base is not None:
-                container.seek(int(start / stream.time_base), stream=stream, any_frame=False, backward=True)
+            if start > _PREROLL_S and stream.time_base is not None:
+                # Seek a little early: the decoder and resampler settle before `start`.
+                target = int((start - _PREROLL_S) / stream.time_base)
+                container.seek(target, stream=stream, any_frame=False, backward=True)
             for frame in container.decode(stream):
                 if t0 is None:
-                    t0 = float(frame.pts * frame.time_base) if frame.pts is not None else 0.0
+                    frame, t0 = _on_output_grid(frame, sample_rate)
+                    if frame is None:  # too short to reach the grid: try the next one
+                        continue
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray().reshape(-1))  # (n,) packed mono
-                decoded = t0 + sum(len(c) for c in chunks) / sample_rate
-                if end is not None and decoded >= end:
+                    n_out += out.samples
+                if end is not None and t0 + n_out / sample_rate >= end + _PREROLL_S:
                     break
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
@@ -157,6 +164,38 @@ def load_audio(
         samples, t0 = samples[int(round(-t0 * sample_rate)):], 0.0
     clip = AudioClip(samples, sample_rate, t0)
     return clip.cut(max(start, t0), end if end is not None else clip.end)
+
+
+def _on_output_grid(frame, sample_rate: int):
+    """Drop the first few input samples so output sample 0 sits on the global grid.
+
+    Output sample *i* of a full decode is at time ``i / sample_rate``. A decode
+    that starts at a seek point must start on that same grid, or every sample
+    is interpolated at a slightly different phase and a span's audio differs
+    from the same part of the full decode (recognisers notice). Input sample
+    ``s`` is on the grid when ``s`` is a multiple of ``in_rate / gcd(in_rate,
+    out_rate)`` (441 for 22.05 kHz -> 16 kHz, 3 for 48 kHz).
+
+    Returns:
+        (frame, time of its first sample in seconds), or (None, None) when the
+        whole frame lies before the next grid point.
+    """
+    import av
+
+    in_rate = frame.sample_rate
+    first = round(float(frame.pts * frame.time_base) * in_rate) if frame.pts is not None else 0
+    step = in_rate // math.gcd(in_rate, sample_rate)
+    drop = (-first) % step
+    if drop == 0:
+        return frame, first / in_rate
+    if drop >= frame.samples:
+        return None, None
+    data = frame.to_ndarray()  # planar (C, n) or packed (1, n*C)
+    channels = len(frame.layout.channels)
+    data = data[:, drop:] if frame.format.is_planar else data[:, drop * channels :]
+    trimmed = av.AudioFrame.from_ndarray(np.ascontiguousarray(data), format=frame.format.name, layout=frame.layout.name)
+    trimmed.sample_rate = in_rate
+    return trimmed, (first + drop) / in_rate
 
 
 # --------------------------------------------------------------------------- #
@@ -179,13 +218,27 @@ class VadSettings(BaseModel):
     max_region_s: float = Field(default=30.0, gt=1, description="longer regions split at their quietest frame")
 
 
+def _grid_skip(clip: AudioClip, hop: int) -> int:
+    """Samples to skip so frames start on multiples of `hop` from time zero.
+
+    Frames on a fixed time grid make the regions of a span the same as those
+    of the full file, whatever the span's start.
+    """
+    return (-int(round(clip.offset * clip.sample_rate))) % hop
+
+
 def frame_levels_db(clip: AudioClip, frame_ms: int = 30) -> np.ndarray:
-    """RMS level of each `frame_ms` frame in dBFS: (F,) float32 (-100 for silence)."""
+    """RMS level of each `frame_ms` frame in dBFS: (F,) float32 (-100 for silence).
+
+    Frame *k* starts ``_grid_skip`` samples into the clip plus *k* frames, i.e.
+    on the absolute grid of `frame_ms` frames from time zero.
+    """
     hop = max(1, clip.sample_rate * frame_ms // 1000)
-    n = len(clip.samples) // hop
+    skip = _grid_skip(clip, hop)
+    n = max(0, len(clip.samples) - skip) // hop
     if n == 0:
         return np.zeros(0, np.float32)
-    frames = clip.samples[: n * hop].reshape(n, hop)  # (F, hop)
+    frames = clip.samples[skip : skip + n * hop].reshape(n, hop)  # (F, hop)
     rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))  # (F,)
     return np.maximum(20.0 * np.log10(np.maximum(rms, 1e-10)), -100.0).astype(np.float32)
 
@@ -232,10 +285,12 @@ def _regions_from_mask(
             runs[:0] = [[a, cut], [cut, b]]
             continue
         split.append([a, b])
+    hop = max(1, clip.sample_rate * s.frame_ms // 1000)
+    origin = clip.offset + _grid_skip(clip, hop) / clip.sample_rate  # time of frame 0
     out: list[tuple[float, float]] = []
     for a, b in split:
-        start = max(clip.offset, clip.offset + a * step - s.pad_s)
-        end = min(clip.end, clip.offset + b * step + s.pad_s)
+        start = float(max(clip.offset, origin + a * step - s.pad_s))
+        end = float(min(clip.end, origin + b * step + s.pad_s))
         if out and start <= out[-1][1]:  # padding made neighbours touch
             start = out[-1][1]
         out.append((round(start, 3), round(end, 3)))
@@ -264,7 +319,8 @@ def silero_regions(clip: AudioClip, min_silence_s: float = 0.35, pad_s: float = 
 # Scoring
 # --------------------------------------------------------------------------- #
 
-_NUMBERS = dict(zip("0 1 2 3 4 5 6 7 8 9 10".split(), "zero one two three four five six seven eight nine ten".split()))
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten".split()
+_NUMBERS = {str(i): word for i, word in enumerate(_NUMBER_WORDS)}
 
 
 def normalize_words(text: str) -> list[str]:

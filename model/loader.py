@@ -251,6 +251,10 @@ def _load_m2la(folder: Path, config: dict[str, Any], dtype: torch.dtype, name: s
     state: dict[str, torch.Tensor] = {}
     for shard in sorted(folder.glob("*.safetensors")):
         state.update(load_file(str(shard)))
+    if "lm_head.weight" not in state:  # tied embeddings are saved once
+        embed = next((k for k in state if k.endswith("embed_tokens.weight")), None)
+        if embed is not None:
+            state["lm_head.weight"] = state[embed]
     try:
         load_m2la_state_dict(model, state, strict=True)
     except ValueError as exc:

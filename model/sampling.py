@@ -152,7 +152,9 @@ def plan_sampling(info: VideoInfo, spec: SamplingSpec, span: TimeSpan | None = N
     factor = spec.factor
     min_pixels = spec.min_pixels if spec.min_pixels is not None else VIDEO_MIN_TOKEN_NUM * factor * factor
     total_pixels = spec.total_pixels if spec.total_pixels is not None else MODEL_SEQ_LEN * factor * factor * 0.9
-    max_pixels = max(min(VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / n * FRAME_FACTOR), int(min_pixels * 1.05))
+    max_pixels = max(
+        min(VIDEO_MAX_TOKEN_NUM * factor * factor, total_pixels / n * FRAME_FACTOR), int(min_pixels * 1.05)
+    )
     if spec.max_pixels is not None:
         max_pixels = min(spec.max_pixels, max_pixels)
     height, width = smart_resize(info.height, info.width, factor, min_pixels, max_pixels)
@@ -203,7 +205,15 @@ class FrameCache:
         stat = os.stat(path)
         span = (round(plan.start, 6), round(plan.end, 6))
         size = (plan.height, plan.width) if resized else None
-        return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, span, round(plan.sample_fps, 6), plan.frame_indices, size)
+        return (
+            str(Path(path).resolve()),
+            stat.st_size,
+            stat.st_mtime_ns,
+            span,
+            round(plan.sample_fps, 6),
+            plan.frame_indices,
+            size,
+        )
 
     def get(self, key: tuple) -> SampledClip | None:
         clip = self._items.get(key)

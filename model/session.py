@@ -5,6 +5,7 @@ A session keeps the token ids already in its cache; on every call it renders the
 chat messages to tokens (:mod:`mcr.model.prompt`), finds the longest common
 prefix with what is cached, crops the cache there, prefills only the delta and
 decodes. Reuse is exact: logits equal a full re-prefill (tests guard it).
+Cache operations and the prefix file format are in :mod:`mcr.model.prefix`.
 
 Multimodal RoPE (Qwen3-VL / InternVideo3): transformers keeps the video
 position offset (``rope_deltas``) on the model, where another video overwrites
@@ -24,8 +25,6 @@ item's file content hash + sampling settings.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from pydantic import BaseModel
 
 from mcr.model.loader import LoadedModel, user_cache_dir
+from mcr.model.prefix import cache_bytes, crop_to, fork_cache, prefix_name, read_cache, write_cache
 from mcr.model.prompt import Prompt, PromptRenderer
 
 __all__ = ["ModelSession", "Generation", "SessionUsage", "SessionError"]
@@ -79,39 +79,6 @@ class Generation:
     token_ids: list[int]
     usage: SessionUsage
     stop_reason: str = "eos"
-
-
-def _fork_cache(cache: Any) -> Any:
-    """A cache sharing ``cache``'s tensors; writes on either side never reach the other."""
-    if hasattr(cache, "fork"):
-        return cache.fork()
-    from transformers import DynamicCache
-
-    if isinstance(cache, DynamicCache):
-        # DynamicLayer.update/crop rebind keys/values (torch.cat / slicing) and never
-        # write in place, so sharing the tensors is copy-on-write by construction.
-        other = copy.copy(cache)
-        other.layers = [copy.copy(layer) for layer in cache.layers]
-        return other
-    return copy.deepcopy(cache)
-
-
-def _cache_bytes(cache: Any) -> int:
-    if hasattr(cache, "nbytes"):
-        return int(cache.nbytes())
-    total = 0
-    for layer in getattr(cache, "layers", []):
-        for value in vars(layer).values():
-            if isinstance(value, torch.Tensor):
-                total += value.numel() * value.element_size()
-    return total
-
-
-def _crop(cache: Any, keep: int) -> None:
-    """Keep the first ``keep`` tokens (transformers 5.x ``crop`` takes a count <= 0 to remove)."""
-    have = cache.get_seq_length()
-    if keep < have:
-        cache.crop(keep - have)
 
 
 @dataclass
@@ -213,7 +180,7 @@ class ModelSession:
     def fork(self) -> ModelSession:
         """A side session sharing this one's cached prefix; it never changes this one."""
         child = copy.copy(self)
-        child.cache = _fork_cache(self.cache)
+        child.cache = fork_cache(self.cache)
         child.state = _State(list(self.state.ids), list(self.state.keys), self.state.positions)
         child._generator = torch.Generator().manual_seed(int(self._generator.initial_seed()))
         child.last_usage = SessionUsage()
@@ -239,7 +206,7 @@ class ModelSession:
                 keep = loaded
         if keep == len(prompt):  # nothing new: re-run the last token to get its logits
             keep -= 1
-        _crop(self.cache, keep)
+        crop_to(self.cache, keep)
         self.state.ids, self.state.keys = self.state.ids[:keep], self.state.keys[:keep]
         if self.state.positions is not None:
             self.state.positions = self.state.positions[:, :keep]
@@ -249,7 +216,7 @@ class ModelSession:
             reused_tokens=keep - loaded,
             prefix_loaded_tokens=loaded,
             prefilled_tokens=len(prompt) - keep,
-            cache_bytes=_cache_bytes(self.cache),
+            cache_bytes=cache_bytes(self.cache),
             prefill_s=time.perf_counter() - t0,
         )
         return logits
@@ -267,16 +234,22 @@ class ModelSession:
         max_new_tokens: int | None = None,
         stop: tuple[str, ...] = (),
         logits_processor: Any = None,
+        response_prefix: str = "",
     ) -> Generation:
         """Render, prefill the delta, then decode until EOS, a stop string or the budget.
 
         ``logits_processor(ids, scores) -> scores`` (transformers style, e.g. a
         grammar constraint) sees the generated ids so far, ``(1, n)``, and the
-        scores ``(1, V)``.
+        scores ``(1, V)``. ``response_prefix`` is forced as the start of the reply
+        (it is fed, not generated, and not part of the returned text).
         """
         t0 = time.perf_counter()
         logits = self.prefill(self.render(messages, tools))
         usage = self.last_usage
+        if response_prefix:
+            forced = self.tokenizer(response_prefix, add_special_tokens=False)["input_ids"]
+            logits = self._forward_text(forced)
+            usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + len(forced)})
         budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         out: list[int] = []
         reason = "length"
@@ -297,12 +270,42 @@ class ModelSession:
         usage = usage.model_copy(
             update={
                 "generated_tokens": len(out),
-                "cache_bytes": _cache_bytes(self.cache),
+                "cache_bytes": cache_bytes(self.cache),
                 "latency_s": time.perf_counter() - t0,
             }
         )
         self.last_usage = usage
         return Generation(text=text, token_ids=out, usage=usage, stop_reason=reason)
+
+    @torch.inference_mode()
+    def score_continuations(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        continuations: list[str],
+    ) -> list[tuple[float, int]]:
+        """Log-probability of each continuation of the reply, as ``(sum, n_tokens)``.
+
+        The prompt is prefilled once (reusing the cache); each continuation runs
+        on a fork, so the session's own cache is unchanged. This is constrained
+        decoding by enumeration: a policy picks among well-formed replies.
+        """
+        last = self.prefill(self.render(messages, tools)).float()  # (V,)
+        usage = self.last_usage
+        results = []
+        for text in continuations:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not ids:
+                results.append((0.0, 0))
+                continue
+            side = self.fork()
+            logits = side._forward_text(ids, all_logits=True).float()  # (T, V)
+            steps = torch.cat([last[None], logits[:-1]])  # (T, V): logits predicting each token
+            logp = torch.log_softmax(steps, dim=-1).gather(1, torch.tensor(ids)[:, None])  # (T, 1)
+            results.append((float(logp.sum()), len(ids)))
+            usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + len(ids)})
+        self.last_usage = usage
+        return results
 
     def _select(self, scores: torch.Tensor) -> int:
         if self.temperature <= 0:
@@ -346,23 +349,27 @@ class ModelSession:
             kwargs["mm_token_type_ids"] = mm_types.to(self.device)
         return self._run(ids, keys, position_ids, rope=rope[:, 0], **kwargs)
 
-    def _forward_text(self, ids: list[int]) -> torch.Tensor:
+    def _forward_text(self, ids: list[int], all_logits: bool = False) -> torch.Tensor:
         start = len(self.state.ids)
+        keys: list[str | None] = [None] * len(ids)
         if not self.loaded.multimodal:
-            return self._run(ids, [None] * len(ids), torch.arange(start, start + len(ids))[None])
+            return self._run(ids, keys, torch.arange(start, start + len(ids))[None], all_logits=all_logits)
         p0 = self.state.next_position(start)
         rope = torch.arange(p0, p0 + len(ids)).view(1, 1, -1).expand(3, 1, -1)  # (3, 1, T)
-        seq = torch.arange(start, start + len(ids)).view(1, 1, -1)
-        return self._run(ids, [None] * len(ids), torch.cat([seq, rope], 0), rope=rope[:, 0])
+        seq = torch.arange(start, start + len(ids)).view(1, 1, -1)  # (1, 1, T)
+        return self._run(ids, keys, torch.cat([seq, rope], 0), rope=rope[:, 0], all_logits=all_logits)
 
-    def _run(self, ids: list[int], keys: list[str | None], position_ids: torch.Tensor, rope=None, **kwargs) -> torch.Tensor:
+    def _run(
+        self, ids: list[int], keys: list[str | None], position_ids: torch.Tensor, rope=None, all_logits: bool = False,
+        **kwargs,
+    ) -> torch.Tensor:
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)  # (1, T)
         out = self.model(
             input_ids=input_ids,
             position_ids=position_ids.to(self.device),
             cache=self.cache,
             use_cache=True,
-            logits_to_keep=1,
+            logits_to_keep=0 if all_logits else 1,
             **kwargs,
         )
         self.state.ids += ids
@@ -374,14 +381,9 @@ class ModelSession:
             raise SessionError(
                 f"cache holds {self.cache.get_seq_length()} tokens but the session tracked {len(self.state.ids)}"
             )
-        return out.logits[0, -1]  # (V,)
+        return out.logits[0] if all_logits else out.logits[0, -1]  # (T, V) or (V,)
 
     # -- saved prefixes -------------------------------------------------------- #
-    def _prefix_name(self, ids: list[int], keys: list[str | None]) -> str:
-        h = hashlib.sha256(self.loaded.name.encode())
-        h.update(json.dumps([ids, keys]).encode())
-        return h.hexdigest()[:32]
-
     def _candidate_cuts(self, ids: list[int]) -> list[int]:
         """Message ends (just after each EOS / ``<|im_end|>``): where prefixes are saved."""
         return [i + 1 for i, t in enumerate(ids) if t in self.eos_ids]
@@ -409,14 +411,14 @@ class ModelSession:
             raise SessionError(f"save_prefix(upto={upto}): the cache holds {len(self.state.ids)} tokens")
         ids, keys = self.state.ids[:upto], self.state.keys[:upto]
         self.prefix_dir.mkdir(parents=True, exist_ok=True)
-        path = self.prefix_dir / f"{self._prefix_name(ids, keys)}.safetensors"
-        snapshot = _fork_cache(self.cache)
-        _crop(snapshot, upto)
+        path = self.prefix_dir / f"{prefix_name(self.loaded.name, ids, keys)}.safetensors"
+        snapshot = fork_cache(self.cache)
+        crop_to(snapshot, upto)
         meta = {"ids": ids, "keys": keys, "model": self.loaded.name}
         if self.state.positions is not None:
             meta["positions"] = self.state.positions[:, :upto].tolist()
         tmp = path.with_suffix(f".tmp{time.monotonic_ns()}")
-        _write_cache(snapshot, tmp, meta)
+        write_cache(snapshot, tmp, meta)
         tmp.replace(path)
         self.renderer.remember_media(self.prefix_dir)
         return path
@@ -429,46 +431,12 @@ class ModelSession:
         for cut in sorted(self._candidate_cuts(prompt.ids), reverse=True):
             if cut <= better_than:
                 return 0
-            path = self.prefix_dir / f"{self._prefix_name(prompt.ids[:cut], prompt.keys[:cut])}.safetensors"
+            path = self.prefix_dir / f"{prefix_name(self.loaded.name, prompt.ids[:cut], prompt.keys[:cut])}.safetensors"
             if path.is_file():
-                self.cache, meta = _read_cache(path, self)
+                self.cache, meta = read_cache(path, self._new_cache, self.device)
                 positions = meta.get("positions")
                 self.state = _State(
                     list(meta["ids"]), list(meta["keys"]), torch.tensor(positions) if positions is not None else None
                 )
                 return cut
         return 0
-
-
-def _write_cache(cache: Any, path: Path, meta: dict[str, Any]) -> None:
-    if hasattr(cache, "save"):  # LatentCache writes its own format
-        cache.save(path, metadata=meta)
-        return
-    from safetensors.torch import save_file
-
-    tensors = {}
-    for i, layer in enumerate(cache.layers):
-        tensors[f"layers.{i}.keys"] = layer.keys.contiguous()  # (B, kv_heads, T, head_dim)
-        tensors[f"layers.{i}.values"] = layer.values.contiguous()
-    save_file(tensors, str(path), metadata={"format": "mcr-dynamic-cache/1", "user": json.dumps(meta)})
-
-
-def _read_cache(path: Path, session: ModelSession) -> tuple[Any, dict[str, Any]]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        fmt = (f.metadata() or {}).get("format")
-    if fmt == "mcr-latent-cache/1":
-        from mcr.model.cache import LatentCache
-
-        return LatentCache.load(path, device=session.device)
-    if fmt != "mcr-dynamic-cache/1":
-        raise SessionError(f"{path} is not a saved prefix (format {fmt!r}); delete it")
-    cache = session._new_cache()
-    with safe_open(str(path), framework="pt", device=str(session.device)) as f:
-        meta = json.loads(f.metadata()["user"])
-        n = len([k for k in f.keys() if k.endswith(".keys")])
-        for i in range(n):
-            cache.update(f.get_tensor(f"layers.{i}.keys"), f.get_tensor(f"layers.{i}.values"), i)
-    return cache, meta
-

@@ -14,6 +14,7 @@ from deep inside a tool. Frame planning with the Qwen-VL pixel budget lives in
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 # Seek again (instead of decoding on) when the next wanted frame is this far
 # ahead: beyond a typical GOP, a seek to the keyframe before it is cheaper.
 SEEK_GAP_S = 4.0
+PROGRESS_MIN_FRAMES = 64  # fewer frames than this decode too fast to need a progress bar
 
 
 class VideoError(Exception):
@@ -33,7 +35,9 @@ class VideoError(Exception):
 
 class VideoNotFound(VideoError, FileNotFoundError):
     def __init__(self, path: str | Path):
-        super().__init__(f"video file not found: {path} — check the path (relative paths are resolved from the task file)")
+        super().__init__(
+            f"video file not found: {path} — check the path (relative paths are resolved from the task file)"
+        )
 
 
 class VideoOpenFailure(VideoError):
@@ -195,10 +199,13 @@ def read_frames_at(path: str | Path, times: Sequence[float]) -> list[Frame]:
     """
     if not times:
         return []
+    from tqdm.auto import tqdm
+
     wanted = sorted(set(float(t) for t in times))
     found: dict[float, Frame] = {}
     eps = 1e-4  # float slack, so t == pts exactly picks that frame
-    with _open(path) as container:
+    quiet = len(wanted) < PROGRESS_MIN_FRAMES or not sys.stderr.isatty()
+    with _open(path) as container, tqdm(total=len(wanted), desc="decoding frames", leave=False, disable=quiet) as bar:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         base = float(stream.time_base)
@@ -211,7 +218,9 @@ def read_frames_at(path: str | Path, times: Sequence[float]) -> list[Frame]:
             for target in wanted:
                 horizon = (pending or shown).time if (pending or shown) is not None else None
                 if decoder is None or (horizon is not None and target - horizon > SEEK_GAP_S):
-                    container.seek(start_pts + max(0, int(target / base)), stream=stream, backward=True, any_frame=False)
+                    container.seek(
+                        start_pts + max(0, int(target / base)), stream=stream, backward=True, any_frame=False
+                    )
                     decoder, shown, shown_img, pending = container.decode(stream), None, None, None
                 while True:
                     if pending is None:
@@ -229,6 +238,7 @@ def read_frames_at(path: str | Path, times: Sequence[float]) -> list[Frame]:
                     found[target] = shown_img
                 else:
                     found[target] = Frame(float(pending.time or 0.0), _upright(pending))
+                bar.update()
         except VideoError:
             raise
         except Exception as exc:
@@ -250,7 +260,9 @@ def iter_frames(path: str | Path, start: float = 0.0, end: float | None = None) 
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         if start > 0:
-            container.seek((stream.start_time or 0) + int(start / float(stream.time_base)), stream=stream, backward=True)
+            container.seek(
+                (stream.start_time or 0) + int(start / float(stream.time_base)), stream=stream, backward=True
+            )
         try:
             for frame in container.decode(stream):
                 t = float(frame.time or 0.0)
@@ -296,6 +308,21 @@ def save_image(image: np.ndarray, path: str | Path, quality: int = 90) -> Path:
     else:
         img.save(path, quality=quality)
     return path
+
+
+def save_frames(
+    path: str | Path, times: Sequence[float], out_dir: str | Path, prefix: str = "frame", suffix: str = ".jpg"
+) -> list[Path]:
+    """Decode the frames on screen at `times` and write them as images; returns their paths.
+
+    Names carry the time in milliseconds (``frame_012500ms.jpg``), so the same
+    request writes the same files and a context entry can cite them.
+    """
+    out_dir = Path(out_dir)
+    paths = []
+    for t, frame in zip(times, read_frames_at(path, times), strict=True):
+        paths.append(save_image(frame.image, out_dir / f"{prefix}_{int(round(t * 1000)):06d}ms{suffix}"))
+    return paths
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:

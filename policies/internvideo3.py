@@ -223,6 +223,8 @@ class ToolGrammar:
                 "properties": {"name": {"const": fn["name"]}, "arguments": fn.get("parameters", {"type": "object"})},
                 "required": ["name", "arguments"],
                 "additionalProperties": False,
+                # Compact JSON: free whitespace lets a weak model ramble until its budget ends.
+                "x-guidance": {"whitespace_flexible": False},
             }
             calls.append(f'"<tool_call>" %json {json.dumps(schema)} "</tool_call>"')
         letters = [chr(ord("A") + i) for i in range(len(options))] if options else []

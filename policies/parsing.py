@@ -36,7 +36,7 @@ _ANSWER = re.compile(r"<answer\b([^>]*)>(.*?)(?:</answer>|$)", re.S)
 _ATTR = re.compile(r"""(\w+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 _PLAIN_OPTION = re.compile(
-    r"(?:^|\b(?:answer|option|choice)\s*(?:is|:)?\s*)\(?([A-Z])\)?(?=[\s.,:;)]|$)", re.I | re.M
+    r"(?:^\(?([A-Z])(?:\)|[.:])|\b(?i:answer|option|choice)\s*(?:is|:)?\s*\(?([A-Za-z])\)?(?=[\s.,:;)]|$))", re.M
 )
 
 
@@ -164,7 +164,7 @@ def _parse_answer(raw: str, match: re.Match, options, thought) -> Decision:
 
 
 def _option_in(text: str, letters: list[str]) -> str | None:
-    found = {m.group(1).upper() for m in _PLAIN_OPTION.finditer(text)} & set(letters)
+    found = {(m.group(1) or m.group(2)).upper() for m in _PLAIN_OPTION.finditer(text)} & set(letters)
     return found.pop() if len(found) == 1 else None
 
 

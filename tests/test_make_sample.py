@@ -54,7 +54,12 @@ def _check_facts(folder: Path) -> None:
     assert [info.width, info.height] == facts["size"]
     assert info.has_audio
     assert facts["scene_boundaries"] == [6.0, 12.0, 18.0]
-    assert [s["title"] for s in facts["scenes"]] == ["THE RED LIGHTHOUSE", "NIGHT WATCH", "MORNING FIELD", "NOON MARKET"]
+    assert [s["title"] for s in facts["scenes"]] == [
+        "THE RED LIGHTHOUSE",
+        "NIGHT WATCH",
+        "MORNING FIELD",
+        "NOON MARKET",
+    ]
     assert (folder / "sample.mp4").stat().st_size < 2_000_000
 
     samples, rate = _audio(folder / "sample.mp4")
@@ -110,7 +115,9 @@ def test_generation_is_deterministic(generated, tmp_path):
 def test_missing_espeak_is_a_clear_error(tmp_path):
     """Without espeak-ng on PATH the script stops with the install command."""
     env = {"PATH": str(tmp_path), "HOME": str(tmp_path)}  # a PATH with no espeak-ng
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--out", str(tmp_path)], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path)], env=env, capture_output=True, text=True
+    )
     assert proc.returncode != 0
     assert "espeak-ng is not installed" in proc.stderr
     assert not (tmp_path / "sample.mp4").exists()

@@ -19,14 +19,22 @@ speech: a voice-activity gate (energy by default, Silero with
 ``settings["vad"] = "silero"``) cuts the audio into regions first, so silence
 costs nothing and every segment sits inside a stretch of real sound.
 
-Settings (``ctx.settings``): ``whisper_model`` (folder), ``vad``
-(``energy`` | ``silero``), ``beam_size`` (Whisper, default 5), ``cache``
-(default True). Results are cached by file content, span and settings.
+Settings (``ctx.settings``): ``whisper_model`` (folder), ``vad`` (``energy``
+| ``silero``), Whisper's ``beam_size`` (default 5), ``temperature`` (default:
+faster-whisper's fallback ladder 0.0-1.0) and ``max_new_tokens`` (default:
+none), ``cache`` (default True). Results are cached (`mcr.tools.cache`) by file
+content, span and the settings that change them; a sidecar subtitle file and
+the Whisper model file are part of the key.
+
+A span that ends past the video is clipped to its end; one that starts past
+it is an error. Subtitle cues keep their own times (a cue overlapping the
+span's edge is returned whole).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,10 +96,9 @@ class TranscribeOutput(BaseModel):
 # --------------------------------------------------------------------------- #
 
 
-class _Job(BaseModel):
+@dataclass(frozen=True)
+class _Job:
     """What a backend needs for one call (resolved from the input and settings)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     path: Path
     start: float
@@ -105,11 +112,10 @@ class PocketsphinxBackend:
 
     name = "pocketsphinx"
     _FRAME_S = 0.01  # pocketsphinx features are 100 frames per second
-    _FILLERS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]", "[UM]", "[UH]"}
+    _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]", "[UM]", "[UH]"})
 
     def __init__(self) -> None:
         self._decoder = None
-        self._cmn0 = ""  # the model's initial cepstral mean, restored before each region
 
     def unavailable(self, job: _Job) -> str | None:
         try:
@@ -121,18 +127,19 @@ class PocketsphinxBackend:
         return None
 
     def transcribe(self, clip: AudioClip, regions: list[tuple[float, float]], job: _Job) -> list[TranscriptSegment]:
+        if not regions:  # silence: not even the model is loaded
+            return []
         if self._decoder is None:
             from pocketsphinx import Decoder
 
             self._decoder = Decoder(samprate=clip.sample_rate, loglevel="FATAL")
-            self._cmn0 = self._decoder.get_cmn()
         decoder, out = self._decoder, []
         for a, b in _progress(regions, clip, "pocketsphinx"):
             piece = clip.cut(a, b)
-            # The decoder adapts its cepstral mean across utterances; starting each
-            # region from the model's prior makes a region's words independent of
-            # what was decoded before (so a span gives what the full run gives).
-            decoder.set_cmn(self._cmn0)
+            # The front end adapts (cepstral mean, noise floor) across utterances;
+            # resetting it (~0.1 ms) makes a region's words independent of what
+            # was decoded before, so a span gives what the full run gives.
+            decoder.reinit_feat()
             decoder.start_utt()
             decoder.process_raw(piece.pcm16().tobytes(), no_search=False, full_utt=True)
             decoder.end_utt()
@@ -168,28 +175,37 @@ class FasterWhisperBackend:
         if not (Path(folder) / "tokenizer.json").is_file():
             return f"{folder} has no tokenizer.json; convert with copy_files=['tokenizer.json', ...]"
         try:
-            import faster_whisper  # noqa: F401
+            from faster_whisper.tokenizer import _LANGUAGE_CODES
         except ImportError:
             return "faster-whisper is not installed: pip install 'internvideo3-mcr[asr]'"
+        if job.language is not None and job.language not in _LANGUAGE_CODES:
+            return f"Whisper has no language {job.language!r}; give an ISO 639-1 code such as 'en' or 'de'"
         return None
 
     def _model(self, folder: str):
         if folder not in self._models:
             from faster_whisper import WhisperModel
 
-            self._models[folder] = WhisperModel(folder, device="cpu", compute_type="float32")
+            try:
+                self._models[folder] = WhisperModel(folder, device="cpu", compute_type="float32")
+            except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2: corrupt or foreign model.bin
+                raise ToolFailure(
+                    f"settings.whisper_model={folder!r} does not load ({type(exc).__name__}: {exc}); "
+                    "re-convert it with ct2-transformers-converter",
+                    "backend_unavailable",
+                ) from None
         return self._models[folder]
 
     def transcribe(self, clip: AudioClip, regions: list[tuple[float, float]], job: _Job) -> list[TranscriptSegment]:
         model = self._model(str(job.settings["whisper_model"]))
-        beam = int(job.settings.get("beam_size", 5))
+        options = _whisper_options(job.settings)
         out = []
         for a, b in _progress(regions, clip, "whisper"):
             piece = clip.cut(a, b)
             pieces, _info = model.transcribe(
                 piece.samples,
                 language=job.language,
-                beam_size=beam,
+                **options,
                 word_timestamps=True,
                 vad_filter=False,  # already gated: regions are speech
                 condition_on_previous_text=False,
@@ -300,9 +316,12 @@ class TranscribeTool(Tool):
             "backend": backend,
             "language": input.language,
             "vad": job.settings.get("vad", "energy"),
-            "whisper_model": str(job.settings.get("whisper_model")) if backend == "faster_whisper" else None,
-            "beam_size": job.settings.get("beam_size", 5) if backend == "faster_whisper" else None,
+            "whisper_model": _model_stamp(job.settings["whisper_model"]) if backend == "faster_whisper" else None,
+            "whisper": _whisper_options(job.settings) if backend == "faster_whisper" else None,
         }
+        if backend == "subtitles":  # a sidecar is part of the input: editing it must miss
+            source = self._backends["subtitles"].source(path)
+            key_settings["sidecar"] = cache.digest(source[0]) if source and source[0] != path else None
         key = cache.key(self.name, path, (start, end), key_settings)
         return cache.get_or_compute(key, TranscribeOutput, lambda: self._compute(backend, job))
 
@@ -332,11 +351,7 @@ class TranscribeTool(Tool):
                 raise ToolFailure(str(exc), "no_audio") from None
             except VideoError as exc:
                 raise ToolFailure(str(exc), "unreadable_video") from None
-            if job.settings.get("vad", "energy") == "silero":
-                regions = silero_regions(clip)
-            else:
-                regions = energy_regions(clip)
-            segments = backend.transcribe(clip, regions, job)
+            segments = backend.transcribe(clip, _speech_regions(clip, job.settings.get("vad", "energy")), job)
         return TranscribeOutput(segments=segments, text=" ".join(s.text for s in segments), backend=name)
 
     def summarize(self, output: TranscribeOutput) -> str:
@@ -384,6 +399,42 @@ def _resolve_span(span: TimeSpan | None, duration: float) -> tuple[float, float]
 def _segment(words: list[Word]) -> TranscriptSegment:
     span = TimeSpan(start=words[0].start, end=max(words[-1].end, words[0].start))
     return TranscriptSegment(span=span, text=" ".join(w.word for w in words), words=words)
+
+
+def _model_stamp(folder: str | Path) -> str:
+    """Folder, size and mtime of model.bin: a re-converted model misses the cache."""
+    stat = (Path(folder) / "model.bin").stat()
+    return f"{Path(folder).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _speech_regions(clip: AudioClip, vad: str) -> list[tuple[float, float]]:
+    """The speech regions of `clip` by the gate the settings name."""
+    if vad == "energy":
+        return energy_regions(clip)
+    if vad == "silero":
+        try:
+            return silero_regions(clip)
+        except (ImportError, RuntimeError) as exc:  # faster-whisper or onnxruntime missing
+            raise ToolFailure(f"settings.vad='silero' cannot run: {exc}; use vad='energy'", "vad_unavailable") from None
+    raise ToolFailure(f"unknown settings.vad={vad!r}; use 'energy' or 'silero'", "invalid_settings")
+
+
+def _whisper_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings a task may set for faster-whisper (they are in the cache key)."""
+    try:
+        options: dict[str, Any] = {"beam_size": int(settings.get("beam_size", 5))}
+        if "temperature" in settings:  # a number, or a fallback ladder
+            t = settings["temperature"]
+            options["temperature"] = [float(x) for x in t] if isinstance(t, (list, tuple)) else float(t)
+        if settings.get("max_new_tokens") is not None:
+            options["max_new_tokens"] = int(settings["max_new_tokens"])
+    except (TypeError, ValueError) as exc:
+        raise ToolFailure(
+            f"bad Whisper settings ({exc}): beam_size and max_new_tokens are integers, "
+            "temperature a number or a list of numbers",
+            "invalid_settings",
+        ) from None
+    return options
 
 
 def _clamp(t: float, lo: float, hi: float) -> float:

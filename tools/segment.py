@@ -80,7 +80,9 @@ class SegmentInput(BaseModel):
     min_shot_seconds: float = Field(default=0.5, ge=0, description="temporal: shortest shot kept")
     t: float | None = Field(default=None, ge=0, description="spatial: time (s) of the frame to segment")
     point: tuple[float, float] | None = Field(default=None, description="spatial: [x, y] on the object")
-    box: tuple[float, float, float, float] | None = Field(default=None, description="spatial: [x0, y0, x1, y1] around it")
+    box: tuple[float, float, float, float] | None = Field(
+        default=None, description="spatial: [x0, y0, x1, y1] around it"
+    )
     coordinates: Literal["pixel", "norm1000"] = Field(
         default="pixel", description="spatial: prompt units, frame pixels or 0-1000 of width/height"
     )
@@ -113,12 +115,12 @@ class SegmentTool(Tool):
         path = Path(ctx.require_video().path)
         try:
             info = probe(path)
-        except VideoError as exc:
+            span = self._check_span(info, input.span)
+            if input.mode == "spatial":
+                return self._spatial(input, ctx, info, span)
+            return self._temporal(input, ctx, info, span)
+        except VideoError as exc:  # missing, corrupt or undecodable file
             raise ToolFailure(str(exc), "unreadable_video") from None
-        span = self._check_span(info, input.span)
-        if input.mode == "spatial":
-            return self._spatial(input, ctx, info, span)
-        return self._temporal(input, ctx, info, span)
 
     def summarize(self, output: SegmentOutput) -> str:
         if output.mode == "temporal":
@@ -126,7 +128,8 @@ class SegmentTool(Tool):
             more = f" (+{len(items) - 24} more)" if len(items) > 24 else ""
             return f"{len(items)} shots: " + ", ".join(items[:24]) + more
         parts = [
-            f"t={m.t:.2f}s box={[round(v) for v in m.box]} area={m.area}px score={m.score:.2f}" if m.box
+            f"t={m.t:.2f}s box={[round(v) for v in m.box]} area={m.area}px score={m.score:.2f}"
+            if m.box
             else f"t={m.t:.2f}s: no object found"
             for m in output.masks
         ]
@@ -155,10 +158,7 @@ class SegmentTool(Tool):
                 shots.append(Shot(index=i, span=TimeSpan(start=round(a, 3), end=round(b, 3)), keyframe=str(keyframe)))
             return SegmentOutput(mode="temporal", frame_size=(info.width, info.height), shots=shots)
 
-        try:
-            return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [s.keyframe for s in o.shots])
-        except VideoError as exc:
-            raise ToolFailure(str(exc), "unreadable_video") from None
+        return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [s.keyframe for s in o.shots])
 
     # -- spatial ---------------------------------------------------------- #
     def _spatial(self, input: SegmentInput, ctx: ToolContext, info: VideoInfo, span: TimeSpan) -> SegmentOutput:
@@ -186,7 +186,13 @@ class SegmentTool(Tool):
             model_type, checkpoint, allow_random = self._sam_settings(ctx)
             model = MaskPredictor.name_for(model_type, checkpoint)
         cache = self._cache(ctx)
-        settings = {"mode": "spatial", "point": point, "box": box, "times": [round(t, 3) for t in times], "model": model}
+        settings = {
+            "mode": "spatial",
+            "point": point,
+            "box": box,
+            "times": [round(t, 3) for t in times],
+            "model": model,
+        }
         key = cache.key(self.name, info.path, span, settings)
         out_dir = Path(ctx.workdir).resolve() / "segment" / key
 
@@ -198,10 +204,7 @@ class SegmentTool(Tool):
                 masks.append(segment_frame(predictor, frame.image, frame.time, point, box, overlay))
             return SegmentOutput(mode="spatial", frame_size=(info.width, info.height), masks=masks)
 
-        try:
-            return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [m.overlay for m in o.masks])
-        except VideoError as exc:
-            raise ToolFailure(str(exc), "unreadable_video") from None
+        return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [m.overlay for m in o.masks])
 
     def _prompt(self, input: SegmentInput, info: VideoInfo) -> tuple[list[float] | None, list[float] | None]:
         sx, sy = (info.width / 1000, info.height / 1000) if input.coordinates == "norm1000" else (1.0, 1.0)
@@ -209,14 +212,16 @@ class SegmentTool(Tool):
         box = [input.box[0] * sx, input.box[1] * sy, input.box[2] * sx, input.box[3] * sy] if input.box else None
         w, h = info.width, info.height
         if point is not None and not (0 <= point[0] <= w and 0 <= point[1] <= h):
-            raise ToolFailure(f"point {input.point} is outside the {w}x{h} frame ({input.coordinates} units)",
-                              "prompt_outside_frame")
+            raise ToolFailure(
+                f"point {input.point} is outside the {w}x{h} frame ({input.coordinates} units)", "prompt_outside_frame"
+            )
         if box is not None:
             if not (box[0] < box[2] and box[1] < box[3]):
                 raise ToolFailure(f"box {input.box} must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1", "bad_prompt")
             if box[2] <= 0 or box[3] <= 0 or box[0] >= w or box[1] >= h:
-                raise ToolFailure(f"box {input.box} is outside the {w}x{h} frame ({input.coordinates} units)",
-                                  "prompt_outside_frame")
+                raise ToolFailure(
+                    f"box {input.box} is outside the {w}x{h} frame ({input.coordinates} units)", "prompt_outside_frame"
+                )
             box = [max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])]
         return point, box
 
@@ -232,8 +237,9 @@ class SegmentTool(Tool):
         if checkpoint is not None:
             checkpoint = str(Path(checkpoint).expanduser().resolve())
             if not Path(checkpoint).is_file():
-                raise ToolFailure(f"sam_checkpoint {checkpoint} does not exist: {SAM_WEIGHTS_HELP}",
-                                  "sam_checkpoint_missing")
+                raise ToolFailure(
+                    f"sam_checkpoint {checkpoint} does not exist: {SAM_WEIGHTS_HELP}", "sam_checkpoint_missing"
+                )
         return model_type, checkpoint, allow_random
 
     def _predictor(self, model_type: str, checkpoint: str | None, allow_random: bool) -> MaskPredictor:
@@ -284,7 +290,9 @@ def detect_shots(
         manager.detect_scenes(video, end_time=span.end, show_progress=sys.stderr.isatty())
         scenes = manager.get_scene_list(start_in_scene=True)
     except Exception as exc:  # scenedetect wraps decoder errors in many types
-        raise ToolFailure(f"shot detection failed on {info.path}: {type(exc).__name__}: {exc}", "unreadable_video") from None
+        raise ToolFailure(
+            f"shot detection failed on {info.path}: {type(exc).__name__}: {exc}", "unreadable_video"
+        ) from None
     cuts = [(max(span.start, a.seconds), min(span.end, b.seconds)) for a, b in scenes]
     cuts = [(a, b) for a, b in cuts if b > a]
     return cuts or [(span.start, span.end)]
@@ -313,20 +321,25 @@ class MaskPredictor:
             import torch
             from segment_anything import SamPredictor, sam_model_registry
         except ImportError as exc:
-            raise ToolFailure(f"segment-anything is not installed ({exc}): pip install 'internvideo3-mcr[sam]'",
-                              "sam_not_installed") from None
+            raise ToolFailure(
+                f"segment-anything is not installed ({exc}): pip install 'internvideo3-mcr[sam]'", "sam_not_installed"
+            ) from None
         if checkpoint is None and not allow_random:
             raise ToolFailure(f"no SAM weights configured: {SAM_WEIGHTS_HELP}", "sam_not_configured")
         if checkpoint is None:
             torch.manual_seed(0)  # untrained but repeatable
         try:
             model = sam_model_registry[model_type](checkpoint=checkpoint)
-        except (RuntimeError, KeyError, OSError) as exc:
-            raise ToolFailure(f"cannot load SAM checkpoint {checkpoint} as {model_type}: {exc}; {SAM_WEIGHTS_HELP}",
-                              "sam_checkpoint_invalid") from None
+        except Exception as exc:  # torch.load raises pickle, zip and size-mismatch errors
+            raise ToolFailure(
+                f"cannot load SAM checkpoint {checkpoint} as {model_type}: {exc}; {SAM_WEIGHTS_HELP}",
+                "sam_checkpoint_invalid",
+            ) from None
         return cls(SamPredictor(model.eval()), cls.name_for(model_type, checkpoint))
 
-    def predict(self, image: np.ndarray, point: list[float] | None, box: list[float] | None) -> tuple[np.ndarray, float]:
+    def predict(
+        self, image: np.ndarray, point: list[float] | None, box: list[float] | None
+    ) -> tuple[np.ndarray, float]:
         """Best (H, W) bool mask and its score for the prompt on an (H, W, 3) RGB image."""
         import torch
 
@@ -342,14 +355,26 @@ class MaskPredictor:
         return masks[best], float(scores[best])
 
 
-def segment_frame(predictor: MaskPredictor, image: np.ndarray, t: float, point: list[float] | None,
-                  box: list[float] | None, overlay_path: Path) -> ObjectMask:
+def segment_frame(
+    predictor: MaskPredictor,
+    image: np.ndarray,
+    t: float,
+    point: list[float] | None,
+    box: list[float] | None,
+    overlay_path: Path,
+) -> ObjectMask:
     mask, score = predictor.predict(image, point, box)
     ys, xs = np.nonzero(mask)
     found = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)) if xs.size else None
     save_image(draw_overlay(image, mask, point, box), overlay_path)
-    return ObjectMask(t=round(t, 3), rle=encode_rle(mask), box=found, area=int(mask.sum()), score=round(score, 4),
-                      overlay=str(overlay_path))
+    return ObjectMask(
+        t=round(t, 3),
+        rle=encode_rle(mask),
+        box=found,
+        area=int(mask.sum()),
+        score=round(score, 4),
+        overlay=str(overlay_path),
+    )
 
 
 def draw_overlay(image: np.ndarray, mask: np.ndarray, point: list[float] | None, box: list[float] | None) -> np.ndarray:

@@ -4,24 +4,23 @@
     write_viewer("run.jsonl", "run.html")                 # open run.html in any browser
     write_viewer("run.jsonl", "diff.html", other="b.jsonl")  # plus a side-by-side diff
 
-Why one static file: a trace is something people attach to an issue or mail to
-a colleague, so the page must work offline, from disk, with no server and no
-network. Everything travels inside it:
+Why one static file: a trace is attached to an issue or mailed to a colleague,
+so the page must work offline, from disk, with no server and no network:
 
-* **Data** is JSON in ``<script type="application/json">``, with ``<``, ``>``,
-  ``&`` and U+2028/U+2029 escaped, so no model output can close the tag. The
-  page's script renders it with ``textContent`` only, never as HTML.
-* **Assets** (``traces/viewer/*.css|js|html``) are inlined. A Content-Security-
-  Policy allows exactly our one script (by its SHA-256), no network
-  (``connect-src`` is absent, ``default-src 'none'``), and media from ``data:``
-  and local files only — a second line of defence should a payload get through.
-* **Media**: files small enough are embedded as ``data:`` URIs (the video up to
-  `EMBED_VIDEO_MAX_BYTES`, each image up to `EMBED_IMAGE_MAX_BYTES`), so the
-  file stays self-contained; larger ones are referenced by a path relative to
-  the HTML file (keep the media beside it). Missing files are shown as missing.
+* **Data** is JSON in ``<script type="application/json">`` with ``<``, ``>``, ``&``
+  and U+2028/9 escaped, so no model output can close the tag; the page's script
+  renders it with ``textContent`` only, never as HTML.
+* **Assets** (``viewer/*``) are inlined. A Content-Security-Policy admits only our
+  one script (by SHA-256), no network, and media from ``data:``/local files: a
+  second line of defence should a payload ever get through.
+* **Media** up to `EMBED_VIDEO_MAX_BYTES` (video) / `EMBED_IMAGE_MAX_BYTES` (each
+  image), `EMBED_TOTAL_MAX_BYTES` in all, is embedded as ``data:`` URIs; larger
+  files are linked by a path relative to the HTML file (keep them where they
+  are; `mcr.traces.serve` serves exactly those); missing ones are shown as such.
 
-The data preparation (steps, evidence, token statistics, diff) is plain Python
-here, so tests check it without a browser; `viewer/viewer.js` only draws it.
+Steps, evidence, spans inside tool outputs (shots, transcript segments), token
+statistics and the diff are prepared here in Python (so tests check them without
+a browser); ``viewer/viewer.js`` only draws them.
 """
 
 from __future__ import annotations
@@ -44,16 +43,13 @@ from mcr.traces.recorder import read_trace
 ASSETS = Path(__file__).with_name("viewer")
 EMBED_VIDEO_MAX_BYTES = 20 * 1024 * 1024
 EMBED_IMAGE_MAX_BYTES = 2 * 1024 * 1024
+EMBED_TOTAL_MAX_BYTES = 64 * 1024 * 1024  # past this, further media is linked (the page must stay openable)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+MAX_PARTS = 2000  # inner spans per entry drawn on the timeline (keeps the page light)
 
 
 class ViewerError(ValueError):
     """The file cannot be shown as a trace (missing, not JSONL, not an MCR trace)."""
-
-
-# --------------------------------------------------------------------------- #
-# What the page receives (serialised to the inlined JSON)
-# --------------------------------------------------------------------------- #
 
 
 class Media(BaseModel):
@@ -67,11 +63,20 @@ class Image(Media):
     span: dict[str, float] | None = None
 
 
+class Part(BaseModel):
+    """A span inside a tool's output (a shot, a transcript segment): a finer timeline mark."""
+
+    start: float
+    end: float
+    label: str
+
+
 class Row(BaseModel):
     """One context entry as a line of the step list."""
 
     id: str
     kind: str
+    lane: str  # timeline lane: the tool's name for tool results, else the kind
     step: int
     node: str
     span: dict[str, float] | None = None
@@ -80,6 +85,7 @@ class Row(BaseModel):
     text: str
     detail: str  # pretty JSON of everything known about the entry
     images: list[Image] = []
+    parts: list[Part] = []
     evidence: bool = False
     ok: bool | None = None  # verdicts and tool results: green/red
 
@@ -96,6 +102,10 @@ class ModelCall(BaseModel):
     raw_output: str | None = None
 
 
+_USAGE = {"prompt": "prompt_tokens", "prefilled": "prefilled_tokens", "reused": "reused_tokens", "generated": "generated_tokens",
+          "cache_bytes": "cache_bytes", "latency_s": "latency_s", "raw_output": "raw_output"}
+
+
 class StepGroup(BaseModel):
     step: int
     rows: list[Row] = []
@@ -108,6 +118,7 @@ class DiffRow(BaseModel):
     a: str | None = None  # one-line summary of event `index` of each trace (None: that trace is shorter)
     b: str | None = None
     same: bool
+    where: str = ""  # the first differing field, e.g. "entry.span.start"
 
 
 class DiffView(BaseModel):
@@ -136,11 +147,6 @@ class Payload(BaseModel):
     diff: DiffView | None = None
 
 
-# --------------------------------------------------------------------------- #
-# Reading
-# --------------------------------------------------------------------------- #
-
-
 def load_events(trace: str | Path) -> list[dict[str, Any]]:
     """A trace's events, checked to be an MCR trace.
 
@@ -163,10 +169,10 @@ class MediaResolver:
     """Turns file paths from a trace into ``data:`` URIs or relative URLs (see module doc)."""
 
     def __init__(self, base_dir: Path, search: tuple[Path, ...] = (), video_limit: int = EMBED_VIDEO_MAX_BYTES,
-                 image_limit: int = EMBED_IMAGE_MAX_BYTES):
+                 image_limit: int = EMBED_IMAGE_MAX_BYTES, total_limit: int = EMBED_TOTAL_MAX_BYTES):
         self.base_dir = base_dir.resolve()
         self.search = search
-        self.video_limit, self.image_limit = video_limit, image_limit
+        self.video_limit, self.image_limit, self.total_left = video_limit, image_limit, total_limit
         self._cache: dict[tuple[str, int], Media] = {}
 
     def locate(self, name: str) -> Path | None:
@@ -185,7 +191,8 @@ class MediaResolver:
         if path is None:
             return Media(note=f"missing: {name}")
         size = path.stat().st_size
-        if size <= limit:
+        if size <= min(limit, self.total_left):
+            self.total_left -= size
             mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             return Media(src=f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}", embedded=True,
                          note=path.name)
@@ -196,26 +203,26 @@ class MediaResolver:
         return Media(src="./" + quote(rel), note=f"{rel} ({size / 1e6:.1f} MB, not embedded: keep it beside the HTML)")
 
 
-def _images_in(value: Any, resolver: MediaResolver, where: str = "", span: dict | None = None) -> list[Image]:
-    """Every image path in a tool output, with a caption saying where it was found."""
-    found: list[Image] = []
+def _scan_output(value: Any, resolver: MediaResolver, where: str = "", span: dict | None = None,
+                 found: tuple[list[Image], list[Part]] | None = None) -> tuple[list[Image], list[Part]]:
+    """Every image path (keyframes, overlays) and every inner span (shots, segments) in a tool output."""
+    images, parts = found if found is not None else ([], [])
     if isinstance(value, dict):
-        span = value["span"] if isinstance(value.get("span"), dict) else span
+        inner = value.get("span")
+        if isinstance(inner, dict) and isinstance(inner.get("start"), (int, float)) and isinstance(inner.get("end"), (int, float)):
+            span = {"start": float(inner["start"]), "end": float(inner["end"])}
+            if len(parts) < MAX_PARTS:
+                label = value.get("text") or value.get("label") or value.get("caption") or where
+                parts.append(Part(**span, label=str(label)))
         for key, item in value.items():
-            found += _images_in(item, resolver, f"{where}.{key}" if where else str(key), span)
+            _scan_output(item, resolver, f"{where}.{key}" if where else str(key), span, (images, parts))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found += _images_in(item, resolver, f"{where}[{index}]", span)
+            _scan_output(item, resolver, f"{where}[{index}]", span, (images, parts))
     elif isinstance(value, str) and value.lower().endswith(IMAGE_SUFFIXES):
-        media = resolver.resolve(value, resolver.image_limit)
         caption = where + (f" ({span['start']:.1f}–{span['end']:.1f} s)" if span else "")
-        found.append(Image(**media.model_dump(), caption=caption, span=span))
-    return found
-
-
-# --------------------------------------------------------------------------- #
-# Building the payload
-# --------------------------------------------------------------------------- #
+        images.append(Image(**resolver.resolve(value, resolver.image_limit).model_dump(), caption=caption, span=span))
+    return images, parts
 
 
 def _label_and_text(entry: Any) -> tuple[str, str]:
@@ -252,6 +259,8 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
     start = events[0]
     task = start.get("task", {})
     video_ref = task.get("video") or {}
+    video_path = video_ref.get("path")  # resolved first: the video has the first claim on the embedding budget
+    video = resolver.resolve(video_path, resolver.video_limit) if video_path else Media(note="the task has no video")
     rows: list[Row] = []
     entries: list[Any] = []
     calls: list[ModelCall] = []
@@ -265,15 +274,13 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
                 entry = parse_entry(event["entry"])
                 entries.append(entry)
                 rows.append(Row(id=entry.id, kind=entry.kind, step=entry.step, node=str(event.get("node", "")),
+                                lane=entry.tool if entry.kind == "tool_result" else entry.kind,
                                 span=entry.span.model_dump() if entry.span else None, refs=list(entry.refs),
                                 label="", text="", detail=""))
             elif kind == "model_call":
                 usage = event.get("usage") or {}
-                calls.append(ModelCall(step=event["step"], policy=event.get("policy", ""),
-                                       prompt=usage.get("prompt_tokens", 0), prefilled=usage.get("prefilled_tokens", 0),
-                                       reused=usage.get("reused_tokens", 0), generated=usage.get("generated_tokens", 0),
-                                       cache_bytes=usage.get("cache_bytes", 0), latency_s=usage.get("latency_s", 0.0),
-                                       raw_output=usage.get("raw_output")))
+                fields = {name: usage[key] for name, key in _USAGE.items() if usage.get(key) is not None}
+                calls.append(ModelCall(step=event["step"], policy=event.get("policy", ""), **fields))
             elif kind == "tool_call":
                 tool_events[event["call_id"]] = event
             elif kind == "episode_resumed":
@@ -294,7 +301,7 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
         row.detail = json.dumps(detail, indent=2, ensure_ascii=False)
         row.evidence = entry.id in evidence or entry.id == answer_id
         if entry.kind == "tool_result":
-            row.images = _images_in(entry.output, resolver)
+            row.images, row.parts = _scan_output(entry.output, resolver)
             row.ok = True
         elif entry.kind == "observation":
             row.images = [Image(**resolver.resolve(p, resolver.image_limit).model_dump(), caption=Path(p).name)
@@ -310,8 +317,6 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
     for step, texts in notes.items():
         groups.setdefault(step, StepGroup(step=step)).notes += texts
 
-    video_path = video_ref.get("path")
-    video = resolver.resolve(video_path, resolver.video_limit) if video_path else Media(note="the task has no video")
     question = task.get("question", "")
     return Payload(
         title=f"MCR trace — {question[:80]}", trace=trace_name, question=question, options=task.get("options") or [],
@@ -320,10 +325,6 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
         video=video, end=end, steps=[groups[k] for k in sorted(groups)], evidence=evidence, calls=calls,
     )
 
-
-# --------------------------------------------------------------------------- #
-# Diff of two traces
-# --------------------------------------------------------------------------- #
 
 # Fields that differ between two runs of the same episode without meaning anything.
 _VOLATILE = frozenset({"t", "duration_s", "latency_s", "elapsed_s", "thread_id", "trace_path", "versions"})
@@ -338,6 +339,16 @@ def stable_form(value: Any) -> Any:
     if isinstance(value, str) and os.path.isabs(value):
         return Path(value).name  # artifacts live under each run's own workdir
     return value
+
+
+def first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The dotted path of the first field where two (stable) events differ; None if equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = list(a) + [k for k in b if k not in a]
+        return next((found for k in keys if (found := first_difference(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))) is not None), None)
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return next((found for i, (x, y) in enumerate(zip(a, b)) if (found := first_difference(x, y, f"{path}.{i}".lstrip("."))) is not None), None)
+    return None if a == b else (path or "(the whole event)")
 
 
 def summarize_event(event: dict[str, Any]) -> str:
@@ -356,12 +367,9 @@ def summarize_event(event: dict[str, Any]) -> str:
                 f"{u.get('reused_tokens', 0)} reused, {u.get('generated_tokens', 0)} generated")
     elif kind == "tool_call":
         line = f"tool {event.get('tool')} ({event.get('call_id')}): " + (f"error {event['error']}" if event.get("error") else "ok")
-    elif kind == "episode_start":
-        line = f"start: {(event.get('task') or {}).get('question', '')}"
-    elif kind == "episode_end":
-        line = f"end: {event.get('stop_reason')}, answer {event.get('answer')!r}"
     else:
-        line = str(kind)
+        line = {"episode_start": f"start: {(event.get('task') or {}).get('question', '')}",
+                "episode_end": f"end: {event.get('stop_reason')}, answer {event.get('answer')!r}"}.get(str(kind), str(kind))
     return line if len(line) <= 200 else line[:199] + "…"
 
 
@@ -370,20 +378,16 @@ def diff_events(a: list[dict[str, Any]], b: list[dict[str, Any]], a_name: str = 
     rows = []
     for index in range(max(len(a), len(b))):
         ea, eb = (a[index] if index < len(a) else None), (b[index] if index < len(b) else None)
-        same = ea is not None and eb is not None and stable_form(ea) == stable_form(eb)
-        rows.append(DiffRow(index=index, a=summarize_event(ea) if ea else None, b=summarize_event(eb) if eb else None, same=same))
+        where = first_difference(stable_form(ea), stable_form(eb)) if ea is not None and eb is not None else "(missing)"
+        rows.append(DiffRow(index=index, a=summarize_event(ea) if ea else None, b=summarize_event(eb) if eb else None,
+                            same=where is None, where=where or ""))
     first = next((r.index for r in rows if not r.same), None)
     task_a, task_b = a[0].get("task", {}), b[0].get("task", {})
     same_task = task_a.get("question") == task_b.get("question") and a[0].get("video_sha256") == b[0].get("video_sha256")
-    note = "identical (ignoring times and ids)" if first is None else f"first difference at event {first}"
+    note = "identical (ignoring times and ids)" if first is None else f"first difference at event {first} ({rows[first].where})"
     if not same_task:
         note += "; warning: the traces are not of the same task (question or video differ)"
     return DiffView(a_name=a_name, b_name=b_name, rows=rows, first=first, same_task=same_task, note=note)
-
-
-# --------------------------------------------------------------------------- #
-# HTML
-# --------------------------------------------------------------------------- #
 
 
 def json_for_script(value: Any) -> str:
@@ -415,7 +419,8 @@ def render_html(payload: Payload) -> str:
 
 
 def build_viewer_html(trace: str | Path, other: str | Path | None = None, *, base_dir: str | Path | None = None,
-                      video_limit: int = EMBED_VIDEO_MAX_BYTES, image_limit: int = EMBED_IMAGE_MAX_BYTES) -> str:
+                      video_limit: int = EMBED_VIDEO_MAX_BYTES, image_limit: int = EMBED_IMAGE_MAX_BYTES,
+                      total_limit: int = EMBED_TOTAL_MAX_BYTES) -> str:
     """The viewer page for `trace` (and a diff against `other`, a trace of the same task).
 
     Args:
@@ -423,14 +428,16 @@ def build_viewer_html(trace: str | Path, other: str | Path | None = None, *, bas
         other: a second trace to diff against (side by side, first difference highlighted).
         base_dir: where the HTML will live; media too large to embed is linked
             relative to it (default: the trace's folder).
-        video_limit, image_limit: embed media up to this many bytes.
+        video_limit, image_limit: embed a video / an image up to this many bytes, and
+            all media together up to `total_limit`; larger media is linked.
 
     Raises:
         ViewerError: a trace is missing or not an MCR trace.
     """
     trace = Path(trace)
     base = Path(base_dir) if base_dir is not None else trace.parent
-    resolver = MediaResolver(base, search=(trace.parent.resolve(),), video_limit=video_limit, image_limit=image_limit)
+    resolver = MediaResolver(base, search=(trace.parent.resolve(),), video_limit=video_limit, image_limit=image_limit,
+                             total_limit=total_limit)
     events = load_events(trace)
     payload = build_payload(events, trace.name, resolver)
     if other is not None:

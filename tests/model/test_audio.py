@@ -256,7 +256,7 @@ def test_gates_find_each_narration_of_the_sample(gate):
     regions = energy_regions(clip) if gate == "energy" else silero_regions(clip)
     spoken = [TimeSpan(start=s["narration"]["start"], end=s["narration"]["end"]) for s in facts["scenes"]]
     assert len(regions) == len(spoken)
-    for (a, b), truth in zip(regions, spoken):
+    for (a, b), truth in zip(regions, spoken, strict=True):
         assert TimeSpan(start=a, end=b).iou(truth) > 0.85
 
 

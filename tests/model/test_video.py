@@ -16,6 +16,7 @@ from mcr.model.video import (
     probe,
     read_frames_at,
     resize,
+    save_frames,
     save_image,
 )
 
@@ -74,7 +75,9 @@ def test_rotation_metadata_is_applied(make_video, rotation):
 
 
 def test_odd_frame_size(make_video, which_frame):
-    path = make_video("odd.mkv", n_frames=6, fps=3, size=(37, 23), codec="ffv1", pix_fmt="yuv444p", container="matroska")
+    path = make_video(
+        "odd.mkv", n_frames=6, fps=3, size=(37, 23), codec="ffv1", pix_fmt="yuv444p", container="matroska"
+    )
     info = probe(path)
     assert (info.width, info.height) == (37, 23)
     frame = frame_at(path, 1.0)
@@ -147,3 +150,23 @@ def test_resize_shape_and_identity():
     image = np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8)
     assert resize(image, 30, 40) is image
     assert resize(image, 56, 84).shape == (56, 84, 3)
+
+
+def test_seeking_agrees_with_decoding_everything(make_video, which_frame):
+    """Random times (with gaps that force re-seeks) give the frames a full decode shows."""
+    path = make_video("gop.mp4", n_frames=600, fps=10, size=(32, 32))
+    every = list(iter_frames(path))  # ground truth, decoded start to end
+    assert len(every) == 600
+    times = np.random.default_rng(1).uniform(0, 60, 40).round(3).tolist()
+    got = read_frames_at(path, times)
+    for t, frame in zip(times, got):
+        truth = max((f for f in every if f.time <= t + 1e-4), key=lambda f: f.time)
+        assert frame.time == truth.time
+        assert np.array_equal(frame.image, truth.image)
+
+
+def test_save_frames_writes_named_images(sample_mp4, tmp_path):
+    paths = save_frames(sample_mp4, [3.0, 12.5], tmp_path / "kf", suffix=".png")
+    assert [p.name for p in paths] == ["frame_003000ms.png", "frame_012500ms.png"]
+    red, green = (np.asarray(Image.open(p)).reshape(-1, 3).mean(axis=0) for p in paths)  # (3,) each
+    assert red[0] > 2 * red[1] and green[1] > green[0]

@@ -42,8 +42,8 @@ def tool_ctx(tmp_path):
 @pytest.fixture(scope="session")
 def tiny_sam():
     """segment-anything's real Sam (prompt encoder, mask decoder, predictor) with a
-    one-block image encoder, so the whole spatial path runs in about a second.
-    Random weights: its masks are shapes, not objects."""
+    one-block image encoder at 256 px instead of 1024, so the whole spatial path
+    runs in a fraction of a second. Random weights: its masks are shapes, not objects."""
     torch = pytest.importorskip("torch")
     modeling = pytest.importorskip("segment_anything.modeling")
     from segment_anything import SamPredictor
@@ -53,16 +53,26 @@ def tiny_sam():
     torch.manual_seed(0)
     sam = modeling.Sam(
         image_encoder=modeling.ImageEncoderViT(
-            depth=1, embed_dim=32, img_size=1024, num_heads=1, patch_size=16, out_chans=256,
-            qkv_bias=True, use_rel_pos=True, global_attn_indexes=(0,), window_size=14,
+            depth=1,
+            embed_dim=32,
+            img_size=256,
+            num_heads=1,
+            patch_size=16,
+            out_chans=256,
+            qkv_bias=True,
+            use_rel_pos=True,
+            global_attn_indexes=(0,),
+            window_size=14,
         ),
         prompt_encoder=modeling.PromptEncoder(
-            embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024), mask_in_chans=16
+            embed_dim=256, image_embedding_size=(16, 16), input_image_size=(256, 256), mask_in_chans=16
         ),
         mask_decoder=modeling.MaskDecoder(
             num_multimask_outputs=3,
             transformer=modeling.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-            transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256,
+            transformer_dim=256,
+            iou_head_depth=3,
+            iou_head_hidden_dim=256,
         ),
         pixel_mean=[123.675, 116.28, 103.53],
         pixel_std=[58.395, 57.12, 57.375],

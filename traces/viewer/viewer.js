@@ -87,37 +87,49 @@
 
   // -------------------------------------------------------------- timeline
   function renderTimeline() {
-    var marks = [];
-    data.steps.forEach(function (g) { g.rows.forEach(function (r) { if (r.span) marks.push(r); }); });
+    var marks = [], parts = [], lanes = [];
+    data.steps.forEach(function (g) {
+      g.rows.forEach(function (r) {
+        if (r.span) marks.push(r);
+        r.parts.forEach(function (p) { parts.push({ row: r, part: p }); });
+        if ((r.span || r.parts.length) && lanes.indexOf(r.lane) < 0) lanes.push(r.lane);
+      });
+    });
     var host = document.getElementById("timeline");
-    var duration = data.duration || Math.max.apply(null, marks.map(function (m) { return m.span.end; }).concat([1]));
-    var kinds = [];
-    marks.forEach(function (m) { if (kinds.indexOf(m.kind) < 0) kinds.push(m.kind); });
-    var W = 1000, L = 110, R = 12, LANE = 22, TOP = 6, AXIS = 22;
-    var H = TOP + Math.max(1, kinds.length) * LANE + AXIS;
+    var ends = marks.map(function (m) { return m.span.end; }).concat(parts.map(function (p) { return p.part.end; }));
+    var duration = data.duration || Math.max.apply(null, ends.concat([1]));
+    var W = Math.max(320, Math.round(host.clientWidth || 600)), L = 92, R = 14, LANE = 24, TOP = 8, AXIS = 22;
+    var H = TOP + Math.max(1, lanes.length) * LANE + AXIS;
     var x = function (t) { return L + (Math.min(Math.max(t, 0), duration) / duration) * (W - L - R); };
+    var width = function (a, b, min) { return Math.max(min, x(b) - x(a)); };
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "timeline", role: "img" });
     root.appendChild(svg("title", {}, "Timeline of observed and grounded spans"));
-    var step = niceStep(duration, 12);
+    var step = niceStep(duration, Math.max(4, Math.floor((W - L) / 60)));
     for (var t = 0; t <= duration + 1e-9; t += step) {
       root.appendChild(svg("line", { x1: x(t), x2: x(t), y1: TOP, y2: H - AXIS + 4, class: "grid" }));
       root.appendChild(svg("text", { x: x(t), y: H - 6, class: "tick" }, (Math.round(t * 10) / 10) + "s"));
     }
     marks.filter(function (m) { return m.evidence; }).forEach(function (m) {
-      root.appendChild(svg("rect", { x: x(m.span.start), y: TOP - 2, width: Math.max(2, x(m.span.end) - x(m.span.start)),
-        height: kinds.length * LANE + 2, class: "evidence-band" }));
+      root.appendChild(svg("rect", { x: x(m.span.start), y: TOP - 2, width: width(m.span.start, m.span.end, 2),
+        height: lanes.length * LANE + 2, class: "evidence-band" }));
     });
-    kinds.forEach(function (kind, lane) {
-      root.appendChild(svg("text", { x: 4, y: TOP + lane * LANE + 15, class: "lane-label" }, kind.replace("_", " ")));
+    lanes.forEach(function (lane, i) {
+      root.appendChild(svg("text", { x: 4, y: TOP + i * LANE + 16, class: "lane-label" }, lane.replace("_", " ")));
     });
-    marks.forEach(function (m) {
-      var lane = kinds.indexOf(m.kind);
-      var rect = svg("rect", { x: x(m.span.start), y: TOP + lane * LANE + 3, width: Math.max(3, x(m.span.end) - x(m.span.start)),
-        height: LANE - 6, rx: 3, class: "mark kind-" + m.kind + (m.evidence ? " evidence" : ""), "data-id": m.id });
-      rect.appendChild(svg("title", {}, m.id + " " + m.label + " [" + fmtSpan(m.span) + "]: " + m.text.slice(0, 120)));
-      rect.addEventListener("click", function (ev) { ev.stopPropagation(); select(m.id, true); scrollToRow(m.id); });
-      (marksById[m.id] = marksById[m.id] || []).push(rect);
+    function addMark(row, span, cls, inset, tip) {
+      var rect = svg("rect", { x: x(span.start), y: TOP + lanes.indexOf(row.lane) * LANE + inset,
+        width: width(span.start, span.end, 3), height: LANE - 2 * inset, rx: 3, class: cls, "data-id": row.id });
+      rect.appendChild(svg("title", {}, tip));
+      rect.addEventListener("click", function (ev) { ev.stopPropagation(); select(row.id, false); seekTo(span.start); scrollToRow(row.id); });
+      (marksById[row.id] = marksById[row.id] || []).push(rect);
       root.appendChild(rect);
+    }
+    marks.forEach(function (m) {
+      addMark(m, m.span, "mark kind-" + m.kind + (m.evidence ? " evidence" : ""), 3,
+        m.id + " " + m.label + " [" + fmtSpan(m.span) + "]: " + m.text.slice(0, 120));
+    });
+    parts.forEach(function (p) {
+      addMark(p.row, p.part, "part kind-" + p.row.kind + (p.row.evidence ? " evidence" : ""), 6, p.row.id + " [" + fmtSpan(p.part) + "] " + p.part.label.slice(0, 120));
     });
     var head = svg("line", { x1: L, x2: L, y1: TOP - 4, y2: H - AXIS + 6, class: "playhead" });
     root.appendChild(head);
@@ -129,7 +141,7 @@
       var px = (ev.clientX - box.left) / box.width * W;
       if (px >= L) seekTo((px - L) / (W - L - R) * duration);
     });
-    if (!marks.length) host.appendChild(el("p", "muted", "No entry in this trace has a time span."));
+    if (!lanes.length) host.appendChild(el("p", "muted", "No entry in this trace has a time span."));
     host.appendChild(root);
   }
 
@@ -147,7 +159,7 @@
       host.appendChild(el("p", "muted", calls.length ? "This policy reported no token usage (e.g. a scripted plan)." : "No model calls recorded."));
       return;
     }
-    var W = 1000, H = 190, L = 60, B = 26, T = 10;
+    var W = Math.max(320, Math.round(host.clientWidth || 600)), H = 150, L = 52, B = 24, T = 10;
     var max = Math.max.apply(null, calls.map(function (c) { return c.reused + c.prefilled + c.generated; }));
     var y = function (v) { return H - B - (v / max) * (H - B - T); };
     var slot = (W - L) / calls.length;
@@ -232,6 +244,18 @@
     item.appendChild(summary);
     var body = el("div", "body");
     renderImages(row, body);
+    if (row.parts.length) {
+      var list = el("div", "parts");
+      row.parts.slice(0, 200).forEach(function (p) {
+        var item = el("button", "part-line");
+        item.type = "button";
+        item.appendChild(el("span", "span-chip", fmtSpan(p)));
+        item.appendChild(el("span", "", p.label));
+        item.addEventListener("click", function () { seekTo(p.start); });
+        list.appendChild(item);
+      });
+      body.appendChild(list);
+    }
     if (row.refs.length) body.appendChild(el("div", "refs", "relies on: " + row.refs.join(", ")));
     body.appendChild(el("pre", "detail", row.detail));
     item.appendChild(body);
@@ -274,14 +298,17 @@
     host.appendChild(el("p", "diff-note" + (diff.first === null ? " good" : ""), diff.note));
     var table = el("table", "diff-table");
     var head = el("tr");
-    ["#", diff.a_name, diff.b_name].forEach(function (h) { head.appendChild(el("th", "", h)); });
+    ["#", diff.a_name, diff.b_name, "differs at"].forEach(function (h) { head.appendChild(el("th", "", h)); });
     table.appendChild(head);
     diff.rows.forEach(function (r) {
       var tr = el("tr", r.same ? "same" : "differs");
       if (r.index === diff.first) { tr.classList.add("first-diff"); tr.id = "first-diff"; }
-      tr.appendChild(el("td", "idx", r.index));
+      var idx = el("td", "idx", r.index);
+      if (!r.same) idx.setAttribute("title", "differs at " + r.where);
+      tr.appendChild(idx);
       tr.appendChild(el("td", r.a === null ? "absent" : "", r.a === null ? "(no event)" : r.a));
       tr.appendChild(el("td", r.b === null ? "absent" : "", r.b === null ? "(no event)" : r.b));
+      tr.appendChild(el("td", "where", r.same ? "" : r.where));
       table.appendChild(tr);
     });
     host.appendChild(table);

