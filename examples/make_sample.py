@@ -7,7 +7,8 @@ need espeak-ng; this script documents and reproduces it.
 
     python examples/make_sample.py [--out DIR]
 
-Writes ``DIR/sample.mp4`` (640x360, 24 fps, H.264 + AAC mono, 24 s) and
+Writes ``DIR/sample.mp4`` (640x360, 24 fps, H.264 + AAC mono, 24 s),
+``DIR/sample.srt`` (the narration as sidecar subtitles) and
 ``DIR/sample.json`` with its facts: four 6 s scenes that differ strongly in
 brightness *and* colour (hue-only cuts are not detected by PySceneDetect), an
 on-screen title per scene, and one espeak-ng narration sentence per scene whose
@@ -251,7 +252,28 @@ def make_sample(out_dir: Path) -> dict:
         ],
     }
     (out_dir / "sample.json").write_text(json.dumps(facts, indent=2) + "\n")
+    write_subtitles(out_dir / "sample.srt", facts["scenes"])
     return facts
+
+
+def _srt_time(seconds: float) -> str:
+    millis = int(round(seconds * 1000))
+    return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d},{millis % 1000:03d}"
+
+
+def write_subtitles(path: Path, scenes: list[dict]) -> None:
+    """A sidecar .srt of the narration, as many real videos ship one.
+
+    Why: pocketsphinx, the offline ASR, transcribes espeak's synthetic voice
+    poorly (WER ~0.8 on this sample, see tests/tools/test_asr.py), so the
+    demo's `transcribe` reads these subtitles (its zero-cost path) and the ASR
+    tests force `backend: pocketsphinx`.
+    """
+    cues = [
+        f"{i}\n{_srt_time(s['narration']['start'])} --> {_srt_time(s['narration']['end'])}\n{s['narration']['text']}\n"
+        for i, s in enumerate(scenes, start=1)
+    ]
+    path.write_text("\n".join(cues), encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     facts = make_sample(args.out)
     size = (args.out / "sample.mp4").stat().st_size
-    print(f"wrote {args.out / 'sample.mp4'} ({size / 1e6:.2f} MB, {facts['duration']:.0f} s) and sample.json")
+    print(f"wrote {args.out / 'sample.mp4'} ({size / 1e6:.2f} MB, {facts['duration']:.0f} s), sample.srt and sample.json")
     return 0
 
 

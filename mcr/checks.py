@@ -19,7 +19,8 @@ exist, not repeated). The checks here look at what the cited entries *say*:
 Each check is ``(answer, context) -> (ok, reason)``; a factory builds the ones
 that need a model or an embedder. Wire them with::
 
-    verifier = Verifier()
+    verifier = build_verifier(session=deps.session, recheck=True)
+    # or, onto an existing Verifier:
     for name, check in extra_checks(session=deps.session, recheck=True).items():
         verifier.add(name, check)
 """
@@ -242,3 +243,17 @@ def extra_checks(session: Any = None, embedder: Embedder | None | bool = None, r
     if recheck and session is not None:
         checks["model_recheck"] = model_recheck(session)
     return checks
+
+
+def build_verifier(session: Any = None, *, recheck: bool = False, require_evidence: bool = False,
+                   min_support: float = 0.4) -> Any:
+    """A :class:`~mcr.verify.Verifier` with the built-in checks plus this module's.
+
+    What the graph's verify node should get when a task asks for evidence checks.
+    """
+    from mcr.verify import Verifier
+
+    verifier = Verifier(require_evidence=require_evidence)
+    for name, check in extra_checks(session=session, recheck=recheck, min_support=min_support).items():
+        verifier.add(name, check)
+    return verifier

@@ -73,7 +73,8 @@ def _print_steps(console, steps) -> None:
             for entry in step.entries:
                 label, style, text = _describe(entry)
                 # What a model or a tool wrote is escaped: it is shown, never interpreted.
-                console.print(f"{entry.id:>4} [{style or 'default'}]{label:<9}[/] {escape(text)}")
+                text = escape(text).replace("\n", "\n" + " " * 15)  # keep continuation lines aligned
+                console.print(f"{entry.id:>4} [{style or 'default'}]{label:<9}[/] {text}")
             if spinner is not None:
                 spinner.update(f"{_NEXT_WORK.get(step.node, 'thinking')}…")
 

@@ -49,6 +49,7 @@ class ConvertSpec:
         kv_lora_rank: latent width.
         context_length: distance scale L for deciding which leftover rotary
             components may drop their rotation; ``None``: drop them all.
+        distance: assumed query-key distance distribution, "log" or "uniform".
         key_weight: relative weight of score error vs output error in the latent PCA.
         ridge: relative ridge on ``E[x x^T]`` so unseen directions still count.
     """
@@ -58,6 +59,7 @@ class ConvertSpec:
     context_length: int | None = 2048
     key_weight: float = 1.0
     ridge: float = 1e-6
+    distance: str = "log"
 
 
 @torch.no_grad()
@@ -84,6 +86,24 @@ def collect_input_moments(model: nn.Module, input_ids: torch.Tensor, chunk: int 
         for h in handles:
             h.remove()
     return [a / count[0] for a in acc]
+
+
+def _rotation_cost(inv_freq: torch.Tensor, L: int | None, distance: str) -> torch.Tensor:
+    """Score energy lost per unit, ``E_Delta |1 - e^{j theta Delta}|^2``, if a component loses its rotation.
+
+    ``distance``: ``"uniform"`` on [0, L], or ``"log"`` (log-uniform on [1, L]:
+    attention mass concentrates on near tokens). Capped at 1: dropping the
+    component instead costs exactly 1.
+    """
+    if not L:
+        return torch.ones_like(inv_freq)
+    if distance == "uniform":
+        d = torch.linspace(0, L, 513, dtype=torch.float64)
+    elif distance == "log":
+        d = torch.logspace(0, math.log10(L), 513, dtype=torch.float64)
+    else:
+        raise ValueError(f"distance must be 'uniform' or 'log', got {distance!r}")
+    return (2 - 2 * torch.cos(inv_freq[:, None] * d).mean(1)).clamp(max=1.0)
 
 
 def _psd_sqrt(a: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,11 +135,7 @@ def _convert_layer(attn, sigma, inv_freq, n_heads, n_kv, hd, dr, r, spec):
     sw = qe.T.sqrt()  # (F, G)
     lam, u = torch.linalg.eigh(sw[:, :, None] * cov * sw[:, None, :])  # (F, G), (F, G, G)
     lam = lam.clamp_min(0)
-    if spec.context_length:
-        t = inv_freq.double() * spec.context_length  # E_{Delta~U[0,L]} |1 - e^{j theta Delta}|^2 = 2(1 - sinc)
-        eps = (2 * (1 - torch.sin(t) / t)).clamp(max=1.0)  # dropping costs 1, so never worse than dropping
-    else:
-        eps = torch.ones(F, dtype=torch.float64)
+    eps = _rotation_cost(inv_freq.double(), spec.context_length, spec.distance)  # (F,)
     cost = (lam * eps[:, None]).flatten()  # (F*G,) score energy lost if not in the RoPE key
     order = torch.argsort(cost, descending=True)
     chosen = torch.zeros(F * G, dtype=torch.bool)

@@ -122,7 +122,7 @@ class InternVideo3Policy(ModelPolicy):
         super().__init__(session, **kwargs)
         self.grammar = grammar
         self.max_new_tokens = max_new_tokens
-        self._grammars: dict[str, Any] = {}
+        self._ll_tokenizer: Any = None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any] | None = None, registry: Any = None) -> InternVideo3Policy:
@@ -154,7 +154,8 @@ class InternVideo3Policy(ModelPolicy):
             self.last_usage = DecisionUsage()
             return give_up
         options = self.options_of(context)
-        processor = self._grammar(tools, options) if self.grammar else None
+        cite = [e.id for e in context if e.kind in ("tool_result", "observation", "memory")]
+        processor = self._grammar(tools, options, cite) if self.grammar else None
         gen = self.session.generate(
             self.messages(context), tools, max_new_tokens=self.max_new_tokens, stop=("</answer>",),
             logits_processor=processor,
@@ -166,13 +167,10 @@ class InternVideo3Policy(ModelPolicy):
             decision = decision.model_copy(update={"error": decision.error + " (the reply was cut off; be shorter)"})
         return decision
 
-    def _grammar(self, tools: list[dict[str, Any]], options) -> ToolGrammar:
-        key = json.dumps([tools, options], sort_keys=True)
-        if key not in self._grammars:
-            self._grammars[key] = ToolGrammar(self.session.tokenizer, tools, options)
-        grammar = self._grammars[key]
-        grammar.reset()
-        return grammar
+    def _grammar(self, tools: list[dict[str, Any]], options, evidence_ids: list[str]) -> ToolGrammar:
+        if self._ll_tokenizer is None:
+            self._ll_tokenizer = ToolGrammar.tokenizer_for(self.session.tokenizer)  # ~1 s: once per policy
+        return ToolGrammar(self._ll_tokenizer, tools, options, evidence_ids)
 
 
 def _session_from(loaded: Any, s: dict[str, Any]) -> Any:
@@ -199,22 +197,27 @@ class ToolGrammar:
     question has options), optionally after a ``<think>`` block.
     """
 
-    def __init__(self, tokenizer: Any, tools: list[dict[str, Any]], options=None):
-        try:
-            import llguidance
-            import llguidance.hf
-        except ImportError:
-            raise ImportError("grammar-constrained decoding needs llguidance: pip install llguidance") from None
-        self._llg = llguidance
-        self.tokenizer = llguidance.hf.from_tokenizer(tokenizer)
-        self.grammar = llguidance.grammar_from("lark", self.lark(tools, options))
+    def __init__(self, ll_tokenizer: Any, tools: list[dict[str, Any]], options=None, evidence_ids=()):
+        import llguidance
+
+        self.tokenizer = ll_tokenizer
+        self.grammar = llguidance.grammar_from("lark", self.lark(tools, options, evidence_ids))
         self.matcher = llguidance.LLMatcher(self.tokenizer, self.grammar)
         if self.matcher.is_error():
             raise ValueError(f"could not build the tool grammar: {self.matcher.get_error()}")
         self._fed = 0
 
     @staticmethod
-    def lark(tools: list[dict[str, Any]], options=None) -> str:
+    def tokenizer_for(hf_tokenizer: Any) -> Any:
+        """llguidance's view of a Hugging Face fast tokenizer (build once; ~1 s)."""
+        try:
+            import llguidance.hf
+        except ImportError:
+            raise ImportError("grammar-constrained decoding needs llguidance: pip install llguidance") from None
+        return llguidance.hf.from_tokenizer(hf_tokenizer)
+
+    @staticmethod
+    def lark(tools: list[dict[str, Any]], options=None, evidence_ids=()) -> str:
         calls = []
         for t in tools:
             fn = t.get("function", t)
@@ -229,21 +232,21 @@ class ToolGrammar:
             calls.append(f'"<tool_call>" %json {json.dumps(schema)} "</tool_call>"')
         letters = [chr(ord("A") + i) for i in range(len(options))] if options else []
         option = f'" option=\\"" /[{"".join(letters)}]/ "\\""' if letters else '""'
+        ids = " | ".join(json.dumps(i) for i in evidence_ids)
+        evidence = f'(" evidence=\\"" cite ("," cite){{0,7}} "\\"")?' if ids else ""
         rules = [
             "start: think? (calls | answer)",
             'think: "<think>" /[^<]{0,400}/ "</think>" "\\n"?',
-            'answer: "<answer" ' + option + ' (" evidence=\\"" /e[0-9]{1,3}(,e[0-9]{1,3}){0,7}/ "\\"")? ">" /[^<\\x00-\\x1f]{1,300}/ "</answer>"',
+            'answer: "<answer" ' + option + " " + evidence + ' ">" /[^<\\x00-\\x1f]{1,200}/ "</answer>"',
         ]
+        if ids:
+            rules.append(f"cite: {ids}")
         if calls:
             rules.insert(1, "calls: (call \"\\n\"?)+")
             rules.append("call: " + " | ".join(calls))
         else:
             rules[0] = "start: think? answer"
         return "\n".join(rules) + "\n"
-
-    def reset(self) -> None:
-        self.matcher.reset()
-        self._fed = 0
 
     def __call__(self, input_ids, scores):
         """Mask ``scores`` ``(1, V)`` to the tokens the grammar allows after ``input_ids`` ``(1, n)``."""

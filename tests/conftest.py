@@ -20,9 +20,23 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_video() -> Path:
-    """The committed sample (24 s, 4 scenes, narrated); facts in sample.json."""
+def sample_video(tmp_path_factory) -> Path:
+    """The committed sample (24 s, 4 scenes, narrated), without its sidecar subtitles.
+
+    A copy in its own folder, so `transcribe` in ``auto`` mode really listens
+    (the committed sample.srt beside the original would be preferred).
+    Facts in sample.json; use `sample_with_subtitles` for the video as shipped.
+    """
     assert SAMPLE.is_file(), "examples/media/sample.mp4 is missing; run `make sample`"
+    copy = tmp_path_factory.mktemp("sample") / "sample.mp4"
+    copy.write_bytes(SAMPLE.read_bytes())
+    return copy
+
+
+@pytest.fixture(scope="session")
+def sample_with_subtitles() -> Path:
+    """The sample as shipped: sample.mp4 with sample.srt beside it."""
+    assert SAMPLE.with_suffix(".srt").is_file(), "examples/media/sample.srt is missing; run `make sample`"
     return SAMPLE
 
 

@@ -110,6 +110,7 @@ def test_generation_is_deterministic(generated, tmp_path):
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     assert digest(tmp_path / "sample.mp4") == digest(generated / "sample.mp4")
     assert (tmp_path / "sample.json").read_text() == (generated / "sample.json").read_text()
+    assert (tmp_path / "sample.srt").read_text() == (generated / "sample.srt").read_text()
 
 
 def test_missing_espeak_is_a_clear_error(tmp_path):
@@ -121,3 +122,20 @@ def test_missing_espeak_is_a_clear_error(tmp_path):
     assert proc.returncode != 0
     assert "espeak-ng is not installed" in proc.stderr
     assert not (tmp_path / "sample.mp4").exists()
+
+
+@needs_espeak
+def test_sidecar_subtitles_match_the_narration(generated):
+    """sample.srt carries each narration sentence at its measured span; the committed one is current."""
+    from mcr.context import Context, VideoRef
+    from mcr.tools.asr import TranscribeTool
+    from mcr.tools.base import ToolContext
+
+    facts = json.loads((generated / "sample.json").read_text())
+    assert (generated / "sample.srt").read_text() == (COMMITTED / "sample.srt").read_text()
+    ctx = ToolContext(context=Context(), video=VideoRef(path=str(generated / "sample.mp4")), workdir=generated / "w")
+    out = TranscribeTool()({"backend": "subtitles"}, ctx)
+    assert [seg.text for seg in out.segments] == [s["narration"]["text"] for s in facts["scenes"]]
+    for seg, scene in zip(out.segments, facts["scenes"]):
+        assert seg.span.start == pytest.approx(scene["narration"]["start"], abs=0.002)
+        assert seg.span.end == pytest.approx(scene["narration"]["end"], abs=0.002)

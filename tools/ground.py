@@ -30,6 +30,7 @@ from mcr.context import Context, TimeSpan
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.index import TextIndex, docs_from_context, shot_boundaries
 
+SAME_SPAN_IOU = 0.8  # ranked spans overlapping a better one this much are the same moment
 SPAN_PATTERN = r"\s?\d{1,5}(\.\d{1,2})?\s?-\s?\d{1,5}(\.\d{1,2})?"
 
 
@@ -109,13 +110,20 @@ class GroundTool(Tool):
             raise ToolFailure(
                 "no time-aligned evidence yet: call transcribe (speech) or summarize (on-screen text, "
                 "scenes) first, or use backend=model", "no_evidence")
-        hits = TextIndex(docs).search(query, k=k)
+        hits = TextIndex(docs).search(query, k=len(docs))
         if not hits or hits[0].score < min_score:
             best = f" (best: {hits[0].score:.2f} for {hits[0].doc.text!r})" if hits else ""
             raise ToolFailure(f"nothing in the evidence matches {query!r}{best}; try other words, "
                               "gather more evidence (transcribe, summarize) or use backend=model", "no_match")
-        return [GroundedSpan(span=h.doc.span, score=h.score, source=h.doc.source, text=h.doc.text, ref=h.doc.ref)
-                for h in hits if h.score >= min_score]
+        spans: list[GroundedSpan] = []
+        for h in hits:
+            if h.score < min_score or len(spans) == k:
+                break
+            if any(h.doc.span.iou(s.span) >= SAME_SPAN_IOU for s in spans):
+                continue  # the same moment found again through another source (OCR, summary, memory)
+            spans.append(GroundedSpan(span=h.doc.span, score=h.score, source=h.doc.source, text=h.doc.text,
+                                      ref=h.doc.ref))
+        return spans
 
     def summarize(self, output: GroundOutput) -> str:
         parts = []

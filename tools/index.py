@@ -128,10 +128,15 @@ class Embedder:
         pooling = self.path / "1_Pooling" / "config.json"
         if pooling.is_file() and not json.loads(pooling.read_text()).get("pooling_mode_mean_tokens", True):
             raise ValueError(f"{self.path} is not a mean-pooling sentence model")
-        hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in tests and pipes
         self._torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        self.model = AutoModel.from_pretrained(self.path).eval()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar for a 90 MB model is noise
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+            self.model = AutoModel.from_pretrained(self.path).eval()
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
         self._memo: dict[str, np.ndarray] = {}
@@ -273,7 +278,8 @@ def docs_from_context(context: Context) -> list[Doc]:
 
     Any tool output item with a ``span`` and a ``text`` counts (transcript
     segments, shot/scene summaries, future OCR or caption tools), plus its
-    ``ocr`` lines and ``caption`` when present, and every Memory entry.
+    ``ocr`` lines and ``caption`` when present, and every Memory entry (except
+    memories distilled from a tool result that is itself indexed).
     Results of derived tools (ground, search, verify_answer) are left out.
     """
     docs: list[Doc] = []
@@ -292,6 +298,9 @@ def docs_from_context(context: Context) -> list[Doc]:
                 if item.get("caption"):
                     docs.append(Doc(text=str(item["caption"]), span=span, source="caption", ref=entry.id))
         elif isinstance(entry, Memory):
+            origin = context.get(entry.refs[0]) if entry.refs else None
+            if isinstance(origin, ToolResult) and origin.tool not in DERIVED_TOOLS:
+                continue  # distilled from a result indexed above: the same words again
             docs.append(Doc(text=entry.text, span=entry.span, source="memory", ref=entry.id))
     # The same text for the same span from two entries is one document (the first).
     seen: set[tuple[str, str | None, str]] = set()

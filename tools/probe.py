@@ -1,6 +1,6 @@
 """`video_info`: the video's basic facts (duration, frame rate, size, audio).
 
-The cheapest look at a video: no frame is decoded. Useful to a policy planning
+The cheapest look at a video: stream metadata and one decoded frame (for rotation). Useful to a policy planning
 where to look, and to check that a span it wants to inspect exists.
 """
 

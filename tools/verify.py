@@ -15,7 +15,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.checks import extra_checks
-from mcr.context import Answer, Context, Memory, ToolResult
+from mcr.context import Answer, Context, Memory, TimeSpan, ToolResult
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.verify import Verifier
 
@@ -59,8 +59,6 @@ class VerifyAnswerTool(Tool):
         known = tuple(ref for ref in input.evidence if scratch.get(ref) is not None)
         missing = tuple(ref for ref in input.evidence if scratch.get(ref) is None)
         spans = [e.span for ref in known if (e := scratch.get(ref)) is not None and e.span is not None]
-        from mcr.context import TimeSpan
-
         span = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
         option = input.option.strip().upper() if input.option else None
         candidate = scratch.append(Answer(step=ctx.step, text=text, option=option, refs=known,

@@ -20,8 +20,8 @@ Span tree (names and attributes as the GenAI conventions say)::
 
 Events record when a node finished, so a span ends at its event's time and
 starts ``latency_s`` (model) or ``duration_s`` (tool) earlier. Span and trace
-ids are derived from the thread id, so exporting the same trace twice gives the
-same ids and a backend de-duplicates instead of doubling the episode.
+ids are derived from the thread id and start time, so exporting the same trace
+twice gives the same ids and a backend de-duplicates instead of doubling it.
 Message content (raw model output, tool arguments and results) is opt-in
 (``include_content=True``), as the conventions require.
 """
@@ -58,6 +58,9 @@ TOOL_TYPE = "gen_ai.tool.type"
 TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_RESULT = "gen_ai.tool.call.result"
 ERROR_TYPE = "error.type"
+
+_USAGE_ATTRIBUTES = {INPUT_TOKENS: "prompt_tokens", OUTPUT_TOKENS: "generated_tokens", CACHE_READ_TOKENS: "reused_tokens",
+                     "mcr.usage.prefilled_tokens": "prefilled_tokens", "mcr.cache_bytes": "cache_bytes"}
 
 DEFAULT_AGENT = "mcr"
 PROVIDER_NAME = "mcr"  # the model runs in our own runtime, not behind a vendor API
@@ -110,6 +113,8 @@ def build_spans(events: list[dict[str, Any]], agent: str = DEFAULT_AGENT, includ
     api, Resource, TracerProvider, SimpleSpanProcessor, InMemorySpanExporter, IdGenerator = _sdk()
     start = events[0]
     thread = str(start.get("thread_id", ""))
+    if not isinstance(start.get("t"), (int, float)):
+        raise OtelError("the trace's episode_start has no time 't'; is it an MCR trace?")
     seed = int.from_bytes(hashlib.sha256(f"{thread}|{start.get('t')}".encode()).digest()[:8], "big")
 
     class SeededIds(IdGenerator):
@@ -143,10 +148,9 @@ def build_spans(events: list[dict[str, Any]], agent: str = DEFAULT_AGENT, includ
             model = _model_name(start, usage)
             latency = float(usage.get("latency_s") or 0.0)
             attributes = {OPERATION: "chat", PROVIDER: PROVIDER_NAME, REQUEST_MODEL: model, CONVERSATION_ID: thread,
-                          INPUT_TOKENS: int(usage.get("prompt_tokens", 0)), OUTPUT_TOKENS: int(usage.get("generated_tokens", 0)),
-                          CACHE_READ_TOKENS: int(usage.get("reused_tokens", 0)),
-                          "mcr.usage.prefilled_tokens": int(usage.get("prefilled_tokens", 0)),
-                          "mcr.cache_bytes": int(usage.get("cache_bytes", 0)), "mcr.step": int(event.get("step", 0))}
+                          "mcr.step": int(event.get("step", 0))}
+            # Only what the policy reported: a scripted plan has no tokens, and 0 would be a false claim.
+            attributes.update({name: int(usage[key]) for name, key in _USAGE_ATTRIBUTES.items() if usage.get(key) is not None})
             if include_content and usage.get("raw_output") is not None:
                 attributes[OUTPUT_MESSAGES] = json.dumps(
                     [{"role": "assistant", "parts": [{"type": "text", "content": usage["raw_output"]}]}])

@@ -178,7 +178,10 @@ class MediaResolver:
     def locate(self, name: str) -> Path | None:
         path = Path(name)
         candidates = [path] if path.is_absolute() else [path, *(d / path for d in self.search)]
-        return next((c.resolve() for c in candidates if c.is_file()), None)
+        try:
+            return next((c.resolve() for c in candidates if c.is_file()), None)
+        except (OSError, ValueError):  # a "path" from model output: too long, NUL bytes, ...
+            return None
 
     def resolve(self, name: str, limit: int) -> Media:
         key = (name, limit)

@@ -95,3 +95,20 @@ def test_smollm2_lossless_conversion():
     ref = m(ids).logits
     conv = convert_gqa_to_m2la(m, collect_input_moments(m, ids), ConvertSpec())
     torch.testing.assert_close(conv(ids).logits, ref, atol=1e-4, rtol=0)
+
+
+def test_heal_reduces_kl_and_trains_only_attention():
+    from mcr.model.heal import HealConfig, heal
+
+    teacher = _llama(True, seed=2)
+    mom = collect_input_moments(teacher, IDS)
+    student = convert_gqa_to_m2la(copy.deepcopy(teacher), mom, ConvertSpec(qk_rope_head_dim=4, kv_lora_rank=8))
+    mlp_before = student.model.layers[0].mlp.up_proj.weight.clone()
+    ids = torch.randint(0, 97, (1, 200), generator=torch.Generator().manual_seed(5))
+    before = _kl(student(IDS).logits, teacher(IDS).logits)
+    hist = heal(student, teacher, ids, HealConfig(steps=30, lr=3e-3, seq_len=50))
+    after = _kl(student(IDS).logits, teacher(IDS).logits)
+    assert after < 0.7 * before, (before, after, hist[:3], hist[-3:])
+    assert torch.equal(student.model.layers[0].mlp.up_proj.weight, mlp_before)
+    with pytest.raises(ValueError, match="no M2LAAttention"):
+        heal(teacher, teacher, ids, HealConfig(steps=1))

@@ -159,3 +159,6 @@ def test_model_backend_uses_a_fork_and_leaves_the_main_cache_alone(evidence, vid
     after_ids, after_keys = _snapshot(main)
     assert after_ids == ids and all(torch.equal(a, b) for a, b in zip(keys, after_keys))
     assert main.cache.get_seq_length() == len(ids)
+    # auto: with no time-aligned text yet but a model at hand, the model grounds.
+    first_look = Context(evidence[:2])
+    assert GroundTool()({"query": "the farmer"}, _tc(first_look, video, workdir, main)).backend == "model"

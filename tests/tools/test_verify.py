@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from mcr.agent import Agent
-from mcr.checks import evidence_support, extra_checks, model_recheck, option_consistency, verdict_consistency
+from mcr.checks import build_verifier, evidence_support, extra_checks, model_recheck, option_consistency, verdict_consistency
 from mcr.context import (
     Answer,
     Context,
@@ -148,9 +148,8 @@ def test_model_recheck_asks_a_fork_and_leaves_the_main_cache(sample_mp4):
 
 
 def _verifier() -> Verifier:
-    verifier = Verifier()
-    for name, check in extra_checks().items():
-        verifier.add(name, check)
+    verifier = build_verifier()
+    assert list(verifier.checks)[-3:] == ["evidence_support", "option_consistency", "verdict_consistency"]
     return verifier
 
 

@@ -143,6 +143,20 @@ def test_unfinished_or_unanswered_episodes_mark_the_agent_span(episodes, tmp_pat
     assert root.attributes["error.type"] == "max_steps" and root.attributes["mcr.accepted"] is False
 
 
+def test_a_policy_without_usage_still_exports(episodes, tmp_path):
+    events = read_trace(episodes["main"])
+    for event in events:
+        if event["type"] == "model_call":
+            event["usage"] = {"prompt_tokens": None} if event["step"] == 1 else {}  # scripted policies report nothing
+    trace = tmp_path / "scripted.jsonl"
+    trace.write_text("".join(json.dumps(e) + "\n" for e in events))
+    memory = InMemorySpanExporter()
+    export_otel(trace, exporter=memory)
+    chats = [s for s in memory.get_finished_spans() if s.name == "chat list"]
+    assert len(chats) == 4 and not any("gen_ai.usage.input_tokens" in s.attributes for s in chats)  # unknown, not 0
+    assert all(s.start_time < s.end_time for s in chats)  # no latency: the call spans from the previous event
+
+
 def test_file_export_writes_otlp_json(episodes, tmp_path):
     out = tmp_path / "otlp" / "spans.json"
     result = export_otel(episodes["main"], file=out)

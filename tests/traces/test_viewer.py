@@ -106,6 +106,15 @@ def test_transcript_segments_are_labelled_by_their_text(tmp_path):
     assert images == [] and [(p.start, p.end, p.label) for p in parts] == [(6.5, 9.4, "seven ships")]
 
 
+def test_strings_that_only_look_like_image_paths_are_harmless(tmp_path):
+    from mcr.traces.view import _scan_output
+
+    output = {"a": "x" * 5000 + ".png", "b": "nul\x00.png", "c": "http://example.com/remote.jpg"}
+    images, _ = _scan_output(output, MediaResolver(tmp_path))
+    assert [i.src for i in images] == [None, None, None]  # missing, never fetched
+    assert images[2].note == "missing: http://example.com/remote.jpg"
+
+
 def test_large_media_is_linked_relative_to_the_html_file(episodes, tmp_path):
     out = tmp_path / "site" / "view.html"
     write_viewer(episodes["main"], out, video_limit=1000, image_limit=10)

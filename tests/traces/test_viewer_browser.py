@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,21 @@ def html(episodes, tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def poll(page, expression: str, timeout_s: float = 10.0) -> None:
+    """Wait until `expression` is true in the page.
+
+    Not wait_for_function: it evaluates its predicate with eval() inside the page when it has to
+    poll, which the viewer's Content-Security-Policy forbids (as it should). evaluate() goes
+    through the DevTools protocol, which the page's CSP does not govern.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            state = page.evaluate("[video.readyState, video.networkState, video.error && video.error.message, video.currentTime]")
+            raise AssertionError(f"timed out waiting for {expression}; video state {state}")
+        page.wait_for_timeout(50)
+
+
 class Opened:
     """A page plus everything it did: console messages, errors, requests, dialogs."""
 
@@ -49,7 +65,7 @@ class Opened:
         self.page.wait_for_selector("body[data-ready=true]", timeout=10_000)
 
     def video_ready(self) -> None:
-        self.page.wait_for_function("document.getElementById('video').readyState >= 1", timeout=10_000)
+        poll(self.page, "document.getElementById('video').readyState >= 1")
 
     def current_time(self) -> float:
         return self.page.evaluate("document.getElementById('video').currentTime")
@@ -86,16 +102,16 @@ def test_clicking_a_step_seeks_the_video_to_its_span(main_page):
     page = main_page.page
     main_page.video_ready()
     page.click("details.entry[data-id=e8] > summary")
-    page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
+    poll(page, "Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
     assert page.get_attribute("details.entry[data-id=e8]", "class").count("selected") == 1
     assert page.eval_on_selector("details.entry[data-id=e8]", "e => e.open")
     page.click("details.entry[data-id=e4] > summary")  # the whole video: back to 0
-    page.wait_for_function("document.getElementById('video').currentTime < 0.05")
+    poll(page, "document.getElementById('video').currentTime < 0.05")
     images = page.locator("details.entry[data-id=e4] img")
     assert images.count() == 4
     assert page.eval_on_selector_all("details.entry[data-id=e4] img", "els => els.every(i => i.naturalWidth === 320)")
     images.nth(2).click()  # shot 3 starts at 12 s
-    page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 12.0) < 0.05")
+    poll(page, "Math.abs(document.getElementById('video').currentTime - 12.0) < 0.05")
 
 
 def test_timeline_marks_spans_and_evidence(main_page):
@@ -104,7 +120,7 @@ def test_timeline_marks_spans_and_evidence(main_page):
     assert ["e8", True] in marks and ["e1", False] in marks
     assert page.locator("svg.timeline rect.evidence-band").count() >= 1
     page.click("svg.timeline rect.mark[data-id=e8]")
-    page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
+    poll(page, "Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
     assert "selected" in page.get_attribute("details.entry[data-id=e8]", "class")
 
 
@@ -113,9 +129,9 @@ def test_spans_inside_outputs_are_marked_and_seekable(main_page):
     assert page.locator("svg.timeline rect.part[data-id=e4]").count() == 4
     page.eval_on_selector("details.entry[data-id=e4]", "e => { e.open = true; }")  # earlier tests may have toggled it
     page.locator("details.entry[data-id=e4] .part-line").nth(3).click()  # shot 4 starts at 18 s
-    page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 18.0) < 0.05")
+    poll(page, "Math.abs(document.getElementById('video').currentTime - 18.0) < 0.05")
     page.locator("svg.timeline rect.part[data-id=e4]").nth(1).click()  # shot 2 starts at 6 s
-    page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
+    poll(page, "Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
 
 
 def test_token_chart_draws_reused_and_prefilled_bars(main_page):
@@ -158,21 +174,11 @@ def test_media_too_large_to_embed_loads_from_beside_the_file(browser, html):
     opened.video_ready()
     page = opened.page
     page.click("details.entry[data-id=e4] > summary")
-    page.wait_for_function("[...document.querySelectorAll('details.entry[data-id=e4] img')].every(i => i.complete && i.naturalWidth > 0)")
+    poll(page, "[...document.querySelectorAll('details.entry[data-id=e4] img')].every(i => i.complete && i.naturalWidth > 0)")
     assert all(u.startswith("file://") for u in opened.requests)
     assert any(u.endswith("sample.mp4") for u in opened.requests)
     assert [m for m in opened.console if m.startswith(("error", "pageerror"))] == []
     page.close()
-
-
-def poll(page, expression: str, timeout_s: float = 10.0) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        state = page.evaluate("[video.readyState, video.networkState, video.error && video.error.message, video.currentSrc]")
-        assert time.monotonic() < deadline, f"timed out waiting for {expression}; video state {state}"
-        page.wait_for_timeout(50)
 
 
 def test_served_page_loads_linked_media_from_localhost(browser, html):
@@ -187,7 +193,6 @@ def test_served_page_loads_linked_media_from_localhost(browser, html):
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(url)
-        # Over http the page's CSP forbids eval, which wait_for_function needs: poll with evaluate().
         poll(page, "document.getElementById('video').readyState >= 1")
         page.click("details.entry[data-id=e8] > summary")
         poll(page, "document.querySelector('details.entry[data-id=e8] img').naturalWidth === 320")
@@ -211,11 +216,11 @@ def test_an_episode_with_the_real_segment_and_transcribe_tools(browser, tmp_path
     page = opened.page
     assert page.locator("details.entry").count() == len([e for e in read_trace(trace) if e["type"] == "entry"])
     page.click("details.entry[data-id=e4] > summary")  # segment: four shots with keyframes
-    page.wait_for_function("[...document.querySelectorAll('details.entry[data-id=e4] img')].every(i => i.naturalWidth > 0)")
+    poll(page, "[...document.querySelectorAll('details.entry[data-id=e4] img')].every(i => i.naturalWidth > 0)")
     assert page.locator("details.entry[data-id=e4] img").count() == 4
     assert page.locator("svg.timeline rect.part[data-id=e7]").count() >= 3  # transcript segments
     page.click("details.entry[data-id=e10] > summary")
-    page.wait_for_function("Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
+    poll(page, "Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
     assert "7 bright objects" in page.inner_text("details.entry[data-id=e10]")
     assert [m for m in opened.console if m.startswith(("error", "pageerror"))] == []
     page.close()

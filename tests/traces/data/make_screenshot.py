@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,6 +56,15 @@ def record(workdir: Path) -> Path:
     return trace
 
 
+def wait_until(page, expression: str, timeout_s: float = 20.0) -> None:
+    """Poll with evaluate(): wait_for_function would eval() in the page, which its CSP forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the viewer never reached: {expression}")
+        page.wait_for_timeout(50)
+
+
 def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         html = write_viewer(record(Path(tmp)), Path(tmp) / "ships.html")
@@ -64,9 +74,9 @@ def main(out: Path) -> None:
             page = browser.new_page(viewport={"width": 1440, "height": 1000}, device_scale_factor=1)
             page.goto(html.as_uri())
             page.wait_for_selector("body[data-ready=true]")
-            page.wait_for_function("document.getElementById('video').readyState >= 2")
+            wait_until(page, "video.readyState >= 2")
             page.click("details.entry[data-id=e10] > summary")  # the outline: seeks to 6 s, shows the overlay
-            page.wait_for_function("!video.seeking && video.readyState >= 3")
+            wait_until(page, "!video.seeking && video.readyState >= 3")
             page.wait_for_timeout(1500)  # let the player's seek spinner fade
             page.screenshot(path=str(out))
             browser.close()

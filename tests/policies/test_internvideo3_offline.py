@@ -1,0 +1,98 @@
+"""The offline default policy: SmolLM2-135M (real weights) answering from the tools' text evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcr.agent import Agent
+from mcr.context import ToolCall, ToolResult
+from mcr.model.loader import WeightsNotFound, load_smollm2
+from mcr.model.session import ModelSession
+from mcr.policies.offline import OfflinePolicy, offline_default_policy
+from mcr.task import Budget
+from mcr.tools.base import ToolRegistry, tool
+
+TRANSCRIPT = (
+    "[0.5s-3.5s] The red lighthouse stands on the northern cliff. "
+    "[6.5s-9.4s] At night the keeper counts seven ships. "
+    "[12.5s-15.3s] In the morning a farmer plants green barley."
+)
+
+
+@tool
+def read_transcript() -> str:
+    """Read the narration transcript of the video."""
+    return TRANSCRIPT
+
+
+@tool
+def list_shots() -> str:
+    """List the shots of the video."""
+    return "4 shots: #1 0.0s-6.0s, #2 6.0s-12.0s, #3 12.0s-18.0s, #4 18.0s-24.0s"
+
+
+@tool
+def zoom(start: float, end: float) -> str:
+    """Look at a span closely (needs arguments, so the offline policy leaves it alone)."""
+    return f"{start}-{end}"
+
+
+@pytest.fixture(scope="module")
+def smol():
+    return load_smollm2()
+
+
+@pytest.fixture
+def registry():
+    return ToolRegistry([read_transcript, list_shots, zoom])
+
+
+def run(policy, registry, video, workdir, question, options=None):
+    agent = Agent(policy=policy, tools=registry, budget=Budget(max_steps=5, max_tool_calls=4, wall_time_s=600), workdir=workdir)
+    return agent.run(video, question, options=options)
+
+
+def test_answers_multiple_choice_from_the_transcript(smol, registry, tiny_video, tmp_path):
+    policy = OfflinePolicy(ModelSession(smol), registry=registry)
+    result = run(policy, registry, tiny_video, tmp_path, "How many ships does the keeper count at night?",
+                 ["five", "six", "seven", "eight"])
+    assert result.stop_reason == "answered" and result.accepted
+    assert result.option == "C" and result.answer == "seven"
+    called = [e.tool for e in result.context if isinstance(e, ToolCall)]
+    assert sorted(called) == ["list_shots", "read_transcript"]  # each no-argument tool once; zoom never
+    transcript_id = next(e.id for e in result.context if isinstance(e, ToolResult) and e.tool == "read_transcript")
+    assert transcript_id in [e.id for e in result.evidence]
+    assert policy.last_usage.reused_tokens > policy.last_usage.prefilled_tokens  # the answer turn reuses the cache
+
+
+def test_open_question_gets_one_sentence(smol, registry, tiny_video, tmp_path):
+    policy = OfflinePolicy(ModelSession(smol), registry=registry, max_answer_tokens=24)
+    result = run(policy, registry, tiny_video, tmp_path, "What does the farmer plant?")
+    assert result.stop_reason == "answered" and result.answer
+    assert "\n" not in result.answer and "<" not in result.answer
+    assert result.option is None
+
+
+def test_factory_reads_settings_and_rejects_unknown_ones(registry, tmp_path):
+    policy = offline_default_policy({"max_new_tokens": 5, "max_answer_tokens": 9, "on_invalid": "answer"}, registry)
+    assert isinstance(policy, OfflinePolicy) and policy.name == "offline"
+    assert policy.session.max_new_tokens == 5 and policy.max_answer_tokens == 9 and policy.on_invalid == "answer"
+    assert not policy.session.loaded.multimodal
+    with pytest.raises(ValueError, match="unknown policy settings"):
+        offline_default_policy({"grammar": True})
+    with pytest.raises(WeightsNotFound):
+        offline_default_policy({"model": str(tmp_path / "missing")})
+
+
+@pytest.mark.slow
+def test_demo_on_the_sample_video_with_the_builtin_tools(sample_video, tmp_path):
+    """The demo's path: built-in tools (real ASR, shot detection) and the offline default policy."""
+    from mcr.tools import builtin_registry
+
+    registry = builtin_registry()
+    policy = offline_default_policy({}, registry=registry)
+    result = run(policy, registry, sample_video, tmp_path, "How many ships does the keeper count at night?",
+                 ["five", "six", "seven", "eight"])
+    assert result.stop_reason == "answered"
+    assert result.option in ("A", "B", "C", "D")
+    assert {e.tool for e in result.context if isinstance(e, ToolCall)} <= set(registry.names)
