@@ -4,6 +4,9 @@
     mcr resume THREAD_ID [--workdir DIR]               continue an interrupted episode
     mcr replay TRACE [--rerun-tools] [--until K --continue-with TASK.yaml]
                                                         re-run a recorded episode
+    mcr view TRACE [-o OUT.html] [--diff OTHER] [--serve]
+                                                        the trace viewer (one static HTML file)
+    mcr otel TRACE [--endpoint URL] [--file OUT.json]   export OpenTelemetry spans
     mcr tools [--json]                                  list the registered tools
 
 Exit codes: 0 the task was answered (and matched its ground truth, if it has
@@ -175,6 +178,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def cmd_view(args: argparse.Namespace) -> int:
+    from mcr.traces.serve import ServeError, serve
+    from mcr.traces.view import ViewerError, write_viewer
+
+    try:
+        out = write_viewer(args.trace, args.output, other=args.diff)
+        print(f"wrote {out}  (open it in any browser; it needs no server and no network)")
+        if args.serve:
+            serve(out, port=args.port)
+    except (ViewerError, ServeError) as exc:
+        raise _BadInput(str(exc)) from None
+    return EXIT_OK
+
+
+def cmd_otel(args: argparse.Namespace) -> int:
+    from mcr.traces.otel import OtelError, export_otel
+
+    if not args.endpoint and not args.file:
+        raise _BadInput("give --endpoint URL (an OTLP/HTTP collector) and/or --file OUT.json")
+    try:
+        export = export_otel(args.trace, endpoint=args.endpoint, file=args.file, include_content=args.include_content)
+    except OtelError as exc:
+        raise _BadInput(str(exc)) from None
+    where = ", ".join(str(w) for w in (export.endpoint, export.file) if w)
+    print(f"exported {export.spans} spans (trace id {export.trace_id}) to {where}")
+    return EXIT_OK
+
+
 def cmd_tools(args: argparse.Namespace) -> int:
     from mcr.tools import UNAVAILABLE, builtin_registry
     from mcr.tools.base import load_plugin
@@ -257,6 +288,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--workdir", default=".mcr")
     rep.add_argument("-q", "--quiet", action="store_true")
     rep.set_defaults(func=cmd_replay)
+
+    view = sub.add_parser("view", help="write a trace's viewer: one self-contained HTML file",
+                          description="Write TRACE as one static HTML page (video, timeline, steps, token chart); "
+                                      "it works offline from disk. --diff adds a side-by-side comparison.")
+    view.add_argument("trace", help="a trace written by `mcr run`")
+    view.add_argument("-o", "--output", help="the HTML file (default: TRACE with .html)")
+    view.add_argument("--diff", metavar="OTHER", help="a second trace of the same task to compare with")
+    view.add_argument("--serve", action="store_true", help="also serve it on localhost (Ctrl-C to stop)")
+    view.add_argument("--port", type=int, default=8000)
+    view.set_defaults(func=cmd_view)
+
+    otel = sub.add_parser("otel", help="export a trace as OpenTelemetry spans (GenAI conventions)")
+    otel.add_argument("trace")
+    otel.add_argument("--endpoint", help="OTLP/HTTP collector, e.g. http://localhost:4318")
+    otel.add_argument("--file", help="write the spans as OTLP JSON here")
+    otel.add_argument("--include-content", action="store_true", help="also export prompts and outputs (off: counts only)")
+    otel.set_defaults(func=cmd_otel)
 
     tools = sub.add_parser("tools", help="list the registered tools and their arguments")
     tools.add_argument("--json", action="store_true", help="print the JSON schemas the policy sees")

@@ -21,7 +21,8 @@ from mcr.task import Budget, TaskSpec, VideoSettings
 from mcr.tools import builtin_registry
 from mcr.tools.base import ToolRegistry, load_plugin
 from mcr.traces.recorder import read_trace
-from mcr.traces.replay import Divergence, RecordedEpisode, ReplayPolicy, first_divergence, served_tool
+from mcr.traces.diff import Divergence, first_divergence
+from mcr.traces.replay import RecordedEpisode, ReplayPolicy, served_tool
 
 
 class ReplayReport(BaseModel):

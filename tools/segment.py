@@ -7,7 +7,12 @@ Spatial mode segments the object under a point or box prompt with
 segment-anything (SAM) on the frame at ``t`` (or on the keyframes of a span),
 returning COCO RLE masks, boxes, areas and an overlay image to look at.
 
-Both are slow, so results go through `mcr.tools.cache.ResultCache` (keyed by
+SAM loading and prompting, COCO RLE encoding and overlay drawing live in
+`mcr.tools.masks` (shared by anything that produces masks); this module
+re-exports them (`MaskPredictor`, `Rle`, `encode_rle`, `decode_rle`,
+`draw_overlay`, `SAM_WEIGHTS_HELP`).
+
+Both modes are slow, so results go through `mcr.tools.cache.ResultCache` (keyed by
 the video's content hash, the span and every setting): asking twice is free.
 Images are written under ``ctx.workdir/segment/``; outputs hold their paths.
 
@@ -30,11 +35,13 @@ from mcr.context import TimeSpan
 from mcr.model.video import VideoError, VideoInfo, check_span, probe, read_frames_at, save_image
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
-
-SAM_WEIGHTS_HELP = (
-    "set the tool setting `sam_checkpoint` to a segment-anything checkpoint file, e.g. "
-    "sam_vit_b_01ec64.pth from https://github.com/facebookresearch/segment-anything#model-checkpoints "
-    "(and `sam_model_type` to vit_b, vit_l or vit_h to match it)"
+from mcr.tools.masks import (  # noqa: F401  (decode_rle: re-exported, mask helpers used to live here)
+    SAM_WEIGHTS_HELP,
+    MaskPredictor,
+    Rle,
+    decode_rle,
+    draw_overlay,
+    encode_rle,
 )
 
 
@@ -46,13 +53,6 @@ class Shot(BaseModel):
     index: int = Field(ge=1)
     span: TimeSpan
     keyframe: str
-
-
-class Rle(BaseModel):
-    """A binary mask as COCO run-length encoding (compressed string, column-major)."""
-
-    size: tuple[int, int] = Field(description="[height, width]")
-    counts: str
 
 
 class ObjectMask(BaseModel):
@@ -298,63 +298,6 @@ def detect_shots(
     return cuts or [(span.start, span.end)]
 
 
-# --------------------------------------------------------------------------- #
-# Masks: SAM, COCO RLE, overlays
-# --------------------------------------------------------------------------- #
-
-
-class MaskPredictor:
-    """A loaded SAM (segment-anything) predictor; reused across calls (loading is slow)."""
-
-    def __init__(self, predictor: Any, name: str = "custom"):
-        """`predictor`: a segment_anything SamPredictor; `name` goes into cache keys."""
-        self.predictor = predictor
-        self.name = name
-
-    @staticmethod
-    def name_for(model_type: str, checkpoint: str | None) -> str:
-        return f"{model_type}:{checkpoint or 'random-seed0'}"
-
-    @classmethod
-    def load(cls, model_type: str, checkpoint: str | None, allow_random: bool) -> MaskPredictor:
-        try:
-            import torch
-            from segment_anything import SamPredictor, sam_model_registry
-        except ImportError as exc:
-            raise ToolFailure(
-                f"segment-anything is not installed ({exc}): pip install 'internvideo3-mcr[sam]'", "sam_not_installed"
-            ) from None
-        if checkpoint is None and not allow_random:
-            raise ToolFailure(f"no SAM weights configured: {SAM_WEIGHTS_HELP}", "sam_not_configured")
-        if checkpoint is None:
-            torch.manual_seed(0)  # untrained but repeatable
-        try:
-            model = sam_model_registry[model_type](checkpoint=checkpoint)
-        except Exception as exc:  # torch.load raises pickle, zip and size-mismatch errors
-            raise ToolFailure(
-                f"cannot load SAM checkpoint {checkpoint} as {model_type}: {exc}; {SAM_WEIGHTS_HELP}",
-                "sam_checkpoint_invalid",
-            ) from None
-        return cls(SamPredictor(model.eval()), cls.name_for(model_type, checkpoint))
-
-    def predict(
-        self, image: np.ndarray, point: list[float] | None, box: list[float] | None
-    ) -> tuple[np.ndarray, float]:
-        """Best (H, W) bool mask and its score for the prompt on an (H, W, 3) RGB image."""
-        import torch
-
-        with torch.inference_mode():
-            self.predictor.set_image(image)
-            masks, scores, _ = self.predictor.predict(
-                point_coords=np.array([point], np.float32) if point is not None else None,  # (1, 2)
-                point_labels=np.array([1]) if point is not None else None,
-                box=np.array(box, np.float32) if box is not None else None,  # (4,)
-                multimask_output=box is None,  # a lone point is ambiguous: pick the best of 3
-            )  # masks (K, H, W) bool, scores (K,)
-        best = int(np.argmax(scores))
-        return masks[best], float(scores[best])
-
-
 def segment_frame(
     predictor: MaskPredictor,
     image: np.ndarray,
@@ -375,59 +318,3 @@ def segment_frame(
         score=round(score, 4),
         overlay=str(overlay_path),
     )
-
-
-def draw_overlay(image: np.ndarray, mask: np.ndarray, point: list[float] | None, box: list[float] | None) -> np.ndarray:
-    """The frame with the mask tinted red, the prompt box in yellow and the point in green."""
-    import cv2
-
-    out = image.copy()  # (H, W, 3)
-    out[mask] = (0.45 * out[mask] + 0.55 * np.array([255, 0, 0])).astype(np.uint8)
-    if box is not None:
-        cv2.rectangle(out, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])), (255, 220, 0), 2)
-    if point is not None:
-        cv2.circle(out, (int(point[0]), int(point[1])), 5, (0, 255, 0), -1)
-    return out
-
-
-def encode_rle(mask: np.ndarray) -> Rle:
-    """COCO compressed RLE of an (H, W) mask: runs over column-major pixels, starting with 0s."""
-    flat = np.asarray(mask, bool).flatten(order="F")  # (H*W,)
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    runs = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        runs = [0] + runs  # counts always start with a run of zeros
-    chars = []
-    for i, run in enumerate(runs):
-        x = run - runs[i - 2] if i > 2 else run  # delta against the run two back
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = x != -1 if c & 0x10 else x != 0
-            chars.append(chr((c | 0x20 if more else c) + 48))
-    return Rle(size=(int(mask.shape[0]), int(mask.shape[1])), counts="".join(chars))
-
-
-def decode_rle(rle: Rle) -> np.ndarray:
-    """The (H, W) bool mask of a COCO compressed RLE."""
-    runs: list[int] = []
-    s, p = rle.counts, 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(s[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p, k = p + 1, k + 1
-            if not more and c & 0x10:
-                x |= -1 << (5 * k)
-        runs.append(x + runs[-2] if len(runs) > 2 else x)
-    h, w = rle.size
-    values = np.zeros(len(runs), bool)
-    values[1::2] = True
-    flat = np.repeat(values, runs)
-    if flat.size != h * w:
-        raise ValueError(f"RLE covers {flat.size} pixels, not {h}x{w}")
-    return flat.reshape((w, h)).T

@@ -9,7 +9,7 @@ Replaying a trace re-runs the real graph with
   the tools still give the same output;
 
 then compares the new trace with the old one, event by event, ignoring timings
-(:func:`first_divergence`). Both can hand over at step *k* to a live policy and
+(`mcr.traces.diff.first_divergence`). Both can hand over at step *k* to a live policy and
 live tools, which forks the episode there.
 
 This module is data-level: it imports the vocabulary (context, policy and tool
@@ -35,10 +35,6 @@ from mcr.policies.base import (
     ToolCalls,
 )
 from mcr.tools.base import Tool, ToolContext, ToolFailure
-
-# Fields that legitimately differ between two runs of the same episode.
-VOLATILE_KEYS = frozenset({"t", "duration_s", "elapsed_s", "latency_s", "thread_id", "trace_path", "versions"})
-
 
 class RecordedEpisode:
     """The decisions and tool outcomes of a trace, indexed for replay."""
@@ -193,84 +189,3 @@ def served_tool(name: str, recorded: RecordedEpisode, live: Tool | None = None,
         },
     )
     return cls(recorded, live, until, rerun)
-
-
-# --------------------------------------------------------------------------- #
-# Comparing traces
-# --------------------------------------------------------------------------- #
-
-
-def _normalise(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _normalise(v) for k, v in value.items() if k not in VOLATILE_KEYS}
-    if isinstance(value, list):
-        return [_normalise(v) for v in value]
-    return value
-
-
-def comparable_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events that must match between two runs, without their timings.
-
-    The start event (thread id, versions) and resume markers are about the run,
-    not the episode, and are left out.
-    """
-    skip = {"episode_start", "episode_resumed"}
-    return [_normalise(e) for e in events if e.get("type") not in skip]
-
-
-class Divergence(BaseModel):
-    """The first event where two traces differ."""
-
-    index: int
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-    path: str = ""
-
-    def describe(self) -> str:
-        def label(event: dict[str, Any] | None) -> str:
-            if event is None:
-                return "(no event: the trace ended)"
-            if event.get("type") == "entry":
-                entry = event["entry"]
-                return f"entry {entry.get('id')} ({entry.get('kind')})"
-            return str(event.get("type"))
-
-        where = f" at {self.path}" if self.path else ""
-        return (f"traces diverge at event {self.index}{where}: old {label(self.old)}, new {label(self.new)}\n"
-                f"  old: {_short(self.old, self.path)}\n  new: {_short(self.new, self.path)}")
-
-
-def _short(event: dict[str, Any] | None, path: str) -> str:
-    value: Any = event
-    for key in filter(None, path.split(".")):
-        value = value.get(key) if isinstance(value, dict) else (value[int(key)] if isinstance(value, list) and key.isdigit() and int(key) < len(value) else None)
-    text = repr(value)
-    return text if len(text) < 300 else text[:300] + "…"
-
-
-def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            found = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        for i, (x, y) in enumerate(zip(a, b)):
-            found = _first_difference(x, y, f"{path}.{i}" if path else str(i))
-            if found is not None:
-                return found
-        return None if len(a) == len(b) else path
-    return None if a == b else path
-
-
-def first_divergence(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> Divergence | None:
-    """Where `new` stops reproducing `old` (None when they match apart from timings)."""
-    a, b = comparable_events(old), comparable_events(new)
-    for index in range(max(len(a), len(b))):
-        x = a[index] if index < len(a) else None
-        y = b[index] if index < len(b) else None
-        if x != y:
-            path = _first_difference(x, y) if x is not None and y is not None else ""
-            return Divergence(index=index, old=x, new=y, path=path or "")
-    return None

@@ -38,6 +38,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from mcr.context import Answer, Verdict, parse_entry
+from mcr.traces.diff import DiffView, diff_events, entry_label
 from mcr.traces.recorder import read_trace
 
 ASSETS = Path(__file__).with_name("viewer")
@@ -111,23 +112,6 @@ class StepGroup(BaseModel):
     rows: list[Row] = []
     calls: list[ModelCall] = []
     notes: list[str] = []
-
-
-class DiffRow(BaseModel):
-    index: int
-    a: str | None = None  # one-line summary of event `index` of each trace (None: that trace is shorter)
-    b: str | None = None
-    same: bool
-    where: str = ""  # the first differing field, e.g. "entry.span.start"
-
-
-class DiffView(BaseModel):
-    a_name: str
-    b_name: str
-    rows: list[DiffRow]
-    first: int | None  # index of the first differing event; None when the traces agree
-    same_task: bool
-    note: str
 
 
 class Payload(BaseModel):
@@ -228,26 +212,6 @@ def _scan_output(value: Any, resolver: MediaResolver, where: str = "", span: dic
     return images, parts
 
 
-def _label_and_text(entry: Any) -> tuple[str, str]:
-    kind = entry.kind
-    if kind == "instruction":
-        opts = "  ".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(entry.options or ()))
-        return "question", entry.text + (f"\n{opts}" if opts else "")
-    if kind == "tool_call":
-        return f"call {entry.tool}", json.dumps(entry.arguments, ensure_ascii=False)
-    if kind == "tool_result":
-        return f"result {entry.tool}", entry.summary or json.dumps(entry.output, ensure_ascii=False)
-    if kind == "tool_error":
-        return f"error {entry.tool or 'policy'}", f"{entry.error_type}: {entry.message}"
-    if kind == "verdict":
-        return ("accepted" if entry.accepted else "rejected"), entry.reason
-    if kind == "answer":
-        opt = f" (option {entry.option})" if entry.option else ""
-        cites = f"  evidence: {', '.join(entry.refs)}" if entry.refs else ""
-        return "answer", f"{entry.text}{opt}{cites}"
-    return kind, getattr(entry, "text", "")
-
-
 def _accepted_evidence(entries: list[Any]) -> tuple[str | None, list[str]]:
     """The accepted answer's id and the ids it cites (the final evidence)."""
     by_id = {e.id: e for e in entries}
@@ -296,7 +260,7 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
 
     answer_id, evidence = _accepted_evidence(entries)
     for row, entry in zip(rows, entries):
-        row.label, row.text = _label_and_text(entry)
+        row.label, row.text = entry_label(entry)
         detail: dict[str, Any] = {"entry": entry.model_dump(mode="json")}
         if entry.kind in ("tool_result", "tool_error") and entry.refs and entry.refs[0] in tool_events:
             call = tool_events[entry.refs[0]]
@@ -327,70 +291,6 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
         duration=float(video_ref.get("duration") or (task.get("video_info") or {}).get("duration") or 0.0),
         video=video, end=end, steps=[groups[k] for k in sorted(groups)], evidence=evidence, calls=calls,
     )
-
-
-# Fields that differ between two runs of the same episode without meaning anything.
-_VOLATILE = frozenset({"t", "duration_s", "latency_s", "elapsed_s", "thread_id", "trace_path", "versions"})
-
-
-def stable_form(value: Any) -> Any:
-    """An event without what legitimately varies between runs (times, ids, absolute folders)."""
-    if isinstance(value, dict):
-        return {k: stable_form(v) for k, v in value.items() if k not in _VOLATILE}
-    if isinstance(value, list):
-        return [stable_form(v) for v in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        return Path(value).name  # artifacts live under each run's own workdir
-    return value
-
-
-def first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    """The dotted path of the first field where two (stable) events differ; None if equal."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = list(a) + [k for k in b if k not in a]
-        return next((found for k in keys if (found := first_difference(a.get(k), b.get(k), f"{path}.{k}".lstrip("."))) is not None), None)
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return next((found for i, (x, y) in enumerate(zip(a, b)) if (found := first_difference(x, y, f"{path}.{i}".lstrip("."))) is not None), None)
-    return None if a == b else (path or "(the whole event)")
-
-
-def summarize_event(event: dict[str, Any]) -> str:
-    """One line that tells an event apart from its neighbours."""
-    kind = event.get("type")
-    if kind == "entry":
-        data = event.get("entry", {})
-        try:
-            label, text = _label_and_text(parse_entry(data))
-        except ValidationError:
-            label, text = str(data.get("kind")), json.dumps(data)
-        line = f"{data.get('id', '?')} {label}: {text}"
-    elif kind == "model_call":
-        u = event.get("usage") or {}
-        line = (f"model call, step {event.get('step')}: {u.get('prompt_tokens', 0)} prompt tokens, "
-                f"{u.get('reused_tokens', 0)} reused, {u.get('generated_tokens', 0)} generated")
-    elif kind == "tool_call":
-        line = f"tool {event.get('tool')} ({event.get('call_id')}): " + (f"error {event['error']}" if event.get("error") else "ok")
-    else:
-        line = {"episode_start": f"start: {(event.get('task') or {}).get('question', '')}",
-                "episode_end": f"end: {event.get('stop_reason')}, answer {event.get('answer')!r}"}.get(str(kind), str(kind))
-    return line if len(line) <= 200 else line[:199] + "…"
-
-
-def diff_events(a: list[dict[str, Any]], b: list[dict[str, Any]], a_name: str = "A", b_name: str = "B") -> DiffView:
-    """Align two traces event by event and find the first event that differs."""
-    rows = []
-    for index in range(max(len(a), len(b))):
-        ea, eb = (a[index] if index < len(a) else None), (b[index] if index < len(b) else None)
-        where = first_difference(stable_form(ea), stable_form(eb)) if ea is not None and eb is not None else "(missing)"
-        rows.append(DiffRow(index=index, a=summarize_event(ea) if ea else None, b=summarize_event(eb) if eb else None,
-                            same=where is None, where=where or ""))
-    first = next((r.index for r in rows if not r.same), None)
-    task_a, task_b = a[0].get("task", {}), b[0].get("task", {})
-    same_task = task_a.get("question") == task_b.get("question") and a[0].get("video_sha256") == b[0].get("video_sha256")
-    note = "identical (ignoring times and ids)" if first is None else f"first difference at event {first} ({rows[first].where})"
-    if not same_task:
-        note += "; warning: the traces are not of the same task (question or video differ)"
-    return DiffView(a_name=a_name, b_name=b_name, rows=rows, first=first, same_task=same_task, note=note)
 
 
 def json_for_script(value: Any) -> str:

@@ -162,3 +162,18 @@ def test_model_backend_uses_a_fork_and_leaves_the_main_cache_alone(evidence, vid
     # auto: with no time-aligned text yet but a model at hand, the model grounds.
     first_look = Context(evidence[:2])
     assert GroundTool()({"query": "the farmer"}, _tc(first_look, video, workdir, main)).backend == "model"
+
+
+@pytest.mark.slow
+def test_phrases_pocketsphinx_heard_ground_to_their_narration(video, workdir, sample_facts):
+    """The same acceptance on the rough transcript of the bundled ASR model (no subtitles)."""
+    ctx = Context([Instruction(id="e0", text="q", video=video)])
+    tc = _tc(ctx, video, workdir)
+    _add_result(ctx, "segment", SegmentTool()({"mode": "temporal"}, tc))
+    _add_result(ctx, "transcribe", TranscribeTool()({"backend": "pocketsphinx"}, tc))
+    segments = ctx.results_of("transcribe")[-1].output["segments"]
+    assert len(segments) >= 3
+    for seg in segments:
+        truth = _scene_of((seg["span"]["start"] + seg["span"]["end"]) / 2, sample_facts)["narration"]
+        top = GroundTool()({"query": seg["text"]}, tc).spans[0]
+        assert top.span.iou(TimeSpan(start=truth["start"], end=truth["end"])) >= 0.5, (seg["text"], top)

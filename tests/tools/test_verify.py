@@ -197,3 +197,27 @@ def test_tool_errors_are_recorded_and_the_loop_goes_on(agent_dir, sample_mp4):
                       ("summarize", "span_outside_video"), ("ground", "no_evidence")]
     assert result.stop_reason == "answered" and result.answer == "not found"
     assert any(isinstance(e, Observation) for e in result.context)
+
+
+def test_ships_question_wrong_count_rejected_then_answered_from_the_narration(agent_dir, sample_mp4):
+    """The issue's example: 'six' is planted, the narration the answer cites says seven."""
+    from mcr.tools.asr import TranscribeTool
+    from mcr.tools.search import SearchTool
+
+    hit = "results.search.results[0].text"
+    plan = [
+        PlanStep(call="transcribe"),
+        PlanStep(call="search", args={"query": "how many ships", "sources": ["transcript"], "top_k": 1}),
+        PlanStep(answer="six", option="B", evidence=["search"]),
+        PlanStep(answer="{{ %s }}" % hit, option="{{ choose(%s) }}" % (hit, hit), evidence=["search"]),
+    ]
+    with Agent(ScriptedPolicy(plan), tools=[TranscribeTool, SearchTool], workdir=agent_dir, verifier=build_verifier(),
+               budget=Budget(max_steps=6)) as agent:
+        result = agent.run(sample_mp4, "How many ships does the keeper count at night?", list(OPTIONS))
+    heard = next(e for e in result.context if isinstance(e, ToolResult) and e.tool == "search").output["results"][0]
+    if "seven" not in heard["text"].lower():
+        pytest.skip(f"the transcript did not catch 'seven' ({heard['text']!r}); the OCR demo above covers this case")
+    verdicts = [e for e in result.context if isinstance(e, Verdict)]
+    assert [v.accepted for v in verdicts] == [False, True]
+    assert "names option C (seven), not B (six)" in verdicts[0].reason
+    assert result.accepted and result.option == "C" and "seven ships" in result.answer

@@ -11,7 +11,7 @@ from mcr.cli import main
 from mcr.replay import replay
 from mcr.task import load_task
 from mcr.traces.recorder import read_trace
-from mcr.traces.replay import first_divergence
+from mcr.traces.diff import first_divergence
 
 PLUGIN = '''\
 from mcr.tools.base import ToolContext, ToolFailure, tool

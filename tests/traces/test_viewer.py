@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from mcr.traces.diff import diff_events
 from mcr.traces.recorder import read_trace
 from mcr.traces.view import (
     MediaResolver,
     ViewerError,
     build_payload,
     build_viewer_html,
-    diff_events,
     json_for_script,
     load_events,
     write_viewer,

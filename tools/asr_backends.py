@@ -1,0 +1,301 @@
+"""Speech backends for `transcribe`, and the transcript models they produce.
+
+`mcr.tools.asr` is the tool (input/output, span checks, caching, backend
+choice, the voice-activity gate); this module does the recognising. Each
+backend class has a ``name`` and ``unavailable(job)`` (None when it can run,
+else why not, phrased for the policy), and produces `TranscriptSegment`s:
+audio backends through ``transcribe(clip, regions, job)`` on the speech
+regions the tool's gate found, the subtitles backend through ``cues(job)``.
+
+* `SubtitlesBackend` — a subtitle stream in the container, or a sidecar
+  ``.srt`` / ``.vtt`` beside the video (FFmpeg parses it; `_ass_text` turns
+  its ASS dialogue lines into plain text).
+* `FasterWhisperBackend` — a CTranslate2 Whisper model folder named by
+  ``job.settings["whisper_model"]``, decoded with `whisper_options`.
+* `PocketsphinxBackend` — the English model that ships inside pocketsphinx.
+
+`BACKENDS` maps names to classes; `AUTO_ORDER` is the order ``auto`` tries.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import TimeSpan
+from mcr.model.audio import AudioClip
+from mcr.tools.base import ToolFailure
+
+_PROGRESS_MIN_S = 60.0  # show a progress bar for audio longer than this (on a tty)
+
+
+class Word(BaseModel):
+    """One recognised word and when it was said (seconds in the video)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    word: str
+    start: float = Field(ge=0)
+    end: float = Field(ge=0)
+    confidence: float | None = Field(default=None, ge=0, le=1, description="None when the backend gives none")
+
+
+class TranscriptSegment(BaseModel):
+    """A stretch of speech: its span in the video, its text and its words."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    span: TimeSpan
+    text: str
+    words: list[Word] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- #
+# Backends
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a backend needs for one call (resolved from the input and settings)."""
+
+    path: Path
+    start: float
+    end: float
+    language: str | None
+    settings: dict[str, Any]
+
+
+class PocketsphinxBackend:
+    """CMU pocketsphinx with its bundled US-English model; one decode per speech region."""
+
+    name = "pocketsphinx"
+    _FRAME_S = 0.01  # pocketsphinx features are 100 frames per second
+    _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]", "[UM]", "[UH]"})
+
+    def __init__(self) -> None:
+        self._decoder = None
+
+    def unavailable(self, job: Job) -> str | None:
+        try:
+            import pocketsphinx  # noqa: F401
+        except ImportError:
+            return "pocketsphinx is not installed: pip install 'internvideo3-mcr[asr]'"
+        if job.language and job.language.lower().split("-")[0] not in ("en", "english"):
+            return f"pocketsphinx only knows English, not {job.language!r}; use backend 'faster_whisper'"
+        return None
+
+    def transcribe(self, clip: AudioClip, regions: list[tuple[float, float]], job: Job) -> list[TranscriptSegment]:
+        if not regions:  # silence: not even the model is loaded
+            return []
+        if self._decoder is None:
+            from pocketsphinx import Decoder
+
+            self._decoder = Decoder(samprate=clip.sample_rate, loglevel="FATAL")
+        decoder, out = self._decoder, []
+        for a, b in _progress(regions, clip, "pocketsphinx"):
+            piece = clip.cut(a, b)
+            # The front end adapts (cepstral mean, noise floor) across utterances;
+            # resetting it (~0.1 ms) makes a region's words independent of what
+            # was decoded before, so a span gives what the full run gives.
+            decoder.reinit_feat()
+            decoder.start_utt()
+            decoder.process_raw(piece.pcm16().tobytes(), no_search=False, full_utt=True)
+            decoder.end_utt()
+            words = [
+                Word(
+                    word=seg.word.split("(")[0],  # "the(2)" is the 2nd pronunciation of "the"
+                    start=round(piece.offset + seg.start_frame * self._FRAME_S, 3),
+                    end=round(piece.offset + (seg.end_frame + 1) * self._FRAME_S, 3),
+                    confidence=min(1.0, max(0.0, float(seg.prob))),
+                )
+                for seg in decoder.seg()
+                if seg.word not in self._FILLERS
+            ]
+            if words:
+                out.append(_segment(words))
+        return out
+
+
+class FasterWhisperBackend:
+    """faster-whisper (CTranslate2) on each speech region, with word timestamps."""
+
+    name = "faster_whisper"
+
+    def __init__(self) -> None:
+        self._models: dict[str, Any] = {}
+
+    def unavailable(self, job: Job) -> str | None:
+        folder = job.settings.get("whisper_model")
+        if not folder:
+            return "no Whisper model configured: set settings.whisper_model to a CTranslate2 model folder"
+        if not (Path(folder) / "model.bin").is_file():
+            return f"settings.whisper_model={folder!r} is not a CTranslate2 model folder (no model.bin)"
+        if not (Path(folder) / "tokenizer.json").is_file():
+            return f"{folder} has no tokenizer.json; convert with copy_files=['tokenizer.json', ...]"
+        try:
+            from faster_whisper.tokenizer import _LANGUAGE_CODES
+        except ImportError:
+            return "faster-whisper is not installed: pip install 'internvideo3-mcr[asr]'"
+        if job.language is not None and job.language not in _LANGUAGE_CODES:
+            return f"Whisper has no language {job.language!r}; give an ISO 639-1 code such as 'en' or 'de'"
+        return None
+
+    def _model(self, folder: str):
+        if folder not in self._models:
+            from faster_whisper import WhisperModel
+
+            try:
+                self._models[folder] = WhisperModel(folder, device="cpu", compute_type="float32")
+            except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2: corrupt or foreign model.bin
+                raise ToolFailure(
+                    f"settings.whisper_model={folder!r} does not load ({type(exc).__name__}: {exc}); "
+                    "re-convert it with ct2-transformers-converter",
+                    "backend_unavailable",
+                ) from None
+        return self._models[folder]
+
+    def transcribe(self, clip: AudioClip, regions: list[tuple[float, float]], job: Job) -> list[TranscriptSegment]:
+        model = self._model(str(job.settings["whisper_model"]))
+        options = whisper_options(job.settings)
+        out = []
+        for a, b in _progress(regions, clip, "whisper"):
+            piece = clip.cut(a, b)
+            pieces, _info = model.transcribe(
+                piece.samples,
+                language=job.language,
+                **options,
+                word_timestamps=True,
+                vad_filter=False,  # already gated: regions are speech
+                condition_on_previous_text=False,
+            )
+            for seg in pieces:  # Whisper may place times past the audio it saw: clamp to the region
+                words = [
+                    Word(
+                        word=w.word.strip(),
+                        start=_clamp(piece.offset + w.start, a, b),
+                        end=_clamp(piece.offset + w.end, a, b),
+                        confidence=min(1.0, max(0.0, float(w.probability))),
+                    )
+                    for w in (seg.words or [])
+                    if w.word.strip()
+                ]
+                text = seg.text.strip()
+                if not text:
+                    continue
+                s, e = _clamp(piece.offset + seg.start, a, b), _clamp(piece.offset + seg.end, a, b)
+                out.append(TranscriptSegment(span=TimeSpan(start=s, end=max(s, e)), text=text, words=words))
+        return out
+
+
+class SubtitlesBackend:
+    """Cues from a subtitle stream in the container or a sidecar .srt/.vtt file."""
+
+    name = "subtitles"
+
+    def source(self, path: Path) -> tuple[Path, int] | None:
+        """(file, subtitle stream index) of the first subtitles found, or None."""
+        import av
+
+        candidates = [path] + [path.with_suffix(s) for s in (".srt", ".vtt", ".en.srt", ".en.vtt")]
+        for candidate in candidates:
+            if not candidate.is_file():
+                continue
+            try:
+                with av.open(str(candidate)) as container:
+                    if container.streams.subtitles:
+                        return candidate, container.streams.subtitles[0].index
+            except Exception:  # a sidecar FFmpeg cannot parse is not a transcript
+                continue
+        return None
+
+    def unavailable(self, job: Job) -> str | None:
+        if self.source(job.path) is None:
+            return f"{job.path.name} has no subtitle stream and no .srt/.vtt file beside it"
+        return None
+
+    def cues(self, job: Job) -> list[TranscriptSegment]:
+        """Every cue overlapping [job.start, job.end], with its own (unclipped) times."""
+        import av
+
+        found = self.source(job.path)
+        assert found is not None
+        file, index = found
+        out = []
+        with av.open(str(file)) as container:
+            stream = container.streams[index]
+            for packet in container.demux(stream):
+                if packet.pts is None:
+                    continue
+                start = float(packet.pts * packet.time_base)
+                end = start + float((packet.duration or 0) * packet.time_base)
+                if end < job.start or start > job.end:
+                    continue
+                text = " ".join(_ass_text(sub) for sub in packet.decode()).strip()
+                if text:
+                    out.append(TranscriptSegment(span=TimeSpan(start=max(0.0, start), end=max(start, end)), text=text))
+        return sorted(out, key=lambda s: s.span.start)
+
+
+BACKENDS: dict[str, type] = {
+    "subtitles": SubtitlesBackend,
+    "faster_whisper": FasterWhisperBackend,
+    "pocketsphinx": PocketsphinxBackend,
+}
+AUTO_ORDER = ("subtitles", "faster_whisper", "pocketsphinx")
+
+
+# --------------------------------------------------------------------------- #
+# Helpers
+# --------------------------------------------------------------------------- #
+
+
+def _segment(words: list[Word]) -> TranscriptSegment:
+    span = TimeSpan(start=words[0].start, end=max(words[-1].end, words[0].start))
+    return TranscriptSegment(span=span, text=" ".join(w.word for w in words), words=words)
+
+
+def whisper_options(settings: dict[str, Any]) -> dict[str, Any]:
+    """The decoding settings a task may set for faster-whisper (they are in the cache key)."""
+    try:
+        options: dict[str, Any] = {"beam_size": int(settings.get("beam_size", 5))}
+        if "temperature" in settings:  # a number, or a fallback ladder
+            t = settings["temperature"]
+            options["temperature"] = [float(x) for x in t] if isinstance(t, (list, tuple)) else float(t)
+        if settings.get("max_new_tokens") is not None:
+            options["max_new_tokens"] = int(settings["max_new_tokens"])
+    except (TypeError, ValueError) as exc:
+        raise ToolFailure(
+            f"bad Whisper settings ({exc}): beam_size and max_new_tokens are integers, "
+            "temperature a number or a list of numbers",
+            "invalid_settings",
+        ) from None
+    return options
+
+
+def _clamp(t: float, lo: float, hi: float) -> float:
+    return round(min(max(t, lo), hi), 3)
+
+
+def _ass_text(sub: Any) -> str:
+    """Plain text of one decoded subtitle (FFmpeg gives ASS dialogue lines)."""
+    import re
+
+    raw = getattr(sub, "ass", b"") or getattr(sub, "text", b"")
+    line = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    text = line.split(",", 8)[-1] if line.count(",") >= 8 else line  # ASS: 8 fields before the text
+    text = re.sub(r"\{[^}]*\}", "", text).replace("\\N", " ").replace("\\n", " ")
+    return " ".join(text.split())
+
+
+def _progress(regions: list[tuple[float, float]], clip: AudioClip, what: str):
+    """Regions, with a tqdm bar when the audio is long and stderr is a terminal."""
+    if clip.duration < _PROGRESS_MIN_S or not sys.stderr.isatty():
+        return regions
+    from tqdm import tqdm
+
+    return tqdm(regions, desc=f"transcribe ({what})", unit="region", leave=False)
