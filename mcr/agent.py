@@ -27,7 +27,7 @@ from mcr.context import Answer, Context, Entry, Verdict, VideoRef, parse_entry
 from mcr.graph import ANSWERED, EpisodeDeps, build_graph
 from mcr.model.video import probe
 from mcr.policies.base import Policy
-from mcr.task import Budget, TaskSpec, VideoSettings
+from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
 from mcr.tools import builtin_registry
 from mcr.tools.base import Tool, ToolRegistry, load_plugin
 from mcr.traces.recorder import (
@@ -87,6 +87,9 @@ class Agent:
         tool_settings: per-tool settings by tool name (e.g. model paths).
         video_settings: how a model samples the video.
         session: a model session for model-backed tools (optional).
+        verify: which checks the default verifier runs (ignored when
+            ``verifier`` is given): by default the built-in checks plus
+            evidence support (mcr/checks.py).
     """
 
     def __init__(
@@ -99,20 +102,22 @@ class Agent:
         tool_settings: dict[str, dict[str, Any]] | None = None,
         video_settings: VideoSettings | None = None,
         session: Any = None,
+        verify: VerifySettings | None = None,
     ):
         self.policy = policy
         self.tools = _as_registry(tools)
         self.budget = budget or Budget()
         self.workdir = Path(workdir)
         self.video_settings = video_settings or VideoSettings()
+        session = session if session is not None else getattr(policy, "session", None)
         self.deps = EpisodeDeps(
             policy=policy,
             tools=self.tools,
-            verifier=verifier or Verifier(),
+            verifier=verifier or _default_verifier(verify or VerifySettings(), session),
             workdir=self.workdir / "artifacts",
             tool_settings=tool_settings or {},
             # Model-backed tools fork the policy's session, so they share its cached video prefix.
-            session=session if session is not None else getattr(policy, "session", None),
+            session=session,
         )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False)
@@ -141,6 +146,7 @@ class Agent:
             workdir=workdir,
             tool_settings=task.tool_settings,
             video_settings=task.video_settings,
+            verify=task.verify,
             **kwargs,
         )
 
@@ -308,6 +314,15 @@ class Agent:
         for entry in values.get("entries", []):
             if entry["id"] not in seen:
                 recorder.write(EntryEvent(node=node, entry=entry))
+
+
+def _default_verifier(settings: VerifySettings, session: Any) -> Verifier:
+    if not settings.evidence and not settings.recheck:
+        return Verifier(require_evidence=settings.require_evidence)
+    from mcr.checks import build_verifier
+
+    return build_verifier(session=session, recheck=settings.recheck,
+                          require_evidence=settings.require_evidence, min_support=settings.min_support)
 
 
 def _final_answer(context: Context) -> Answer | None:

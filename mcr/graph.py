@@ -209,6 +209,7 @@ def make_act_node(tool_name: str):
             step=state["step"],
             call_id=call.id,
         )
+        extra: list[Any] = []
         event: dict[str, Any] = {"type": "tool_call", "step": state["step"], "tool": tool_name, "call_id": call.id,
                                  "input": call.arguments}
         try:
@@ -221,6 +222,7 @@ def make_act_node(tool_name: str):
                 summary=tool.summarize(output), span=tool.span_of(tool_input, output),
             )
             event["output"] = entry.output
+            extra = tool.entries(tool_input, output)
         except ToolFailure as exc:
             entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type=exc.error_type, message=str(exc))
             event["error"] = f"{exc.error_type}: {exc}"
@@ -230,11 +232,15 @@ def make_act_node(tool_name: str):
             entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type="tool_crashed",
                               message=f"{type(exc).__name__}: {exc}")
             event["error"] = traceback.format_exc(limit=8)
-        ctx.append(entry)
+        before = len(ctx)
+        stored = ctx.append(entry)
+        if isinstance(entry, ToolResult):
+            for more in extra:  # e.g. a summary's Memory entries, pointing at this result
+                ctx.append(more.model_copy(update={"step": state["step"], "refs": (stored.id, *more.refs)}))
         duration = time.perf_counter() - t0
         event["duration_s"] = duration
         return {
-            "entries": [ctx[-1].model_dump(mode="json")],
+            "entries": ctx.to_dicts()[before:],
             "pending": rest,
             "tool_calls": state["tool_calls"] + 1,
             "events": [event],

@@ -16,6 +16,7 @@ Task format (paths are relative to the YAML file)::
     tools: [segment, transcribe]           # allowed tools (default: all)
     plugins: [my_tools.py]                 # extra tool modules (file or dotted name)
     budget: {max_steps: 8, max_tool_calls: 8, wall_time_s: 300}
+    verify: {evidence: true, recheck: false}   # how answers are checked
     policy:
       name: scripted
       plan:
@@ -64,6 +65,17 @@ class VideoSettings(BaseModel):
     fps: float = Field(default=2.0, gt=0)
     min_pixels: int = Field(default=64 * 28 * 28, gt=0)
     max_pixels: int = Field(default=256 * 28 * 28, gt=0)
+
+
+class VerifySettings(BaseModel):
+    """How the verify node judges answers (see mcr/verify.py and mcr/checks.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    evidence: bool = Field(default=True, description="check that the cited entries support the answer")
+    recheck: bool = Field(default=False, description="re-inspect cited spans with the model (needs a model policy)")
+    require_evidence: bool = Field(default=False, description="reject answers that cite nothing")
+    min_support: float = Field(default=0.4, ge=0, le=1)
 
 
 # --------------------------------------------------------------------------- #
@@ -157,6 +169,7 @@ class TaskSpec(BaseModel):
     tool_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
     budget: Budget = Field(default_factory=Budget)
     video_settings: VideoSettings = Field(default_factory=VideoSettings)
+    verify: VerifySettings = Field(default_factory=VerifySettings)
     policy: PolicySpec = Field(default_factory=lambda: ModelPolicySpec(name="offline"))
 
     # Where the task came from, so later checks (tool names) can point at a line.
@@ -262,7 +275,7 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
 
 
 def _known_keys() -> set[str]:
-    models = (TaskSpec, SuiteSpec, Budget, VideoSettings, PlanStep, PlanCall, ScriptedPolicySpec, ModelPolicySpec, TimeSpan)
+    models = (TaskSpec, SuiteSpec, Budget, VideoSettings, VerifySettings, PlanStep, PlanCall, ScriptedPolicySpec, ModelPolicySpec, TimeSpan)
     return {name for model in models for name in model.model_fields}
 
 

@@ -13,7 +13,7 @@ is a closed-form function of it and the original weights.
    coefficients, folded into ``q_proj``. Components are chosen globally by
    the score energy they would otherwise lose.
 2. **Leftover key components** whose rotation barely moves over the context
-   (``theta_i * L`` small) keep their content in the no-position part — cost
+   (``theta_i * L`` small, L = ``rope_horizon``) keep their content in the no-position part — cost
    ``E|1 - e^{j theta Delta}|^2`` per unit energy — the others are dropped.
 3. **Latent.** ``[k_nope; v]`` of all KV heads is compressed by a PCA in the
    metric that matters: keys weighted by the query second moment (score
@@ -47,19 +47,22 @@ class ConvertSpec:
     Args:
         qk_rope_head_dim: width of the shared RoPE key (even).
         kv_lora_rank: latent width.
-        context_length: distance scale L for deciding which leftover rotary
-            components may drop their rotation; ``None``: drop them all.
-        distance: assumed query-key distance distribution, "log" or "uniform".
+        rope_horizon: query-key distance scale L (tokens) over which a leftover
+            rotary component's rotation is judged: components that turn little
+            within L keep their content without rotation, the others are
+            dropped; ``None`` drops them all. On SmolLM2 (same cache size,
+            64-d RoPE key) L=128 gave +4.0% perplexity, 32: +7.6%, 2048: +22%.
+        distance: assumed distance distribution on [0, L], "uniform" or "log".
         key_weight: relative weight of score error vs output error in the latent PCA.
         ridge: relative ridge on ``E[x x^T]`` so unseen directions still count.
     """
 
     qk_rope_head_dim: int | None = None
     kv_lora_rank: int | None = None
-    context_length: int | None = 2048
+    rope_horizon: int | None = 128
     key_weight: float = 1.0
     ridge: float = 1e-6
-    distance: str = "log"
+    distance: str = "uniform"
 
 
 @torch.no_grad()
@@ -135,7 +138,7 @@ def _convert_layer(attn, sigma, inv_freq, n_heads, n_kv, hd, dr, r, spec):
     sw = qe.T.sqrt()  # (F, G)
     lam, u = torch.linalg.eigh(sw[:, :, None] * cov * sw[:, None, :])  # (F, G), (F, G, G)
     lam = lam.clamp_min(0)
-    eps = _rotation_cost(inv_freq.double(), spec.context_length, spec.distance)  # (F,)
+    eps = _rotation_cost(inv_freq.double(), spec.rope_horizon, spec.distance)  # (F,)
     cost = (lam * eps[:, None]).flatten()  # (F*G,) score energy lost if not in the RoPE key
     order = torch.argsort(cost, descending=True)
     chosen = torch.zeros(F * G, dtype=torch.bool)

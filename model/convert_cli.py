@@ -77,7 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-lora-rank", type=int, default=None, help="latent width (default: lossless G*head_dim)")
     p.add_argument("--calib", nargs="+", required=True, help="calibration text file(s)")
     p.add_argument("--calib-tokens", type=int, default=4096)
-    p.add_argument("--context-length", type=int, default=2048, help="distance scale for rotation-free components")
+    p.add_argument("--rope-horizon", type=int, default=128,
+                   help="distance scale (tokens) deciding which leftover rotary components lose rotation (0: drop)")
     p.add_argument("--key-weight", type=float, default=1.0)
     p.add_argument("--eval", nargs="*", default=None, help="held-out text file(s): report perplexity and KL")
     p.add_argument("--eval-tokens", type=int, default=1024)
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         ppl0, _, ref = fidelity(model, None, eval_ids)
     moments = collect_input_moments(model, text_ids(tok, args.calib, args.calib_tokens))
     spec = ConvertSpec(qk_rope_head_dim=args.rope_dim, kv_lora_rank=args.kv_lora_rank,
-                       context_length=args.context_length or None, key_weight=args.key_weight)
+                       rope_horizon=args.rope_horizon or None, key_weight=args.key_weight)
     m2 = convert_gqa_to_m2la(copy.deepcopy(model) if args.eval else model, moments, spec)
     cfg = m2.model.layers[0].self_attn.config
     rep = {"kv_lora_rank": cfg.kv_lora_rank, "qk_rope_head_dim": cfg.qk_rope_head_dim,

@@ -52,7 +52,7 @@ def heal(student: nn.Module, teacher: nn.Module, ids: torch.Tensor, cfg: HealCon
     for p in student.parameters():
         p.requires_grad_(id(p) in trainable)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    n_win = max(1, (ids.shape[1] - 1) // cfg.seq_len)
+    n_win = max(1, ids.shape[1] // cfg.seq_len)
     history: list[float] = []
     t0 = time.monotonic()
     student.train()

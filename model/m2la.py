@@ -334,8 +334,11 @@ class M2LAAttention(nn.Module):
             joint = torch.cat((c, k_rope), dim=-1)  # (B, S, r + dr)
         k = joint.unsqueeze(1)  # (B, 1, S, r + dr)
         v = joint[..., : self.rank].unsqueeze(1)  # (B, 1, S, r)
-        m = None if mask is None else mask.expand(B, 1, T, -1).repeat(1, 1, H, 1)  # (B, 1, H*T, S)
-        o_lat = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=self.scaling)  # (B, 1, H*T, r)
+        s = torch.matmul(q, k.transpose(-1, -2)) * self.scaling  # (B, 1, H*T, S)
+        if mask is not None:
+            s = s + mask.expand(B, 1, T, -1).repeat(1, 1, H, 1)  # rows ordered (head, t)
+        # matmul reads the strided latent view in place (sdpa would copy it every step)
+        o_lat = torch.matmul(s.float().softmax(-1).to(v.dtype), v)  # (B, 1, H*T, r)
         return torch.einsum("bhtr,hdr->bhtd", o_lat.view(B, H, T, self.rank), w_uv)  # (B, H, T, dv)
 
 

@@ -16,6 +16,10 @@ BUILTIN_TOOLS: dict[str, tuple[str, str]] = {
     "video_info": ("mcr.tools.probe", "VideoInfoTool"),
     "segment": ("mcr.tools.segment", "SegmentTool"),
     "transcribe": ("mcr.tools.asr", "TranscribeTool"),
+    "ground": ("mcr.tools.ground", "GroundTool"),
+    "search": ("mcr.tools.search", "SearchTool"),
+    "summarize": ("mcr.tools.summarize", "SummarizeTool"),
+    "verify_answer": ("mcr.tools.verify", "VerifyAnswerTool"),
 }
 
 # Tools that could not be loaded, with the reason (shown by `mcr tools`).

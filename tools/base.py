@@ -130,6 +130,14 @@ class Tool(ABC):
         span = getattr(input, "span", None)
         return span if isinstance(span, TimeSpan) else None
 
+    def entries(self, input: BaseModel, output: BaseModel) -> list[Any]:
+        """Extra context entries (e.g. Memory) to append after the ToolResult.
+
+        The graph sets their step and adds the ToolResult's id to their refs, so
+        a summary's memories point at the result they came from. Default: none.
+        """
+        return []
+
     # -- used by the graph and the policies -------------------------------- #
     @classmethod
     def schema(cls) -> dict[str, Any]:

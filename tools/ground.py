@@ -85,7 +85,7 @@ class GroundTool(Tool):
             docs = [d for d in docs if _overlap(d.span, input.within) > 0]
         backend = input.backend
         if backend == "auto":
-            backend = "index" if docs or ctx.session is None else "model"
+            backend = "index" if docs or not hasattr(ctx.session, "fork") else "model"
         boundaries = shot_boundaries(ctx.context)
         tolerance = float(ctx.settings.get("snap_tolerance_s", 0.75))
         usage: dict[str, float] | None = None
@@ -204,7 +204,8 @@ class RegexConstraint:
 
 
 @functools.lru_cache(maxsize=8)
-def _candidate_tokens_cached(tokenizer_id: int, tokenizer: Any, alphabet: str) -> tuple[tuple[int, str], ...]:
+def _candidate_tokens(tokenizer: Any, alphabet: str) -> tuple[tuple[int, str], ...]:
+    """(id, text) of every token whose text uses only `alphabet` (one vocabulary scan per tokenizer)."""
     chars = set(alphabet)
     out = []
     for tid in range(len(tokenizer)):
@@ -212,10 +213,6 @@ def _candidate_tokens_cached(tokenizer_id: int, tokenizer: Any, alphabet: str) -
         if piece and set(piece) <= chars:
             out.append((tid, piece))
     return tuple(out)
-
-
-def _candidate_tokens(tokenizer: Any, alphabet: str) -> tuple[tuple[int, str], ...]:
-    return _candidate_tokens_cached(id(tokenizer), tokenizer, alphabet)
 
 
 def fork_messages(context: Context, question: str, extra_parts: list[dict[str, Any]] | None = None,

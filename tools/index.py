@@ -115,7 +115,7 @@ class Embedder:
     sentence-transformers, which costs ~20 s of import time on 2 cores.
     """
 
-    def __init__(self, path: str | Path | None = None, max_length: int = 256):
+    def __init__(self, path: str | Path | None = None, max_length: int = 256, max_memo: int = 50_000):
         import torch
         from transformers import AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -139,13 +139,20 @@ class Embedder:
                 hf_logging.enable_progress_bar()
         self.max_length = max_length
         self.dim = int(self.model.config.hidden_size)
+        self.max_memo = max_memo  # 50k vectors of 384 floats: ~75 MB
         self._memo: dict[str, np.ndarray] = {}
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors for `texts`, ``(N, dim)`` float32; repeated texts are free."""
+        import sys
+
+        from tqdm import tqdm
+
         todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
         torch = self._torch
-        for i in range(0, len(todo), batch_size):
+        starts = range(0, len(todo), batch_size)
+        quiet = not sys.stderr.isatty() or len(todo) < 20 * batch_size  # a bar only for a big corpus, on a terminal
+        for i in tqdm(starts, desc="embedding", unit="batch", disable=quiet):
             chunk = todo[i : i + batch_size]
             batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.inference_mode():
@@ -157,7 +164,10 @@ class Embedder:
                 self._memo[text] = vec.astype(np.float32)
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        return np.stack([self._memo[t] for t in texts])  # (N, dim)
+        out = np.stack([self._memo[t] for t in texts])  # (N, dim)
+        while len(self._memo) > self.max_memo:  # forget the oldest texts first (dicts keep insertion order)
+            self._memo.pop(next(iter(self._memo)))
+        return out
 
     def similarity(self, a: str, b: str) -> float:
         va, vb = self.encode([a, b])

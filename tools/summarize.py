@@ -114,7 +114,7 @@ class SummarizeTool(Tool):
             scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
             lines = list(dict.fromkeys(line for m in members for line in m.ocr))
             scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
-        use_model = input.use_model if input.use_model is not None else ctx.session is not None
+        use_model = input.use_model if input.use_model is not None else hasattr(ctx.session, "fork")
         closing = None
         if use_model:
             from mcr.tools.ground import require_session

@@ -129,6 +129,29 @@ def test_parse_span_orders_and_clamps():
     assert info.value.error_type == "malformed_model_output"
 
 
+def test_regex_constraint_keeps_random_scores_inside_the_span_grammar():
+    import regex
+
+    from mcr.model.tiny import tiny_tokenizer
+    from mcr.tools.ground import SPAN_PATTERN, RegexConstraint
+
+    tok = tiny_tokenizer()
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+    constraint = RegexConstraint(tok, SPAN_PATTERN, {eos})
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        out: list[int] = []
+        for _ in range(24):
+            scores = torch.randn(1, len(tok), generator=gen)  # (1, V) a model with no idea
+            token = int(constraint(torch.tensor([out], dtype=torch.long), scores).argmax())
+            if token == eos:
+                break
+            out.append(token)
+        text = tok.decode(out)
+        assert regex.fullmatch(SPAN_PATTERN, text), text
+        parse_span(text, 24.0)
+
+
 @pytest.fixture(scope="module")
 def tiny_session():
     from mcr.model.loader import LoadedModel

@@ -92,6 +92,9 @@ def test_typed_errors_for_empty_query_and_no_evidence(evidence, workdir):
     with pytest.raises(ToolFailure) as info:
         SearchTool()({"query": "ships"}, _tc(Context([Instruction(id="e0", text="q")]), workdir))
     assert info.value.error_type == "no_evidence" and "transcribe" in str(info.value)
+    with pytest.raises(ToolFailure) as info:
+        SearchTool()({"query": "ships", "sources": ["corpus"]}, _tc(evidence, workdir))
+    assert info.value.error_type == "index_empty" and "transcript" in str(info.value)  # says what there is
 
 
 def test_web_is_opt_in(evidence, workdir):

@@ -172,7 +172,7 @@ def test_planted_wrong_answer_is_rejected_and_the_episode_ends_right(agent_dir):
 
 def test_without_the_evidence_checks_the_planted_answer_would_pass(agent_dir):
     task = load_task(ROOT / "examples" / "tasks" / "verify_demo.yaml")
-    with Agent.from_task(task, workdir=agent_dir) as agent:  # the default Verifier only
+    with Agent.from_task(task, workdir=agent_dir, verifier=Verifier()) as agent:  # mcr.verify's built-in checks only
         result = agent.run_task(task)
     assert result.accepted and result.option == "B"  # which is why mcr/checks.py exists
 
@@ -209,7 +209,7 @@ def test_ships_question_wrong_count_rejected_then_answered_from_the_narration(ag
         PlanStep(call="transcribe"),
         PlanStep(call="search", args={"query": "how many ships", "sources": ["transcript"], "top_k": 1}),
         PlanStep(answer="six", option="B", evidence=["search"]),
-        PlanStep(answer="{{ %s }}" % hit, option="{{ choose(%s) }}" % (hit, hit), evidence=["search"]),
+        PlanStep(answer="{{ " + hit + " }}", option="{{ choose(" + hit + ") }}", evidence=["search"]),
     ]
     with Agent(ScriptedPolicy(plan), tools=[TranscribeTool, SearchTool], workdir=agent_dir, verifier=build_verifier(),
                budget=Budget(max_steps=6)) as agent:
