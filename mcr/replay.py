@@ -90,6 +90,7 @@ def replay(
         budget=Budget.model_validate(task.get("budget", {})),
         workdir=workdir,
         tool_settings=spec.tool_settings if spec else {},
+        verify=spec.verify if spec else None,
         video_settings=VideoSettings(fps=ref.fps, min_pixels=ref.min_pixels, max_pixels=ref.max_pixels),
     )
     out_path = Path(out) if out else Path(workdir) / "replays" / f"{trace.stem}.replay.jsonl"

@@ -79,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-tokens", type=int, default=4096)
     p.add_argument("--rope-horizon", type=int, default=128,
                    help="distance scale (tokens) deciding which leftover rotary components lose rotation (0: drop)")
-    p.add_argument("--key-weight", type=float, default=1.0)
+    p.add_argument("--key-weight", type=float, default=10.0)
     p.add_argument("--eval", nargs="*", default=None, help="held-out text file(s): report perplexity and KL")
     p.add_argument("--eval-tokens", type=int, default=1024)
     return p

@@ -27,6 +27,7 @@ __all__ = [
     "build_m2la_model",
     "load_m2la_state_dict",
     "internvideo3_8b_m2la_config",
+    "load_m2la_pretrained",
 ]
 
 _FIELDS = ("kv_lora_rank", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim", "q_lora_rank",
@@ -136,3 +137,27 @@ def load_m2la_state_dict(model: nn.Module, state_dict: Mapping[str, torch.Tensor
     if strict and (missing or res.unexpected_keys):
         raise ValueError(f"state dict does not match the M^2LA model: {len(missing)} missing "
                          f"{missing[:5]}, {len(res.unexpected_keys)} unexpected {res.unexpected_keys[:5]}")
+
+
+def load_m2la_pretrained(path: str, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """Load a folder written by ``save_pretrained`` of an M^2LA model (e.g. ``mcr convert --out``).
+
+    The config's TransMLA fields rebuild the attention; weights load strictly, so a
+    checkpoint that does not match its config fails loudly instead of running half-random.
+    """
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    files = sorted(Path(path).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{path}: no *.safetensors weights")
+    model = build_m2la_model(AutoConfig.from_pretrained(path), dtype=dtype)
+    sd: dict[str, torch.Tensor] = {}
+    for f in files:
+        sd.update(load_file(str(f)))
+    if "lm_head.weight" not in sd and getattr(model.config, "tie_word_embeddings", False):
+        sd["lm_head.weight"] = sd[next(k for k in sd if k.endswith("embed_tokens.weight"))]
+    load_m2la_state_dict(model, sd)
+    return model.to(dtype)

@@ -25,6 +25,7 @@ item's file content hash + sampling settings.
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from typing import Any
 
 import torch
 from pydantic import BaseModel
+from tqdm import tqdm
 
 from mcr.model.loader import LoadedModel, user_cache_dir
 from mcr.model.prefix import cache_bytes, crop_to, fork_cache, prefix_name, read_cache, write_cache
@@ -253,7 +255,10 @@ class ModelSession:
         budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         out: list[int] = []
         reason = "length"
+        # Decoding on a CPU takes seconds: show it on a terminal, stay quiet in tests and pipes.
+        bar = tqdm(total=budget, desc="decoding", unit="tok", leave=False, disable=not sys.stderr.isatty())
         for _ in range(budget):
+            bar.update(1)
             scores = logits.float()[None]  # (1, V)
             if logits_processor is not None:
                 scores = logits_processor(torch.tensor([out], dtype=torch.long), scores)
@@ -266,6 +271,7 @@ class ModelSession:
                 reason = "stop"
                 break
             logits = self._forward_text([token])
+        bar.close()
         text = self.tokenizer.decode([t for t in out if t not in self.eos_ids], skip_special_tokens=False)
         usage = usage.model_copy(
             update={
@@ -384,8 +390,10 @@ class ModelSession:
         return out.logits[0] if all_logits else out.logits[0, -1]  # (T, V) or (V,)
 
     # -- saved prefixes -------------------------------------------------------- #
-    def _candidate_cuts(self, ids: list[int]) -> list[int]:
-        """Message ends (just after each EOS / ``<|im_end|>``): where prefixes are saved."""
+    def message_ends(self, ids: list[int] | None = None) -> list[int]:
+        """Token counts at each message end (just after EOS / ``<|im_end|>``) of ``ids``
+        (default: the cached tokens): the cut points where prefixes are saved and found."""
+        ids = self.state.ids if ids is None else ids
         return [i + 1 for i, t in enumerate(ids) if t in self.eos_ids]
 
     def save_prefix(self, upto: int | None = None) -> Path:
@@ -400,7 +408,7 @@ class ModelSession:
         Returns:
             The path of the ``.safetensors`` file written.
         """
-        cuts = [c for c in self._candidate_cuts(self.state.ids) if c <= len(self.state.ids)]
+        cuts = [c for c in self.message_ends(self.state.ids) if c <= len(self.state.ids)]
         if upto is None:
             media_end = max((i + 1 for i, k in enumerate(self.state.keys) if k is not None), default=0)
             after = [c for c in cuts if c >= media_end]
@@ -428,7 +436,7 @@ class ModelSession:
         return self._try_load_prefix(self.render(messages, tools), better_than=0)
 
     def _try_load_prefix(self, prompt: Prompt, better_than: int) -> int:
-        for cut in sorted(self._candidate_cuts(prompt.ids), reverse=True):
+        for cut in sorted(self.message_ends(prompt.ids), reverse=True):
             if cut <= better_than:
                 return 0
             path = self.prefix_dir / f"{prefix_name(self.loaded.name, prompt.ids[:cut], prompt.keys[:cut])}.safetensors"

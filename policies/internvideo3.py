@@ -28,7 +28,10 @@ from mcr.context import Context, ToolError
 from mcr.policies.base import Decision, DecisionUsage, FinalAnswer, InvalidOutput, PolicyError
 from mcr.policies.parsing import ANSWER_FORMAT, CALL_FORMAT, parse_decision
 
-__all__ = ["ModelPolicy", "InternVideo3Policy", "ToolGrammar", "FORMAT_INSTRUCTIONS", "SESSION_SETTINGS"]
+__all__ = [
+    "ModelPolicy", "InternVideo3Policy", "ToolGrammar", "FORMAT_INSTRUCTIONS", "SESSION_SETTINGS",
+    "invalid_streak", "session_from_settings", "policy_settings",
+]
 
 FORMAT_INSTRUCTIONS = (
     "Reply in exactly one of two ways.\n"
@@ -146,7 +149,7 @@ class InternVideo3Policy(ModelPolicy):
             attn_implementation=s.pop("attn_implementation", "sdpa"),
             trust_remote_code=bool(s.pop("trust_remote_code", False)),
         )
-        return cls(_session_from(loaded, s), registry=registry, **_policy_kwargs(s, grammar=True))
+        return cls(session_from_settings(loaded, s), registry=registry, **policy_settings(s, grammar=True))
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         give_up = self._check_retries(context)
@@ -173,14 +176,16 @@ class InternVideo3Policy(ModelPolicy):
         return ToolGrammar(self._ll_tokenizer, tools, options, evidence_ids)
 
 
-def _session_from(loaded: Any, s: dict[str, Any]) -> Any:
+def session_from_settings(loaded: Any, s: dict[str, Any]) -> Any:
+    """A ModelSession from the session keys of ``s`` (popped; the rest stay)."""
     from mcr.model.session import ModelSession
 
     kwargs = {k: s.pop(k) for k in SESSION_SETTINGS if k in s}
     return ModelSession(loaded, **kwargs)
 
 
-def _policy_kwargs(s: dict[str, Any], grammar: bool) -> dict[str, Any]:
+def policy_settings(s: dict[str, Any], grammar: bool) -> dict[str, Any]:
+    """Pop the ModelPolicy keys of ``s``; anything left over is a typo the user should hear about."""
     keys = ["max_invalid_outputs", "on_invalid", "save_video_prefix", "system_prompt"] + (["grammar"] if grammar else [])
     out = {k: s.pop(k) for k in keys if k in s}
     if s:

@@ -7,19 +7,20 @@ text-only — video and image parts of the context reach it as a line naming
 the file and span — so it works from what the tools write into the context:
 transcripts, shot lists, OCR, probe results.
 
-A 135M model does not follow a tool-calling format reliably, so decisions are
-constrained by enumeration rather than free generation: the session scores
-well-formed replies (one per candidate tool call, and the answer) and the
-model's likelihood picks among them; the chosen reply text goes through the
-same parser as the InternVideo3 policy. The structure around the model:
+A 135M model does not follow a tool-calling format reliably, so its tool
+decisions are constrained by enumeration rather than free generation: the
+session scores one well-formed ``<tool_call>`` per candidate tool and the
+model's likelihood picks among them. Every reply, chosen or written, goes
+through the same parser as the InternVideo3 policy. The structure around it:
 
-* each tool whose arguments all have defaults may be called once (the model
-  chooses the order; calls needing arguments are left to bigger models);
-* then it answers: for multiple choice it scores every option's full reply
-  ``<answer option="X">option text</answer>`` (mean log-probability per
-  token — a small model reliably prefers an option that the transcript or
-  OCR text in its context supports); for open questions it writes a short
-  answer greedily after ``<answer>``.
+* each tool whose arguments all have defaults is called once (the model
+  chooses the order; tools that need arguments are left to bigger models);
+* then it answers on a fork of the session (a side query that never enters
+  the main cache): the question is restated after the evidence and the model
+  writes one sentence (measured: SmolLM2 copies the right fact from a
+  transcript when the question comes last, and copies the latest tool output
+  when it does not). For multiple choice the option that sentence names is
+  chosen; if it names none, the model's log-likelihood ranks the options.
 
 What it cannot do: look at pixels, call tools that need arguments (spans,
 queries), or reason over several steps; answers are only as good as the text
@@ -33,12 +34,15 @@ from typing import Any
 
 from mcr.context import Context, ToolCall, ToolResult
 from mcr.policies.base import Decision, DecisionUsage
-from mcr.policies.internvideo3 import ModelPolicy, _policy_kwargs, _session_from
+from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.policies.parsing import parse_decision
 
 __all__ = ["OfflinePolicy", "offline_default_policy"]
 
 _WORD = re.compile(r"[a-z0-9]{4,}")
+# A 135M model copies what is near the end of its prompt: restating the question
+# after the evidence is what makes its one-sentence reply use that evidence.
+ASK_PREFIX = "Using the evidence above, answer in one sentence:"
 
 
 class OfflinePolicy(ModelPolicy):
@@ -78,24 +82,34 @@ class OfflinePolicy(ModelPolicy):
         return parse_decision(raw, tools, options=self.options_of(context), registry=self.registry)
 
     def _answer(self, context: Context, messages, tools) -> tuple[str, Any]:
+        """Ask the question again after the evidence, on a fork; map the reply to an option."""
+        instruction = context.instruction
+        question = instruction.text if instruction is not None else "What happens in the video?"
+        ask = {"role": "user", "content": [{"type": "text", "text": f"{ASK_PREFIX} {question}"}]}
+        side = self.session.fork()  # a side query: the main cache never holds it
+        gen = side.generate(messages + [ask], tools, max_new_tokens=self.max_answer_tokens, stop=("\n", "<"))
+        sentence = _first_sentence(gen.text.split("<")[0])
+        usage = gen.usage
         options = self.options_of(context)
+        option = ""
         if options:
-            letters = [chr(ord("A") + i) for i in range(len(options))]
-            replies = [f'<answer option="{x}">{text}</answer>' for x, text in zip(letters, options)]
-            scores = self.session.score_continuations(messages, tools, replies)
-            best = max(range(len(replies)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
-            text = options[best]
-            evidence = _evidence(context, text)
-            cite = f' evidence="{",".join(evidence)}"' if evidence else ""
-            return f'<answer option="{letters[best]}"{cite}>{text}</answer>', self.session.last_usage
-        gen = self.session.generate(
-            messages, tools, max_new_tokens=self.max_answer_tokens, stop=("</answer>", "<", "\n"),
-            response_prefix="<answer>",
-        )
-        text = _first_sentence(gen.text.split("</answer>")[0].split("<")[0])
-        evidence = _evidence(context, text)
+            best = _mentioned(sentence, options)
+            if best is None:  # the reply names no option: let the model rank them
+                scores = side.score_continuations(messages + [ask], tools, list(options))
+                usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + side.last_usage.prefilled_tokens})
+                best = max(range(len(options)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
+            option = f' option="{chr(ord("A") + best)}"'
+            sentence = sentence or options[best]
+        evidence = _evidence(context, sentence)
         cite = f' evidence="{",".join(evidence)}"' if evidence else ""
-        return f"<answer{cite}>{text}</answer>", gen.usage
+        return f"<answer{option}{cite}>{sentence}</answer>", usage
+
+
+def _mentioned(sentence: str, options) -> int | None:
+    """The option the sentence names (the longest, if several), else None."""
+    low = f" {sentence.lower()} "
+    hits = [i for i, opt in enumerate(options) if re.search(rf"\b{re.escape(opt.lower().strip())}\b", low)]
+    return max(hits, key=lambda i: len(options[i])) if hits else None
 
 
 def _first_sentence(text: str) -> str:
@@ -145,6 +159,6 @@ def offline_default_policy(settings: dict[str, Any] | None = None, registry: Any
     dtype = s.pop("dtype", "float32")
     loaded = load_model(model, dtype=dtype) if model else load_smollm2(dtype=dtype)
     max_answer = int(s.pop("max_answer_tokens", 48))
-    session = _session_from(loaded, s)
-    return OfflinePolicy(session, registry=registry, max_answer_tokens=max_answer, **_policy_kwargs(s, grammar=False))
+    session = session_from_settings(loaded, s)
+    return OfflinePolicy(session, registry=registry, max_answer_tokens=max_answer, **policy_settings(s, grammar=False))
 

@@ -14,6 +14,7 @@ from mcr.policies.base import CallRequest, DecisionUsage, FinalAnswer, InvalidOu
 from mcr.task import Budget
 from mcr.tools.base import Tool, ToolRegistry, tool
 from mcr.traces.recorder import read_trace
+from mcr.verify import Verifier
 
 
 class ListPolicy:
@@ -66,8 +67,9 @@ def call(tool_name: str, **arguments) -> ToolCalls:
 
 
 def run(tmp_path, video, decisions, budget=None, tools=(add, shout, explode, nap), options=None, **policy_kwargs):
+    # The built-in checks only: these tests are about routing, not about evidence.
     agent = Agent(policy=ListPolicy(decisions, **policy_kwargs), tools=ToolRegistry(tools), budget=budget,
-                  workdir=tmp_path / "work")
+                  workdir=tmp_path / "work", verifier=Verifier())
     steps = list(agent.stream(video, "What is 2 + 3?", options))
     return agent, steps, agent.result(agent._last_thread)
 
@@ -194,7 +196,8 @@ def test_tool_output_type_is_checked(tmp_path, tiny_video):
 def test_python_api_resume_after_an_interrupted_stream(tmp_path, tiny_video):
     """Stop consuming the stream mid-episode (as a crash would), then resume."""
     decisions = [call("add", a=1, b=2), call("shout", text="three"), FinalAnswer(text="3", evidence=("e4",))]
-    agent = Agent(policy=ListPolicy(decisions), tools=ToolRegistry([add, shout]), workdir=tmp_path / "w")
+    agent = Agent(policy=ListPolicy(decisions), tools=ToolRegistry([add, shout]), workdir=tmp_path / "w",
+                  verifier=Verifier())
     stream = agent.stream(tiny_video, "1 + 2?", thread_id="t")
     for step in stream:
         if step.node == "act/add":

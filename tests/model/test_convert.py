@@ -112,3 +112,33 @@ def test_heal_reduces_kl_and_trains_only_attention():
     assert torch.equal(student.model.layers[0].mlp.up_proj.weight, mlp_before)
     with pytest.raises(ValueError, match="no M2LAAttention"):
         heal(teacher, teacher, ids, HealConfig(steps=1))
+
+
+def test_converted_checkpoint_save_and_reload(tmp_path):
+    from mcr.model.m2la_integrate import load_m2la_pretrained
+
+    m = _llama(False, seed=4)
+    conv = convert_gqa_to_m2la(m, collect_input_moments(m, IDS), ConvertSpec(qk_rope_head_dim=6, kv_lora_rank=10))
+    conv.save_pretrained(tmp_path)
+    again = load_m2la_pretrained(str(tmp_path))
+    assert again.config.kv_lora_rank == 10 and again.model.layers[1].self_attn.rope_freq_index.numel() == 3
+    torch.testing.assert_close(again(IDS).logits, conv(IDS).logits)
+    with pytest.raises(FileNotFoundError):
+        load_m2la_pretrained(str(tmp_path / "nothing"))
+
+
+def test_global_rank_allocation_keeps_budget_and_runs_through_cache():
+    m = _llama(True, seed=6)
+    m.model.layers[1].self_attn.v_proj.weight.data[4:] = 0  # layer 1's values are low-rank: it needs less latent
+    mom = collect_input_moments(m, IDS)
+    conv = convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(qk_rope_head_dim=16, kv_lora_rank=12,
+                                                                   rank_allocation="global", min_rank=2))
+    ranks = conv.config.kv_lora_rank_list
+    assert sum(ranks) == 24 and ranks[0] > ranks[1]
+    c = LatentCache()
+    a = conv(IDS[:, :30], cache=c).logits
+    b = conv(IDS[:, 30:31], cache=c).logits
+    torch.testing.assert_close(torch.cat([a, b], 1), conv(IDS[:, :31]).logits, atol=1e-5, rtol=0)
+    assert [layer.rank for layer in c.layers] == ranks
+    with pytest.raises(ValueError, match="rank_allocation"):
+        convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(rank_allocation="magic"))

@@ -221,3 +221,25 @@ def test_score_continuations_equals_teacher_forcing_and_keeps_the_cache(tiny):
     expected = torch.log_softmax(logits[-n - 1 : -1], -1).gather(1, target[:, None]).sum().item()
     assert n == len("<answer>") and abs(lp - expected) < 1e-3
     assert session.cache.get_seq_length() == cached
+
+
+def test_image_observations_reuse_exactly(tiny, tmp_path):
+    from PIL import Image
+
+    paths = []
+    for i, colour in enumerate([(200, 30, 30), (30, 200, 30)]):
+        paths.append(tmp_path / f"frame{i}.png")
+        Image.new("RGB", (80, 60), colour).save(paths[-1])
+    ctx = Context()
+    ctx.append(Instruction(text="Which colour comes first?"))
+    ctx.append(Observation(text="keyframe 1", images=(str(paths[0]),)))
+    reuse = ModelSession(tiny)
+    reuse.next_token_logits(ctx.render(), TOOLS)
+    ctx.append(Observation(text="keyframe 2", images=(str(paths[1]),)))
+    a = reuse.next_token_logits(ctx.render(), TOOLS)
+    assert reuse.last_usage.reused_tokens > 0
+    prompt = reuse.render(ctx.render(), TOOLS)
+    assert [item.kind for _, item in prompt.media] == ["image", "image"]
+    assert 1 in prompt.mm_types and 2 not in prompt.mm_types
+    b = ModelSession(tiny).next_token_logits(ctx.render(), TOOLS)
+    assert (a - b).abs().max().item() <= 1e-4

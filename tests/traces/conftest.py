@@ -21,6 +21,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.agent import Agent
+from mcr.verify import Verifier
 from mcr.context import Context, TimeSpan
 from mcr.policies.base import CallRequest, DecisionUsage, FinalAnswer, PolicyError, ToolCalls
 from mcr.tools.base import Tool, ToolContext, ToolFailure, ToolRegistry
@@ -165,8 +166,9 @@ def make_episode(workdir: Path, variant: str = "main", trace: Path | None = None
     output full of HTML that must be shown as text).
     """
     decisions, raws = _decisions(variant)
+    # Built-in checks only: these episodes exercise the viewer, not evidence support.
     agent = Agent(policy=UsagePolicy(decisions, raws), tools=ToolRegistry([KeyframesTool, OutlineTool]),
-                  workdir=workdir)
+                  workdir=workdir, verifier=Verifier())
     trace = trace or workdir / f"{variant}.jsonl"
     with agent:
         for _ in agent.stream(SAMPLE, "How many ships does the keeper count at night?",

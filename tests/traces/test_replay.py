@@ -34,6 +34,7 @@ video: clip.mp4
 question: Does it get brighter?
 plugins: [bright.py]
 tools: [video_info, brightness]
+verify: {evidence: false}  # the answer is computed from numbers; no text can support "yes"
 policy:
   name: scripted
   plan:
