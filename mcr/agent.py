@@ -53,6 +53,7 @@ class Step(BaseModel):
     entries: list[Entry] = Field(default_factory=list)
     step: int = 0
     stop_reason: str | None = None
+    usage: dict[str, Any] | None = None  # the model call's cost, for reason steps of model policies
 
 
 class Result(BaseModel):
@@ -284,6 +285,7 @@ class Agent:
                     entries=[parse_entry(e) for e in update.get("entries", [])],
                     step=update.get("step", 0),
                     stop_reason=update.get("stop_reason"),
+                    usage=next((e["usage"] for e in update.get("events", []) if e["type"] == "model_call"), None),
                 )
         final = self.result(thread_id)
         recorder.write(
