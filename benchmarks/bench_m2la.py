@@ -184,7 +184,7 @@ def main() -> None:
     if "decode" in a.what:
         bench_decode(a.max_ctx)
     if "convert" in a.what:
-        bench_convert([(192, 192), (64, 320), (64, 128), (32, 160), (32, 64)], a.calib_tokens, a.eval_tokens)
+        bench_convert([(192, 192), (64, 320), (48, 144), (64, 128), (32, 160), (32, 64)], a.calib_tokens, a.eval_tokens)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def smol():
 
 def turns() -> list[Context]:
     ref = VideoRef(path="/videos/lighthouse.mp4")
-    ctx = Context()
+    ctx = Context(system_prompt="You answer questions about a video.")
     ctx.append(Instruction(text="How many ships does the keeper count?", video=ref, options=("five", "six", "seven")))
     ctx.append(Observation(text="24 s, 4 scenes", video=ref, span=TimeSpan(start=0.0, end=24.0)))
     out = [ctx.prefix(len(ctx))]
@@ -50,7 +50,7 @@ def test_text_only_rendering_names_media_and_lists_tools(smol):
 
 
 def test_reuse_equals_full_reprefill_and_greedy_is_identical(smol):
-    reuse, fresh = ModelSession(smol, max_new_tokens=8), ModelSession(smol, max_new_tokens=8)
+    reuse, fresh = ModelSession(smol, max_new_tokens=6), ModelSession(smol, max_new_tokens=6)
     for i, ctx in enumerate(turns()):
         a = reuse.next_token_logits(ctx.render(), TOOLS)
         usage = reuse.last_usage
@@ -68,28 +68,28 @@ def test_reuse_equals_full_reprefill_and_greedy_is_identical(smol):
 
 
 def test_fork_for_a_side_question_leaves_the_main_session_alone(smol):
-    main = ModelSession(smol, max_new_tokens=6)
+    main = ModelSession(smol, max_new_tokens=4)
     ctx = turns()[1]
-    main.next_token_logits(ctx.render(), TOOLS)
+    main.next_token_logits(ctx.render())
     cached = main.cached_tokens
     side = main.fork()
     question = ctx.render() + [{"role": "user", "content": [{"type": "text", "text": "Summarise e3 in five words."}]}]
-    side.generate(question, TOOLS)
+    side.generate(question)
     # Everything but the cached generation prompt ("assistant\n") is reused.
     assert side.last_usage.reused_tokens >= cached - 3
     assert main.cached_tokens == cached and main.cache.get_seq_length() == cached
-    after = main.generate(turns()[2].render(), TOOLS)
-    twin = ModelSession(smol, max_new_tokens=6)
-    twin.next_token_logits(ctx.render(), TOOLS)
-    assert twin.generate(turns()[2].render(), TOOLS).token_ids == after.token_ids
+    after = main.generate(turns()[2].render())
+    twin = ModelSession(smol, max_new_tokens=4)
+    twin.next_token_logits(ctx.render())
+    assert twin.generate(turns()[2].render()).token_ids == after.token_ids
 
 
 def test_saved_text_prefix_round_trips(smol, tmp_path):
     first = ModelSession(smol, prefix_dir=tmp_path)
-    first.next_token_logits(turns()[1].render(), TOOLS)
+    first.next_token_logits(turns()[1].render())
     first.save_prefix()
     reader = ModelSession(smol, prefix_dir=tmp_path, use_saved_prefixes=True)
-    warm = reader.next_token_logits(turns()[2].render(), TOOLS)
+    warm = reader.next_token_logits(turns()[2].render())
     assert reader.last_usage.prefix_loaded_tokens > 0
-    cold = ModelSession(smol).next_token_logits(turns()[2].render(), TOOLS)
+    cold = ModelSession(smol).next_token_logits(turns()[2].render())
     assert torch.allclose(warm, cold, atol=1e-4)
