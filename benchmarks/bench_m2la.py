@@ -136,7 +136,8 @@ def bench_decode(max_ctx: int, reps: int = 7, dtype=torch.float32) -> None:
         emit(figure="decode_step_one_8b_layer", context=ctx, dtype=str(dtype).removeprefix("torch."),
              gqa_sdpa_ms=round(1e3 * tg, 3), m2la_absorbed_ms=round(1e3 * tm, 3), m2la_naive_ms=round(1e3 * tn, 3),
              gqa_grouped_matmul_ms=round(1e3 * tgg, 3), speedup_absorbed_vs_gqa=round(tg / tm, 3),
-             speedup_absorbed_vs_gqa_grouped=round(tgg / tm, 3), gqa_median_ms=round(1e3 * statistics.median(times["gqa"][1:]), 3),
+             speedup_absorbed_vs_gqa_grouped=round(tgg / tm, 3),
+             gqa_median_ms=round(1e3 * statistics.median(times["gqa"][1:]), 3),
              m2la_absorbed_median_ms=round(1e3 * statistics.median(times["absorbed"][1:]), 3),
              threads=torch.get_num_threads(), stat="min of reps, interleaved")
         ctx *= 2

@@ -25,7 +25,6 @@ the selected frequencies to the decoupled channel only.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 

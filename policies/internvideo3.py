@@ -226,14 +226,20 @@ class ToolGrammar:
         calls = []
         for t in tools:
             fn = t.get("function", t)
+            parameters = dict(fn.get("parameters", {"type": "object"}))
+            # "$ref": "#/$defs/..." resolves from the document root, so the
+            # definitions must move up from the nested arguments schema.
+            defs = parameters.pop("$defs", None)
             schema = {
                 "type": "object",
-                "properties": {"name": {"const": fn["name"]}, "arguments": fn.get("parameters", {"type": "object"})},
+                "properties": {"name": {"const": fn["name"]}, "arguments": parameters},
                 "required": ["name", "arguments"],
                 "additionalProperties": False,
                 # Compact JSON: free whitespace lets a weak model ramble until its budget ends.
                 "x-guidance": {"whitespace_flexible": False},
             }
+            if defs:
+                schema["$defs"] = defs
             calls.append(f'"<tool_call>" %json {json.dumps(schema)} "</tool_call>"')
         letters = [chr(ord("A") + i) for i in range(len(options))] if options else []
         option = f'" option=\\"" /[{"".join(letters)}]/ "\\""' if letters else '""'

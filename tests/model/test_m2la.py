@@ -138,7 +138,9 @@ def test_mrope_decoupled_channel_matches_qwen3vl_rotary():
     # The checkpoint stores the 128-d channel interleaved; transformers' rotary acts on the half-split layout.
     q = torch.randn(2, 3, 7, 128, generator=g)
     k = torch.randn(2, 1, 7, 128, generator=g)
-    deint = lambda t: torch.cat((t[..., 0::2], t[..., 1::2]), -1)
+    def deint(t):
+        return torch.cat((t[..., 0::2], t[..., 1::2]), -1)
+
     rq, rk = apply_rotary_pos_emb(deint(q), deint(k), cos, sin)
     fi = torch.arange(64)
     torch.testing.assert_close(apply_decoupled_rope(q, cos, sin, fi, True), rq)

@@ -72,3 +72,25 @@ def test_latent_cache_fork_and_saved_prefix(m2la_tiny, tiny_video, tmp_path):
     cold = ModelSession(m2la_tiny).next_token_logits(second.render())
     assert (warm - cold).abs().max().item() <= 1e-4
     assert path.is_file() and size > 0
+
+
+@pytest.mark.slow
+def test_converted_smollm2_runs_in_a_session():
+    """SmolLM2 converted GQA -> M^2LA (mcr.model.convert) keeps exact cache reuse in ModelSession."""
+    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+    from mcr.model.loader import load_smollm2
+
+    loaded = load_smollm2()
+    calib = loaded.tokenizer("The keeper counts seven ships at night. " * 40, return_tensors="pt").input_ids
+    convert_gqa_to_m2la(loaded.model, collect_input_moments(loaded.model, calib), ConvertSpec())
+    loaded.m2la = True
+    messages = [{"role": "user", "content": "How many ships does the keeper count?"}]
+    reuse, fresh = ModelSession(loaded, max_new_tokens=4), ModelSession(loaded, max_new_tokens=4)
+    assert isinstance(reuse.cache, LatentCache)
+    reuse.next_token_logits(messages)
+    longer = messages + [{"role": "assistant", "content": "Seven."}, {"role": "user", "content": "Are you sure?"}]
+    a = reuse.next_token_logits(longer)
+    assert reuse.last_usage.reused_tokens > 0
+    b = fresh.next_token_logits(longer)
+    assert (a - b).abs().max().item() <= 1e-3
+    assert reuse.generate(longer).token_ids == fresh.generate(longer).token_ids

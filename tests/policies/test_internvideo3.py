@@ -117,3 +117,16 @@ def test_from_settings_rejects_unknown_keys_and_missing_weights(tiny_checkpoint,
         InternVideo3Policy.from_settings({})
     with pytest.raises(ValueError, match="on_invalid"):
         InternVideo3Policy(None, on_invalid="ignore")
+
+
+def test_grammar_builds_for_every_builtin_tool_schema(tiny):
+    """Tool inputs with nested models ($defs, e.g. TimeSpan) must compile into the grammar."""
+    import llguidance
+
+    from mcr.tools import builtin_registry
+
+    schemas = builtin_registry().schemas()
+    assert any("$defs" in s["function"]["parameters"] for s in schemas)  # the case that used to break
+    grammar = llguidance.grammar_from("lark", ToolGrammar.lark(schemas, ["a", "b"], ["e1"]))
+    assert llguidance.LLMatcher.validate_grammar(grammar) == ""  # "" means no error
+    ToolGrammar(ToolGrammar.tokenizer_for(tiny.tokenizer), schemas)  # builds a matcher without error
