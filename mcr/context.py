@@ -117,7 +117,11 @@ def _span_tag(span: TimeSpan | None) -> str:
 
 
 class Instruction(_Entry):
-    """The task: a question about a video, optionally multiple choice."""
+    """The task: a question about a video, optionally multiple choice.
+
+    ``video`` says which video the question is about (tools read it); the
+    pixels reach a model through the Observation that precedes it.
+    """
 
     kind: Literal["instruction"] = "instruction"
     text: str = Field(min_length=1)
@@ -130,14 +134,6 @@ class Instruction(_Entry):
             lines.append("Options:")
             lines += [f"{letter}. {opt}" for letter, opt in zip(option_letters(), self.options)]
         return "\n".join(lines)
-
-    def render(self) -> dict[str, Any]:
-        content: list[dict[str, Any]] = []
-        if self.video is not None:
-            content.append({"type": "text", "text": f"Video: {self.video.path}"})
-        content.append({"type": "text", "text": self.render_text()})
-        return {"role": "user", "content": content}
-
 
 class Observation(_Entry):
     """Something the agent looked at: a video span, frames or a keyframe, by path."""

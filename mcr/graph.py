@@ -92,12 +92,15 @@ class EpisodeDeps:
 
 
 def observe(state: EpisodeState) -> dict[str, Any]:
-    """Open the episode: the instruction and a first look at the whole video."""
+    """Open the episode: a first look at the whole video, then the question.
+
+    The video comes first so that a model's cached video prefix does not
+    depend on the question: a second question about the same video reuses it.
+    """
     t0 = time.perf_counter()
     task = state["task"]
     ctx = Context()
     video = VideoRef.model_validate(task["video"]) if task.get("video") else None
-    ctx.append(Instruction(text=task["question"], video=video, options=tuple(task["options"]) if task.get("options") else None))
     if video is not None:
         info = task.get("video_info", {})
         audio = "with an audio track" if info.get("has_audio") else "without audio"
@@ -105,7 +108,9 @@ def observe(state: EpisodeState) -> dict[str, Any]:
             f"Video {Path(video.path).name}: {video.duration or 0:.1f} s, "
             f"{info.get('width', '?')}x{info.get('height', '?')} at {info.get('fps', 0):.1f} fps, {audio}."
         )
-        ctx.append(Observation(span=TimeSpan(start=0.0, end=video.duration or 0.0), video=video, text=text, refs=("e0",)))
+        ctx.append(Observation(span=TimeSpan(start=0.0, end=video.duration or 0.0), video=video, text=text))
+    ctx.append(Instruction(text=task["question"], video=video, options=tuple(task["options"]) if task.get("options") else None,
+                           refs=("e0",) if video is not None else ()))
     return {
         "entries": ctx.to_dicts(),
         "step": 0,

@@ -60,7 +60,11 @@ class M2LAConfig:
         softmax_scale: ``None`` means ``(qk_nope_head_dim + qk_rope_head_dim) ** -0.5``.
         q_bias / kv_a_bias / o_bias: linear biases (checkpoint: True, True, False).
         rms_norm_eps: epsilon of the latent norm.
-        absorb_max_q: queries of at most this length use the absorbed path.
+        absorb_max_q: queries of at most this length use the absorbed path; ``None``
+            picks the crossover of the two paths' MAC counts (naive re-expands the
+            whole cache, ``S*r*H*(dn+dv)``; absorbed pays ``S*T*H*(2r+dr)``), so a
+            session's short delta over a long cache is not re-expanded: 149 tokens
+            at the 8B shapes.
         num_hidden_layers: needed only to validate kv_lora_rank_list / rope_freq_index.
     """
 
@@ -80,7 +84,7 @@ class M2LAConfig:
     kv_a_bias: bool = True
     o_bias: bool = False
     rms_norm_eps: float = 1e-6
-    absorb_max_q: int = 1
+    absorb_max_q: int | None = None
     num_hidden_layers: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -239,6 +243,10 @@ class M2LAAttention(nn.Module):
         self.scaling = config.scale
         self.is_causal = True
         self.path: Literal["auto", "naive", "absorbed"] = "auto"
+        self.absorb_max_q = config.absorb_max_q
+        if self.absorb_max_q is None:
+            extra = 2 * self.rank - self.d_nope - self.d_v  # absorbed minus naive MACs per (query, key, head)
+            self.absorb_max_q = self.rank * (self.d_nope + self.d_v) // extra if extra > 0 else 1 << 30
         h, hd = config.hidden_size, self.num_heads * self.q_head_dim
         if config.q_lora_rank is None:
             self.q_proj = nn.Linear(h, hd, bias=config.q_bias)
@@ -303,7 +311,7 @@ class M2LAAttention(nn.Module):
             else:
                 c, k_rope = cache.update(c, k_rope, self.layer_idx)  # (B, 1, S, r), (B, 1, S, dr)
         mask = _additive_mask(attention_mask, B, T, c.shape[-2], q_nope.dtype, q_nope.device)  # (B, 1, T, S)
-        absorbed = self.path == "absorbed" or (self.path == "auto" and T <= self.config.absorb_max_q)
+        absorbed = self.path == "absorbed" or (self.path == "auto" and T <= self.absorb_max_q)
         if absorbed:
             out = self._absorbed(q_nope, q_rope, c[:, 0], k_rope[:, 0], mask, joint)
         else:

@@ -148,3 +148,12 @@ def test_mrope_decoupled_channel_matches_qwen3vl_rotary():
     # text tokens (t == h == w) reduce to 1-D RoPE
     same = pos[:1].expand(3, -1, -1)
     torch.testing.assert_close(rope_cos_sin(same, rot.inv_freq, [24, 20, 20]), rope_cos_sin(same[0], rot.inv_freq))
+
+
+def test_auto_path_switches_at_the_cost_crossover():
+    from mcr.model.m2la_integrate import internvideo3_8b_m2la_config
+
+    with torch.device("meta"):
+        a = M2LAAttention(internvideo3_8b_m2la_config())
+    assert a.absorb_max_q == 896 * 256 // (2 * 896 - 256) == 149
+    assert M2LAAttention(_cfg(absorb_max_q=1)).absorb_max_q == 1

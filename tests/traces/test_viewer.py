@@ -95,7 +95,7 @@ def test_spans_inside_tool_outputs_become_timeline_parts(episodes):
     parts = rows["e4"].parts
     assert [(p.start, p.end) for p in parts] == [(0.0, 6.0), (6.0, 12.0), (12.0, 18.0), (18.0, 24.0)]
     assert parts[1].label == "shots[1]" and rows["e4"].lane == "keyframes" and rows["e8"].lane == "outline"
-    assert rows["e8"].parts == [] and rows["e1"].lane == "observation"
+    assert rows["e8"].parts == [] and rows["e0"].lane == "observation"
 
 
 def test_transcript_segments_are_labelled_by_their_text(tmp_path):

@@ -117,7 +117,7 @@ def test_clicking_a_step_seeks_the_video_to_its_span(main_page):
 def test_timeline_marks_spans_and_evidence(main_page):
     page = main_page.page
     marks = page.eval_on_selector_all("svg.timeline rect.mark", "els => els.map(e => [e.dataset.id, e.classList.contains('evidence')])")
-    assert ["e8", True] in marks and ["e1", False] in marks
+    assert ["e8", True] in marks and ["e0", False] in marks
     assert page.locator("svg.timeline rect.evidence-band").count() >= 1
     page.click("svg.timeline rect.mark[data-id=e8]")
     poll(page, "Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
