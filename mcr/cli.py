@@ -211,6 +211,12 @@ def cmd_otel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from mcr.model.convert import convert_main
+
+    return convert_main(args.convert_args)
+
+
 def cmd_tools(args: argparse.Namespace) -> int:
     from mcr.tools import UNAVAILABLE, builtin_registry
     from mcr.tools.base import load_plugin
@@ -310,6 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     otel.add_argument("--file", help="write the spans as OTLP JSON here")
     otel.add_argument("--include-content", action="store_true", help="also export prompts and outputs (off: counts only)")
     otel.set_defaults(func=cmd_otel)
+
+    convert = sub.add_parser("convert", help="convert a GQA model (HF folder or .gguf) to M^2LA, with a fidelity report",
+                             add_help=False, prefix_chars="\0")
+    convert.add_argument("convert_args", nargs=argparse.REMAINDER, help="see `mcr convert --help`")
+    convert.set_defaults(func=cmd_convert)
 
     tools = sub.add_parser("tools", help="list the registered tools and their arguments")
     tools.add_argument("--json", action="store_true", help="print the JSON schemas the policy sees")
