@@ -87,7 +87,7 @@ def _print_steps(console, steps) -> None:
                 spinner.update(f"{_NEXT_WORK.get(step.node, 'thinking')}…")
 
 
-def _report(console, task, result) -> int:
+def _report(console, task, result, workdir: str = ".mcr") -> int:
     correct = task.answer_is_correct(result.answer, result.option) if task is not None else None
     console.print()
     if result.accepted:
@@ -99,7 +99,8 @@ def _report(console, task, result) -> int:
     if correct is not None:
         console.print(f"Ground truth: {task.answer} → {'[green]correct[/]' if correct else '[red]wrong[/]'}")
     console.print(f"Steps: {result.steps}, tool calls: {result.tool_calls}, time: {result.elapsed_s:.1f} s")
-    console.print(f"Trace: {result.trace_path}   (resume: mcr resume {result.thread_id})")
+    where = "" if workdir == ".mcr" else f" --workdir {workdir}"
+    console.print(f"Trace: {result.trace_path}   (view: mcr view {result.trace_path}; resume: mcr resume {result.thread_id}{where})")
     return EXIT_OK if result.accepted and correct is not False else EXIT_FAILED
 
 
@@ -118,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           f"tools {', '.join(agent.tools.names)}")
             steps = agent.stream_task(task, trace_path=args.trace, thread_id=args.thread)
             _print_steps(console, steps)
-            worst = max(worst, _report(console, task, agent.result(agent._last_thread)))
+            worst = max(worst, _report(console, task, agent.result(agent._last_thread), args.workdir))
     return worst
 
 
@@ -136,7 +137,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     with Agent.from_task(task, workdir=args.workdir) as agent:
         console.print(f"[bold]Resuming[/] {args.thread_id} ({len(probe.get('entries', []))} entries so far)")
         _print_steps(console, agent.resume_stream(args.thread_id))
-        return _report(console, task, agent.result(args.thread_id))
+        return _report(console, task, agent.result(args.thread_id), args.workdir)
 
 
 def _open_state(workdir: str, thread_id: str) -> dict[str, Any]:

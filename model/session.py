@@ -296,6 +296,7 @@ class ModelSession:
         on a fork, so the session's own cache is unchanged. This is constrained
         decoding by enumeration: a policy picks among well-formed replies.
         """
+        t0 = time.perf_counter()
         last = self.prefill(self.render(messages, tools)).float()  # (V,)
         usage = self.last_usage
         results = []
@@ -310,7 +311,7 @@ class ModelSession:
             logp = torch.log_softmax(steps, dim=-1).gather(1, torch.tensor(ids)[:, None])  # (T, 1)
             results.append((float(logp.sum()), len(ids)))
             usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + len(ids)})
-        self.last_usage = usage
+        self.last_usage = usage.model_copy(update={"latency_s": time.perf_counter() - t0})
         return results
 
     def _select(self, scores: torch.Tensor) -> int:
