@@ -204,23 +204,22 @@ def test_served_page_loads_linked_media_from_localhost(browser, html):
 
 
 @pytest.mark.slow
-def test_an_episode_with_the_real_segment_and_transcribe_tools(browser, tmp_path):
-    """The docs screenshot's episode: real shot detection, keyframes and ASR, shown in the viewer."""
-    import importlib.util
+def test_the_demo_episode_in_the_viewer(browser, tmp_path, repo_root):
+    """The docs screenshot's episode: `make demo` (SmolLM2, real tools) shown in the viewer."""
+    from mcr.cli import main
 
-    spec = importlib.util.spec_from_file_location("make_screenshot", Path(__file__).with_name("data") / "make_screenshot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    trace = module.record(tmp_path)
-    opened = Opened(browser, write_viewer(trace, tmp_path / "real.html"))
+    trace = tmp_path / "demo.jsonl"
+    task = repo_root / "examples" / "tasks" / "demo.yaml"
+    assert main(["run", str(task), "--workdir", str(tmp_path / "w"), "--trace", str(trace), "-q"]) == 0
+    opened = Opened(browser, write_viewer(trace, tmp_path / "demo.html"))
     page = opened.page
-    assert page.locator("details.entry").count() == len([e for e in read_trace(trace) if e["type"] == "entry"])
-    page.click("details.entry[data-id=e4] > summary")  # segment: four shots with keyframes
-    poll(page, "[...document.querySelectorAll('details.entry[data-id=e4] img')].every(i => i.naturalWidth > 0)")
-    assert page.locator("details.entry[data-id=e4] img").count() == 4
-    assert page.locator("svg.timeline rect.part[data-id=e7]").count() >= 3  # transcript segments
-    page.click("details.entry[data-id=e10] > summary")
-    poll(page, "Math.abs(document.getElementById('video').currentTime - 6.0) < 0.05")
-    assert "7 bright objects" in page.inner_text("details.entry[data-id=e10]")
+    entries = [e["entry"] for e in read_trace(trace) if e["type"] == "entry"]
+    assert page.locator("details.entry").count() == len(entries)
+    segment = next(e["id"] for e in entries if e["kind"] == "tool_result" and e["tool"] == "segment")
+    transcript = next(e["id"] for e in entries if e["kind"] == "tool_result" and e["tool"] == "transcribe")
+    page.click(f"details.entry[data-id={segment}] > summary")  # four shots with keyframes
+    poll(page, f"[...document.querySelectorAll('details.entry[data-id={segment}] img')].every(i => i.naturalWidth > 0)")
+    assert page.locator(f"details.entry[data-id={segment}] img").count() == 4
+    assert page.locator(f"svg.timeline rect.part[data-id={transcript}]").count() == 4  # the narration lines
     assert [m for m in opened.console if m.startswith(("error", "pageerror"))] == []
     page.close()
