@@ -71,6 +71,11 @@ def test_killed_episode_resumes_to_the_same_answer(tmp_path, tiny_video, capsys)
     assert before[-1]["type"] != "episode_end"  # it really died mid-episode
     assert any(e.get("entry", {}).get("tool") == "fragile" for e in before)
 
+    # The killed run's trace already opens in the viewer.
+    from mcr.traces.view import build_viewer_html
+
+    assert '"id":"e2"' in build_viewer_html(trace).replace(" ", "")
+
     assert main(["resume", "t1", "--workdir", str(work)]) == 0
     out = capsys.readouterr().out
     assert out.split("Answer:")[1].splitlines()[0] == reference

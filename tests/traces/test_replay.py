@@ -117,3 +117,25 @@ def test_replay_errors(tmp_path, capsys):
     assert main(["replay", str(not_trace)]) == 2
     assert "no episode_start" in capsys.readouterr().err
     assert main(["replay", str(not_trace), "--until", "1"]) == 2
+
+
+def _record_example(repo_root, tmp_path, name: str) -> tuple:
+    trace = tmp_path / f"{name}.jsonl"
+    task = repo_root / "examples" / "tasks" / f"{name}.yaml"
+    assert main(["run", str(task), "--workdir", str(tmp_path / "w"), "--trace", str(trace), "-q"]) == 0
+    return trace, tmp_path / "w"
+
+
+def test_scripted_example_replays_with_real_tools_rerun(repo_root, tmp_path):
+    trace, work = _record_example(repo_root, tmp_path, "ships")
+    report = replay(trace, workdir=work, rerun_tools=True, out=tmp_path / "again.jsonl")
+    assert report.reproduced, report.divergence and report.divergence.describe()
+
+
+@pytest.mark.slow
+def test_the_demo_trace_replays_event_for_event(repo_root, tmp_path):
+    """`make demo`'s episode (SmolLM2 decisions) replays exactly, served and with the tools re-run."""
+    trace, work = _record_example(repo_root, tmp_path, "demo")
+    for rerun in (False, True):
+        report = replay(trace, workdir=work, rerun_tools=rerun, out=tmp_path / f"demo-{rerun}.jsonl")
+        assert report.reproduced, report.divergence and report.divergence.describe()
