@@ -146,6 +146,8 @@ class TranscribeTool(Tool):
             except VideoError as exc:
                 raise ToolFailure(str(exc), "unreadable_video") from None
             segments = backend.transcribe(clip, _speech_regions(clip, job.settings.get("vad", "energy")), job)
+        # In time order whatever the backend emits (a weak Whisper can jump back within a window).
+        segments = sorted(segments, key=lambda seg: (seg.span.start, seg.span.end))
         return TranscribeOutput(segments=segments, text=" ".join(s.text for s in segments), backend=name)
 
     def summarize(self, output: TranscribeOutput) -> str:

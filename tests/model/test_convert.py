@@ -94,7 +94,9 @@ def test_smollm2_lossless_conversion():
     ids = tok("The quick brown fox jumps over the lazy dog. " * 6, return_tensors="pt").input_ids
     ref = m(ids).logits
     conv = convert_gqa_to_m2la(m, collect_input_moments(m, ids), ConvertSpec())
-    torch.testing.assert_close(conv(ids).logits, ref, atol=1e-4, rtol=0)
+    # Logits reach ~20 in magnitude: allow float32 rounding relative to them (measured: one of 3M
+    # elements at 1.03e-4 absolute, 5e-6 relative).
+    torch.testing.assert_close(conv(ids).logits, ref, atol=1e-4, rtol=1e-5)
 
 
 def test_heal_reduces_kl_and_trains_only_attention():
