@@ -208,3 +208,29 @@ def test_python_api_resume_after_an_interrupted_stream(tmp_path, tiny_video):
     assert result.accepted and result.answer == "3" and result.tool_calls == 2
     with pytest.raises(KeyError, match="no episode"):
         agent.resume("unknown")
+
+
+def test_a_tool_can_add_memory_entries_after_its_result(tmp_path, tiny_video):
+    from mcr.context import Memory
+
+    class Note(Tool):
+        name = "note"
+        description = "Remember a fact."
+
+        class Input(BaseModel):
+            fact: str
+
+        class Output(BaseModel):
+            saved: bool
+
+        def run(self, input, ctx):
+            return self.Output(saved=True)
+
+        def entries(self, input, output):
+            return [Memory(text=input.fact, source=self.name)]
+
+    _, _, result = run(tmp_path, tiny_video, [call("note", fact="the sky is blue"), FinalAnswer(text="ok")], tools=(Note,))
+    result_entry = next(e for e in result.context if isinstance(e, ToolResult))
+    memory = next(e for e in result.context if isinstance(e, Memory))
+    assert int(memory.id[1:]) == int(result_entry.id[1:]) + 1
+    assert memory.refs == (result_entry.id,) and memory.step == result_entry.step and memory.text == "the sky is blue"
