@@ -120,6 +120,7 @@ class Agent:
             # Model-backed tools fork the policy's session, so they share its cached video prefix.
             session=session,
         )
+        self.last_thread_id: str | None = None  # the episode the latest run/stream/resume drove
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False)
         self.graph = build_graph(self.tools, checkpointer=SqliteSaver(self._conn))
@@ -155,7 +156,7 @@ class Agent:
         """Run a task spec's episode (video, question and options from the spec)."""
         for _ in self.stream_task(task, **kwargs):
             pass
-        return self.result(self._last_thread)
+        return self.result(self.last_thread_id)
 
     def stream_task(self, task: TaskSpec, **kwargs: Any) -> Iterator[Step]:
         return self.stream(task.video, task.question, task.options, task=task, **kwargs)
@@ -165,7 +166,7 @@ class Agent:
         """Run one episode to its end and return the result."""
         for _ in self.stream(video, question, options, **kwargs):
             pass
-        return self.result(self._last_thread)
+        return self.result(self.last_thread_id)
 
     def stream(
         self,
@@ -210,7 +211,7 @@ class Agent:
                 versions=package_versions(),
             )
         )
-        self._last_thread = thread_id
+        self.last_thread_id = thread_id
         yield from self._drive(state, thread_id, recorder)
 
     def resume(self, thread_id: str) -> Result:
@@ -224,7 +225,7 @@ class Agent:
         if not snapshot.values:
             raise KeyError(f"no episode with thread id {thread_id!r} in {self.workdir / 'checkpoints.sqlite'}")
         recorder = TraceRecorder(snapshot.values["task"]["trace_path"])
-        self._last_thread = thread_id
+        self.last_thread_id = thread_id
         if not snapshot.next:  # already finished
             return
         recorder.write(EpisodeResumed(thread_id=thread_id, entries_so_far=len(snapshot.values.get("entries", []))))

@@ -28,14 +28,12 @@ that need a model or an embedder. Wire them with::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from mcr.context import Answer, Context, Instruction, ToolResult, Verdict, option_letters
 from mcr.tools.index import Embedder, content_words, entry_text, load_embedder, words
+from mcr.verify import Check, CheckResult
 
-CheckResult = tuple[bool, str]
-Check = Callable[[Answer, Context], CheckResult]
 
 WEB_WEIGHT = 0.6  # a web page supports a claim less than this video's own transcript or screen text
 _FILLER = {"a", "an", "the"}

@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           f"tools {', '.join(agent.tools.names)}")
             steps = agent.stream_task(task, trace_path=args.trace, thread_id=args.thread)
             _print_steps(console, steps)
-            worst = max(worst, _report(console, task, agent.result(agent._last_thread), args.workdir))
+            worst = max(worst, _report(console, task, agent.result(agent.last_thread_id), args.workdir))
     return worst
 
 

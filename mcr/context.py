@@ -349,8 +349,9 @@ class Context:
         return Context(self._entries[:n], system_prompt=self.system_prompt)
 
     # -- serialisation ---------------------------------------------------- #
-    def to_dicts(self) -> list[dict[str, Any]]:
-        return [e.model_dump(mode="json") for e in self._entries]
+    def to_dicts(self, start: int = 0) -> list[dict[str, Any]]:
+        """Entries from `start` on, as JSON dicts (nodes return only what they appended)."""
+        return [e.model_dump(mode="json") for e in self._entries[start:]]
 
     @classmethod
     def from_dicts(cls, data: Iterable[dict[str, Any]], system_prompt: str = DEFAULT_SYSTEM_PROMPT) -> Context:

@@ -122,8 +122,7 @@ def observe(state: EpisodeState) -> dict[str, Any]:
     }
 
 
-def _budget_exhausted(state: EpisodeState) -> str | None:
-    budget = Budget.model_validate(state["task"].get("budget", {}))
+def _budget_exhausted(state: EpisodeState, budget: Budget) -> str | None:
     if state["step"] >= budget.max_steps:
         return MAX_STEPS
     if state["elapsed_s"] >= budget.wall_time_s:
@@ -136,7 +135,8 @@ def _budget_exhausted(state: EpisodeState) -> str | None:
 def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
     """Ask the policy for the next decision and write it into the context."""
     t0 = time.perf_counter()
-    stop = _budget_exhausted(state)
+    budget = Budget.model_validate(state["task"].get("budget", {}))
+    stop = _budget_exhausted(state, budget)
     if stop:
         return {"stop_reason": stop, "stop_detail": f"budget '{stop}' reached"}
     deps = runtime.context
@@ -153,7 +153,6 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
         ctx.append(Thought(step=step, text=decision.thought))
     pending: list[dict[str, str]] = []
     if isinstance(decision, ToolCalls):
-        budget = Budget.model_validate(state["task"].get("budget", {}))
         remaining = budget.max_tool_calls - state["tool_calls"]
         if remaining <= 0:
             return {"step": step, "stop_reason": MAX_TOOL_CALLS, "stop_detail": "budget 'max_tool_calls' reached"}
@@ -182,7 +181,7 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
     usage_dict = usage.model_dump() if usage is not None else {}
     spent = int(usage_dict.get("prefilled_tokens", 0)) + int(usage_dict.get("generated_tokens", 0))
     update.update(
-        entries=ctx.to_dicts()[before:],
+        entries=ctx.to_dicts(before),
         pending=pending,
         tokens=state["tokens"] + spent,
         events=[{"type": "model_call", "step": step, "policy": deps.policy.name, "usage": usage_dict}],
@@ -245,7 +244,7 @@ def make_act_node(tool_name: str):
         duration = time.perf_counter() - t0
         event["duration_s"] = duration
         return {
-            "entries": ctx.to_dicts()[before:],
+            "entries": ctx.to_dicts(before),
             "pending": rest,
             "tool_calls": state["tool_calls"] + 1,
             "events": [event],

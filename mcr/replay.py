@@ -99,6 +99,6 @@ def replay(
     with agent:
         for _ in agent.stream(video or ref.path, task["question"], task.get("options"), trace_path=out_path, task=spec):
             pass
-        result = agent.result(agent._last_thread)
+        result = agent.result(agent.last_thread_id)
     divergence = None if until is not None else first_divergence(recorded.events, read_trace(out_path))
     return ReplayReport(original=trace, replayed=out_path, result=result, divergence=divergence, forked_at=until)

@@ -71,7 +71,7 @@ def run(tmp_path, video, decisions, budget=None, tools=(add, shout, explode, nap
     agent = Agent(policy=ListPolicy(decisions, **policy_kwargs), tools=ToolRegistry(tools), budget=budget,
                   workdir=tmp_path / "work", verifier=Verifier())
     steps = list(agent.stream(video, "What is 2 + 3?", options))
-    return agent, steps, agent.result(agent._last_thread)
+    return agent, steps, agent.result(agent.last_thread_id)
 
 
 def test_each_tool_node_is_reached_and_the_answer_is_accepted(tmp_path, tiny_video):
