@@ -318,7 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     otel.add_argument("--include-content", action="store_true", help="also export prompts and outputs (off: counts only)")
     otel.set_defaults(func=cmd_otel)
 
-    convert = sub.add_parser("convert", help="convert a GQA model (HF folder or .gguf) to M^2LA, with a fidelity report",
+    convert = sub.add_parser("convert", help="convert a GQA model (Llama-family or Qwen3-VL folder, or .gguf) "
+                             "to M^2LA, with a fidelity report",
                              add_help=False, prefix_chars="\0")
     convert.add_argument("convert_args", nargs=argparse.REMAINDER, help="see `mcr convert --help`")
     convert.set_defaults(func=cmd_convert)

@@ -22,8 +22,25 @@ is a closed-form function of it and the original weights.
 **Exact** when ``qk_rope_head_dim = G * head_dim`` (every component keeps its
 rotation) and ``kv_lora_rank >= G * head_dim`` (then k_nope is 0 and V is
 spanned); this is the lossless setting, same cache size as GQA, used to check
-the construction to 1e-4. Smaller ranks trade accuracy for cache. Models with
-a per-head QK-norm (Qwen3) are not linear in ``x`` and are rejected.
+the construction to 1e-4. Smaller ranks trade accuracy for cache.
+
+**QK-norm models (Qwen3, Qwen3-VL) — a lossy path.** Their keys are
+``k = g * u / rms(u)`` with ``u = k_proj(x)`` per KV head: the per-token factor
+``1/rms(u)`` makes them non-linear in ``x``, so the closed form above does not
+apply and :func:`convert_gqa_to_m2la` refuses them. :func:`fold_qk_norm` first
+replaces each norm by the linear map ``g * s * u`` (one least-squares constant
+``s`` per head, folded into ``q_proj``/``k_proj``); the folded model is then
+converted as usual, and at the "lossless" ranks the M^2LA model reproduces the
+*folded* model exactly — but not the original. The loss cannot be avoided in
+this architecture: the per-token scale belongs to each KV head separately, while
+M^2LA caches one latent and one RoPE key shared by all heads, read through fixed
+linear maps, so no per-head, per-token factor can be stored or reapplied. The
+fold reports its relative q/k error on the calibration tokens; a short
+distillation against the original model recovers fidelity::
+
+    report = fold_qk_norm(student, calib_ids)              # student: a copy of the original
+    student = convert_gqa_to_m2la(student, collect_input_moments(student, calib_ids), spec)
+    heal(student, original, train_ids, HealConfig(...))   # mcr.model.heal
 """
 
 from __future__ import annotations
@@ -37,7 +54,8 @@ from torch import nn
 from mcr.model.m2la import M2LAConfig
 from mcr.model.m2la_integrate import decoder_layers, patch_attention
 
-__all__ = ["ConvertSpec", "collect_input_moments", "convert_gqa_to_m2la", "convert_main"]
+__all__ = ["ConvertSpec", "collect_input_moments", "convert_gqa_to_m2la", "convert_main", "fold_qk_norm",
+           "has_qk_norm"]
 
 
 @dataclass
@@ -98,6 +116,142 @@ def collect_input_moments(model: nn.Module, input_ids: torch.Tensor, chunk: int 
         for h in handles:
             h.remove()
     return [a / count[0] for a in acc]
+
+
+_QK_NORMS = ("q_norm", "k_norm")
+
+
+def _live_qk_norms(attn: nn.Module) -> list[str]:
+    """Names of ``attn``'s QK-norms that still normalise (absent or ``nn.Identity`` ones are linear)."""
+    return [n for n in _QK_NORMS if not isinstance(getattr(attn, n, None), (nn.Identity, type(None)))]
+
+
+def has_qk_norm(model: nn.Module) -> bool:
+    """Whether any text decoder layer still applies a QK-norm (then :func:`fold_qk_norm` must run first)."""
+    return any(_live_qk_norms(layer.self_attn) for layer in decoder_layers(model))
+
+
+class _NormStats:
+    """Per-head sums over calibration tokens for fitting ``y ~ s * (g * u)`` (float64, shape (heads,)).
+
+    ``a = sum ||g u||^2``, ``b = sum <y, g u>``, ``c = sum ||y||^2`` where ``u`` is the
+    norm's input and ``y`` its actual output (whatever its epsilon or dtype handling).
+    """
+
+    def __init__(self, gain: torch.Tensor) -> None:
+        self.gain = gain.detach().double()  # (d,)
+        self.a = self.b = self.c = 0.0
+
+    def hook(self, mod, args, out) -> None:
+        u = args[0].double()  # (B, T, heads, d) per-head norm (Qwen3), or (B, T, d): one "head"
+        u = u.reshape(-1, u.shape[-2] if u.dim() == 4 else 1, u.shape[-1])  # (N, heads, d)
+        y = out.double().reshape(u.shape)  # (N, heads, d)
+        gu = u * self.gain  # (N, heads, d)
+        self.a = self.a + gu.pow(2).sum((0, 2))  # (heads,)
+        self.b = self.b + (y * gu).sum((0, 2))
+        self.c = self.c + y.pow(2).sum((0, 2))
+
+    def scale(self) -> torch.Tensor:
+        """Least-squares ``s`` per head: ``argmin_s sum_t ||y_t - s g u_t||^2 = b / a``."""
+        return self.b / self.a.clamp_min(1e-300)  # (heads,)
+
+    def rel_err(self) -> float:
+        """``sqrt(sum ||y - s g u||^2 / sum ||y||^2)`` over heads and tokens (residual ``c - b^2/a``)."""
+        res = (self.c - self.b ** 2 / self.a.clamp_min(1e-300)).clamp_min(0)  # (heads,)
+        return math.sqrt(res.sum().item() / max(self.c.sum().item(), 1e-300))
+
+
+def _fold_into(lin: nn.Linear, factor: torch.Tensor) -> None:
+    """Scale ``lin``'s output rows by ``factor`` (heads, d): ``lin(x)`` becomes ``factor * lin(x)`` per head."""
+    f = factor.reshape(-1).to(lin.weight.dtype)  # (heads*d,)
+    lin.weight.mul_(f[:, None])
+    if lin.bias is not None:
+        lin.bias.mul_(f)
+
+
+@torch.no_grad()
+def fold_qk_norm(model: nn.Module, input_ids: torch.Tensor, chunk: int = 512) -> dict:
+    """Make a QK-norm model (Qwen3, Qwen3-VL) linear in ``x``, in place: the lossy step before conversion.
+
+    Each ``RMSNorm(u) = g * u / rms(u)`` (``u``: one head's ``q_proj``/``k_proj`` output)
+    becomes ``g * s * u``, folded into the projection's weight and bias; the norm
+    becomes ``nn.Identity()``. ``s`` is one constant per head minimising, over the
+    calibration tokens, ``sum_t ||y_t - s g u_t||^2`` with ``y_t`` the true normalised
+    vector: ``s = sum <y, g u> / sum ||g u||^2`` (= ``E[||g u||^2 / rms] / E[||g u||^2]``
+    when ``y = g u / rms`` exactly, i.e. ignoring the norm's epsilon).
+
+    Why this target: with ``q = g u/r`` normalised (``r = rms(u)``), a linearised
+    score is ``(s_q r_q)(s_k r_k) q.k`` (RoPE rotates, it does not rescale), so its
+    error is ``q.k (s_q s_k r_q r_k - 1)``: only the product ``s_q s_k`` matters. If
+    ``(q.k)^2`` does not depend on the rms values and query and key tokens are
+    independent, the score least squares gives ``s_q s_k = E[r_q]/E[r_q^2] *
+    E[r_k]/E[r_k^2]``, the product of the two per-side fits above when ``||y||`` is
+    about constant (``||u / rms(u)|| = sqrt(d)``; ``g`` reweights channels only). So
+    fitting q and k separately loses little, needs only per-head sums (no pairs of
+    tokens), and one scalar per head is robust with few calibration tokens.
+
+    All layers are fitted in one pass on the *original* model's activations (later
+    layers then see slightly different inputs once earlier ones are folded); the
+    errors below are measured on those same activations.
+
+    Args:
+        model: HF model whose text decoder layers' ``self_attn`` has ``q_norm``/``k_norm``
+            with a ``weight`` gain (Qwen3 convention ``w * u / rms(u)``).
+        input_ids: calibration tokens ``(B, T)``, run in windows of ``chunk``.
+    Returns:
+        ``{"tokens": N, "q_rel_err": [per layer], "k_rel_err": [...], "q_scale": [[per head]],
+        "k_scale": [[...]]}``; ``*_rel_err`` is ``sqrt(sum ||y - y_fold||^2 / sum ||y||^2)``
+        over the layer's heads and the calibration tokens: how far the linearised q/k are
+        from the normalised ones. Layers without a live norm report 0 and scale 1.
+    """
+    layers = decoder_layers(model)
+    stats, n = _norm_stats(model, input_ids, chunk)
+    rep: dict = {"tokens": n, "q_rel_err": [], "k_rel_err": [], "q_scale": [], "k_scale": []}
+    for i, layer in enumerate(layers):
+        attn = layer.self_attn
+        for name, proj in (("q_norm", attn.q_proj), ("k_norm", attn.k_proj)):
+            side, st = name[0], stats.get((i, name))
+            if st is None:  # already linear
+                rep[f"{side}_rel_err"].append(0.0)
+                rep[f"{side}_scale"].append([1.0])
+                continue
+            sc = st.scale()  # (heads,)
+            _fold_into(proj, sc[:, None] * st.gain)  # (heads, d)
+            setattr(attn, name, nn.Identity())
+            rep[f"{side}_rel_err"].append(st.rel_err())
+            rep[f"{side}_scale"].append(sc.tolist())
+    return rep
+
+
+def _norm_stats(model: nn.Module, input_ids: torch.Tensor, chunk: int) -> tuple[dict, int]:
+    """One forward pass over ``input_ids`` with a hook on every live QK-norm.
+
+    Returns ``({(layer, "q_norm" | "k_norm"): _NormStats}, tokens)``.
+    """
+    stats: dict[tuple[int, str], _NormStats] = {}
+    handles = []
+    for i, layer in enumerate(decoder_layers(model)):
+        for name in _live_qk_norms(layer.self_attn):
+            norm = getattr(layer.self_attn, name)
+            if getattr(norm, "weight", None) is None:
+                raise ValueError(f"layer {i} {name}: {type(norm).__name__} has no `weight` gain to fold")
+            stats[i, name] = _NormStats(norm.weight)
+            handles.append(norm.register_forward_hook(stats[i, name].hook))
+    if not stats:
+        raise ValueError(f"{type(model).__name__}: no live q_norm/k_norm to fold")
+    n = 0
+    try:
+        for s in range(0, input_ids.shape[1], chunk):
+            ids = input_ids[:, s : s + chunk]
+            n += ids.numel()
+            model(ids)
+    finally:
+        for h in handles:
+            h.remove()
+    missed = [k for k, st in stats.items() if isinstance(st.a, float)]
+    if missed:
+        raise ValueError(f"QK-norms never ran on the calibration ids: {missed[:4]}")
+    return stats, n
 
 
 def _rotation_cost(inv_freq: torch.Tensor, L: int | None, distance: str) -> torch.Tensor:
@@ -201,6 +355,18 @@ def _convert_layer(attn, sigma, inv_freq, n_heads, n_kv, hd, dr, r, spec):
     return sd, fi.tolist()
 
 
+def _text_rotary(model: nn.Module) -> nn.Module:
+    """The text decoder's rotary: ``model.model.rotary_emb`` (Llama family) or
+    ``model.model.language_model.rotary_emb`` (Qwen3-VL; interleaved mrope, same ``inv_freq``)."""
+    for path in ("model.language_model.rotary_emb", "model.rotary_emb", "language_model.rotary_emb", "rotary_emb"):
+        obj = model
+        for part in path.split("."):
+            obj = getattr(obj, part, None)
+        if obj is not None and hasattr(obj, "inv_freq"):
+            return obj
+    raise ValueError(f"{type(model).__name__}: no text `rotary_emb.inv_freq`; only RoPE decoders convert")
+
+
 def _allocate_ranks(spectra: list[torch.Tensor], r: int, min_rank: int) -> list[int]:
     """Per-layer latent widths summing to ``len(spectra) * r``: the largest eigenvalues across layers."""
     n = len(spectra)
@@ -215,20 +381,24 @@ def _allocate_ranks(spectra: list[torch.Tensor], r: int, min_rank: int) -> list[
 
 @torch.no_grad()
 def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: ConvertSpec) -> nn.Module:
-    """Turn a Llama-family GQA model into M^2LA in place; returns the model.
+    """Turn a GQA model (Llama family; Qwen3-VL after :func:`fold_qk_norm`) into M^2LA in place; returns it.
 
     Args:
-        model: HF causal LM whose decoder layers have q/k/v/o_proj and RoPE.
+        model: HF causal LM (Llama family) or Qwen3-VL whose text decoder layers have q/k/v/o_proj
+            and RoPE; QK-norms must be ``nn.Identity`` (see :func:`fold_qk_norm`) or absent.
         moments: output of :func:`collect_input_moments` (one per layer).
         spec: target shapes (``None`` = lossless).
     Raises:
-        ValueError: QK-norm models, odd head_dim, or a RoPE budget above ``G * head_dim``.
+        ValueError: QK-norm models not yet folded (:func:`fold_qk_norm`), odd head_dim, or a RoPE
+            budget above ``G * head_dim``.
     """
     tc = model.config.get_text_config(decoder=True)
     layers = decoder_layers(model)
-    if hasattr(layers[0].self_attn, "k_norm"):
-        raise ValueError("per-head QK-norm (Qwen3) makes keys non-linear in x; closed-form conversion does not "
-                         "apply — convert a Llama-family model or distill (mcr.model.heal)")
+    live = [(i, n) for i, layer in enumerate(layers) for n in _live_qk_norms(layer.self_attn)]
+    if live:
+        raise ValueError(f"per-head QK-norm (Qwen3) makes q/k non-linear in x ({live[0][1]} of layer {live[0][0]}); "
+                         "closed-form conversion does not apply — run mcr.model.convert.fold_qk_norm(model, "
+                         "calib_ids) first (lossy; heal afterwards with mcr.model.heal)")
     n_heads, n_kv = tc.num_attention_heads, tc.num_key_value_heads
     hd = getattr(tc, "head_dim", None) or tc.hidden_size // n_heads
     dr = spec.qk_rope_head_dim if spec.qk_rope_head_dim is not None else n_kv * hd
@@ -237,10 +407,7 @@ def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: Con
         raise ValueError(f"qk_rope_head_dim must be even and in (0, {n_kv * hd}] (G * head_dim), got {dr}")
     if not 0 < r <= 2 * n_kv * hd:
         raise ValueError(f"kv_lora_rank must be in (0, {2 * n_kv * hd}], got {r}")
-    rot = getattr(getattr(model, "model", model), "rotary_emb", None)
-    if rot is None or not hasattr(rot, "inv_freq"):
-        raise ValueError(f"{type(model).__name__}: no `model.rotary_emb.inv_freq`; only RoPE decoders convert")
-    inv_freq = rot.inv_freq.cpu()
+    inv_freq = _text_rotary(model).inv_freq.cpu()
     dt, dev = next(model.parameters()).dtype, next(model.parameters()).device
     args = [(layer.self_attn, moments[i].cpu(), inv_freq, n_heads, n_kv, hd, dr) for i, layer in enumerate(layers)]
     ranks = [r] * len(layers)
@@ -253,11 +420,12 @@ def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: Con
         sd, fi = _convert_layer(*a, ri, spec)
         sds.append(sd)
         idx.append(fi)
-    bias = getattr(tc, "attention_bias", False)
+    scale = getattr(layers[0].self_attn, "scaling", hd ** -0.5)  # the host's score scale (head_dim^-0.5 here)
+    bias = layers[0].self_attn.o_proj.bias is not None  # Qwen2: q/k/v biased, o not, whatever attention_bias says
     cfg = M2LAConfig(hidden_size=tc.hidden_size, num_attention_heads=n_heads, kv_lora_rank=r, qk_rope_head_dim=dr,
                      kv_lora_rank_list=ranks if len(set(ranks)) > 1 else None,
                      qk_nope_head_dim=hd, v_head_dim=hd, rope_interleave=True, rope_freq_index=idx,
-                     softmax_scale=hd ** -0.5, q_bias=True, kv_a_bias=True, o_bias=bias,
+                     softmax_scale=scale, q_bias=True, kv_a_bias=True, o_bias=bias,
                      num_hidden_layers=len(layers))
     patch_attention(model, cfg)
     for layer, sd in zip(layers, sds):

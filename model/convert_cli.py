@@ -1,8 +1,10 @@
 """``mcr convert``: GQA checkpoint -> M^2LA checkpoint, with a fidelity report.
 
 Kept apart from :mod:`mcr.model.convert` (pure math) because it does I/O:
-loading a HF folder or a GGUF file, reading calibration text, saving, and
-measuring perplexity / KL against the original model.
+loading a HF folder (Llama family or Qwen3-VL) or a GGUF file, reading
+calibration text, saving, and measuring perplexity / KL against the original
+model. QK-norm models are folded first (``fold_qk_norm``, lossy; see
+:mod:`mcr.model.convert`); heal the result with :mod:`mcr.model.heal`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,20 @@ from torch import nn
 __all__ = ["load_causal_lm", "text_ids", "fidelity", "main"]
 
 
+def _is_multimodal(config) -> bool:
+    """Qwen3-VL style: a ``vision_config`` beside the text config."""
+    return getattr(config, "vision_config", None) is not None
+
+
 def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
-    """(model, tokenizer) from a HF folder or a ``.gguf`` file (dequantised), offline."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(model, tokenizer) from a HF folder or a ``.gguf`` file (dequantised), offline.
+
+    A folder whose config has a ``vision_config`` (Qwen3-VL) loads with
+    ``AutoModelForImageTextToText``: the whole model is kept (vision tower
+    included) so the converted checkpoint is still the full multimodal model;
+    text-only ``model(input_ids).logits`` works for calibration and fidelity.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
 
     p = Path(path)
     if not p.exists():
@@ -31,7 +44,9 @@ def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
     kw = {"gguf_file": p.name} if p.suffix == ".gguf" else {}
     root = p.parent if p.suffix == ".gguf" else p
     tok = AutoTokenizer.from_pretrained(root, **kw)
-    model = AutoModelForCausalLM.from_pretrained(root, dtype=dtype, **kw).eval()
+    auto = AutoModelForImageTextToText if not kw and _is_multimodal(AutoConfig.from_pretrained(root)) \
+        else AutoModelForCausalLM
+    model = auto.from_pretrained(root, dtype=dtype, **kw).eval()
     if kw:  # GGUF: drop the quantizer so save_pretrained writes plain float weights
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
@@ -70,7 +85,7 @@ def fidelity(model: nn.Module, ref_logits: list[torch.Tensor] | None, ids: torch
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mcr convert", description="Convert a GQA Llama-family model to M^2LA.")
+    p = argparse.ArgumentParser(prog="mcr convert", description="Convert a GQA Llama-family or Qwen3-VL model to M^2LA.")
     p.add_argument("model", help="HF model folder or .gguf file")
     p.add_argument("--out", help="folder to save the converted model (omit to only report)")
     p.add_argument("--rope-dim", type=int, default=None, help="qk_rope_head_dim (default: lossless G*head_dim)")
@@ -85,33 +100,68 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the conversion; prints one JSON line with shapes, cache bytes/token and fidelity."""
-    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+def _fold_report(fold: dict) -> dict:
+    """The JSON part of a :func:`~mcr.model.convert.fold_qk_norm` report: per-layer q/k relative errors."""
+    return {"tokens": fold["tokens"], "q_rel_err": [round(e, 6) for e in fold["q_rel_err"]],
+            "k_rel_err": [round(e, 6) for e in fold["k_rel_err"]],
+            "max_rel_err": round(max(fold["q_rel_err"] + fold["k_rel_err"]), 6)}
 
+
+def _save(model: nn.Module, tok, src: str | Path, out: str | Path) -> None:
+    """Weights + config, and the tokenizer; for Qwen3-VL the whole processor (the loader needs it)."""
+    model.save_pretrained(out)
+    if _is_multimodal(model.config):
+        from transformers import AutoProcessor
+
+        AutoProcessor.from_pretrained(src).save_pretrained(out)
+    else:
+        tok.save_pretrained(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the conversion; prints one JSON line with shapes, cache bytes/token and fidelity.
+
+    QK-norm models (Qwen3, Qwen3-VL) are first linearised by ``fold_qk_norm`` on the
+    calibration tokens (lossy): the report's ``qk_norm_fold`` gives its relative q/k
+    error per layer and, with ``--eval``, ``kl_fold`` isolates its share of the KL.
+    """
     args = _parser().parse_args(argv)
-    torch.set_grad_enabled(False)
+    with torch.no_grad():  # not set_grad_enabled(False): an in-process caller (tests, mcr.cli) keeps autograd
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The body of :func:`main`: load, fold (QK-norm models), convert, report, save."""
+    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la, fold_qk_norm, has_qk_norm
+    from mcr.model.m2la_integrate import decoder_layers
+
     model, tok = load_causal_lm(args.model)
-    tc = model.config
+    tc = model.config.get_text_config(decoder=True)
     gqa_vals = 2 * tc.num_key_value_heads * (getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads)
     ref = None
     if args.eval:
         eval_ids = text_ids(tok, args.eval, args.eval_tokens)
         ppl0, _, ref = fidelity(model, None, eval_ids)
-    moments = collect_input_moments(model, text_ids(tok, args.calib, args.calib_tokens))
+    calib = text_ids(tok, args.calib, args.calib_tokens)
+    work = copy.deepcopy(model) if args.eval else model  # keep the original as the KL reference
+    rep: dict = {}
+    if has_qk_norm(work):
+        rep["qk_norm_fold"] = _fold_report(fold_qk_norm(work, calib))
+        if args.eval:
+            rep["kl_fold"] = fidelity(work, ref, eval_ids)[1]
+    moments = collect_input_moments(work, calib)
     spec = ConvertSpec(qk_rope_head_dim=args.rope_dim, kv_lora_rank=args.kv_lora_rank,
                        rope_horizon=args.rope_horizon or None, key_weight=args.key_weight)
-    m2 = convert_gqa_to_m2la(copy.deepcopy(model) if args.eval else model, moments, spec)
-    cfg = m2.model.layers[0].self_attn.config
-    rep = {"kv_lora_rank": cfg.kv_lora_rank, "qk_rope_head_dim": cfg.qk_rope_head_dim,
-           "cache_values_per_token_layer": cfg.cache_values_per_token(), "gqa_values_per_token_layer": gqa_vals,
-           "compression": gqa_vals / cfg.cache_values_per_token()}
+    m2 = convert_gqa_to_m2la(work, moments, spec)
+    cfg = decoder_layers(m2)[0].self_attn.config
+    rep |= {"kv_lora_rank": cfg.kv_lora_rank, "qk_rope_head_dim": cfg.qk_rope_head_dim,
+            "cache_values_per_token_layer": cfg.cache_values_per_token(), "gqa_values_per_token_layer": gqa_vals,
+            "compression": gqa_vals / cfg.cache_values_per_token()}
     if args.eval:
         ppl, kl, _ = fidelity(m2, ref, eval_ids)
         rep |= {"ppl_original": round(ppl0, 4), "ppl_m2la": round(ppl, 4), "kl": kl}
     if args.out:
-        m2.save_pretrained(args.out)
-        tok.save_pretrained(args.out)
+        _save(m2, tok, args.model, args.out)
         rep["out"] = str(args.out)
     print(json.dumps(rep))
     return 0
