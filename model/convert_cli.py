@@ -20,7 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mcr.model.calibration import corpus_ids, split_ids
+
 __all__ = ["load_causal_lm", "text_ids", "fidelity", "main"]
+
+# Peak learning rate of healing: on SmolLM2-135M at 2x compression 1e-4 healed and 2e-4 diverged
+# (benchmarks/RESULTS.md).
+HEAL_LR = 1e-4
 
 
 def _is_multimodal(config) -> bool:
@@ -90,13 +96,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder to save the converted model (omit to only report)")
     p.add_argument("--rope-dim", type=int, default=None, help="qk_rope_head_dim (default: lossless G*head_dim)")
     p.add_argument("--kv-lora-rank", type=int, default=None, help="latent width (default: lossless G*head_dim)")
-    p.add_argument("--calib", nargs="+", required=True, help="calibration text file(s)")
+    p.add_argument("--calib", nargs="+", default=[],
+                   help="calibration text file(s) or folders of *.txt (default: Python's own reference text)")
     p.add_argument("--calib-tokens", type=int, default=4096)
     p.add_argument("--rope-horizon", type=int, default=128,
                    help="distance scale (tokens) deciding which leftover rotary components lose rotation (0: drop)")
     p.add_argument("--key-weight", type=float, default=10.0)
     p.add_argument("--eval", nargs="*", default=None, help="held-out text file(s): report perplexity and KL")
     p.add_argument("--eval-tokens", type=int, default=1024)
+    p.add_argument("--heal-seconds", type=float, default=0.0,
+                   help="after converting, distil toward the original for this long (wall clock; 0: no healing)")
+    p.add_argument("--heal-lr", type=float, default=HEAL_LR)
+    p.add_argument("--heal-tokens", type=int, default=200_000,
+                   help="healing text: the --calib sources then Python's reference text, this many tokens "
+                        "(the last 2,048 are held out to pick the best weights)")
     return p
 
 
@@ -118,6 +131,18 @@ def _save(model: nn.Module, tok, src: str | Path, out: str | Path) -> None:
         tok.save_pretrained(out)
 
 
+def _heal(student: nn.Module, teacher: nn.Module, tok, args: argparse.Namespace) -> dict:
+    """Distil ``teacher`` into ``student``'s attention (:mod:`mcr.model.heal`); the report's part about it."""
+    from mcr.model.heal import HealConfig, heal
+
+    train, held = split_ids(corpus_ids(tok, args.heal_tokens, paths=args.calib), 2048)
+    with torch.enable_grad():
+        rep = heal(student, teacher, train, HealConfig(steps=10**9, lr=args.heal_lr, max_seconds=args.heal_seconds),
+                   eval_ids=held)
+    return {"steps": rep.steps, "seconds": round(rep.seconds, 1), "tokens_seen": rep.tokens_seen,
+            "best_step": rep.best_step, "held_out_kl": [[s, round(k, 5)] for s, k in rep.eval_kl]}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the conversion; prints one JSON line with shapes, cache bytes/token and fidelity.
 
@@ -131,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """The body of :func:`main`: load, fold (QK-norm models), convert, report, save."""
+    """The body of :func:`main`: load, fold (QK-norm models), convert, heal, report, save."""
     from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la, fold_qk_norm, has_qk_norm
     from mcr.model.m2la_integrate import decoder_layers
 
@@ -142,8 +167,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.eval:
         eval_ids = text_ids(tok, args.eval, args.eval_tokens)
         ppl0, _, ref = fidelity(model, None, eval_ids)
-    calib = text_ids(tok, args.calib, args.calib_tokens)
-    work = copy.deepcopy(model) if args.eval else model  # keep the original as the KL reference
+    calib = corpus_ids(tok, args.calib_tokens, paths=args.calib)
+    # keep the original as the KL reference and the healing teacher
+    work = copy.deepcopy(model) if args.eval or args.heal_seconds > 0 else model
     rep: dict = {}
     if has_qk_norm(work):
         rep["qk_norm_fold"] = _fold_report(fold_qk_norm(work, calib))
@@ -160,6 +186,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.eval:
         ppl, kl, _ = fidelity(m2, ref, eval_ids)
         rep |= {"ppl_original": round(ppl0, 4), "ppl_m2la": round(ppl, 4), "kl": kl}
+    if args.heal_seconds > 0:
+        rep["heal"] = _heal(m2, model, tok, args)
+        if args.eval:
+            ppl, kl, _ = fidelity(m2, ref, eval_ids)
+            rep |= {"ppl_m2la_healed": round(ppl, 4), "kl_healed": kl}
     if args.out:
         _save(m2, tok, args.model, args.out)
         rep["out"] = str(args.out)

