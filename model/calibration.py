@@ -11,12 +11,12 @@ manuals, transcripts of their domain) with ``paths``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
-__all__ = ["python_reference_texts", "corpus_ids", "split_ids"]
+__all__ = ["corpus_ids", "python_reference_texts", "split_ids"]
 
 
 def python_reference_texts() -> list[str]:

@@ -14,15 +14,16 @@ import copy
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from mcr.model.calibration import corpus_ids, split_ids
 from torch import nn
 
-from mcr.model.calibration import corpus_ids, split_ids
-
-__all__ = ["load_causal_lm", "text_ids", "fidelity", "main"]
+__all__ = ["fidelity", "load_causal_lm", "main", "text_ids"]
 
 # Peak learning rate of healing: on SmolLM2-135M at 2x compression 1e-4 healed and 2e-4 diverged
 # (benchmarks/RESULTS.md).
@@ -42,7 +43,12 @@ def load_causal_lm(path: str | Path, dtype: torch.dtype = torch.float32):
     included) so the converted checkpoint is still the full multimodal model;
     text-only ``model(input_ids).logits`` works for calibration and fidelity.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForImageTextToText,
+        AutoTokenizer,
+    )
 
     p = Path(path)
     if not p.exists():
@@ -70,15 +76,19 @@ def text_ids(tok, paths: list[str | Path], n_tokens: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def fidelity(model: nn.Module, ref_logits: list[torch.Tensor] | None, ids: torch.Tensor, window: int = 512):
+def fidelity(model: nn.Module, ref_logits: list[torch.Tensor] | None, ids: torch.Tensor, window: int = 512,
+             make_cache: Callable[[], Any] | None = None):
     """Perplexity of ``model`` on ``ids`` (non-overlapping windows) and mean KL(ref || model) per token.
 
+    ``make_cache`` (e.g. ``lambda: LatentCache(quantize_8bit=True)``) runs each window through a
+    fresh cache, so attention reads what the cache stores — the way to measure 8-bit storage.
     Returns ``(ppl, kl, logits)``; pass ``logits`` of the original model back as ``ref_logits``.
     """
     nll, n, kl, logits = 0.0, 0, 0.0, []
     for i, s in enumerate(range(0, ids.shape[1] - 1, window)):
         x = ids[:, s : s + window]
-        out = model(x).logits.float()  # (1, T, V)
+        kw = {"past_key_values": make_cache(), "use_cache": True} if make_cache else {}
+        out = model(x, **kw).logits.float()  # (1, T, V)
         logits.append(out)
         lp = out[:, :-1].log_softmax(-1)
         nll += -lp.gather(-1, x[:, 1:, None]).sum().item()
@@ -157,7 +167,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The body of :func:`main`: load, fold (QK-norm models), convert, heal, report, save."""
-    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la, fold_qk_norm, has_qk_norm
+    from mcr.model.convert import (
+        ConvertSpec,
+        collect_input_moments,
+        convert_gqa_to_m2la,
+        fold_qk_norm,
+        has_qk_norm,
+    )
     from mcr.model.m2la_integrate import decoder_layers
 
     model, tok = load_causal_lm(args.model)

@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from mcr.model.m2la import M2LAAttention
+from torch import nn
 
 __all__ = ["HealConfig", "HealReport", "attention_parameters", "heal", "held_out_kl"]
 
@@ -130,7 +129,7 @@ def _lr_factor(cfg: HealConfig, step: int, elapsed: float) -> float:
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos
 
 
-def heal(student: nn.Module, teacher: nn.Module, ids: torch.Tensor, cfg: HealConfig = HealConfig(),
+def heal(student: nn.Module, teacher: nn.Module, ids: torch.Tensor, cfg: HealConfig | None = None,
          eval_ids: torch.Tensor | None = None) -> HealReport:
     """Distil ``teacher`` into ``student``'s attention on windows of ``ids`` ``(1, N)``.
 
@@ -142,6 +141,7 @@ def heal(student: nn.Module, teacher: nn.Module, ids: torch.Tensor, cfg: HealCon
         eval_ids: optional held-out stream (disjoint from ``ids``): the KL on it picks
             the weights kept at the end.
     """
+    cfg = cfg or HealConfig()
     params = attention_parameters(student)
     trainable = {id(p) for p in params}
     saved = {n: p.requires_grad for n, p in student.named_parameters()}

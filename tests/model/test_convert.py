@@ -332,3 +332,18 @@ def test_global_rank_allocation_keeps_budget_and_runs_through_cache():
     assert [layer.rank for layer in c.layers] == ranks
     with pytest.raises(ValueError, match="rank_allocation"):
         convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(rank_allocation="magic"))
+
+
+def test_fidelity_through_a_cache_measures_8bit_storage():
+    from mcr.model.convert_cli import fidelity
+
+    m = _llama(False, seed=6)
+    conv = convert_gqa_to_m2la(copy.deepcopy(m), collect_input_moments(m, IDS), ConvertSpec())
+    ids = IDS.reshape(1, -1)
+    ppl0, _, ref = fidelity(m, None, ids, window=40)
+    ppl_plain, kl_plain, _ = fidelity(conv, ref, ids, window=40)
+    ppl_fp, kl_fp, _ = fidelity(conv, ref, ids, window=40, make_cache=LatentCache)
+    ppl_q8, kl_q8, _ = fidelity(conv, ref, ids, window=40, make_cache=lambda: LatentCache(quantize_8bit=True))
+    assert ppl_plain == pytest.approx(ppl0, rel=1e-4) and ppl_fp == pytest.approx(ppl_plain, rel=1e-5)
+    assert kl_plain < 1e-7 and kl_fp < 1e-7  # the float cache stores exactly what attention used
+    assert 1e-7 < kl_q8 < 1e-2  # 8-bit storage costs something, and only a little
