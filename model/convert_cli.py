@@ -87,7 +87,7 @@ def fidelity(model: nn.Module, ref_logits: list[torch.Tensor] | None, ids: torch
     nll, n, kl, logits = 0.0, 0, 0.0, []
     for i, s in enumerate(range(0, ids.shape[1] - 1, window)):
         x = ids[:, s : s + window]
-        kw = {"past_key_values": make_cache(), "use_cache": True} if make_cache else {}
+        kw = {"cache": make_cache(), "use_cache": True} if make_cache else {}
         out = model(x, **kw).logits.float()  # (1, T, V)
         logits.append(out)
         lp = out[:, :-1].log_softmax(-1)
