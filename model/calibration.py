@@ -29,9 +29,10 @@ def python_reference_texts() -> list[str]:
     return [topics[k] for k in sorted(topics)]
 
 
-def corpus_ids(tokenizer, n_tokens: int, paths: Iterable[str | Path] = (), python_docs: bool = True) -> torch.Tensor:
+def corpus_ids(tokenizer, n_tokens: int | None, paths: Iterable[str | Path] = (),
+               python_docs: bool = True) -> torch.Tensor:
     """The first ``n_tokens`` tokens ``(1, n_tokens)`` of ``paths`` (files, or folders of ``*.txt``) then, if
-    ``python_docs``, the Python reference topics.
+    ``python_docs``, the Python reference topics (~116K SmolLM2 tokens); ``None``: all of them.
 
     Each document is tokenised on its own and the results concatenated, so no
     document pays for a gigantic single tokenizer call.
@@ -53,8 +54,11 @@ def corpus_ids(tokenizer, n_tokens: int, paths: Iterable[str | Path] = (), pytho
         ids = tokenizer(text, return_tensors="pt").input_ids[0]  # (n,)
         chunks.append(ids)
         total += ids.numel()
-        if total >= n_tokens:
+        if n_tokens is not None and total >= n_tokens:
             break
+    if total == 0:
+        raise ValueError("no calibration text: pass text files or folders (paths=...) or keep python_docs")
+    n_tokens = total if n_tokens is None else n_tokens
     if total < n_tokens:
         raise ValueError(f"calibration sources hold {total} tokens, {n_tokens} requested; add text files")
     return torch.cat(chunks)[None, :n_tokens]

@@ -117,9 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--heal-seconds", type=float, default=0.0,
                    help="after converting, distil toward the original for this long (wall clock; 0: no healing)")
     p.add_argument("--heal-lr", type=float, default=HEAL_LR)
-    p.add_argument("--heal-tokens", type=int, default=200_000,
+    p.add_argument("--heal-tokens", type=int, default=None,
                    help="healing text: the --calib sources then Python's reference text, this many tokens "
-                        "(the last 2,048 are held out to pick the best weights)")
+                        "(default: all of it; the last 2,048 are held out to pick the best weights)")
     return p
 
 

@@ -115,5 +115,8 @@ def test_calibration_corpus_from_python_docs_and_files(tmp_path):
         corpus_ids(tok, 10, paths=[tmp_path / "missing.txt"])
     with pytest.raises(ValueError, match="hold 6 tokens, 100 requested"):
         corpus_ids(tok, 100, paths=[tmp_path / "own.txt"], python_docs=False)
+    assert corpus_ids(tok, None, paths=[tmp_path / "own.txt"], python_docs=False).shape == (1, 6)  # all of it
+    with pytest.raises(ValueError, match="no calibration text"):
+        corpus_ids(tok, None, python_docs=False)
     with pytest.raises(ValueError, match="held_out"):
         split_ids(ids, 0)
