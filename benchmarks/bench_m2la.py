@@ -165,6 +165,16 @@ def _smollm2():
     return load_causal_lm(cached)
 
 
+LICENSES, VIM_DOC = Path("/usr/share/common-licenses"), Path("/usr/share/vim/vim90/doc")
+
+
+def _eval_ids(tok, eval_tokens: int) -> torch.Tensor:
+    """Held-out prose every SmolLM2 figure is judged on: Vim manual ch. 2 + the Apache-2.0 licence."""
+    from mcr.model.convert_cli import text_ids
+
+    return text_ids(tok, [VIM_DOC / "usr_02.txt", LICENSES / "Apache-2.0"], eval_tokens)
+
+
 @torch.no_grad()
 def bench_convert(settings: list[tuple[int, int]], calib_tokens: int, eval_tokens: int,
                   int8_settings: tuple[tuple[int, int], ...] = ((192, 192), (64, 320), (48, 144))) -> None:
@@ -176,11 +186,10 @@ def bench_convert(settings: list[tuple[int, int]], calib_tokens: int, eval_token
     from mcr.model.convert_cli import fidelity, text_ids
 
     model, tok = _smollm2()
-    lic, vim = Path("/usr/share/common-licenses"), Path("/usr/share/vim/vim90/doc")
-    ev = text_ids(tok, [vim / "usr_02.txt", lic / "Apache-2.0"], eval_tokens)
+    ev = _eval_ids(tok, eval_tokens)
     ppl0, _, ref = fidelity(model, None, ev)
-    mom = collect_input_moments(model, text_ids(tok, [lic / "GPL-3", vim / "usr_03.txt", vim / "usr_04.txt"],
-                                                calib_tokens))
+    mom = collect_input_moments(model, text_ids(tok, [LICENSES / "GPL-3", VIM_DOC / "usr_03.txt",
+                                                      VIM_DOC / "usr_04.txt"], calib_tokens))
     gqa_vals = 2 * 3 * 64
     for dr, r in settings:
         m2 = convert_gqa_to_m2la(copy.deepcopy(model), mom, ConvertSpec(qk_rope_head_dim=dr, kv_lora_rank=r))
@@ -216,10 +225,8 @@ def bench_heal(rope_dim: int, rank: int, seconds: float, lr: float, heal_tokens:
     from mcr.model.heal import HealConfig, heal
 
     model, tok = _smollm2()
-    lic, vim = Path("/usr/share/common-licenses"), Path("/usr/share/vim/vim90/doc")
-    ev = text_ids(tok, [vim / "usr_02.txt", lic / "Apache-2.0"], eval_tokens)
-    ev_gpl = text_ids(tok, [lic / "GPL-3"], eval_tokens)
-    train, held = split_ids(corpus_ids(tok, heal_tokens, paths=sorted(p for p in vim.glob("*.txt")
+    ev, ev_gpl = _eval_ids(tok, eval_tokens), text_ids(tok, [LICENSES / "GPL-3"], eval_tokens)
+    train, held = split_ids(corpus_ids(tok, heal_tokens, paths=sorted(p for p in VIM_DOC.glob("*.txt")
                                                                       if p.name != "usr_02.txt")), 2048)
     with torch.no_grad():
         (ppl0, _, ref), (ppl0_gpl, _, ref_gpl) = fidelity(model, None, ev), fidelity(model, None, ev_gpl)

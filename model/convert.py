@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from mcr.model.m2la import M2LAConfig
-from mcr.model.m2la_integrate import decoder_layers, patch_attention
+from mcr.model.m2la_integrate import decoder_layers, patch_attention, text_rotary
 
 __all__ = ["ConvertSpec", "collect_input_moments", "convert_gqa_to_m2la", "convert_main", "fold_qk_norm",
            "has_qk_norm"]
@@ -355,18 +355,6 @@ def _convert_layer(attn, sigma, inv_freq, n_heads, n_kv, hd, dr, r, spec):
     return sd, fi.tolist()
 
 
-def _text_rotary(model: nn.Module) -> nn.Module:
-    """The text decoder's rotary: ``model.model.rotary_emb`` (Llama family) or
-    ``model.model.language_model.rotary_emb`` (Qwen3-VL; interleaved mrope, same ``inv_freq``)."""
-    for path in ("model.language_model.rotary_emb", "model.rotary_emb", "language_model.rotary_emb", "rotary_emb"):
-        obj = model
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-        if obj is not None and hasattr(obj, "inv_freq"):
-            return obj
-    raise ValueError(f"{type(model).__name__}: no text `rotary_emb.inv_freq`; only RoPE decoders convert")
-
-
 def _allocate_ranks(spectra: list[torch.Tensor], r: int, min_rank: int) -> list[int]:
     """Per-layer latent widths summing to ``len(spectra) * r``: the largest eigenvalues across layers."""
     n = len(spectra)
@@ -407,7 +395,7 @@ def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: Con
         raise ValueError(f"qk_rope_head_dim must be even and in (0, {n_kv * hd}] (G * head_dim), got {dr}")
     if not 0 < r <= 2 * n_kv * hd:
         raise ValueError(f"kv_lora_rank must be in (0, {2 * n_kv * hd}], got {r}")
-    inv_freq = _text_rotary(model).inv_freq.cpu()
+    inv_freq = text_rotary(model).inv_freq.cpu()
     dt, dev = next(model.parameters()).dtype, next(model.parameters()).device
     args = [(layer.self_attn, moments[i].cpu(), inv_freq, n_heads, n_kv, hd, dr) for i, layer in enumerate(layers)]
     ranks = [r] * len(layers)

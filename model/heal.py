@@ -195,7 +195,7 @@ def heal(student: nn.Module, teacher: nn.Module, ids: torch.Tensor, cfg: HealCon
             rep.tokens_seen += x.numel()
             if ev_w is not None and (step + 1) % cfg.eval_every == 0:
                 evaluate(step + 1)
-        if ev_w is not None and (not rep.eval_kl or rep.eval_kl[-1][0] != rep.steps):
+        if ev_w is not None and rep.eval_kl[-1][0] != rep.steps:  # step 0 is always evaluated
             evaluate(rep.steps)
         if ev_w is None:
             rep.best_step = rep.steps

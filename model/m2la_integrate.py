@@ -13,7 +13,8 @@ the same model from a converted checkpoint's ``config.json``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from mcr.model.m2la import M2LAAttention, M2LAConfig
 
 __all__ = [
     "decoder_layers",
+    "text_rotary",
     "m2la_config_from_hf",
     "patch_attention",
     "build_m2la_model",
@@ -39,19 +41,37 @@ def _text_config(config: Any) -> Any:
     return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
 
 
+def _text_decoder_part(model: nn.Module, name: str, accept: Callable[[Any], bool]) -> Any | None:
+    """The text decoder's attribute ``name`` that ``accept`` takes, wherever the host keeps it.
+
+    Qwen3-VL nests its text decoder at ``model.language_model``, Llama-family models at ``model``;
+    bare decoders hold it themselves.
+    """
+    for root in ("model.language_model", "model", "language_model", ""):
+        obj: Any = model
+        for part in f"{root}.{name}".strip(".").split("."):
+            obj = getattr(obj, part, None)
+        if obj is not None and accept(obj):
+            return obj
+    return None
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The text decoder's layer list of a Llama-family or Qwen3-VL model."""
-    for path in ("model.language_model.layers", "model.layers", "language_model.layers", "layers"):
-        obj: Any = model
-        try:
-            for part in path.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        if isinstance(obj, nn.ModuleList) and len(obj) and hasattr(obj[0], "self_attn"):
-            return obj
-    raise ValueError(f"{type(model).__name__}: no text decoder layers with `self_attn` found "
-                     "(expected a Llama-family or Qwen3-VL model)")
+    layers = _text_decoder_part(model, "layers",
+                                lambda o: isinstance(o, nn.ModuleList) and len(o) and hasattr(o[0], "self_attn"))
+    if layers is None:
+        raise ValueError(f"{type(model).__name__}: no text decoder layers with `self_attn` found "
+                         "(expected a Llama-family or Qwen3-VL model)")
+    return layers
+
+
+def text_rotary(model: nn.Module) -> nn.Module:
+    """The text decoder's rotary embedding (Qwen3-VL: interleaved mrope, same ``inv_freq`` per pair)."""
+    rot = _text_decoder_part(model, "rotary_emb", lambda o: hasattr(o, "inv_freq"))
+    if rot is None:
+        raise ValueError(f"{type(model).__name__}: no text `rotary_emb.inv_freq`; only RoPE decoders convert")
+    return rot
 
 
 def internvideo3_8b_m2la_config(num_hidden_layers: int = 36) -> M2LAConfig:
