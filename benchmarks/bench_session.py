@@ -30,8 +30,8 @@ from pathlib import Path
 import torch
 
 from mcr.context import Context, Instruction, Observation, Thought, ToolCall, ToolResult, VideoRef
-from mcr.model.loader import load_model, load_smollm2
-from mcr.model.session import ModelSession
+from mcr.model.runtime.loader import load_model, load_smollm2
+from mcr.model.runtime.session import ModelSession
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = [{"type": "function", "function": {"name": "transcribe", "description": "Transcribe a span.",
@@ -139,7 +139,7 @@ def bench_text_prefix(smol, prefix_tokens: int, folder: Path) -> None:
 
 
 def bench_video_prefix(video: Path, folder: Path) -> None:
-    from mcr.model.tiny import save_tiny_qwen3vl
+    from mcr.model.runtime.tiny import save_tiny_qwen3vl
 
     checkpoint = save_tiny_qwen3vl(folder / "tiny")
     ref = VideoRef(path=str(video), fps=2.0, min_pixels=128 * 128, max_pixels=256 * 256)

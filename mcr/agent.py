@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Answer, Context, Entry, Verdict, VideoRef, parse_entry
 from mcr.graph import ANSWERED, EpisodeDeps, build_graph
-from mcr.model.video import probe
+from mcr.model.media.video import probe
 from mcr.policies.base import Policy
 from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
 from mcr.tools import builtin_registry

@@ -184,7 +184,7 @@ def model_recheck(session: Any, fps: float | None = None, threshold: float = 0.5
     """Re-inspect the cited spans at higher fps through a fork of `session`; accept on "yes".
 
     Args:
-        session: the episode's :class:`~mcr.model.session.ModelSession` (only forks are used).
+        session: the episode's :class:`~mcr.model.runtime.session.ModelSession` (only forks are used).
         fps: frame rate for the second look (default: twice the episode's, at most 8).
         threshold: the least P(yes) / (P(yes) + P(no)) to accept.
     """

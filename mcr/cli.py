@@ -213,7 +213,7 @@ def cmd_otel(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from mcr.model.convert import convert_main
+    from mcr.model.m2la.convert import convert_main
 
     return convert_main(args.convert_args)
 
@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline-first: never hang on a hub look-up
     args = build_parser().parse_args(argv)
-    from mcr.model.video import VideoError
+    from mcr.model.media.video import VideoError
     from mcr.policies.factory import PolicyUnavailable
     from mcr.task import TaskFileError
     from mcr.tools.base import UnknownToolError

@@ -1,7 +1,7 @@
 """The model as policy: InternVideo3 (or any Qwen-VL / causal LM) decides each step.
 
 Each turn renders the whole context (system prompt with the tool schemas, then
-one message per entry) through a :class:`~mcr.model.session.ModelSession`,
+one message per entry) through a :class:`~mcr.model.runtime.session.ModelSession`,
 which prefills only what was appended since the last turn, generates, and
 parses the output into a Decision (:mod:`mcr.policies.parsing`).
 
@@ -138,7 +138,7 @@ class InternVideo3Policy(ModelPolicy):
         keys ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``,
         ``prefix_dir``, ``use_saved_prefixes``.
         """
-        from mcr.model.loader import INTERNVIDEO3_ID, load_model
+        from mcr.model.runtime.loader import INTERNVIDEO3_ID, load_model
 
         s = dict(settings or {})
         loaded = load_model(
@@ -178,7 +178,7 @@ class InternVideo3Policy(ModelPolicy):
 
 def session_from_settings(loaded: Any, s: dict[str, Any]) -> Any:
     """A ModelSession from the session keys of ``s`` (popped; the rest stay)."""
-    from mcr.model.session import ModelSession
+    from mcr.model.runtime.session import ModelSession
 
     kwargs = {k: s.pop(k) for k in SESSION_SETTINGS if k in s}
     return ModelSession(loaded, **kwargs)

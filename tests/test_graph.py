@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from mcr.agent import Agent
 from mcr.context import Answer, Context, ToolCall, ToolError, ToolResult, Verdict
-from mcr.model.video import VideoNotFound, VideoOpenFailure
+from mcr.model.media.video import VideoNotFound, VideoOpenFailure
 from mcr.policies.base import CallRequest, DecisionUsage, FinalAnswer, InvalidOutput, PolicyError, ToolCalls
 from mcr.task import Budget
 from mcr.tools.base import Tool, ToolRegistry, tool

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from mcr.model.video import probe
+from mcr.model.media.video import probe
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "make_sample.py"

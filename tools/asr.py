@@ -40,14 +40,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import TimeSpan
-from mcr.model.audio import (
+from mcr.model.media.audio import (
     AudioClip,
     NoAudioStream,
     energy_regions,
     load_audio,
     silero_regions,
 )
-from mcr.model.video import VideoError, VideoNotFound
+from mcr.model.media.video import VideoError, VideoNotFound
 from mcr.tools.asr_backends import (  # noqa: F401  (re-exported: these used to live here)
     AUTO_ORDER,
     BACKENDS,

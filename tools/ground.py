@@ -147,7 +147,7 @@ def _duration(ctx: ToolContext) -> float | None:
         return None
     if ctx.video.duration is not None:
         return ctx.video.duration
-    from mcr.model.video import VideoError, probe
+    from mcr.model.media.video import VideoError, probe
 
     try:
         return probe(ctx.video.path).duration

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from mcr.model.video import VideoError, probe
+from mcr.model.media.video import VideoError, probe
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 
 

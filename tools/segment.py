@@ -32,7 +32,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import TimeSpan
-from mcr.model.video import VideoError, VideoInfo, check_span, probe, read_frames_at, save_image
+from mcr.model.media.video import VideoError, VideoInfo, check_span, probe, read_frames_at, save_image
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
 from mcr.tools.masks import (  # noqa: F401  (decode_rle: re-exported, mask helpers used to live here)

@@ -1,4 +1,4 @@
-"""Audio extraction, voice-activity gating and WER (mcr.model.audio).
+"""Audio extraction, voice-activity gating and WER (mcr.model.media.audio).
 
 Media is written here with PyAV: a 3 s track that is silent except for a
 440 Hz tone from 1.0 s to 1.5 s, so every time a function reports can be
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from mcr.context import TimeSpan
-from mcr.model.audio import (
+from mcr.model.media.audio import (
     AudioClip,
     NoAudioStream,
     VadSettings,
@@ -29,7 +29,7 @@ from mcr.model.audio import (
     silero_regions,
     word_error_rate,
 )
-from mcr.model.video import VideoNotFound, VideoOpenFailure
+from mcr.model.media.video import VideoNotFound, VideoOpenFailure
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "media" / "sample.mp4"

@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
 
-from mcr.model.cache import LatentCache
-from mcr.model.m2la_integrate import m2la_config_from_hf, patch_attention
+from mcr.model.m2la.cache import LatentCache
+from mcr.model.m2la.integrate import m2la_config_from_hf, patch_attention
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from mcr.model.cache import LatentCache
-from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+from mcr.model.m2la.cache import LatentCache
+from mcr.model.m2la.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
 
 
 def _llama(bias: bool, seed: int = 0):
@@ -69,7 +69,7 @@ def test_bad_specs_are_rejected():
 # --- QK-norm models (Qwen3-VL): fold_qk_norm (lossy), then the exact conversion, then healing ---
 
 def _qwen3vl(seed: int = 0, **text):
-    from mcr.model.tiny import build_tiny_qwen3vl
+    from mcr.model.runtime.tiny import build_tiny_qwen3vl
 
     return build_tiny_qwen3vl(seed, **text)[0]
 
@@ -92,7 +92,7 @@ def _mrope_positions(T: int) -> torch.Tensor:
 
 
 def _fold_converted(m, spec: ConvertSpec):
-    from mcr.model.convert import fold_qk_norm
+    from mcr.model.m2la.convert import fold_qk_norm
 
     f = copy.deepcopy(m)
     rep = fold_qk_norm(f, VL_CALIB)
@@ -101,7 +101,7 @@ def _fold_converted(m, spec: ConvertSpec):
 
 def test_fold_is_exact_when_the_rms_is_constant():
     """A huge norm epsilon makes rms(u) ~ sqrt(eps) for every token: the fold must then be exact."""
-    from mcr.model.convert import fold_qk_norm
+    from mcr.model.m2la.convert import fold_qk_norm
 
     torch.manual_seed(0)
     m = _qwen3vl(attention_bias=True)
@@ -119,7 +119,7 @@ def test_fold_is_exact_when_the_rms_is_constant():
 
 
 def test_fold_error_matches_a_direct_computation_and_costs_little():
-    from mcr.model.convert import fold_qk_norm
+    from mcr.model.m2la.convert import fold_qk_norm
 
     torch.manual_seed(0)
     m = _qwen3vl(attention_bias=True)
@@ -153,7 +153,7 @@ def test_fold_error_matches_a_direct_computation_and_costs_little():
 
 
 def test_lossless_conversion_of_folded_qwen3vl_is_exact_under_mrope():
-    from mcr.model.convert import has_qk_norm
+    from mcr.model.m2la.convert import has_qk_norm
 
     f, _, conv = _fold_converted(_qwen3vl(), ConvertSpec())
     assert not has_qk_norm(f)
@@ -176,7 +176,7 @@ def test_lossy_qwen3vl_conversion_runs_through_latent_cache():
 
 
 def test_heal_recovers_folded_qwen3vl_on_held_out_ids():
-    from mcr.model.heal import HealConfig, heal
+    from mcr.model.m2la.heal import HealConfig, heal
 
     teacher = _qwen3vl()  # the original, unfolded model
     _, _, student = _fold_converted(teacher, ConvertSpec(qk_rope_head_dim=8, kv_lora_rank=16))
@@ -194,7 +194,7 @@ def test_heal_recovers_folded_qwen3vl_on_held_out_ids():
 def test_unfolded_qk_norm_models_are_rejected():
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    from mcr.model.convert import fold_qk_norm
+    from mcr.model.m2la.convert import fold_qk_norm
 
     m = _qwen3vl()
     m.model.language_model.layers[1].self_attn.k_norm = torch.nn.Identity()  # half-folded is still not linear
@@ -217,10 +217,10 @@ def test_mcr_convert_cli_on_tiny_qwen3vl(tmp_path, capsys):
     import json
 
     from mcr.cli import main
-    from mcr.model.convert import fold_qk_norm
-    from mcr.model.convert_cli import load_causal_lm, text_ids
-    from mcr.model.m2la_integrate import load_m2la_pretrained
-    from mcr.model.tiny import save_tiny_qwen3vl
+    from mcr.model.m2la.convert import fold_qk_norm
+    from mcr.model.m2la.convert_cli import load_causal_lm, text_ids
+    from mcr.model.m2la.integrate import load_m2la_pretrained
+    from mcr.model.runtime.tiny import save_tiny_qwen3vl
 
     src = save_tiny_qwen3vl(tmp_path / "tiny")
     calib = tmp_path / "calib.txt"
@@ -248,7 +248,7 @@ def test_mcr_convert_heals_with_held_out_selection(tmp_path, capsys):
     import json
 
     from mcr.cli import main
-    from mcr.model.tiny import save_tiny_qwen3vl
+    from mcr.model.runtime.tiny import save_tiny_qwen3vl
 
     src = save_tiny_qwen3vl(tmp_path / "tiny")
     # no --calib: Python's own reference text calibrates and heals
@@ -273,7 +273,7 @@ def _smollm2_path():
 
 @pytest.mark.slow
 def test_smollm2_lossless_conversion():
-    from mcr.model.convert_cli import load_causal_lm
+    from mcr.model.m2la.convert_cli import load_causal_lm
 
     path = _smollm2_path()
     if path is None:
@@ -288,7 +288,7 @@ def test_smollm2_lossless_conversion():
 
 
 def test_heal_reduces_kl_and_trains_only_attention():
-    from mcr.model.heal import HealConfig, heal
+    from mcr.model.m2la.heal import HealConfig, heal
 
     teacher = _llama(True, seed=2)
     mom = collect_input_moments(teacher, IDS)
@@ -305,7 +305,7 @@ def test_heal_reduces_kl_and_trains_only_attention():
 
 
 def test_converted_checkpoint_save_and_reload(tmp_path):
-    from mcr.model.m2la_integrate import load_m2la_pretrained
+    from mcr.model.m2la.integrate import load_m2la_pretrained
 
     m = _llama(False, seed=4)
     conv = convert_gqa_to_m2la(m, collect_input_moments(m, IDS), ConvertSpec(qk_rope_head_dim=6, kv_lora_rank=10))
@@ -335,7 +335,7 @@ def test_global_rank_allocation_keeps_budget_and_runs_through_cache():
 
 
 def test_fidelity_through_a_cache_measures_8bit_storage():
-    from mcr.model.convert_cli import fidelity
+    from mcr.model.m2la.convert_cli import fidelity
 
     m = _llama(False, seed=6)
     conv = convert_gqa_to_m2la(copy.deepcopy(m), collect_input_moments(m, IDS), ConvertSpec())

@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from mcr.model.calibration import corpus_ids, python_reference_texts, split_ids
-from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
-from mcr.model.heal import HealConfig, _lr_factor, attention_parameters, heal, held_out_kl
+from mcr.model.m2la.calibration import corpus_ids, python_reference_texts, split_ids
+from mcr.model.m2la.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+from mcr.model.m2la.heal import HealConfig, _lr_factor, attention_parameters, heal, held_out_kl
 
 
 def _pair(seed: int = 0):
@@ -97,7 +97,7 @@ def test_heal_input_errors():
 
 
 def test_calibration_corpus_from_python_docs_and_files(tmp_path):
-    from mcr.model.tiny import tiny_tokenizer
+    from mcr.model.runtime.tiny import tiny_tokenizer
 
     tok = tiny_tokenizer()  # byte-level: one token per byte
     texts = python_reference_texts()

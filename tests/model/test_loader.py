@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from mcr.model.loader import (
+from mcr.model.runtime.loader import (
     INTERNVIDEO3_ID,
     ModelLoadError,
     WeightsNotFound,
@@ -17,7 +17,7 @@ from mcr.model.loader import (
     smollm2_gguf,
     user_cache_dir,
 )
-from mcr.model.tiny import build_tiny_qwen3vl, save_tiny_qwen3vl, tiny_qwen3vl_config
+from mcr.model.runtime.tiny import build_tiny_qwen3vl, save_tiny_qwen3vl, tiny_qwen3vl_config
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +87,9 @@ def test_missing_gguf_file(tmp_path):
 
 
 def test_m2la_config_routes_to_our_m2la_builder(tmp_path):
-    """A checkpoint whose config has kv_lora_rank (InternVideo3) is built by mcr.model.m2la_integrate."""
-    from mcr.model.m2la_integrate import build_m2la_model, m2la_config_from_hf
-    from mcr.model.tiny import tiny_processor
+    """A checkpoint whose config has kv_lora_rank (InternVideo3) is built by mcr.model.m2la.integrate."""
+    from mcr.model.m2la.integrate import build_m2la_model, m2la_config_from_hf
+    from mcr.model.runtime.tiny import tiny_processor
 
     config = tiny_qwen3vl_config()
     m2 = m2la_config_from_hf(config, kv_lora_rank=24, qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=16)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from mcr.model.cache import LatentCache
-from mcr.model.m2la import M2LAAttention, M2LAConfig, apply_decoupled_rope, rope_cos_sin
+from mcr.model.m2la.cache import LatentCache
+from mcr.model.m2la.attention import M2LAAttention, M2LAConfig, apply_decoupled_rope, rope_cos_sin
 
 
 def _cfg(**kw):
@@ -151,7 +151,7 @@ def test_mrope_decoupled_channel_matches_qwen3vl_rotary():
 
 
 def test_auto_path_switches_at_the_cost_crossover():
-    from mcr.model.m2la_integrate import internvideo3_8b_m2la_config
+    from mcr.model.m2la.integrate import internvideo3_8b_m2la_config
 
     with torch.device("meta"):
         a = M2LAAttention(internvideo3_8b_m2la_config())

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from mcr.model.cache import LatentCache
-from mcr.model.m2la import M2LAAttention
-from mcr.model.m2la_integrate import (
+from mcr.model.m2la.cache import LatentCache
+from mcr.model.m2la.attention import M2LAAttention
+from mcr.model.m2la.integrate import (
     build_m2la_model,
     internvideo3_8b_m2la_config,
     load_m2la_state_dict,

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from mcr.context import Context, Instruction, Observation, Thought, TimeSpan, ToolCall, ToolResult, VideoRef
-from mcr.model.loader import load_model
-from mcr.model.prompt import RenderError
-from mcr.model.session import ModelSession, SessionError
-from mcr.model.tiny import save_tiny_qwen3vl
+from mcr.model.runtime.loader import load_model
+from mcr.model.runtime.prompt import RenderError
+from mcr.model.runtime.session import ModelSession, SessionError
+from mcr.model.runtime.tiny import save_tiny_qwen3vl
 
 TOOLS = [{"type": "function", "function": {"name": "zoom", "description": "Look closer.", "parameters": {"type": "object"}}}]
 SMALL = dict(fps=2.0, min_pixels=64 * 64, max_pixels=96 * 64)

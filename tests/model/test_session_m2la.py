@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from mcr.context import Context, Instruction, Observation, Thought, TimeSpan, VideoRef
-from mcr.model.cache import LatentCache
-from mcr.model.loader import load_model
-from mcr.model.session import ModelSession
-from mcr.model.tiny import tiny_processor, tiny_qwen3vl_config
+from mcr.model.m2la.cache import LatentCache
+from mcr.model.runtime.loader import load_model
+from mcr.model.runtime.session import ModelSession
+from mcr.model.runtime.tiny import tiny_processor, tiny_qwen3vl_config
 
 SMALL = dict(fps=2.0, min_pixels=64 * 64, max_pixels=96 * 64)
 
 
 @pytest.fixture(scope="module")
 def m2la_tiny(tmp_path_factory):
-    from mcr.model.m2la_integrate import build_m2la_model, m2la_config_from_hf
+    from mcr.model.m2la.integrate import build_m2la_model, m2la_config_from_hf
 
     folder = tmp_path_factory.mktemp("m2la")
     config = tiny_qwen3vl_config()
@@ -76,9 +76,9 @@ def test_latent_cache_fork_and_saved_prefix(m2la_tiny, tiny_video, tmp_path):
 
 @pytest.mark.slow
 def test_converted_smollm2_runs_in_a_session():
-    """SmolLM2 converted GQA -> M^2LA (mcr.model.convert) keeps exact cache reuse in ModelSession."""
-    from mcr.model.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
-    from mcr.model.loader import load_smollm2
+    """SmolLM2 converted GQA -> M^2LA (mcr.model.m2la.convert) keeps exact cache reuse in ModelSession."""
+    from mcr.model.m2la.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la
+    from mcr.model.runtime.loader import load_smollm2
 
     loaded = load_smollm2()
     calib = loaded.tokenizer("The keeper counts seven ships at night. " * 40, return_tensors="pt").input_ids

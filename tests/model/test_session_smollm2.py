@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from mcr.context import Context, Instruction, Observation, Thought, TimeSpan, ToolCall, ToolError, ToolResult, VideoRef
-from mcr.model.loader import load_smollm2
-from mcr.model.session import ModelSession
+from mcr.model.runtime.loader import load_smollm2
+from mcr.model.runtime.session import ModelSession
 
 TOOLS = [
     {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mcr.model.video import (
+from mcr.model.media.video import (
     SpanOutsideVideo,
     VideoNotFound,
     VideoOpenFailure,

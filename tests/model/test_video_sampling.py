@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from mcr.context import TimeSpan, VideoRef
-from mcr.model.sampling import (
+from mcr.model.media.sampling import (
     FrameCache,
     SamplingError,
     SamplingSpec,
@@ -27,7 +27,7 @@ from mcr.model.sampling import (
     sample_video,
     smart_resize,
 )
-from mcr.model.video import SpanOutsideVideo, VideoInfo, probe
+from mcr.model.media.video import SpanOutsideVideo, VideoInfo, probe
 
 vp = pytest.importorskip("qwen_vl_utils.vision_process", reason="qwen-vl-utils is the oracle for these tests")
 torch = pytest.importorskip("torch")

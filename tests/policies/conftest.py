@@ -17,7 +17,7 @@ def count_frames(every: int = 1) -> int:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory):
-    from mcr.model.tiny import save_tiny_qwen3vl
+    from mcr.model.runtime.tiny import save_tiny_qwen3vl
 
     return save_tiny_qwen3vl(tmp_path_factory.mktemp("tiny-qwen3vl"))
 

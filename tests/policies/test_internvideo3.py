@@ -8,8 +8,8 @@ import pytest
 
 from mcr.agent import Agent
 from mcr.context import Context, Instruction, Observation, ToolError, VideoRef
-from mcr.model.loader import WeightsNotFound, load_model
-from mcr.model.session import ModelSession
+from mcr.model.runtime.loader import WeightsNotFound, load_model
+from mcr.model.runtime.session import ModelSession
 from mcr.policies.base import FinalAnswer, InvalidOutput, PolicyError, ToolCalls
 from mcr.policies.internvideo3 import InternVideo3Policy, ToolGrammar, invalid_streak
 from mcr.task import Budget, VideoSettings

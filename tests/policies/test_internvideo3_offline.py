@@ -6,8 +6,8 @@ import pytest
 
 from mcr.agent import Agent
 from mcr.context import ToolCall, ToolResult
-from mcr.model.loader import WeightsNotFound, load_smollm2
-from mcr.model.session import ModelSession
+from mcr.model.runtime.loader import WeightsNotFound, load_smollm2
+from mcr.model.runtime.session import ModelSession
 from mcr.policies.offline import OfflinePolicy, offline_default_policy
 from mcr.task import Budget
 from mcr.tools.base import ToolRegistry, tool

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from mcr.context import Context, TimeSpan, VideoRef
-from mcr.model.audio import word_error_rate
+from mcr.model.media.audio import word_error_rate
 from mcr.tools.asr import TranscribeOutput, TranscribeTool, _progress
 from mcr.tools.base import ToolContext, ToolFailure
 
@@ -286,7 +286,7 @@ def test_golden_big_buck_bunny(tool, tmp_path):
 
 
 def test_progress_only_on_a_terminal_for_long_audio(monkeypatch):
-    from mcr.model.audio import AudioClip
+    from mcr.model.media.audio import AudioClip
 
     regions = [(0.0, 1.0), (2.0, 3.0)]
     long_clip = AudioClip(np.zeros(16000 * 61, np.float32))

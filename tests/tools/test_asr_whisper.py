@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mcr.context import Context, TimeSpan, VideoRef
-from mcr.model.audio import energy_regions, load_audio, silero_regions
+from mcr.model.media.audio import energy_regions, load_audio, silero_regions
 from mcr.tools.asr import TranscribeTool
 from mcr.tools.base import ToolContext, ToolFailure
 

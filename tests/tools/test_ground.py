@@ -132,7 +132,7 @@ def test_parse_span_orders_and_clamps():
 def test_regex_constraint_keeps_random_scores_inside_the_span_grammar():
     import regex
 
-    from mcr.model.tiny import tiny_tokenizer
+    from mcr.model.runtime.tiny import tiny_tokenizer
     from mcr.tools.ground import SPAN_PATTERN, RegexConstraint
 
     tok = tiny_tokenizer()
@@ -154,9 +154,9 @@ def test_regex_constraint_keeps_random_scores_inside_the_span_grammar():
 
 @pytest.fixture(scope="module")
 def tiny_session():
-    from mcr.model.loader import LoadedModel
-    from mcr.model.session import ModelSession
-    from mcr.model.tiny import build_tiny_qwen3vl
+    from mcr.model.runtime.loader import LoadedModel
+    from mcr.model.runtime.session import ModelSession
+    from mcr.model.runtime.tiny import build_tiny_qwen3vl
 
     model, processor = build_tiny_qwen3vl(seed=0)
     return ModelSession(LoadedModel(model, processor.tokenizer, processor, name="tiny-qwen3vl", kind="qwen_vl"))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mcr.model.video import frame_at
+from mcr.model.media.video import frame_at
 from mcr.tools.base import ToolFailure
 from mcr.tools.segment import Rle, SegmentTool, decode_rle, encode_rle
 

@@ -104,9 +104,9 @@ def test_respace_restores_dropped_spaces():
 
 
 def test_model_path_captions_through_forks_and_keeps_the_main_cache(tool, heard, video, workdir):
-    from mcr.model.loader import LoadedModel
-    from mcr.model.session import ModelSession
-    from mcr.model.tiny import build_tiny_qwen3vl
+    from mcr.model.runtime.loader import LoadedModel
+    from mcr.model.runtime.session import ModelSession
+    from mcr.model.runtime.tiny import build_tiny_qwen3vl
 
     model, processor = build_tiny_qwen3vl(seed=0)
     main = ModelSession(LoadedModel(model, processor.tokenizer, processor, name="tiny-qwen3vl", kind="qwen_vl"))

@@ -122,9 +122,9 @@ def test_verify_answer_tool_typed_errors(tmp_path):
 
 
 def test_model_recheck_asks_a_fork_and_leaves_the_main_cache(sample_mp4):
-    from mcr.model.loader import LoadedModel
-    from mcr.model.session import ModelSession
-    from mcr.model.tiny import build_tiny_qwen3vl
+    from mcr.model.runtime.loader import LoadedModel
+    from mcr.model.runtime.session import ModelSession
+    from mcr.model.runtime.tiny import build_tiny_qwen3vl
 
     model, processor = build_tiny_qwen3vl(seed=0)
     main = ModelSession(LoadedModel(model, processor.tokenizer, processor, name="tiny-qwen3vl", kind="qwen_vl"))

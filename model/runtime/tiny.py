@@ -11,7 +11,7 @@ plus the Qwen special tokens, so any text round-trips without a vocabulary file.
 The chat template is written here in the Qwen format (``<|im_start|>role``
 blocks, a ``# Tools`` section listing JSON schemas, ``<tool_call>`` replies);
 media parts render as ``<|vision_start|><|video_pad|><|vision_end|>``, which
-:mod:`mcr.model.session` expands into per-frame blocks.
+:mod:`mcr.model.runtime.session` expands into per-frame blocks.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def save_tiny_qwen3vl(path: str | Path, seed: int = 0) -> Path:
     """Write a tiny Qwen3-VL checkpoint folder (config, safetensors, processor).
 
     The folder looks like a downloaded Hugging Face checkpoint, so tests drive
-    the real loader (:func:`mcr.model.loader.load_model`) with it.
+    the real loader (:func:`mcr.model.runtime.loader.load_model`) with it.
     """
     path = Path(path)
     model, processor = build_tiny_qwen3vl(seed)

@@ -13,7 +13,7 @@ What decides the result (SmolLM2-135M at 2x compression, ``benchmarks/RESULTS.md
   *worse* on held-out text (+31% perplexity after 21 steps, +39% after 346):
   it memorises the windows. ``heal`` therefore walks a shuffled stream of
   non-overlapping windows and only repeats one after the whole stream has been
-  seen; give it 10^5 tokens or more (:func:`mcr.model.calibration.corpus_ids`).
+  seen; give it 10^5 tokens or more (:func:`mcr.model.m2la.calibration.corpus_ids`).
 * **A schedule that fits the budget.** The learning rate warms up, then
   follows a cosine to ``min_lr_ratio`` over the budget, whichever of
   ``steps`` or ``max_seconds`` runs out first, so a wall-clock-limited run
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from mcr.model.m2la import M2LAAttention
+from mcr.model.m2la.attention import M2LAAttention
 from torch import nn
 
 __all__ = ["HealConfig", "HealReport", "attention_parameters", "heal", "held_out_kl"]
@@ -93,7 +93,7 @@ def attention_parameters(model: nn.Module) -> list[nn.Parameter]:
     """Parameters of every M2LAAttention in ``model`` (the only ones healing trains)."""
     params = [p for m in model.modules() if isinstance(m, M2LAAttention) for p in m.parameters()]
     if not params:
-        raise ValueError("heal: the model has no M2LAAttention layers; convert it first (mcr.model.convert)")
+        raise ValueError("heal: the model has no M2LAAttention layers; convert it first (mcr.model.m2la.convert)")
     return params
 
 

@@ -2,7 +2,7 @@
 
 Conversion needs a few thousand tokens of representative text; healing needs
 far more (10^5+), because a few thousand are memorised within minutes
-(``mcr.model.heal``). Python itself ships ~460K characters of English prose —
+(``mcr.model.m2la.heal``). Python itself ships ~460K characters of English prose —
 the language reference and library topics behind ``help()``, in
 ``pydoc_data.topics`` — so that is the default source: no download, same text
 on every machine with the same Python. Users add their own files (subtitles,

@@ -5,7 +5,7 @@ tried where the hub is reachable (``HF_HUB_OFFLINE`` unset), and every
 missing-weights case raises :class:`WeightsNotFound` naming what to download and
 where to put it. No ``trust_remote_code`` unless the caller opts in: configs
 with M^2LA fields (``kv_lora_rank``, the InternVideo3 checkpoints) are built by
-our own code in :mod:`mcr.model.m2la_integrate`.
+our own code in :mod:`mcr.model.m2la.integrate`.
 
 GGUF files are dequantised by transformers on load (slow: ~15-30 s for
 SmolLM2-135M on 2 cores), so the first load saves a plain safetensors copy
@@ -51,7 +51,7 @@ class WeightsNotFound(ModelLoadError, FileNotFoundError):
 
 @dataclass
 class LoadedModel:
-    """A model ready for :class:`mcr.model.session.ModelSession`.
+    """A model ready for :class:`mcr.model.runtime.session.ModelSession`.
 
     Attributes:
         model: the transformers model, in eval mode.
@@ -235,8 +235,8 @@ def _known_type(model_type: str) -> bool:
 def _load_m2la(folder: Path, config: dict[str, Any], dtype: torch.dtype, name: str) -> LoadedModel:
     """The M^2LA route (InternVideo3): our own attention code, no remote code."""
     try:
-        from mcr.model.m2la_integrate import build_m2la_model, load_m2la_state_dict
-    except ImportError as exc:  # the hook: M^2LA lives in model/m2la*.py
+        from mcr.model.m2la.integrate import build_m2la_model, load_m2la_state_dict
+    except ImportError as exc:  # the hook: M^2LA lives in model/m2la/
         raise ModelLoadError(
             f"{folder} is an M^2LA checkpoint (kv_lora_rank in its config) but the M^2LA builder "
             f"could not be imported ({exc})"

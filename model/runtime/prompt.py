@@ -270,7 +270,7 @@ class PromptRenderer:
         from transformers.video_utils import VideoMetadata
 
         from mcr.context import TimeSpan
-        from mcr.model.sampling import SamplingSpec, sample_video
+        from mcr.model.media.sampling import SamplingSpec, sample_video
 
         vp = self.processor.video_processor
         spec = SamplingSpec(
@@ -303,7 +303,7 @@ class PromptRenderer:
     def _image(self, part: dict[str, Any], key: str) -> MediaItem:
         from PIL import Image
 
-        from mcr.model.sampling import smart_resize
+        from mcr.model.media.sampling import smart_resize
 
         ip = self.processor.image_processor
         try:

@@ -9,7 +9,7 @@ frames asked for are kept in memory.
 
 Failures are typed and say what to do, instead of surfacing an FFmpeg error
 from deep inside a tool. Frame planning with the Qwen-VL pixel budget lives in
-`mcr.model.sampling`; this module only knows times and pixels.
+`mcr.model.media.sampling`; this module only knows times and pixels.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def probe(path: str | Path) -> VideoInfo:
         VideoOpenFailure: the file is not a readable video (corrupt, truncated,
             audio-only, empty).
     """
-    import av  # local: keeps `import mcr.model.video` cheap
+    import av  # local: keeps `import mcr.model.media.video` cheap
 
     path = Path(path)
     if not path.is_file():

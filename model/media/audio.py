@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcr.model.video import VideoError, VideoNotFound, VideoOpenFailure
+from mcr.model.media.video import VideoError, VideoNotFound, VideoOpenFailure
 
 SAMPLE_RATE = 16_000
 _PREROLL_S = 0.25  # decode this much before a span: codec and resampler warm-up

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mcr.model.m2la import M2LAAttention, M2LAConfig
+from mcr.model.m2la.attention import M2LAAttention, M2LAConfig
 
 __all__ = [
     "decoder_layers",
@@ -97,7 +97,7 @@ def m2la_config_from_hf(config: Any, **overrides: Any) -> M2LAConfig:
     missing = [k for k in ("kv_lora_rank", "qk_rope_head_dim") if k not in d]
     if missing:
         raise ValueError(f"{type(tc).__name__} has no M^2LA fields {missing}; pass them as overrides "
-                         "or convert the model first (mcr.model.convert)")
+                         "or convert the model first (mcr.model.m2la.convert)")
     return M2LAConfig(hidden_size=tc.hidden_size, num_attention_heads=tc.num_attention_heads,
                       num_hidden_layers=tc.num_hidden_layers, **d)
 

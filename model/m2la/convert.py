@@ -40,7 +40,7 @@ distillation against the original model recovers fidelity::
 
     report = fold_qk_norm(student, calib_ids)              # student: a copy of the original
     student = convert_gqa_to_m2la(student, collect_input_moments(student, calib_ids), spec)
-    heal(student, original, train_ids, HealConfig(...))   # mcr.model.heal
+    heal(student, original, train_ids, HealConfig(...))   # mcr.model.m2la.heal
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mcr.model.m2la import M2LAConfig
-from mcr.model.m2la_integrate import decoder_layers, patch_attention, text_rotary
+from mcr.model.m2la.attention import M2LAConfig
+from mcr.model.m2la.integrate import decoder_layers, patch_attention, text_rotary
 
 __all__ = ["ConvertSpec", "collect_input_moments", "convert_gqa_to_m2la", "convert_main", "fold_qk_norm",
            "has_qk_norm"]
@@ -385,8 +385,8 @@ def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: Con
     live = [(i, n) for i, layer in enumerate(layers) for n in _live_qk_norms(layer.self_attn)]
     if live:
         raise ValueError(f"per-head QK-norm (Qwen3) makes q/k non-linear in x ({live[0][1]} of layer {live[0][0]}); "
-                         "closed-form conversion does not apply — run mcr.model.convert.fold_qk_norm(model, "
-                         "calib_ids) first (lossy; heal afterwards with mcr.model.heal)")
+                         "closed-form conversion does not apply — run mcr.model.m2la.convert.fold_qk_norm(model, "
+                         "calib_ids) first (lossy; heal afterwards with mcr.model.m2la.heal)")
     n_heads, n_kv = tc.num_attention_heads, tc.num_key_value_heads
     hd = getattr(tc, "head_dim", None) or tc.hidden_size // n_heads
     dr = spec.qk_rope_head_dim if spec.qk_rope_head_dim is not None else n_kv * hd
@@ -422,7 +422,7 @@ def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: Con
 
 
 def convert_main(argv: list[str] | None = None) -> int:
-    """``mcr convert``: see :mod:`mcr.model.convert_cli`."""
-    from mcr.model.convert_cli import main
+    """``mcr convert``: see :mod:`mcr.model.m2la.convert_cli`."""
+    from mcr.model.m2la.convert_cli import main
 
     return main(argv)

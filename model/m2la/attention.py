@@ -228,7 +228,7 @@ class M2LAAttention(nn.Module):
     With a cache, it writes the latent and the rotated RoPE key via
     ``cache.update(latent, k_rope, layer_idx)``, so any transformers ``Cache``
     works (``DynamicCache`` stores them as single-head keys/values); our
-    :class:`~mcr.model.cache.LatentCache` additionally hands back one joint
+    :class:`~mcr.model.m2la.cache.LatentCache` additionally hands back one joint
     buffer for the absorbed path.
     """
 

@@ -17,7 +17,7 @@ or the token count, the positions and the cache keys drift from a real Qwen-VL
 
 Where qwen-vl-utils raises (a span shorter than two frames), we return the one
 frame twice, as its own list-of-frames path pads to the temporal patch.
-Decoding seeks (`mcr.model.video.read_frames_at`); results sit in a bounded
+Decoding seeks (`mcr.model.media.video.read_frames_at`); results sit in a bounded
 LRU (`FrameCache`) keyed by file identity, span, fps and size.
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import TimeSpan, VideoRef
-from mcr.model.video import VideoInfo, check_span, probe, read_frames_at, resize
+from mcr.model.media.video import VideoInfo, check_span, probe, read_frames_at, resize
 
 # The constants of qwen_vl_utils.vision_process (0.0.14).
 FRAME_FACTOR = 2  # temporal patch

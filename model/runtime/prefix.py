@@ -81,7 +81,7 @@ def read_cache(path: Path, new_cache: Callable[[], Any], device: torch.device | 
     with safe_open(str(path), framework="pt", device="cpu") as f:
         fmt = (f.metadata() or {}).get("format")
     if fmt == "mcr-latent-cache/1":
-        from mcr.model.cache import LatentCache
+        from mcr.model.m2la.cache import LatentCache
 
         return LatentCache.load(path, device=device)
     if fmt != "mcr-dynamic-cache/1":

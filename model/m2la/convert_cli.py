@@ -1,10 +1,10 @@
 """``mcr convert``: GQA checkpoint -> M^2LA checkpoint, with a fidelity report.
 
-Kept apart from :mod:`mcr.model.convert` (pure math) because it does I/O:
+Kept apart from :mod:`mcr.model.m2la.convert` (pure math) because it does I/O:
 loading a HF folder (Llama family or Qwen3-VL) or a GGUF file, reading
 calibration text, saving, and measuring perplexity / KL against the original
 model. QK-norm models are folded first (``fold_qk_norm``, lossy; see
-:mod:`mcr.model.convert`); heal the result with :mod:`mcr.model.heal`.
+:mod:`mcr.model.m2la.convert`); heal the result with :mod:`mcr.model.m2la.heal`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mcr.model.calibration import corpus_ids, split_ids
+from mcr.model.m2la.calibration import corpus_ids, split_ids
 from torch import nn
 
 __all__ = ["fidelity", "load_causal_lm", "main", "text_ids"]
@@ -124,7 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fold_report(fold: dict) -> dict:
-    """The JSON part of a :func:`~mcr.model.convert.fold_qk_norm` report: per-layer q/k relative errors."""
+    """The JSON part of a :func:`~mcr.model.m2la.convert.fold_qk_norm` report: per-layer q/k relative errors."""
     return {"tokens": fold["tokens"], "q_rel_err": [round(e, 6) for e in fold["q_rel_err"]],
             "k_rel_err": [round(e, 6) for e in fold["k_rel_err"]],
             "max_rel_err": round(max(fold["q_rel_err"] + fold["k_rel_err"]), 6)}
@@ -142,8 +142,8 @@ def _save(model: nn.Module, tok, src: str | Path, out: str | Path) -> None:
 
 
 def _heal(student: nn.Module, teacher: nn.Module, tok, args: argparse.Namespace) -> dict:
-    """Distil ``teacher`` into ``student``'s attention (:mod:`mcr.model.heal`); the report's part about it."""
-    from mcr.model.heal import HealConfig, heal
+    """Distil ``teacher`` into ``student``'s attention (:mod:`mcr.model.m2la.heal`); the report's part about it."""
+    from mcr.model.m2la.heal import HealConfig, heal
 
     train, held = split_ids(corpus_ids(tok, args.heal_tokens, paths=args.calib), 2048)
     with torch.enable_grad():
@@ -167,14 +167,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The body of :func:`main`: load, fold (QK-norm models), convert, heal, report, save."""
-    from mcr.model.convert import (
+    from mcr.model.m2la.convert import (
         ConvertSpec,
         collect_input_moments,
         convert_gqa_to_m2la,
         fold_qk_norm,
         has_qk_norm,
     )
-    from mcr.model.m2la_integrate import decoder_layers
+    from mcr.model.m2la.integrate import decoder_layers
 
     model, tok = load_causal_lm(args.model)
     tc = model.config.get_text_config(decoder=True)

@@ -2,10 +2,10 @@
 
 The context only grows, so each turn's prompt starts with the previous turn's.
 A session keeps the token ids already in its cache; on every call it renders the
-chat messages to tokens (:mod:`mcr.model.prompt`), finds the longest common
+chat messages to tokens (:mod:`mcr.model.runtime.prompt`), finds the longest common
 prefix with what is cached, crops the cache there, prefills only the delta and
 decodes. Reuse is exact: logits equal a full re-prefill (tests guard it).
-Cache operations and the prefix file format are in :mod:`mcr.model.prefix`.
+Cache operations and the prefix file format are in :mod:`mcr.model.runtime.prefix`.
 
 Multimodal RoPE (Qwen3-VL / InternVideo3): transformers keeps the video
 position offset (``rope_deltas``) on the model, where another video overwrites
@@ -35,9 +35,9 @@ import torch
 from pydantic import BaseModel
 from tqdm import tqdm
 
-from mcr.model.loader import LoadedModel, user_cache_dir
-from mcr.model.prefix import cache_bytes, crop_to, fork_cache, prefix_name, read_cache, write_cache
-from mcr.model.prompt import Prompt, PromptRenderer
+from mcr.model.runtime.loader import LoadedModel, user_cache_dir
+from mcr.model.runtime.prefix import cache_bytes, crop_to, fork_cache, prefix_name, read_cache, write_cache
+from mcr.model.runtime.prompt import Prompt, PromptRenderer
 
 __all__ = ["ModelSession", "Generation", "SessionUsage", "SessionError"]
 
@@ -114,7 +114,7 @@ class ModelSession:
     """One model and its KV cache for one episode (or a fork of one).
 
     Args:
-        loaded: from :func:`mcr.model.loader.load_model`.
+        loaded: from :func:`mcr.model.runtime.loader.load_model`.
         prefix_dir: where :meth:`save_prefix` writes and calls look for saved
             prefixes (default ``~/.cache/mcr/prefixes``); ``use_saved_prefixes``
             turns the look-up on.
@@ -163,7 +163,7 @@ class ModelSession:
     def _new_cache(self) -> Any:
         text = self.model.config.get_text_config(decoder=True)
         if self.loaded.m2la or getattr(text, "m2la", False):
-            from mcr.model.cache import LatentCache
+            from mcr.model.m2la.cache import LatentCache
 
             return LatentCache(num_layers=text.num_hidden_layers)
         from transformers import DynamicCache
