@@ -13,6 +13,8 @@ Task format (paths are relative to the YAML file)::
     options: [five, six, seven, eight]     # optional: multiple choice
     answer: C                              # optional ground truth (letter or text)
     span: [6.0, 12.0]                      # optional ground-truth span, seconds
+    category: counting                     # optional, for `mcr eval` breakdowns (+ metadata: {...})
+    scorer: auto                           # how `mcr eval` scores: auto|choice|span|exact|numeric|open
     tools: [segment, transcribe]           # allowed tools (default: all)
     plugins: [my_tools.py]                 # extra tool modules (file or dotted name)
     budget: {max_steps: 8, max_tool_calls: 8, wall_time_s: 300}
@@ -164,6 +166,13 @@ class TaskSpec(BaseModel):
     options: list[str] | None = None
     answer: str | None = None
     span: TimeSpan | None = None
+    # Evaluation (`mcr eval`): how the answer is scored, and the metadata the report breaks down by.
+    category: str | None = Field(default=None, description="a label for per-category breakdowns (e.g. 'on-screen text')")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="free data kept with the result (source, duration, ...)")
+    scorer: Literal["auto", "choice", "span", "exact", "numeric", "open"] = Field(
+        default="auto",
+        description="auto: choice with options, span for grounding (a span and no answer), numeric when the answer is a number, else open",
+    )
     tools: list[str] | None = None
     plugins: list[str] = Field(default_factory=list)
     tool_settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
