@@ -20,21 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
+from mediakit import SAMPLE_RATE, draw_title, place_speech, speak, write_srt
+from mediakit import write_video as mux
 
 WIDTH, HEIGHT, FPS = 640, 360, 24
 SCENE_SECONDS = 6.0
-SAMPLE_RATE = 22050  # espeak-ng's native rate; no resampling, no artefacts
 NARRATION_OFFSET = 0.5  # seconds from the scene start to the first speech sample
-SILENCE_LEVEL = 300  # |int16| below this counts as silence when trimming speech
 
 
 @dataclass(frozen=True)
@@ -74,9 +71,7 @@ SCENES = (
 
 
 def _title(img: np.ndarray, text: str, color: tuple[int, int, int]) -> None:
-    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 1.4, 3
-    (w, _), _ = cv2.getTextSize(text, font, scale, thick)
-    cv2.putText(img, text, ((WIDTH - w) // 2, 50), font, scale, color, thick, cv2.LINE_AA)
+    draw_title(img, text, color)
 
 
 def _lighthouse(t: float) -> np.ndarray:
@@ -142,87 +137,29 @@ PAINTERS = (_lighthouse, _night, _field, _market)
 
 
 # --------------------------------------------------------------------------- #
-# Speech
-# --------------------------------------------------------------------------- #
-
-
-def speak(text: str) -> np.ndarray:
-    """espeak-ng speech for `text`, trimmed to its first and last loud sample.
-
-    Returns int16 mono samples at SAMPLE_RATE. Trimming makes the narration
-    span in sample.json the span of actual speech, not of espeak's padding.
-    """
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise SystemExit("espeak-ng is not installed: `apt-get install -y espeak-ng` (Debian/Ubuntu)")
-    wav = subprocess.run([exe, "-v", "en-us", "-s", "130", "--stdout", text], check=True, capture_output=True).stdout
-    # espeak streams its WAV, so the header's sizes are placeholders: take every
-    # byte after the "data" chunk id and size as samples.
-    if wav[:4] != b"RIFF" or b"data" not in wav[:200]:
-        raise SystemExit(f"espeak-ng did not write a WAV file for {text!r}")
-    rate = int.from_bytes(wav[24:28], "little")
-    if rate != SAMPLE_RATE:
-        raise SystemExit(f"espeak-ng wrote {rate} Hz audio; this script expects {SAMPLE_RATE} Hz")
-    data = wav[wav.index(b"data") + 8 :]
-    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > SILENCE_LEVEL)
-    if loud.size == 0:
-        raise SystemExit(f"espeak-ng produced silence for {text!r}")
-    return samples[loud[0] : loud[-1] + 1].copy()
-
-
-# --------------------------------------------------------------------------- #
-# Writing
+# Writing (speech, muxing and subtitles come from mediakit, shared with make_suite.py)
 # --------------------------------------------------------------------------- #
 
 
 def build_track(n_scenes: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The whole audio track (int16 mono) and each narration's (start, end) in s."""
-    total = int(round(n_scenes * SCENE_SECONDS * SAMPLE_RATE))
-    track = np.zeros(total, np.int16)
-    spans = []
-    for i, scene in enumerate(SCENES[:n_scenes]):
-        speech = speak(scene.narration)
-        start = int(round((i * SCENE_SECONDS + NARRATION_OFFSET) * SAMPLE_RATE))
-        end = start + len(speech)
-        if end > int(round((i + 1) * SCENE_SECONDS * SAMPLE_RATE)):
-            raise SystemExit(f"narration of scene {i + 1} is longer than its scene")
-        track[start:end] = speech
-        spans.append((round(start / SAMPLE_RATE, 3), round(end / SAMPLE_RATE, 3)))
-    return track, spans
+    track = np.zeros(int(round(n_scenes * SCENE_SECONDS * SAMPLE_RATE)), np.int16)
+    return track, [
+        place_speech(track, speak(scene.narration), i * SCENE_SECONDS + NARRATION_OFFSET, (i + 1) * SCENE_SECONDS,
+                     f"narration of scene {i + 1}")
+        for i, scene in enumerate(SCENES[:n_scenes])
+    ]
+
+
+def _paint(index: int) -> np.ndarray:
+    t = index / FPS
+    scene = min(int(t // SCENE_SECONDS), len(SCENES) - 1)
+    return PAINTERS[scene](t - scene * SCENE_SECONDS)
 
 
 def write_video(path: Path, track: np.ndarray) -> None:
     """Mux H.264 video (drawn per frame) and AAC audio (from `track`) with PyAV."""
-    n_frames = int(round(len(SCENES) * SCENE_SECONDS * FPS))
-    with av.open(str(path), "w", format="mp4") as out:
-        video = out.add_stream("libx264", rate=FPS)
-        video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        # One thread and fixed options keep the encode byte-for-byte repeatable.
-        video.options = {"crf": "26", "preset": "medium", "threads": "1", "g": str(FPS * 2)}
-        audio = out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-        audio.bit_rate = 48_000
-
-        for index in range(n_frames):
-            t = index / FPS
-            scene = min(int(t // SCENE_SECONDS), len(SCENES) - 1)
-            bgr = PAINTERS[scene](t - scene * SCENE_SECONDS)
-            frame = av.VideoFrame.from_ndarray(bgr, format="bgr24")
-            frame.pts = index
-            for packet in video.encode(frame):
-                out.mux(packet)
-        for packet in video.encode():
-            out.mux(packet)
-
-        chunk = 1024  # AAC frame size
-        for offset in range(0, len(track), chunk):
-            block = track[offset : offset + chunk]
-            frame = av.AudioFrame.from_ndarray(block[None, :], format="s16", layout="mono")
-            frame.sample_rate, frame.pts = SAMPLE_RATE, offset
-            for packet in audio.encode(frame):
-                out.mux(packet)
-        for packet in audio.encode():
-            out.mux(packet)
+    mux(path, _paint, int(round(len(SCENES) * SCENE_SECONDS * FPS)), FPS, (WIDTH, HEIGHT), track)
 
 
 def make_sample(out_dir: Path) -> dict:
@@ -256,11 +193,6 @@ def make_sample(out_dir: Path) -> dict:
     return facts
 
 
-def _srt_time(seconds: float) -> str:
-    millis = int(round(seconds * 1000))
-    return f"{millis // 3_600_000:02d}:{millis // 60_000 % 60:02d}:{millis // 1000 % 60:02d},{millis % 1000:03d}"
-
-
 def write_subtitles(path: Path, scenes: list[dict]) -> None:
     """A sidecar .srt of the narration, as many real videos ship one.
 
@@ -269,11 +201,7 @@ def write_subtitles(path: Path, scenes: list[dict]) -> None:
     demo's `transcribe` reads these subtitles (its zero-cost path) and the ASR
     tests force `backend: pocketsphinx`.
     """
-    cues = [
-        f"{i}\n{_srt_time(s['narration']['start'])} --> {_srt_time(s['narration']['end'])}\n{s['narration']['text']}\n"
-        for i, s in enumerate(scenes, start=1)
-    ]
-    path.write_text("\n".join(cues), encoding="utf-8")
+    write_srt(path, [(s["narration"]["start"], s["narration"]["end"], s["narration"]["text"]) for s in scenes])
 
 
 def main(argv: list[str] | None = None) -> int:
