@@ -178,7 +178,20 @@ def _open(path: str | Path) -> Iterator:
         container.close()
 
 
+_FRAMES_DECODED = [0]  # frames this process turned into pixels (a counter, read by `mcr eval`)
+
+
+def frames_decoded() -> int:
+    """How many frames this process has converted to pixels so far (every read here counts).
+
+    `mcr eval` reads it before and after each task to report the frames a task
+    cost; frames served from a cache are not decoded again and do not count.
+    """
+    return _FRAMES_DECODED[0]
+
+
 def _upright(frame) -> np.ndarray:
+    _FRAMES_DECODED[0] += 1
     image = frame.to_ndarray(format="rgb24")  # (H, W, 3) as stored
     turns = _rotation(frame) // 90
     # np.rot90 turns counter-clockwise, the display matrix's direction.
