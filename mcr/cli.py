@@ -8,6 +8,8 @@
                                                         the trace viewer (one static HTML file)
     mcr otel TRACE [--endpoint URL] [--file OUT.json]   export OpenTelemetry spans
     mcr tools [--json]                                  list the registered tools
+    mcr eval SUITE.yaml [--out DIR] [--resume] [--mode single|agent] | --compare A B
+                                                        run and score a suite (mcr/eval/cli.py)
 
 Exit codes: 0 the task was answered (and matched its ground truth, if it has
 one); 1 the task failed (no accepted answer, a budget ran out, wrong answer);
@@ -328,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_argument("--json", action="store_true", help="print the JSON schemas the policy sees")
     tools.add_argument("--plugin", action="append", help="also load tools from this module or .py file")
     tools.set_defaults(func=cmd_tools)
+
+    from mcr.eval.cli import add_parser as add_eval_parser  # mcr eval: suites, scores, reports (mcr/eval/cli.py)
+
+    add_eval_parser(sub)
     return parser
 
 

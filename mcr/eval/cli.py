@@ -1,0 +1,97 @@
+"""`mcr eval`: the command-line face of mcr.eval (the subcommand and its handler).
+
+    mcr eval SUITE.yaml [--out DIR] [--resume] [--limit N] [--policy NAME] [--mode single|agent] [--judge NAME]
+    mcr eval --compare A B [--out DIR]
+
+Exit codes as for the rest of `mcr`: 0 the run finished (every task has a
+record), 1 some task raised (its record says why), 2 bad input.
+Kept apart from mcr/cli.py so the evaluation's options live with the evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add the `eval` subcommand to the `mcr` parser's subparsers."""
+    p = sub.add_parser(
+        "eval", help="run a suite and score it (accuracy, evidence IoU, cost); or --compare two runs",
+        description="Run every task of SUITE, score it against its truth and write results.jsonl, manifest.json, "
+                    "report.md, report.json and plots into --out. A killed run continues with --resume.",
+    )
+    p.add_argument("suite", nargs="?", help="suite (or task) YAML file")
+    p.add_argument("--out", help="results folder (default: .mcr/eval/SUITE-MODE-POLICY)")
+    p.add_argument("--resume", action="store_true", help="skip tasks that already have a record in --out")
+    p.add_argument("--limit", type=int, metavar="N", help="run only the first N tasks")
+    p.add_argument("--policy", help="run every task with this policy (scripted needs the task's plan): "
+                                     "scripted, offline, internvideo3")
+    p.add_argument("--mode", choices=("agent", "single"), default="agent",
+                   help="agent: explore with tools (default); single: one model call, no tools")
+    p.add_argument("--judge", help="open-ended answers: contains (default), f1, offline, module:function or file.py:function")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="set two result folders side by side")
+    p.add_argument("--no-report", action="store_true", help="write results only (report later with --compare or rerun)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.set_defaults(func=cmd_eval)
+    return p
+
+
+def default_out(suite: str, mode: str, policy: str | None) -> Path:
+    return Path(".mcr") / "eval" / f"{Path(suite).stem}-{mode}-{policy or 'own'}"
+
+
+def _fail(message: str) -> int:
+    print(f"mcr: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from mcr.eval.judges import JudgeError
+    from mcr.eval.records import ResultsFileError
+    from mcr.eval.report import CompareError, compare
+    from mcr.eval.runner import EvalInputError, EvalOptions, run_suite
+    from mcr.eval.single import SinglePassUnavailable
+
+    try:
+        if args.compare:
+            if args.suite:
+                return _fail("--compare A B takes two result folders, not a suite; drop the suite argument")
+            text, _ = compare(Path(args.compare[0]), Path(args.compare[1]), Path(args.out) if args.out else None)
+            if not args.quiet:
+                print(text, end="")
+            return EXIT_OK
+        if not args.suite:
+            return _fail("give a suite file (mcr eval SUITE.yaml) or --compare A B")
+        out = Path(args.out) if args.out else default_out(args.suite, args.mode, args.policy)
+        options = EvalOptions(suite=Path(args.suite), out=out, resume=args.resume, limit=args.limit,
+                              policy=args.policy, mode=args.mode, judge=args.judge)
+        summary = run_suite(options, report=not args.no_report)
+    except (EvalInputError, JudgeError, CompareError, ResultsFileError, SinglePassUnavailable) as exc:
+        return _fail(str(exc))
+    if not args.quiet:
+        _print_summary(summary)
+    return EXIT_FAILED if any(r.status == "error" for r in summary.records) else EXIT_OK
+
+
+def _print_summary(summary: Any) -> None:
+    records = summary.records
+    n = len(records)
+    correct = sum(bool(r.correct) for r in records)
+    errors = [r for r in records if r.status == "error"]
+    print(f"{summary.out}: {n} tasks ({summary.ran} run now, {summary.skipped} already done), "
+          f"accuracy {correct / n:.1%} ({correct}/{n})" if n else f"{summary.out}: no tasks")
+    report = summary.report
+    if report:
+        for cat, c in report["by_category"].items():
+            print(f"  {cat:<28} {c['accuracy']:6.1%}  ({c['correct']}/{c['n']})")
+        ev = report["evidence_iou"]
+        if ev["mean"] is not None:
+            print(f"  evidence IoU {ev['mean']:.2f} (n={ev['n']}), {report['seconds_per_question']:.1f} s per question")
+        print(f"report: {summary.out / 'report.md'}")
+    for r in errors:
+        print(f"  error in {r.task_id}: {r.error}", file=sys.stderr)
