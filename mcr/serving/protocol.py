@@ -1,0 +1,278 @@
+"""The OpenAI chat-completions wire format, and its mapping to our runtime's messages.
+
+Only what `mcr serve` needs: a request (messages with text, ``image_url`` and
+``video_url`` parts, tools), a response (one choice, ``tool_calls`` when the
+model wrote ``<tool_call>`` blocks, usage with
+``prompt_tokens_details.cached_tokens``) and the OpenAI error body. Requests
+are validated here, once, so the server never touches raw dicts.
+
+Media URLs: a local server must not read any file a client names, so
+``file://`` URLs and bare paths are accepted only under the folders the server
+was started with (``--allowed-media-path``, as vLLM's
+``--allowed-local-media-path``); ``data:`` URLs are written to the server's
+media folder, named by their content hash; ``http(s)`` URLs are refused (the
+server is offline).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ChatRequest", "ChatMessage", "RequestError", "to_runtime_messages", "split_tool_calls", "chat_response",
+    "error_body",
+]
+
+
+class RequestError(ValueError):
+    """A request the server cannot serve; ``status`` is the HTTP code (4xx/5xx)."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request_error", param: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.param = param
+
+
+class _URL(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    url: str = Field(min_length=1)
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["text"]
+    text: str
+
+
+class ImagePart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["image_url"]
+    image_url: _URL
+
+
+class VideoPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: Literal["video_url"]
+    video_url: _URL
+
+
+ContentPart = Annotated[Union[TextPart, ImagePart, VideoPart], Field(discriminator="type")]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[ContentPart] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ChatRequest(BaseModel):
+    """``POST /v1/chat/completions``. Unknown fields are accepted and ignored, as OpenAI servers do."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    n: int = Field(default=1, ge=1)
+    mm_processor_kwargs: dict[str, Any] | None = None  # vLLM's name: fps, min_pixels, max_pixels
+
+    def budget(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(s for s in self.stop if s)
+
+    def wants_tools(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
+
+
+# --------------------------------------------------------------------------- #
+# OpenAI messages -> runtime messages (the renderer's Qwen-VL format)
+# --------------------------------------------------------------------------- #
+
+_MEDIA_KEYS = ("fps", "min_pixels", "max_pixels")
+
+
+class MediaResolver:
+    """Turns media URLs into local paths, within the folders the server allows."""
+
+    def __init__(self, allowed: list[Path], store: Path):
+        self.allowed = [p.resolve() for p in allowed]
+        self.store = store
+
+    def __call__(self, url: str, where: str) -> str:
+        if url.startswith("data:"):
+            return self._data_url(url, where)
+        parsed = urlparse(url)
+        if parsed.scheme in ("http", "https"):
+            raise RequestError(f"{where}: mcr serve is offline and does not fetch {parsed.scheme} URLs; "
+                               "send a file:// URL under an allowed media path, or a data: URL", param=where)
+        if parsed.scheme not in ("", "file"):
+            raise RequestError(f"{where}: unsupported URL scheme {parsed.scheme!r}; use file:// or data:", param=where)
+        path = Path(unquote(parsed.path if parsed.scheme == "file" else url)).resolve()
+        if not any(path.is_relative_to(root) for root in self.allowed):
+            allowed = ", ".join(map(str, self.allowed)) or "(none: start the server with --allowed-media-path DIR)"
+            raise RequestError(f"{where}: {path} is outside the allowed media paths ({allowed})", status=403,
+                               code="media_not_allowed", param=where)
+        if not path.is_file():
+            raise RequestError(f"{where}: media file not found: {path}", param=where)
+        return str(path)
+
+    def _data_url(self, url: str, where: str) -> str:
+        match = re.match(r"data:([\w.+-]+/[\w.+-]+)?(;base64)?,(.*)", url, re.S)
+        if not match or not match.group(2):
+            raise RequestError(f"{where}: a data URL must be base64 (data:<mime>;base64,<data>)", param=where)
+        try:
+            blob = base64.b64decode(match.group(3), validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(f"{where}: the data URL's base64 payload does not decode", param=where) from None
+        suffix = {"image/png": ".png", "image/jpeg": ".jpg", "video/mp4": ".mp4"}.get(match.group(1) or "", ".bin")
+        self.store.mkdir(parents=True, exist_ok=True)
+        path = self.store / f"{hashlib.sha256(blob).hexdigest()[:32]}{suffix}"
+        if not path.exists():
+            tmp = path.with_suffix(f".tmp{uuid.uuid4().hex[:8]}")
+            tmp.write_bytes(blob)
+            tmp.replace(path)
+        return str(path)
+
+
+def _tool_call_text(call: dict[str, Any], where: str) -> str:
+    fn = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise RequestError(f"{where}: a tool call needs function.name", param=where)
+    args = fn.get("arguments", "{}")
+    try:
+        parsed = json.loads(args) if isinstance(args, str) else args
+    except json.JSONDecodeError:
+        raise RequestError(f"{where}: function.arguments is not JSON", param=where) from None
+    return "<tool_call>" + json.dumps({"name": fn["name"], "arguments": parsed}, sort_keys=True) + "</tool_call>"
+
+
+def to_runtime_messages(
+    request: ChatRequest, resolve: MediaResolver, multimodal: bool
+) -> list[dict[str, Any]]:
+    """The request's messages in the renderer's format (``{"type": "video", "video": path, ...}`` parts).
+
+    Raises:
+        RequestError: media for a text-only model, a URL outside the allowed
+            paths, a malformed tool call.
+    """
+    media_settings = {k: v for k, v in (request.mm_processor_kwargs or {}).items() if k in _MEDIA_KEYS}
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(request.messages):
+        where = f"messages[{i}]"
+        role = {"developer": "system", "tool": "user"}.get(msg.role, msg.role)
+        parts: list[dict[str, Any]] = []
+        content = msg.content if msg.content is not None else ""
+        for j, part in enumerate([TextPart(type="text", text=content)] if isinstance(content, str) else content):
+            pwhere = f"{where}.content[{j}]"
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+                continue
+            if not multimodal:
+                raise RequestError(f"{pwhere}: the served model is text-only and cannot take {part.type} parts; "
+                                   "send text, or serve a vision-language model", param=pwhere)
+            if isinstance(part, ImagePart):
+                parts.append({"type": "image", "image": resolve(part.image_url.url, pwhere)})
+            else:
+                extra = {k: v for k, v in (part.video_url.model_extra or {}).items() if k in _MEDIA_KEYS}
+                parts.append({"type": "video", "video": resolve(part.video_url.url, pwhere), **media_settings, **extra})
+        for k, call in enumerate(msg.tool_calls or []):
+            parts.append({"type": "text", "text": _tool_call_text(call, f"{where}.tool_calls[{k}]")})
+        if msg.role == "tool":
+            body = "".join(p["text"] for p in parts if p["type"] == "text")
+            parts = [{"type": "text", "text": f'<tool_response name="{msg.name or "tool"}">{body}</tool_response>'}]
+        if not parts:
+            parts = [{"type": "text", "text": ""}]
+        out.append({"role": role, "content": parts})
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Model output -> response
+# --------------------------------------------------------------------------- #
+
+_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.S)
+
+
+def split_tool_calls(text: str, tools: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """``<tool_call>`` blocks naming a known tool become OpenAI ``tool_calls`` (as vLLM's hermes parser does).
+
+    Blocks that are not JSON or name no known tool stay in the content, so the
+    client's own parser can tell the model what was wrong.
+    """
+    known = {t.get("function", t).get("name") for t in tools}
+    calls, kept = [], text
+    for match in _CALL.finditer(text):
+        try:
+            obj = json.loads(match.group(1))
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(obj, dict) or obj.get("name") not in known:
+            continue
+        args = obj.get("arguments", {})
+        calls.append({
+            "id": f"call_{uuid.uuid4().hex[:12]}", "type": "function",
+            "function": {"name": obj["name"], "arguments": json.dumps(args if isinstance(args, dict) else {})},
+        })
+        kept = kept.replace(match.group(0), "", 1)
+    content = kept.strip() or None if calls else text
+    return content, calls
+
+
+def chat_response(
+    model: str, text: str, calls: list[dict[str, Any]], finish: str, usage: Any, prefill_s: float
+) -> dict[str, Any]:
+    """One ``chat.completion`` object (``usage`` is a SessionUsage)."""
+    cached = usage.reused_tokens + usage.prefix_loaded_tokens
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if calls:
+        message["tool_calls"] = calls
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:16]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else finish,
+                     "logprobs": None}],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.generated_tokens,
+            "total_tokens": usage.prompt_tokens + usage.generated_tokens,
+            "prompt_tokens_details": {"cached_tokens": cached},
+        },
+        # llama.cpp's extension: where the time went (the prefill is what the cache saves).
+        "timings": {"prefilled_tokens": usage.prefilled_tokens, "prefill_s": round(prefill_s, 4),
+                    "total_s": round(usage.latency_s, 4)},
+    }
+
+
+def error_body(message: str, code: str = "invalid_request_error", param: str | None = None) -> dict[str, Any]:
+    """The OpenAI error object, which every client library knows how to read."""
+    return {"error": {"message": message, "type": code, "param": param, "code": code}}
