@@ -143,7 +143,7 @@ class ModelPolicySpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Literal["internvideo3", "offline"]
+    name: Literal["internvideo3", "offline", "openai"]
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -27,6 +27,14 @@ def build_policy(task: TaskSpec, registry: ToolRegistry) -> Policy:
             from mcr.policies.offline import offline_default_policy
 
             return offline_default_policy(spec.settings, registry=registry)
+        if spec.name == "openai":
+            from mcr.policies.base import PolicyError
+            from mcr.policies.openai import OpenAIPolicy
+
+            try:
+                return OpenAIPolicy.from_settings(spec.settings, registry=registry)
+            except (ValueError, PolicyError) as exc:
+                raise PolicyUnavailable(str(exc)) from None
     except ImportError as exc:
         raise PolicyUnavailable(
             f"policy {spec.name!r} needs the model extras: pip install -e '.[model]' ({exc})"
