@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.context import Answer, Context, Entry, Verdict, VideoRef, parse_entry
 from mcr.graph import ANSWERED, EpisodeDeps, build_graph
 from mcr.model.media.video import probe
-from mcr.policies.base import Policy
+from mcr.policies.base import ModelBackedPolicy, Policy
 from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
 from mcr.tools import builtin_registry
 from mcr.tools.base import Tool, ToolRegistry, load_plugin
+from mcr.tools.side import EpisodeModel
 from mcr.traces.recorder import (
     EntryEvent,
     EpisodeEnd,
@@ -87,10 +88,14 @@ class Agent:
         workdir: checkpoints, traces and tool artifacts go here.
         tool_settings: per-tool settings by tool name (e.g. model paths).
         video_settings: how a model samples the video.
-        session: a model session for model-backed tools (optional).
+        model: the model for model-backed tools, when the policy has none of
+            its own (a :class:`~mcr.model.runtime.session.ModelSession`, or an
+            :class:`~mcr.tools.side.EpisodeModel` with a prompt head). A
+            model policy's own session and prompt head are used otherwise, so
+            tools' forks continue its prompt and reuse its cache.
         verify: which checks the default verifier runs (ignored when
             ``verifier`` is given): by default the built-in checks plus
-            evidence support (mcr/checks.py).
+            evidence support (tools/evidence.py).
     """
 
     def __init__(
@@ -102,7 +107,7 @@ class Agent:
         workdir: str | Path = ".mcr",
         tool_settings: dict[str, dict[str, Any]] | None = None,
         video_settings: VideoSettings | None = None,
-        session: Any = None,
+        model: EpisodeModel | Any = None,
         verify: VerifySettings | None = None,
     ):
         self.policy = policy
@@ -110,15 +115,14 @@ class Agent:
         self.budget = budget or Budget()
         self.workdir = Path(workdir)
         self.video_settings = video_settings or VideoSettings()
-        session = session if session is not None else getattr(policy, "session", None)
+        episode_model = _episode_model(policy, self.tools, model)
         self.deps = EpisodeDeps(
             policy=policy,
             tools=self.tools,
-            verifier=verifier or _default_verifier(verify or VerifySettings(), session),
+            verifier=verifier or _default_verifier(verify or VerifySettings(), episode_model),
             workdir=self.workdir / "artifacts",
             tool_settings=tool_settings or {},
-            # Model-backed tools fork the policy's session, so they share its cached video prefix.
-            session=session,
+            model=episode_model,
         )
         self.last_thread_id: str | None = None  # the episode the latest run/stream/resume drove
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -319,12 +323,21 @@ class Agent:
                 recorder.write(EntryEvent(node=node, entry=entry))
 
 
-def _default_verifier(settings: VerifySettings, session: Any) -> Verifier:
+def _episode_model(policy: Policy, tools: ToolRegistry, model: EpisodeModel | Any) -> EpisodeModel | None:
+    """What model-backed tools get: the policy's session and prompt head, else the model given, else none."""
+    if isinstance(policy, ModelBackedPolicy):
+        return policy.episode_model(tools.schemas())
+    if model is None or isinstance(model, EpisodeModel):
+        return model
+    return EpisodeModel(model)  # a bare ModelSession: side queries start from the default prompt head
+
+
+def _default_verifier(settings: VerifySettings, model: EpisodeModel | None) -> Verifier:
     if not settings.evidence and not settings.recheck:
         return Verifier(require_evidence=settings.require_evidence)
-    from mcr.checks import build_verifier
+    from mcr.tools.evidence import build_verifier
 
-    return build_verifier(session=session, recheck=settings.recheck,
+    return build_verifier(model, recheck=settings.recheck,
                           require_evidence=settings.require_evidence, min_support=settings.min_support)
 
 

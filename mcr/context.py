@@ -258,9 +258,22 @@ ENTRY_TYPES = (Instruction, Observation, Thought, ToolCall, ToolResult, ToolErro
 E = TypeVar("E", bound=_Entry)
 
 
+OPTION_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
 def option_letters() -> Iterator[str]:
     """A, B, C, ... — how options are named to the policy and in answers."""
-    return iter("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    return iter(OPTION_LETTERS)
+
+
+def letters_for(options: Iterable[str] | None) -> list[str]:
+    """The letters that name ``options`` (A for the first, ...); [] for no options."""
+    return [letter for letter, _ in zip(OPTION_LETTERS, options or ())]
+
+
+def option_table(options: Iterable[str] | None) -> dict[str, str]:
+    """Letter → option text."""
+    return dict(zip(OPTION_LETTERS, options or ()))
 
 
 def parse_entry(data: dict[str, Any]) -> Entry:
@@ -343,6 +356,21 @@ class Context:
 
     def results_of(self, tool: str) -> list[ToolResult]:
         return [e for e in self._entries if isinstance(e, ToolResult) and e.tool == tool]
+
+    def propose_answer(self, *, step: int, text: str, option: str | None, evidence: Iterable[str]) -> Answer:
+        """The Answer a policy's proposal becomes (unsaved): one place for every proposer.
+
+        Cited ids split into ``refs`` (they exist) and ``missing_refs`` (the
+        verifier rejects those); the answer's span is the hull of its cited
+        entries' spans; the option letter is normalised to upper case.
+        """
+        cited = tuple(evidence)
+        refs = tuple(ref for ref in cited if ref in self._by_id)
+        missing = tuple(ref for ref in cited if ref not in self._by_id)
+        spans = [span for ref in refs if (span := self._by_id[ref].span) is not None]
+        hull = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
+        letter = option.strip().upper() if option and option.strip() else None
+        return Answer(step=step, text=text, option=letter, refs=refs, missing_refs=missing, span=hull)
 
     def prefix(self, n: int) -> Context:
         """The context as it was after its first `n` entries."""

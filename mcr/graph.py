@@ -21,7 +21,9 @@ recorded stop reason. Nothing relies on LangGraph's recursion limit.
 
 from __future__ import annotations
 
+import gc
 import operator
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ from mcr.context import (
 from mcr.policies.base import FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
 from mcr.task import Budget
 from mcr.tools.base import ToolContext, ToolFailure, ToolRegistry
+from mcr.tools.side import EpisodeModel
 from mcr.verify import Verifier
 
 ACT_PREFIX = "act/"
@@ -83,7 +86,30 @@ class EpisodeDeps:
     verifier: Verifier = field(default_factory=Verifier)
     workdir: Path = Path(".mcr")
     tool_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    session: Any = None
+    model: EpisodeModel | None = None  # the policy's session + prompt head, for model-backed tools
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """Errors of our own machinery, which must end the run rather than become a ToolError.
+
+    Out of memory above all: ``MemoryError``, and ``torch.OutOfMemoryError``
+    (CUDA and CPU allocators), which is a ``RuntimeError`` and would otherwise
+    pass for a crashed tool while the loop carries on into the next failure.
+    """
+    if isinstance(exc, MemoryError):
+        return True
+    torch = sys.modules.get("torch")  # no torch imported: no torch error can have been raised
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def free_model_memory(deps: EpisodeDeps) -> None:
+    """Drop the episode model's cache (the checkpoint keeps the context; a resume re-prefills)."""
+    if deps.model is not None:
+        deps.model.session.reset()
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 # --------------------------------------------------------------------------- #
@@ -148,6 +174,10 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
         decision = deps.policy.decide(ctx, deps.tools.schemas())
     except PolicyError as exc:
         return {"step": step, "stop_reason": POLICY_ERROR, "stop_detail": str(exc)}
+    except Exception as exc:
+        if is_infrastructure_error(exc):
+            free_model_memory(deps)
+        raise
 
     if decision.thought:
         ctx.append(Thought(step=step, text=decision.thought))
@@ -168,23 +198,17 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
             else:
                 pending.append({"id": call.id, "tool": request.tool})
     elif isinstance(decision, FinalAnswer):
-        known = tuple(ref for ref in decision.evidence if ctx.get(ref) is not None)
-        missing = tuple(ref for ref in decision.evidence if ctx.get(ref) is None)
-        spans = [e.span for ref in known if (e := ctx.get(ref)) is not None and e.span is not None]
-        span = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
-        option = decision.option.strip().upper() if decision.option else None
-        ctx.append(Answer(step=step, text=decision.text, option=option, refs=known, missing_refs=missing, span=span))
+        ctx.append(ctx.propose_answer(step=step, text=decision.text, option=decision.option, evidence=decision.evidence))
     elif isinstance(decision, InvalidOutput):
         ctx.append(ToolError(step=step, error_type="invalid_output", message=decision.error))
 
-    usage = getattr(deps.policy, "last_usage", None)
-    usage_dict = usage.model_dump() if usage is not None else {}
-    spent = int(usage_dict.get("prefilled_tokens", 0)) + int(usage_dict.get("generated_tokens", 0))
+    usage = decision.usage
     update.update(
         entries=ctx.to_dicts(before),
         pending=pending,
-        tokens=state["tokens"] + spent,
-        events=[{"type": "model_call", "step": step, "policy": deps.policy.name, "usage": usage_dict}],
+        tokens=state["tokens"] + (usage.spent_tokens if usage is not None else 0),
+        events=[{"type": "model_call", "step": step, "policy": deps.policy.name,
+                 "usage": usage.model_dump(mode="json") if usage is not None else {}}],
         elapsed_s=state["elapsed_s"] + time.perf_counter() - t0,
     )
     return update
@@ -209,7 +233,7 @@ def make_act_node(tool_name: str):
             video=instruction.video if instruction else None,
             workdir=deps.workdir,
             settings=deps.tool_settings.get(tool_name, {}),
-            session=deps.session,
+            model=deps.model,
             step=state["step"],
             call_id=call.id,
         )
@@ -230,9 +254,11 @@ def make_act_node(tool_name: str):
         except ToolFailure as exc:
             entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type=exc.error_type, message=str(exc))
             event["error"] = f"{exc.error_type}: {exc}"
-        except MemoryError:
-            raise
-        except Exception as exc:  # a crashed tool must not end the episode
+        except Exception as exc:
+            if is_infrastructure_error(exc):  # out of memory is ours, not the tool's: free the cache, raise
+                free_model_memory(deps)
+                raise
+            # a crashed tool must not end the episode
             entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type="tool_crashed",
                               message=f"{type(exc).__name__}: {exc}")
             event["error"] = traceback.format_exc(limit=8)

@@ -22,7 +22,9 @@ from mcr.tools import builtin_registry
 from mcr.tools.base import ToolRegistry, load_plugin
 from mcr.traces.recorder import read_trace
 from mcr.traces.diff import Divergence, first_divergence
-from mcr.traces.replay import RecordedEpisode, ReplayPolicy, served_tool
+from mcr.policies.recorded import ReplayPolicy
+from mcr.tools.served import served_tool
+from mcr.traces.recorded import RecordedEpisode
 
 
 class ReplayReport(BaseModel):

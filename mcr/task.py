@@ -70,7 +70,7 @@ class VideoSettings(BaseModel):
 
 
 class VerifySettings(BaseModel):
-    """How the verify node judges answers (see mcr/verify.py and mcr/checks.py)."""
+    """How the verify node judges answers (see mcr/verify.py and tools/evidence.py)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -17,6 +17,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Context
+from mcr.tools.side import EpisodeModel
+from mcr.usage import Usage
 
 
 class CallRequest(BaseModel):
@@ -36,6 +38,7 @@ class ToolCalls(BaseModel):
     kind: Literal["tool_calls"] = "tool_calls"
     calls: tuple[CallRequest, ...] = Field(min_length=1)
     thought: str | None = None
+    usage: Usage | None = None
 
 
 class FinalAnswer(BaseModel):
@@ -54,6 +57,7 @@ class FinalAnswer(BaseModel):
     option: str | None = None
     evidence: tuple[str, ...] = ()
     thought: str | None = None
+    usage: Usage | None = None
 
 
 class InvalidOutput(BaseModel):
@@ -69,32 +73,39 @@ class InvalidOutput(BaseModel):
     raw: str
     error: str
     thought: str | None = None
+    usage: Usage | None = None
 
 
 Decision = ToolCalls | FinalAnswer | InvalidOutput
-
-
-class DecisionUsage(BaseModel):
-    """What one decision cost (model policies fill it; it goes into the trace)."""
-
-    prompt_tokens: int = 0
-    prefilled_tokens: int = 0
-    reused_tokens: int = 0
-    generated_tokens: int = 0
-    cache_bytes: int = 0
-    latency_s: float = 0.0
-    raw_output: str | None = None
+"""One decision. ``usage`` (model policies) is what producing it cost; the graph
+adds it to the episode's token count and writes it into the trace."""
 
 
 @runtime_checkable
 class Policy(Protocol):
-    """Decides the next step. ``last_usage`` may report the cost of the last call."""
+    """Decides the next step. A model policy reports each decision's cost in ``Decision.usage``."""
 
     name: str
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         """Return the next decision given the context and the tool schemas."""
         ...
+
+
+@runtime_checkable
+class ModelBackedPolicy(Protocol):
+    """A policy around a model session, which model-backed tools may fork.
+
+    ``episode_model(tools)`` gives the session with the head of the policy's
+    prompt (system text, tool schemas), so a tool's side query continues the
+    policy's prompt and reuses its cache (see :mod:`mcr.tools.side`).
+    """
+
+    name: str
+
+    def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision: ...
+
+    def episode_model(self, tools: list[dict[str, Any]]) -> EpisodeModel: ...
 
 
 class PolicyError(Exception):

@@ -24,8 +24,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcr.context import Context, ToolError
-from mcr.policies.base import Decision, DecisionUsage, FinalAnswer, InvalidOutput, PolicyError
+from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, ToolError
+from mcr.policies.base import Decision, FinalAnswer, InvalidOutput, PolicyError
+from mcr.model.runtime.grammar import GrammarConstraint
+from mcr.tools.side import EpisodeModel, PromptHead
 from mcr.policies.parsing import ANSWER_FORMAT, CALL_FORMAT, parse_decision
 
 __all__ = [
@@ -79,13 +81,23 @@ class ModelPolicy:
         self.max_invalid_outputs = max_invalid_outputs
         self.on_invalid = on_invalid
         self.save_video_prefix = save_video_prefix
-        self.last_usage: DecisionUsage | None = None
         self._prefix_saved = False
+
+    def system_text(self, context_default: str = DEFAULT_SYSTEM_PROMPT) -> str:
+        """The system message this policy renders: its prompt, then the reply format."""
+        base = self.system_prompt if self.system_prompt is not None else context_default
+        return f"{base}\n\n{FORMAT_INSTRUCTIONS}"
 
     def messages(self, context: Context) -> list[dict[str, Any]]:
         """The chat messages for this turn (system prompt + format instructions first)."""
-        base = self.system_prompt if self.system_prompt is not None else context.system_prompt
-        return context.render(system_prompt=f"{base}\n\n{FORMAT_INSTRUCTIONS}")
+        return context.render(system_prompt=self.system_text(context.system_prompt))
+
+    def episode_model(self, tools: list[dict[str, Any]]) -> EpisodeModel:
+        """The session and prompt head tools continue, so their forks reuse this policy's cache.
+
+        ``tools`` are the schemas the graph passes to :meth:`decide`.
+        """
+        return EpisodeModel(self.session, PromptHead(system_prompt=self.system_text(), tools=tools))
 
     def _check_retries(self, context: Context) -> FinalAnswer | None:
         streak = invalid_streak(context)
@@ -125,7 +137,6 @@ class InternVideo3Policy(ModelPolicy):
         super().__init__(session, **kwargs)
         self.grammar = grammar
         self.max_new_tokens = max_new_tokens
-        self._ll_tokenizer: Any = None
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any] | None = None, registry: Any = None) -> InternVideo3Policy:
@@ -154,7 +165,6 @@ class InternVideo3Policy(ModelPolicy):
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         give_up = self._check_retries(context)
         if give_up is not None:
-            self.last_usage = DecisionUsage()
             return give_up
         options = self.options_of(context)
         cite = [e.id for e in context if e.kind in ("tool_result", "observation", "memory")]
@@ -164,16 +174,14 @@ class InternVideo3Policy(ModelPolicy):
             logits_processor=processor,
         )
         self._after_call()
-        self.last_usage = gen.usage.to_decision_usage(raw_output=gen.text)
         decision = parse_decision(gen.text, tools, options=options, registry=self.registry)
+        update: dict[str, Any] = {"usage": gen.usage.model_copy(update={"raw_output": gen.text})}
         if isinstance(decision, InvalidOutput) and gen.stop_reason == "length":
-            decision = decision.model_copy(update={"error": decision.error + " (the reply was cut off; be shorter)"})
-        return decision
+            update["error"] = decision.error + " (the reply was cut off; be shorter)"
+        return decision.model_copy(update=update)
 
     def _grammar(self, tools: list[dict[str, Any]], options, evidence_ids: list[str]) -> ToolGrammar:
-        if self._ll_tokenizer is None:
-            self._ll_tokenizer = ToolGrammar.tokenizer_for(self.session.tokenizer)  # ~1 s: once per policy
-        return ToolGrammar(self._ll_tokenizer, tools, options, evidence_ids)
+        return ToolGrammar(self.session.tokenizer, tools, options, evidence_ids)
 
 
 def session_from_settings(loaded: Any, s: dict[str, Any]) -> Any:
@@ -193,7 +201,7 @@ def policy_settings(s: dict[str, Any], grammar: bool) -> dict[str, Any]:
     return out
 
 
-class ToolGrammar:
+class ToolGrammar(GrammarConstraint):
     """A logits processor that only allows valid tool calls or a valid answer (llguidance).
 
     The grammar: one or more ``<tool_call>JSON</tool_call>`` whose JSON is
@@ -202,24 +210,8 @@ class ToolGrammar:
     question has options), optionally after a ``<think>`` block.
     """
 
-    def __init__(self, ll_tokenizer: Any, tools: list[dict[str, Any]], options=None, evidence_ids=()):
-        import llguidance
-
-        self.tokenizer = ll_tokenizer
-        self.grammar = llguidance.grammar_from("lark", self.lark(tools, options, evidence_ids))
-        self.matcher = llguidance.LLMatcher(self.tokenizer, self.grammar)
-        if self.matcher.is_error():
-            raise ValueError(f"could not build the tool grammar: {self.matcher.get_error()}")
-        self._fed = 0
-
-    @staticmethod
-    def tokenizer_for(hf_tokenizer: Any) -> Any:
-        """llguidance's view of a Hugging Face fast tokenizer (build once; ~1 s)."""
-        try:
-            import llguidance.hf
-        except ImportError:
-            raise ImportError("grammar-constrained decoding needs llguidance: pip install llguidance") from None
-        return llguidance.hf.from_tokenizer(hf_tokenizer)
+    def __init__(self, tokenizer: Any, tools: list[dict[str, Any]], options=None, evidence_ids=()):
+        super().__init__(tokenizer, self.lark(tools, options, evidence_ids))
 
     @staticmethod
     def lark(tools: list[dict[str, Any]], options=None, evidence_ids=()) -> str:
@@ -258,21 +250,3 @@ class ToolGrammar:
         else:
             rules[0] = "start: think? answer"
         return "\n".join(rules) + "\n"
-
-    def __call__(self, input_ids, scores):
-        """Mask ``scores`` ``(1, V)`` to the tokens the grammar allows after ``input_ids`` ``(1, n)``."""
-        import torch
-        import llguidance.torch as lt
-
-        ids = input_ids[0].tolist()
-        for token in ids[self._fed:]:
-            self.matcher.consume_token(token)
-        self._fed = len(ids)
-        n = self.tokenizer.vocab_size
-        mask = lt.allocate_token_bitmask(1, n)
-        lt.fill_next_token_bitmask(self.matcher, mask, 0)
-        head = scores[:, :n].clone()  # (1, n)
-        lt.apply_token_bitmask_inplace(head, mask)
-        out = torch.full_like(scores, float("-inf"))  # tokens beyond the tokenizer never allowed
-        out[:, :n] = head
-        return out

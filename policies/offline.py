@@ -33,7 +33,8 @@ import re
 from typing import Any
 
 from mcr.context import Context, ToolCall, ToolResult
-from mcr.policies.base import Decision, DecisionUsage
+from mcr.policies.base import Decision
+from mcr.usage import Usage
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.policies.parsing import parse_decision
 
@@ -63,7 +64,6 @@ class OfflinePolicy(ModelPolicy):
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         give_up = self._check_retries(context)
         if give_up is not None:
-            self.last_usage = DecisionUsage()
             return give_up
         messages = self.messages(context)
         called = {e.tool for e in context if isinstance(e, ToolCall)}
@@ -78,10 +78,10 @@ class OfflinePolicy(ModelPolicy):
             raw = candidates[best]
         else:
             raw, usage = self._answer(context, messages, tools)
-        self.last_usage = usage.to_decision_usage(raw_output=raw)
-        return parse_decision(raw, tools, options=self.options_of(context), registry=self.registry)
+        decision = parse_decision(raw, tools, options=self.options_of(context), registry=self.registry)
+        return decision.model_copy(update={"usage": usage.model_copy(update={"raw_output": raw})})
 
-    def _answer(self, context: Context, messages, tools) -> tuple[str, Any]:
+    def _answer(self, context: Context, messages, tools) -> tuple[str, Usage]:
         """Ask the question again after the evidence, on a fork; map the reply to an option."""
         instruction = context.instruction
         question = instruction.text if instruction is not None else "What happens in the video?"
@@ -96,7 +96,7 @@ class OfflinePolicy(ModelPolicy):
             best = _mentioned(sentence, options)
             if best is None:  # the reply names no option: let the model rank them
                 scores = side.score_continuations(messages + [ask], tools, list(options))
-                usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + side.last_usage.prefilled_tokens})
+                usage = usage.plus_prefilled(side.last_usage.prefilled_tokens)
                 best = max(range(len(options)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
             option = f' option="{chr(ord("A") + best)}"'
             sentence = sentence or options[best]

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from mcr.agent import Agent
 from mcr.context import Answer, Context, ToolCall, ToolError, ToolResult, Verdict
 from mcr.model.media.video import VideoNotFound, VideoOpenFailure
-from mcr.policies.base import CallRequest, DecisionUsage, FinalAnswer, InvalidOutput, PolicyError, ToolCalls
+from mcr.policies.base import CallRequest, FinalAnswer, InvalidOutput, PolicyError, ToolCalls
+from mcr.usage import Usage
 from mcr.task import Budget
 from mcr.tools.base import Tool, ToolRegistry, tool
 from mcr.traces.recorder import read_trace
@@ -22,8 +23,8 @@ class ListPolicy:
 
     name = "list"
 
-    def __init__(self, decisions, usage: DecisionUsage | None = None, repeat_last: bool = False):
-        self.decisions, self.last_usage, self.repeat_last = decisions, usage, repeat_last
+    def __init__(self, decisions, usage: Usage | None = None, repeat_last: bool = False):
+        self.decisions, self.usage, self.repeat_last = decisions, usage, repeat_last
         self.seen_tools: list[str] = []
 
     def decide(self, context: Context, tools):
@@ -34,7 +35,7 @@ class ListPolicy:
             if not self.repeat_last:
                 raise PolicyError("out of decisions")
             index = len(self.decisions) - 1
-        return self.decisions[index]
+        return self.decisions[index].model_copy(update={"usage": self.usage})
 
 
 @tool
@@ -122,7 +123,7 @@ def test_citing_missing_evidence_is_rejected(tmp_path, tiny_video):
         (Budget(max_tool_calls=2), [call("add", a=1, b=1)], {"repeat_last": True}, "max_tool_calls"),
         (Budget(wall_time_s=0.3), [call("nap", seconds=0.2)], {"repeat_last": True}, "wall_time"),
         (Budget(max_tokens=100), [call("add", a=1, b=1)],
-         {"repeat_last": True, "usage": DecisionUsage(prefilled_tokens=40, generated_tokens=20)}, "max_tokens"),
+         {"repeat_last": True, "usage": Usage(prefilled_tokens=40, generated_tokens=20)}, "max_tokens"),
     ],
 )
 def test_every_budget_ends_the_episode(tmp_path, tiny_video, budget, decisions, kwargs, reason):

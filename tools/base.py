@@ -30,44 +30,8 @@ from typing import Any, ClassVar, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from mcr.context import Context, TimeSpan, VideoRef
-
-# --------------------------------------------------------------------------- #
-# Errors
-# --------------------------------------------------------------------------- #
-
-
-class ToolFailure(Exception):
-    """A tool could not do its job because of its input; recorded as a ToolError.
-
-    ``error_type`` is a short machine-readable tag (``no_audio``,
-    ``span_outside_video``...); the message tells the policy what to do instead.
-    """
-
-    error_type = "tool_failed"
-
-    def __init__(self, message: str, error_type: str | None = None):
-        super().__init__(message)
-        if error_type:
-            self.error_type = error_type
-
-
-class ToolInputError(ToolFailure):
-    """The arguments did not validate against the tool's Input schema."""
-
-    error_type = "invalid_arguments"
-
-
-class UnknownToolError(KeyError):
-    """A tool name that is not in the registry (in a task file or a model's call)."""
-
-    def __init__(self, name: str, available: Iterable[str]):
-        self.name = name
-        self.available = sorted(available)
-        super().__init__(name)
-
-    def __str__(self) -> str:
-        return f"unknown tool {self.name!r}; registered tools: {', '.join(self.available) or '(none)'}"
-
+from mcr.tools.errors import ToolFailure, ToolInputError, UnknownToolError
+from mcr.tools.side import EpisodeModel, NoModelError
 
 # --------------------------------------------------------------------------- #
 # What a tool sees while it runs
@@ -83,8 +47,9 @@ class ToolContext:
         video: the episode's video, with its sampling settings.
         workdir: where the tool may write artifacts (keyframes, overlays, caches).
         settings: this tool's settings from the task (e.g. a model path).
-        session: the model session for model-backed tools (fork it; never use
-            the main session directly, so the main cache stays clean).
+        model: the episode's model for model-backed tools, or None. Use it
+            through :meth:`fork` and :meth:`side_query` only, so the main
+            cache stays the policy's.
         step: the graph step this call belongs to.
         call_id: the id of the ToolCall entry being answered.
     """
@@ -93,7 +58,7 @@ class ToolContext:
     video: VideoRef | None = None
     workdir: Path = field(default_factory=lambda: Path(".mcr"))
     settings: dict[str, Any] = field(default_factory=dict)
-    session: Any = None
+    model: EpisodeModel | None = None
     step: int = 0
     call_id: str = ""
 
@@ -101,6 +66,45 @@ class ToolContext:
         if self.video is None:
             raise ToolFailure("this episode has no video to work on", "no_video")
         return self.video
+
+    @property
+    def has_model(self) -> bool:
+        return self.model is not None
+
+    @property
+    def sees_pixels(self) -> bool:
+        """True when the episode's model receives frames; only then may it describe what is seen."""
+        return self.model is not None and self.model.sees_pixels
+
+    def require_model(self, what: str, *, vision: bool = False) -> EpisodeModel:
+        """The episode's model, or a :class:`NoModelError` that says what to do instead.
+
+        Args:
+            what: the job that needs it, for the message (e.g. "model grounding").
+            vision: the job needs a model that receives frames.
+        """
+        if self.model is None:
+            raise NoModelError(f"{what} needs the video model, but this episode runs without one: "
+                               "run with a model policy (internvideo3), or use the tool's model-free mode")
+        if vision and not self.model.sees_pixels:
+            raise NoModelError(f"{what} needs a model that sees frames, but this episode's model is text-only")
+        return self.model
+
+    def fork(self, what: str = "this tool"):
+        """A fork of the episode's model session (raises :class:`NoModelError` without one)."""
+        return self.require_model(what).fork()
+
+    def side_query(self, question: str, parts: list[dict[str, Any]] | None = None, *, what: str = "this tool",
+                   **generate: Any):
+        """Ask the episode's model ``question`` (after the context and media ``parts``) on a fork.
+
+        The prompt continues the policy's (same system text and tool schemas), so
+        the fork reuses its whole cached prefix. Media parts need a model that
+        sees frames. Returns the :class:`~mcr.model.runtime.session.Generation`.
+        """
+        has_media = any(p.get("type") in ("video", "image") for p in parts or ())
+        model = self.require_model(what, vision=has_media)
+        return model.side_query(self.context, question, parts, **generate)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,6 +1,8 @@
 """Verifier checks that read evidence or ask the model: does the answer hold up?
 
-`mcr.verify` holds the cheap built-in checks (non-empty, option valid, cited ids
+They live beside the tools because they read what tools wrote, with the
+tools' own text index and embedder; `mcr.verify` (vocabulary, below both the
+loop and the tools) holds the cheap built-in checks (non-empty, option valid, cited ids
 exist, not repeated). The checks here look at what the cited entries *say*:
 
 * ``evidence_support`` — the cited entries must cover the claim. For a
@@ -19,9 +21,9 @@ exist, not repeated). The checks here look at what the cited entries *say*:
 Each check is ``(answer, context) -> (ok, reason)``; a factory builds the ones
 that need a model or an embedder. Wire them with::
 
-    verifier = build_verifier(session=deps.session, recheck=True)
+    verifier = build_verifier(model=deps.model, recheck=True)
     # or, onto an existing Verifier:
-    for name, check in extra_checks(session=deps.session, recheck=True).items():
+    for name, check in extra_checks(model=deps.model, recheck=True).items():
         verifier.add(name, check)
 """
 
@@ -32,7 +34,8 @@ from typing import Any
 
 from mcr.context import Answer, Context, Instruction, ToolResult, Verdict, option_letters
 from mcr.tools.index import Embedder, content_words, entry_text, load_embedder, words
-from mcr.verify import Check, CheckResult
+from mcr.tools.side import EpisodeModel, NoModelError
+from mcr.verify import Check, CheckResult, Verifier
 
 
 WEB_WEIGHT = 0.6  # a web page supports a claim less than this video's own transcript or screen text
@@ -180,11 +183,11 @@ def verdict_consistency(answer: Answer, context: Context) -> CheckResult:
     return True, ""
 
 
-def model_recheck(session: Any, fps: float | None = None, threshold: float = 0.5) -> Check:
-    """Re-inspect the cited spans at higher fps through a fork of `session`; accept on "yes".
+def model_recheck(model: EpisodeModel, fps: float | None = None, threshold: float = 0.5) -> Check:
+    """Re-inspect the cited spans at higher fps through a fork of the episode's model; accept on "yes".
 
     Args:
-        session: the episode's :class:`~mcr.model.runtime.session.ModelSession` (only forks are used).
+        model: the episode's model (only forks are used; it must see frames).
         fps: frame rate for the second look (default: twice the episode's, at most 8).
         threshold: the least P(yes) / (P(yes) + P(no)) to accept.
     """
@@ -193,11 +196,9 @@ def model_recheck(session: Any, fps: float | None = None, threshold: float = 0.5
     def check(answer: Answer, context: Context) -> CheckResult:
         import torch
 
-        from mcr.tools.ground import fork_messages
-
         instruction = context.instruction
         video = instruction.video if instruction else None
-        if video is None or session is None:
+        if video is None:
             return True, ""
         spans = [e.span for e in cited(answer, context) if e.span is not None] or ([answer.span] if answer.span else [])
         if spans:
@@ -207,9 +208,8 @@ def model_recheck(session: Any, fps: float | None = None, threshold: float = 0.5
         look = video.model_copy(update={"fps": fps or min(8.0, video.fps * 2)})
         question = (f"Question: {instruction.text}\nProposed answer: {claim_of(answer, context)}\n"
                     f"Look again at {span}. Is the proposed answer correct? Answer yes or no.")
-        fork = session.fork()
-        messages, tools = fork_messages(context, question, [look.message_part(span)], session)
-        logits = fork.next_token_logits(messages, tools)  # (V,)
+        fork = model.fork()
+        logits = fork.next_token_logits(model.messages(context, question, [look.message_part(span)]), model.head.tools)  # (V,)
         yes = max(float(logits[i]) for i in _first_ids(fork.tokenizer, ("yes", "Yes", " yes")))
         no = max(float(logits[i]) for i in _first_ids(fork.tokenizer, ("no", "No", " no")))
         p_yes = float(torch.softmax(torch.tensor([yes, no]), 0)[0])
@@ -226,32 +226,38 @@ def _first_ids(tokenizer: Any, variants: tuple[str, ...]) -> list[int]:
     return sorted(ids)
 
 
-def extra_checks(session: Any = None, embedder: Embedder | None | bool = None, recheck: bool = False,
+def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | bool = None, recheck: bool = False,
                  min_support: float = 0.4) -> dict[str, Check]:
     """The checks of this module, by name, ready for ``Verifier.add``.
 
-    ``model_recheck`` is included only with a session and ``recheck=True``
-    (it costs a forward pass over the cited frames).
+    ``model_recheck`` is included only with ``recheck=True`` and a model that
+    sees frames (it costs a forward pass over the cited frames; a text-only
+    model cannot look again, so it would only guess).
+
+    Raises:
+        NoModelError: ``recheck`` was asked for without such a model.
     """
     checks: dict[str, Check] = {
         "evidence_support": evidence_support(embedder, min_support),
         "option_consistency": option_consistency,
         "verdict_consistency": verdict_consistency,
     }
-    if recheck and session is not None:
-        checks["model_recheck"] = model_recheck(session)
+    if recheck:
+        if model is None or not model.sees_pixels:
+            raise NoModelError("recheck re-inspects the cited spans, which needs a model that sees frames; "
+                               "this episode has " + ("a text-only model" if model else "no model") +
+                               ": set verify: {recheck: false}")
+        checks["model_recheck"] = model_recheck(model)
     return checks
 
 
-def build_verifier(session: Any = None, *, recheck: bool = False, require_evidence: bool = False,
-                   min_support: float = 0.4) -> Any:
+def build_verifier(model: EpisodeModel | None = None, *, recheck: bool = False, require_evidence: bool = False,
+                   min_support: float = 0.4) -> Verifier:
     """A :class:`~mcr.verify.Verifier` with the built-in checks plus this module's.
 
     What the graph's verify node should get when a task asks for evidence checks.
     """
-    from mcr.verify import Verifier
-
     verifier = Verifier(require_evidence=require_evidence)
-    for name, check in extra_checks(session=session, recheck=recheck, min_support=min_support).items():
+    for name, check in extra_checks(model=model, recheck=recheck, min_support=min_support).items():
         verifier.add(name, check)
     return verifier

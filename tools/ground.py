@@ -9,9 +9,9 @@ Two backends behind one interface:
 * ``model`` — ask the video model (InternVideo3 / Qwen3-VL) for the start and
   end seconds, through a *fork* of the episode's :class:`ModelSession`: the fork
   reuses the video prefix already in the cache and never touches the main
-  cache. Decoding is constrained to ``<start> - <end>`` numbers (a logits
-  processor), so even a weak model returns something parseable; the numbers are
-  clamped to the video.
+  cache. Decoding is constrained to ``<start> - <end>`` numbers (llguidance,
+  :mod:`mcr.model.runtime.grammar`), so even a weak model returns something
+  parseable; the numbers are clamped to the video.
 
 ``auto`` uses the index when the context holds time-aligned text, else the model.
 Spans snap to shot boundaries (from a ``segment`` result) when an end lies
@@ -21,7 +21,6 @@ shot's cut, and the cut is the better edge to show.
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,7 +30,7 @@ from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.index import TextIndex, docs_from_context, shot_boundaries
 
 SAME_SPAN_IOU = 0.8  # ranked spans overlapping a better one this much are the same moment
-SPAN_PATTERN = r"\s?\d{1,5}(\.\d{1,2})?\s?-\s?\d{1,5}(\.\d{1,2})?"
+SPAN_PATTERN = r" ?[0-9]{1,5}(\.[0-9]{1,2})? ?- ?[0-9]{1,5}(\.[0-9]{1,2})?"
 
 
 class GroundInput(BaseModel):
@@ -85,7 +84,7 @@ class GroundTool(Tool):
             docs = [d for d in docs if _overlap(d.span, input.within) > 0]
         backend = input.backend
         if backend == "auto":
-            backend = "index" if docs or not hasattr(ctx.session, "fork") else "model"
+            backend = "index" if docs or not ctx.sees_pixels else "model"
         boundaries = shot_boundaries(ctx.context)
         tolerance = float(ctx.settings.get("snap_tolerance_s", 0.75))
         usage: dict[str, float] | None = None
@@ -174,98 +173,29 @@ def snap(span: TimeSpan, boundaries: list[float], tolerance: float) -> TimeSpan:
     return TimeSpan(start=round(start, 3), end=round(end, 3))
 
 
-class RegexConstraint:
-    """A logits processor that keeps decoding inside a regular language.
-
-    At each step only tokens whose text keeps the output a (partial) match of
-    ``pattern`` stay allowed; EOS is allowed once the output is a full match.
-    Candidate tokens are found once per tokenizer (those made only of
-    ``alphabet`` characters), so a 150k vocabulary is scanned once, not per step.
-    """
-
-    def __init__(self, tokenizer: Any, pattern: str, eos_ids: set[int], alphabet: str = "0123456789.- "):
-        import regex
-
-        self._regex = regex.compile(pattern)
-        self.tokenizer = tokenizer
-        self.eos_ids = sorted(eos_ids)
-        self.candidates = _candidate_tokens(tokenizer, alphabet)
-
-    def __call__(self, ids: Any, scores: Any) -> Any:
-        import torch
-
-        so_far = self.tokenizer.decode(ids[0].tolist()) if ids.numel() else ""
-        allowed = [t for t, piece in self.candidates if self._regex.fullmatch(so_far + piece, partial=True)]
-        if self._regex.fullmatch(so_far) or not allowed:
-            allowed += self.eos_ids
-        mask = torch.full_like(scores, float("-inf"))  # (1, V)
-        mask[:, allowed] = 0.0
-        return scores + mask
-
-
-@functools.lru_cache(maxsize=8)
-def _candidate_tokens(tokenizer: Any, alphabet: str) -> tuple[tuple[int, str], ...]:
-    """(id, text) of every token whose text uses only `alphabet` (one vocabulary scan per tokenizer)."""
-    chars = set(alphabet)
-    out = []
-    for tid in range(len(tokenizer)):
-        piece = tokenizer.decode([tid])
-        if piece and set(piece) <= chars:
-            out.append((tid, piece))
-    return tuple(out)
-
-
-def fork_messages(context: Context, question: str, extra_parts: list[dict[str, Any]] | None = None,
-                  session: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
-    """The episode's messages plus one user turn, and the tools: what a forked side query sends.
-
-    The prompt must continue the main session's, or the fork reuses nothing: so
-    the system message and tool schemas are taken from the session's last call
-    when it records them (``last_messages`` / ``last_tools``, as the policy
-    rendered them), else ``context.render()``'s own system prompt and no tools.
-    """
-    messages = context.render()
-    tools = None
-    last = getattr(session, "last_messages", None)
-    if last and last[0].get("role") == "system":
-        messages[0] = last[0]
-        tools = getattr(session, "last_tools", None)
-    content = list(extra_parts or []) + [{"type": "text", "text": question}]
-    return messages + [{"role": "user", "content": content}], tools
-
-
-def usage_of(fork: Any) -> dict[str, float]:
-    """The fork's last call cost (prompt, reused and prefilled tokens, latency) for a tool's output."""
-    usage = getattr(fork, "last_usage", None)
-    if usage is None:
-        return {}
-    keys = ("prompt_tokens", "reused_tokens", "prefilled_tokens", "generated_tokens", "latency_s")
-    return {k: getattr(usage, k) for k in keys if hasattr(usage, k)}
-
-
-def require_session(ctx: ToolContext, what: str) -> Any:
-    if ctx.session is None or not hasattr(ctx.session, "fork"):
-        raise ToolFailure(f"{what} needs the video model, but this episode runs without one: "
-                          "use backend=index, or run with a model policy (internvideo3)", "no_model")
-    return ctx.session
+def usage_of(gen: Any) -> dict[str, float]:
+    """A side query's cost (prompt, reused, prefilled and generated tokens, latency) for a tool's output."""
+    return gen.usage.model_dump(include={"prompt_tokens", "reused_tokens", "prefilled_tokens",
+                                         "generated_tokens", "latency_s"})
 
 
 def ground_with_model(
     ctx: ToolContext, query: str, duration: float | None, within: TimeSpan | None
 ) -> tuple[GroundedSpan, dict[str, float]]:
     """Ask the model for ``start - end`` seconds through a fork; parse and clamp them."""
-    session = require_session(ctx, "model grounding")
+    from mcr.model.runtime.grammar import GrammarConstraint
+
+    # Times for a moment are a statement about the video: only a model that sees frames may make it.
+    model = ctx.require_model("model grounding", vision=True)
     if ctx.video is None:
         raise ToolFailure("model grounding needs the episode's video", "no_video")
-    fork = session.fork()
     where = f" between {within.start:.1f}s and {within.end:.1f}s" if within else ""
     question = (f"When does this happen in the video{where}: {query}\n"
                 "Reply with the start and end time in seconds as 'start - end', e.g. '12.5 - 20.0'.")
-    constraint = RegexConstraint(fork.tokenizer, SPAN_PATTERN, fork.eos_ids)
-    messages, tools = fork_messages(ctx.context, question, session=session)
-    gen = fork.generate(messages, tools, max_new_tokens=24, logits_processor=constraint)
+    constraint = GrammarConstraint.regex(model.session.tokenizer, SPAN_PATTERN)
+    gen = ctx.side_query(question, what="model grounding", max_new_tokens=24, logits_processor=constraint)
     span = parse_span(gen.text, duration, within)
-    return GroundedSpan(span=span, score=1.0, source="model", text=gen.text.strip()), usage_of(fork)
+    return GroundedSpan(span=span, score=1.0, source="model", text=gen.text.strip()), usage_of(gen)
 
 
 def parse_span(text: str, duration: float | None, within: TimeSpan | None = None) -> TimeSpan:

@@ -114,14 +114,12 @@ class SummarizeTool(Tool):
             scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
             lines = list(dict.fromkeys(line for m in members for line in m.ocr))
             scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
-        use_model = input.use_model if input.use_model is not None else hasattr(ctx.session, "fork")
+        use_model = input.use_model if input.use_model is not None else ctx.sees_pixels
         closing = None
         if use_model:
-            from mcr.tools.ground import require_session
-
-            session = require_session(ctx, "model summarisation")
-            scenes = [self._caption(session, ctx, video, s) for s in scenes]
-            closing = self._closing(session, ctx, scenes)
+            ctx.require_model("model summarisation", vision=True)
+            scenes = [self._caption(ctx, video, s) for s in scenes]
+            closing = self._closing(ctx, scenes)
             sources.append("model")
         lines = [f"Scene {i} {s.span}: {s.text}" for i, s in enumerate(scenes, start=1)]
         head = f"{len(scenes)} scene(s) in {span}. "
@@ -177,24 +175,19 @@ class SummarizeTool(Tool):
 
         return cache.get_or_compute(key, OcrLines, compute).lines
 
-    def _caption(self, session: Any, ctx: ToolContext, video: Any, scene: SpanSummary) -> SpanSummary:
-        from mcr.tools.ground import fork_messages
-
-        fork = session.fork()
+    def _caption(self, ctx: ToolContext, video: Any, scene: SpanSummary) -> SpanSummary:
         question = f"Describe what happens in this clip ({scene.span}) in one sentence."
-        messages, tools = fork_messages(ctx.context, question, [video.message_part(scene.span)], session)
-        gen = fork.generate(messages, tools, max_new_tokens=int(ctx.settings.get("caption_tokens", 40)))
+        gen = ctx.side_query(question, [video.message_part(scene.span)], what="scene captions",
+                             max_new_tokens=int(ctx.settings.get("caption_tokens", 40)))
         caption = gen.text.strip()
         text = scene.text + (f" Seen: {caption}" if caption else "")
         return scene.model_copy(update={"caption": caption, "text": text})  # "" = asked, said nothing
 
-    def _closing(self, session: Any, ctx: ToolContext, scenes: list[SpanSummary]) -> str:
-        from mcr.tools.ground import fork_messages
-
+    def _closing(self, ctx: ToolContext, scenes: list[SpanSummary]) -> str:
         notes = "\n".join(f"{s.span}: {s.text}" for s in scenes)
         question = f"Scene notes:\n{notes}\nSummarise the whole video in two sentences."
-        messages, tools = fork_messages(ctx.context, question, session=session)
-        gen = session.fork().generate(messages, tools, max_new_tokens=int(ctx.settings.get("summary_tokens", 64)))
+        gen = ctx.side_query(question, what="a video summary",
+                             max_new_tokens=int(ctx.settings.get("summary_tokens", 64)))
         return gen.text.strip()
 
 

@@ -3,7 +3,7 @@
 The verify node judges every proposed answer anyway; this tool lets the policy
 ask the same judge first, so it can gather more evidence instead of spending a
 turn on a rejection. It runs the built-in checks of :mod:`mcr.verify` plus the
-evidence checks of :mod:`mcr.checks` (support by the cited text, option
+evidence checks of :mod:`mcr.tools.evidence` (support by the cited text, option
 consistency, earlier verdicts) and, with ``recheck`` and a model session, a
 second look at the cited spans at a higher frame rate through a forked session.
 
@@ -14,10 +14,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcr.checks import extra_checks
-from mcr.context import Answer, Context, Memory, TimeSpan, ToolResult
+from mcr.context import Context, Memory, ToolResult
 from mcr.tools.base import Tool, ToolContext, ToolFailure
-from mcr.verify import Verifier
+from mcr.tools.evidence import build_verifier
 
 
 class VerifyInput(BaseModel):
@@ -52,20 +51,12 @@ class VerifyAnswerTool(Tool):
         if not has_evidence:
             raise ToolFailure("there is no evidence yet to check an answer against: call a tool "
                               "(transcribe, summarize, ground, search) first", "no_evidence")
-        if input.recheck and (ctx.session is None or not hasattr(ctx.session, "fork")):
-            raise ToolFailure("recheck needs the video model, but this episode runs without one: "
-                              "call again with recheck=false", "no_model")
+        if input.recheck:
+            ctx.require_model("recheck (call again with recheck=false)", vision=True)
+        verifier = build_verifier(ctx.model, recheck=input.recheck)
         scratch = Context(list(ctx.context), system_prompt=ctx.context.system_prompt)
-        known = tuple(ref for ref in input.evidence if scratch.get(ref) is not None)
-        missing = tuple(ref for ref in input.evidence if scratch.get(ref) is None)
-        spans = [e.span for ref in known if (e := scratch.get(ref)) is not None and e.span is not None]
-        span = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
-        option = input.option.strip().upper() if input.option else None
-        candidate = scratch.append(Answer(step=ctx.step, text=text, option=option, refs=known,
-                                          missing_refs=missing, span=span))
-        verifier = Verifier()
-        for name, check in extra_checks(session=ctx.session, recheck=input.recheck).items():
-            verifier.add(name, check)
+        candidate = scratch.append(scratch.propose_answer(step=ctx.step, text=text, option=input.option,
+                                                          evidence=input.evidence))
         verdict = verifier.verify(candidate, scratch)
         return VerifyOutput(accepted=verdict.accepted, reason=verdict.reason, checks=verdict.checks)
 

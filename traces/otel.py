@@ -59,7 +59,7 @@ TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
 TOOL_RESULT = "gen_ai.tool.call.result"
 ERROR_TYPE = "error.type"
 
-_USAGE_ATTRIBUTES = {INPUT_TOKENS: "prompt_tokens", OUTPUT_TOKENS: "generated_tokens", CACHE_READ_TOKENS: "reused_tokens",
+_USAGE_ATTRIBUTES = {INPUT_TOKENS: "prompt_tokens", OUTPUT_TOKENS: "generated_tokens", CACHE_READ_TOKENS: "cached_tokens",
                      "mcr.usage.prefilled_tokens": "prefilled_tokens", "mcr.cache_bytes": "cache_bytes"}
 
 DEFAULT_AGENT = "mcr"

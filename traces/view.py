@@ -38,6 +38,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ValidationError
 
 from mcr.context import Answer, Verdict, parse_entry
+from mcr.usage import Usage
 from mcr.traces.diff import DiffView, diff_events, entry_label
 from mcr.traces.recorder import read_trace
 
@@ -91,20 +92,11 @@ class Row(BaseModel):
     ok: bool | None = None  # verdicts and tool results: green/red
 
 
-class ModelCall(BaseModel):
+class ModelCall(Usage):
+    """One model call as the page shows it: the trace's usage record, with its step and policy."""
+
     step: int
     policy: str
-    prompt: int = 0
-    prefilled: int = 0
-    reused: int = 0
-    generated: int = 0
-    cache_bytes: int = 0
-    latency_s: float = 0.0
-    raw_output: str | None = None
-
-
-_USAGE = {"prompt": "prompt_tokens", "prefilled": "prefilled_tokens", "reused": "reused_tokens", "generated": "generated_tokens",
-          "cache_bytes": "cache_bytes", "latency_s": "latency_s", "raw_output": "raw_output"}
 
 
 class StepGroup(BaseModel):
@@ -245,9 +237,8 @@ def build_payload(events: list[dict[str, Any]], trace_name: str, resolver: Media
                                 span=entry.span.model_dump() if entry.span else None, refs=list(entry.refs),
                                 label="", text="", detail=""))
             elif kind == "model_call":
-                usage = event.get("usage") or {}
-                fields = {name: usage[key] for name, key in _USAGE.items() if usage.get(key) is not None}
-                calls.append(ModelCall(step=event["step"], policy=event.get("policy", ""), **fields))
+                usage = {k: v for k, v in (event.get("usage") or {}).items() if v is not None}
+                calls.append(ModelCall(**usage, step=event["step"], policy=event.get("policy", "")))
             elif kind == "tool_call":
                 tool_events[event["call_id"]] = event
             elif kind == "episode_resumed":

@@ -32,45 +32,18 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pydantic import BaseModel
 from tqdm import tqdm
 
+from mcr.usage import Usage
 from mcr.model.runtime.loader import LoadedModel, user_cache_dir
 from mcr.model.runtime.prefix import cache_bytes, crop_to, fork_cache, prefix_name, read_cache, write_cache
 from mcr.model.runtime.prompt import Prompt, PromptRenderer
 
-__all__ = ["ModelSession", "Generation", "SessionUsage", "SessionError"]
+__all__ = ["ModelSession", "Generation", "SessionError"]
 
 
 class SessionError(RuntimeError):
     """The session cannot run a call (e.g. a prompt longer than the model's window)."""
-
-
-class SessionUsage(BaseModel):
-    """What one call cost. ``reused_tokens`` are cache hits; ``prefix_loaded_tokens`` came from disk."""
-
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    prefix_loaded_tokens: int = 0
-    prefilled_tokens: int = 0
-    generated_tokens: int = 0
-    cache_bytes: int = 0
-    prefill_s: float = 0.0
-    latency_s: float = 0.0
-
-    def to_decision_usage(self, raw_output: str | None = None):
-        """As the policies' :class:`~mcr.policies.base.DecisionUsage` (for the trace)."""
-        from mcr.policies.base import DecisionUsage  # local: model/ does not depend on policies/ at import
-
-        return DecisionUsage(
-            prompt_tokens=self.prompt_tokens,
-            prefilled_tokens=self.prefilled_tokens,
-            reused_tokens=self.reused_tokens + self.prefix_loaded_tokens,
-            generated_tokens=self.generated_tokens,
-            cache_bytes=self.cache_bytes,
-            latency_s=self.latency_s,
-            raw_output=raw_output,
-        )
 
 
 @dataclass
@@ -79,7 +52,7 @@ class Generation:
 
     text: str
     token_ids: list[int]
-    usage: SessionUsage
+    usage: Usage
     stop_reason: str = "eos"
 
 
@@ -149,7 +122,7 @@ class ModelSession:
         self._generator = torch.Generator().manual_seed(seed)
         self.cache = self._new_cache()
         self.state = _State()
-        self.last_usage = SessionUsage()
+        self.last_usage = Usage()
         eos = self.tokenizer.eos_token_id
         self.eos_ids = {eos} if eos is not None else set()
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
@@ -185,7 +158,7 @@ class ModelSession:
         child.cache = fork_cache(self.cache)
         child.state = _State(list(self.state.ids), list(self.state.keys), self.state.positions)
         child._generator = torch.Generator().manual_seed(int(self._generator.initial_seed()))
-        child.last_usage = SessionUsage()
+        child.last_usage = Usage()
         return child
 
     # -- the main calls ------------------------------------------------------ #
@@ -213,7 +186,7 @@ class ModelSession:
         if self.state.positions is not None:
             self.state.positions = self.state.positions[:, :keep]
         logits = self._forward(prompt, keep)
-        self.last_usage = SessionUsage(
+        self.last_usage = Usage(
             prompt_tokens=len(prompt),
             reused_tokens=keep - loaded,
             prefix_loaded_tokens=loaded,
@@ -251,7 +224,7 @@ class ModelSession:
         if response_prefix:
             forced = self.tokenizer(response_prefix, add_special_tokens=False)["input_ids"]
             logits = self._forward_text(forced)
-            usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + len(forced)})
+            usage = usage.plus_prefilled(len(forced))
         budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         out: list[int] = []
         reason = "length"
@@ -310,7 +283,7 @@ class ModelSession:
             steps = torch.cat([last[None], logits[:-1]])  # (T, V): logits predicting each token
             logp = torch.log_softmax(steps, dim=-1).gather(1, torch.tensor(ids)[:, None])  # (T, 1)
             results.append((float(logp.sum()), len(ids)))
-            usage = usage.model_copy(update={"prefilled_tokens": usage.prefilled_tokens + len(ids)})
+            usage = usage.plus_prefilled(len(ids))
         self.last_usage = usage.model_copy(update={"latency_s": time.perf_counter() - t0})
         return results
 

@@ -88,11 +88,9 @@ def test_usage_reports_cache_hits(tiny, tiny_video):
     ctx = Context()
     ctx.append(Instruction(text="q?", video=VideoRef(path=str(tiny_video), **SMALL_VIDEO.model_dump())))
     policy = InternVideo3Policy(ModelSession(tiny, max_new_tokens=4))
-    policy.decide(ctx, [])
-    first = policy.last_usage
+    first = policy.decide(ctx, []).usage
     ctx.append(Observation(text="more"))
-    policy.decide(ctx, [])
-    second = policy.last_usage
+    second = policy.decide(ctx, []).usage
     assert first.prompt_tokens == first.prefilled_tokens and first.reused_tokens == 0
     # All but the generation prompt "assistant\n" (10 byte tokens) is reused.
     assert second.reused_tokens == first.prompt_tokens - len("assistant\n")
@@ -129,4 +127,4 @@ def test_grammar_builds_for_every_builtin_tool_schema(tiny):
     assert any("$defs" in s["function"]["parameters"] for s in schemas)  # the case that used to break
     grammar = llguidance.grammar_from("lark", ToolGrammar.lark(schemas, ["a", "b"], ["e1"]))
     assert llguidance.LLMatcher.validate_grammar(grammar) == ""  # "" means no error
-    ToolGrammar(ToolGrammar.tokenizer_for(tiny.tokenizer), schemas)  # builds a matcher without error
+    ToolGrammar(tiny.tokenizer, schemas)  # builds a matcher without error

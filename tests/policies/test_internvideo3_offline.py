@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcr.agent import Agent
+from mcr.traces.recorder import read_trace
 from mcr.context import ToolCall, ToolResult
 from mcr.model.runtime.loader import WeightsNotFound, load_smollm2
 from mcr.model.runtime.session import ModelSession
@@ -62,7 +63,8 @@ def test_answers_multiple_choice_from_the_transcript(smol, registry, tiny_video,
     assert sorted(called) == ["list_shots", "read_transcript"]  # each no-argument tool once; zoom never
     transcript_id = next(e.id for e in result.context if isinstance(e, ToolResult) and e.tool == "read_transcript")
     assert transcript_id in [e.id for e in result.evidence]
-    assert policy.last_usage.reused_tokens > policy.last_usage.prefilled_tokens  # the answer turn reuses the cache
+    last = [e["usage"] for e in read_trace(result.trace_path) if e["type"] == "model_call"][-1]
+    assert last["reused_tokens"] > last["prefilled_tokens"]  # the answer turn reuses the cache
 
 
 def test_open_question_gets_one_sentence(smol, registry, tiny_video, tmp_path):

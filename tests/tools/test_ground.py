@@ -10,6 +10,7 @@ import torch
 
 from mcr.context import Context, Instruction, Observation, TimeSpan, ToolCall, ToolResult, VideoRef
 from mcr.tools.asr import TranscribeTool
+from mcr.tools.side import EpisodeModel
 from mcr.tools.base import ToolContext, ToolFailure
 from mcr.tools.ground import GroundTool, parse_span, snap
 from mcr.tools.index import content_words
@@ -45,7 +46,8 @@ def evidence(video, workdir) -> Context:
 
 
 def _tc(ctx: Context, video: VideoRef, workdir: Path, session=None, **settings) -> ToolContext:
-    return ToolContext(context=ctx, video=video, workdir=workdir, session=session, settings=settings)
+    model = EpisodeModel(session) if session is not None else None
+    return ToolContext(context=ctx, video=video, workdir=workdir, model=model, settings=settings)
 
 
 def _scene_of(t: float, facts: dict) -> dict:
@@ -129,15 +131,16 @@ def test_parse_span_orders_and_clamps():
     assert info.value.error_type == "malformed_model_output"
 
 
-def test_regex_constraint_keeps_random_scores_inside_the_span_grammar():
+def test_span_constraint_keeps_random_scores_inside_the_span_grammar():
     import regex
 
     from mcr.model.runtime.tiny import tiny_tokenizer
-    from mcr.tools.ground import SPAN_PATTERN, RegexConstraint
+    from mcr.model.runtime.grammar import GrammarConstraint
+    from mcr.tools.ground import SPAN_PATTERN
 
     tok = tiny_tokenizer()
     eos = tok.convert_tokens_to_ids("<|im_end|>")
-    constraint = RegexConstraint(tok, SPAN_PATTERN, {eos})
+    constraint = GrammarConstraint.regex(tok, SPAN_PATTERN)
     gen = torch.Generator().manual_seed(0)
     for _ in range(5):
         out: list[int] = []

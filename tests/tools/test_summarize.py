@@ -10,6 +10,7 @@ import torch
 
 from mcr.context import Context, Instruction, Observation, TimeSpan, ToolCall, ToolResult, VideoRef
 from mcr.tools.asr import TranscribeTool
+from mcr.tools.side import EpisodeModel
 from mcr.tools.base import ToolContext, ToolFailure
 from mcr.tools.ground import GroundTool
 from mcr.tools.summarize import SummarizeTool, respace
@@ -112,7 +113,7 @@ def test_model_path_captions_through_forks_and_keeps_the_main_cache(tool, heard,
     main = ModelSession(LoadedModel(model, processor.tokenizer, processor, name="tiny-qwen3vl", kind="qwen_vl"))
     main.prefill(main.render(heard.render()))
     ids, keys = list(main.state.ids), [layer.keys.clone() for layer in main.cache.layers]
-    tc = ToolContext(context=heard, video=video, workdir=workdir, session=main,
+    tc = ToolContext(context=heard, video=video, workdir=workdir, model=EpisodeModel(main),
                      settings={"caption_tokens": 8, "summary_tokens": 8})
     out = tool({"ocr": False, "span": {"start": 12, "end": 24}}, tc)  # two scenes: two captions + the closing
     assert "model" in out.sources and len(out.scenes) == 2

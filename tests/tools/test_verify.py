@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from mcr.agent import Agent
-from mcr.checks import build_verifier, evidence_support, extra_checks, model_recheck, option_consistency, verdict_consistency
+from mcr.tools.side import EpisodeModel
+from mcr.tools.evidence import build_verifier, evidence_support, extra_checks, model_recheck, option_consistency, verdict_consistency
 from mcr.context import (
     Answer,
     Context,
@@ -133,13 +134,13 @@ def test_model_recheck_asks_a_fork_and_leaves_the_main_cache(sample_mp4):
     main.prefill(main.render(ctx.render()))
     ids, keys = list(main.state.ids), [layer.keys.clone() for layer in main.cache.layers]
     answer = _answer(ctx, "seven", "C")
-    check = model_recheck(main, fps=2.0)
+    check = model_recheck(EpisodeModel(main), fps=2.0)
     first, second = check(answer, ctx), check(answer, ctx)
     assert first == second and isinstance(first[0], bool)  # greedy: the same look gives the same verdict
     assert first[0] or "P(yes)=" in first[1]
     assert main.state.ids == ids and all(torch.equal(a, l.keys) for a, l in zip(keys, main.cache.layers))
-    assert "model_recheck" in extra_checks(session=main, recheck=True)
-    assert "model_recheck" not in extra_checks(session=main)
+    assert "model_recheck" in extra_checks(model=EpisodeModel(main), recheck=True)
+    assert "model_recheck" not in extra_checks(model=EpisodeModel(main))
 
 
 # --------------------------------------------------------------------------- #
@@ -174,7 +175,7 @@ def test_without_the_evidence_checks_the_planted_answer_would_pass(agent_dir):
     task = load_task(ROOT / "examples" / "tasks" / "verify_demo.yaml")
     with Agent.from_task(task, workdir=agent_dir, verifier=Verifier()) as agent:  # mcr.verify's built-in checks only
         result = agent.run_task(task)
-    assert result.accepted and result.option == "B"  # which is why mcr/checks.py exists
+    assert result.accepted and result.option == "B"  # which is why tools/evidence.py exists
 
 
 def test_tool_errors_are_recorded_and_the_loop_goes_on(agent_dir, sample_mp4):

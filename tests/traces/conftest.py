@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.agent import Agent
 from mcr.verify import Verifier
 from mcr.context import Context, TimeSpan
-from mcr.policies.base import CallRequest, DecisionUsage, FinalAnswer, PolicyError, ToolCalls
+from mcr.policies.base import CallRequest, FinalAnswer, PolicyError, ToolCalls
+from mcr.usage import Usage
 from mcr.tools.base import Tool, ToolContext, ToolFailure, ToolRegistry
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "media" / "sample.mp4"
@@ -123,7 +124,6 @@ class UsagePolicy:
 
     def __init__(self, decisions: list, raw_outputs: list[str]):
         self.decisions, self.raw_outputs = decisions, raw_outputs
-        self.last_usage: DecisionUsage | None = None
 
     def decide(self, context: Context, tools):
         index = len({e.step for e in context if e.kind in ("tool_call", "answer")})
@@ -131,12 +131,12 @@ class UsagePolicy:
             raise PolicyError("out of decisions")
         prompt = 900 + 140 * len(context)
         reused = 0 if index == 0 else 900 + 140 * (len(context) - 3)
-        self.last_usage = DecisionUsage(
+        usage = Usage(
             prompt_tokens=prompt, prefilled_tokens=prompt - reused, reused_tokens=reused,
             generated_tokens=40 + 7 * index, cache_bytes=prompt * 2048 * 2, latency_s=0.4 + 0.1 * index,
             raw_output=self.raw_outputs[index],
         )
-        return self.decisions[index]
+        return self.decisions[index].model_copy(update={"usage": usage})
 
 
 def _decisions(variant: str) -> tuple[list, list[str]]:

@@ -60,7 +60,7 @@ def test_chat_spans_carry_token_usage_and_times(exported):
         assert span.attributes["gen_ai.request.model"] == "list"
         assert span.attributes["gen_ai.usage.input_tokens"] == usage["prompt_tokens"]
         assert span.attributes["gen_ai.usage.output_tokens"] == usage["generated_tokens"]
-        assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == usage["reused_tokens"]
+        assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == usage["cached_tokens"]
         assert span.attributes["mcr.usage.prefilled_tokens"] == usage["prefilled_tokens"]
         assert span.end_time == round(event["t"] * 1e9)
         assert "gen_ai.output.messages" not in span.attributes  # content is opt-in

@@ -70,9 +70,9 @@ def test_evidence_is_the_accepted_answers_citations(episodes):
 def test_model_calls_carry_reused_and_prefilled_tokens(episodes):
     payload = payload_of(episodes["main"])
     assert [c.step for c in payload.calls] == [1, 2, 3, 4]
-    assert payload.calls[0].reused == 0 and payload.calls[0].prefilled == payload.calls[0].prompt
-    assert all(c.reused + c.prefilled == c.prompt for c in payload.calls)
-    assert payload.calls[1].reused > 0 and payload.calls[1].raw_output.startswith("<tool_call>")
+    assert payload.calls[0].cached_tokens == 0 and payload.calls[0].prefilled_tokens == payload.calls[0].prompt_tokens
+    assert all(c.cached_tokens + c.prefilled_tokens == c.prompt_tokens for c in payload.calls)
+    assert payload.calls[1].cached_tokens > 0 and payload.calls[1].raw_output.startswith("<tool_call>")
     assert [c.step for c in payload.steps[1].calls] == [1]
 
 

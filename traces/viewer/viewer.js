@@ -154,13 +154,13 @@
   function renderChart() {
     var host = document.getElementById("chart");
     var calls = data.calls;
-    var total = calls.reduce(function (s, c) { return s + c.reused + c.prefilled + c.generated; }, 0);
+    var total = calls.reduce(function (s, c) { return s + c.cached_tokens + c.prefilled_tokens + c.generated_tokens; }, 0);
     if (!calls.length || total === 0) {
       host.appendChild(el("p", "muted", calls.length ? "This policy reported no token usage (e.g. a scripted plan)." : "No model calls recorded."));
       return;
     }
     var W = Math.max(320, Math.round(host.clientWidth || 600)), H = 150, L = 52, B = 24, T = 10;
-    var max = Math.max.apply(null, calls.map(function (c) { return c.reused + c.prefilled + c.generated; }));
+    var max = Math.max.apply(null, calls.map(function (c) { return c.cached_tokens + c.prefilled_tokens + c.generated_tokens; }));
     var y = function (v) { return H - B - (v / max) * (H - B - T); };
     var slot = (W - L) / calls.length;
     var bw = Math.min(48, slot * 0.6);
@@ -172,7 +172,7 @@
     });
     calls.forEach(function (c, i) {
       var cx = L + slot * i + (slot - bw) / 2, base = 0;
-      [["reused", c.reused], ["prefilled", c.prefilled], ["generated", c.generated]].forEach(function (part) {
+      [["reused", c.cached_tokens], ["prefilled", c.prefilled_tokens], ["generated", c.generated_tokens]].forEach(function (part) {
         if (!part[1]) return;
         var r = svg("rect", { x: cx, y: y(base + part[1]), width: bw, height: y(base) - y(base + part[1]), class: "bar " + part[0] });
         r.appendChild(svg("title", {}, "step " + c.step + ": " + fmtInt(part[1]) + " " + part[0] + " tokens"));
@@ -187,8 +187,8 @@
       var item = el("span", "legend-item"); item.appendChild(el("i", "swatch " + k)); item.appendChild(document.createTextNode(k));
       legend.appendChild(item);
     });
-    var reused = calls.reduce(function (s, c) { return s + c.reused; }, 0);
-    var prompt = calls.reduce(function (s, c) { return s + c.reused + c.prefilled; }, 0);
+    var reused = calls.reduce(function (s, c) { return s + c.cached_tokens; }, 0);
+    var prompt = calls.reduce(function (s, c) { return s + c.cached_tokens + c.prefilled_tokens; }, 0);
     legend.appendChild(el("span", "reuse", (prompt ? Math.round(100 * reused / prompt) : 0) + "% of prompt tokens came from the cache"));
     host.appendChild(legend);
 
@@ -198,7 +198,7 @@
     table.appendChild(head);
     calls.forEach(function (c) {
       var tr = el("tr");
-      [c.step, fmtInt(c.prompt), fmtInt(c.reused), fmtInt(c.prefilled), fmtInt(c.generated),
+      [c.step, fmtInt(c.prompt_tokens), fmtInt(c.cached_tokens), fmtInt(c.prefilled_tokens), fmtInt(c.generated_tokens),
         (c.cache_bytes / 1048576).toFixed(1) + " MiB", c.latency_s.toFixed(2) + " s"].forEach(function (v) { tr.appendChild(el("td", "", v)); });
       table.appendChild(tr);
     });
@@ -270,9 +270,9 @@
       var head = el("div", "step-head");
       head.appendChild(el("span", "step-no", group.step === 0 ? "Start" : "Step " + group.step));
       group.calls.forEach(function (c) {
-        if (c.prompt || c.generated) {
-          head.appendChild(el("span", "usage", fmtInt(c.prompt) + " prompt · " + fmtInt(c.reused) + " reused · " +
-            fmtInt(c.prefilled) + " prefilled · " + fmtInt(c.generated) + " generated · " + c.latency_s.toFixed(2) + " s"));
+        if (c.prompt_tokens || c.generated_tokens) {
+          head.appendChild(el("span", "usage", fmtInt(c.prompt_tokens) + " prompt · " + fmtInt(c.cached_tokens) + " reused · " +
+            fmtInt(c.prefilled_tokens) + " prefilled · " + fmtInt(c.generated_tokens) + " generated · " + c.latency_s.toFixed(2) + " s"));
         }
       });
       section.appendChild(head);

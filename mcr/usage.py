@@ -1,0 +1,56 @@
+"""What a model call cost: one record for the session, the decision, the trace and the viewer.
+
+``ModelSession`` fills it for every call, a policy's ``Decision`` carries it to
+the graph, the trace's ``model_call`` events store it as JSON under the same
+field names, and the viewer and the OpenTelemetry export read those names. It
+belongs to the shared vocabulary, so model/, policies/ and traces/ can all use
+it without importing each other.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+
+class Usage(BaseModel):
+    """Token and time cost of one model call (or of a decision's calls, summed).
+
+    Attributes:
+        prompt_tokens: tokens of the rendered prompt.
+        reused_tokens: prompt tokens served from the in-memory cache.
+        prefix_loaded_tokens: prompt tokens served from a saved prefix on disk.
+        prefilled_tokens: tokens run through the model to build the cache
+            (the prompt's delta, plus any scored or forced continuation).
+        generated_tokens: tokens decoded.
+        cache_bytes: size of the cache after the call.
+        prefill_s: seconds spent prefilling.
+        latency_s: seconds for the whole call.
+        raw_output: what the model wrote (policies record it for the trace).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    prefix_loaded_tokens: int = 0
+    prefilled_tokens: int = 0
+    generated_tokens: int = 0
+    cache_bytes: int = 0
+    prefill_s: float = 0.0
+    latency_s: float = 0.0
+    raw_output: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def cached_tokens(self) -> int:
+        """Prompt tokens that were not computed again: from memory or from disk."""
+        return self.reused_tokens + self.prefix_loaded_tokens
+
+    @property
+    def spent_tokens(self) -> int:
+        """What counts against an episode's token budget: prefilled + generated."""
+        return self.prefilled_tokens + self.generated_tokens
+
+    def plus_prefilled(self, n: int) -> Usage:
+        """This record with ``n`` more prefilled tokens (a scored or forced continuation)."""
+        return self.model_copy(update={"prefilled_tokens": self.prefilled_tokens + n})
