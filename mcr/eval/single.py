@@ -13,8 +13,8 @@ graph with everything that makes it an *agent* taken away:
   question — and answers in that one call.
 
 For the **scripted** policy there is no model to call, so single pass means
-its plan without the exploration: only the plan's answer steps are kept, and
-their templates render with no tool results. A plan that answers from
+its plan without the exploration: only the plan's first answer step is kept,
+citing nothing, and its templates render with no tool results. A plan that answers from
 evidence (``spoken('ships')``) then has nothing to answer from: the baseline
 of a scripted plan is what it can say without looking, usually nothing.
 
@@ -51,7 +51,8 @@ def single_pass_task(task: TaskSpec) -> TaskSpec:
         answers = [step for step in task.policy.plan if step.answer is not None]
         if not answers:
             raise SinglePassUnavailable(f"task {task.name!r}: its scripted plan has no answer step to run in one pass")
-        update["policy"] = ScriptedPolicySpec(name="scripted", plan=answers[:1])
+        # Nothing was looked at, so there is nothing to cite.
+        update["policy"] = ScriptedPolicySpec(name="scripted", plan=[answers[0].model_copy(update={"evidence": []})])
     single = task.model_copy(update=update)
     single._source = task._source
     return single
