@@ -40,8 +40,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Context
-from mcr.policies.base import Decision, PolicyError
-from mcr.policies.internvideo3 import ModelPolicy
+from mcr.policies.base import Decision, FinalAnswer, PolicyError
+from mcr.policies.internvideo3 import FORMAT_INSTRUCTIONS, invalid_streak
 from mcr.policies.openai_http import ChatClient, RequestRejected
 from mcr.policies.parsing import parse_decision
 
@@ -81,15 +81,19 @@ def _text_tools_section(tools: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class OpenAIPolicy(ModelPolicy):
-    """The model behind a chat-completions server decides each step (see the module docstring)."""
+class OpenAIPolicy:
+    """The model behind a chat-completions server decides each step (see the module docstring).
+
+    It holds no local session, so it offers no ``episode_model``: tools that
+    need the episode's model (side queries, model grounding) answer with
+    ``no_model`` and use their model-free modes, as in a scripted episode.
+    """
 
     name = "openai"
 
     def __init__(self, settings: OpenAISettings, *, registry: Any = None, client: ChatClient | None = None):
-        super().__init__(None, registry=registry, system_prompt=settings.system_prompt,
-                         max_invalid_outputs=settings.max_invalid_outputs, on_invalid=settings.on_invalid)
         self.settings = settings
+        self.registry = registry
         api_key = None
         if settings.api_key_env:
             api_key = os.environ.get(settings.api_key_env)
@@ -116,6 +120,25 @@ class OpenAIPolicy(ModelPolicy):
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
             raise ValueError(f"openai policy settings: {problems}") from None
         return cls(spec, registry=registry)
+
+    # -- what every model policy does (as ModelPolicy, without a local session) -- #
+    def messages(self, context: Context) -> list[dict[str, Any]]:
+        """The context's chat messages, system prompt + reply format first (as the local policies)."""
+        base = self.settings.system_prompt if self.settings.system_prompt is not None else context.system_prompt
+        return context.render(system_prompt=f"{base}\n\n{FORMAT_INSTRUCTIONS}")
+
+    def _check_retries(self, context: Context) -> FinalAnswer | None:
+        streak = invalid_streak(context)
+        if streak < self.settings.max_invalid_outputs:
+            return None
+        message = f"the model gave {streak} invalid outputs in a row; the last error: {context[len(context) - 1].message}"
+        if self.settings.on_invalid == "raise":
+            raise PolicyError(message)
+        return FinalAnswer(text=f"No answer: {message}")
+
+    @staticmethod
+    def options_of(context: Context) -> tuple[str, ...] | None:
+        return context.instruction.options if context.instruction is not None else None
 
     # -- one turn ------------------------------------------------------------ #
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
@@ -243,10 +266,9 @@ class OpenAIPolicy(ModelPolicy):
                      generated_tokens=int(u.get("completion_tokens") or 0), latency_s=latency, raw_output=raw)
 
     def _with_usage(self, decision: Decision, usage: Any) -> Decision:
+        """The decision carrying its cost (the graph counts it and writes it into the trace)."""
         self.last_usage = usage
-        if usage is not None and "usage" in type(decision).model_fields:
-            return decision.model_copy(update={"usage": usage})
-        return decision
+        return decision if usage is None else decision.model_copy(update={"usage": usage})
 
 
 def _whole(part: dict[str, Any]) -> bool:
