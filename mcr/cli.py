@@ -10,6 +10,8 @@
     mcr tools [--json]                                  list the registered tools
     mcr eval SUITE.yaml [--out DIR] [--resume] [--mode single|agent] | --compare A B
                                                         run and score a suite (mcr/eval/cli.py)
+    mcr import FORMAT ANNOTATIONS --videos DIR -o SUITE.yaml
+                                                        a benchmark's local annotations → a suite (mcr/eval/importers)
 
 Exit codes: 0 the task was answered (and matched its ground truth, if it has
 one); 1 the task failed (no accepted answer, a budget ran out, wrong answer);
@@ -215,7 +217,7 @@ def cmd_otel(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from mcr.model.m2la.convert import convert_main
+    from mcr.model.m2la.convert_cli import main as convert_main
 
     return convert_main(args.convert_args)
 
@@ -334,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mcr.eval.cli import add_parser as add_eval_parser  # mcr eval: suites, scores, reports (mcr/eval/cli.py)
 
     add_eval_parser(sub)
+    from mcr.eval.importers.cli import register as add_import_parser  # mcr import: benchmarks → suites
+
+    add_import_parser(sub)
     return parser
 
 
