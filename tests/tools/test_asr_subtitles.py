@@ -103,7 +103,7 @@ def test_explicit_audio_backend_ignores_subtitles(tool, video_copy, tmp_path):
 def test_unparseable_sidecar_is_not_a_transcript(tool, video_copy, tmp_path):
     video_copy.with_suffix(".srt").write_bytes(b"\x00\x01 definitely not subtitles \xff" * 10)
     out = tool({"span": {"start": 4.0, "end": 6.0}}, make_ctx(video_copy, tmp_path))
-    assert out.backend == "pocketsphinx"
+    assert out.backend == "faster_whisper"  # the audio default, as without any sidecar
     with pytest.raises(ToolFailure) as info:
         tool({"backend": "subtitles"}, make_ctx(video_copy, tmp_path))
     assert info.value.error_type == "no_subtitles"
