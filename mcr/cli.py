@@ -8,6 +8,8 @@
                                                         the trace viewer (one static HTML file)
     mcr otel TRACE [--endpoint URL] [--file OUT.json]   export OpenTelemetry spans
     mcr tools [--json]                                  list the registered tools
+    mcr serve [MODEL] [--port N]                        OpenAI-compatible server with cache reuse
+    mcr mcp [--http] [--plugin FILE]                    the tools as an MCP server
     mcr eval SUITE.yaml [--out DIR] [--resume] [--mode single|agent] | --compare A B
                                                         run and score a suite (mcr/eval/cli.py)
     mcr import FORMAT ANNOTATIONS --videos DIR -o SUITE.yaml
@@ -339,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mcr.eval.importers.cli import register as add_import_parser  # mcr import: benchmarks → suites
 
     add_import_parser(sub)
+    from mcr.serving.cli import add_parsers as add_serving_parsers  # mcr serve, mcr mcp (mcr/serving/cli.py)
+
+    add_serving_parsers(sub)
     return parser
 
 

@@ -1,0 +1,54 @@
+"""The `mcr serve` and `mcr mcp` subcommands (their parsers; handlers in mcr.serving.app and mcr.mcp_server)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import sys
+
+    from mcr.model.runtime.loader import ModelLoadError
+    from mcr.serving.app import serve_main
+
+    try:
+        return serve_main(args)
+    except (ValueError, ModelLoadError) as exc:
+        print(f"mcr serve: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from mcr.mcp_server import mcp_main
+
+    return mcp_main(args)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="serve a model over the OpenAI chat-completions API, with cross-request cache reuse",
+        description="An OpenAI-compatible server over our runtime: SmolLM2 (MODEL=offline), any local folder or "
+                    ".gguf the loader opens, or an M^2LA-converted folder. A conversation that continues a "
+                    "previous one reuses its cache (usage.prompt_tokens_details.cached_tokens).")
+    serve.add_argument("model", nargs="?", default="offline", help="offline (SmolLM2, default), a folder or a .gguf")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--model-id", help="the name clients send as 'model' (default: the folder or file name)")
+    serve.add_argument("--sessions", type=int, default=4, help="cached conversations kept at once (default 4)")
+    serve.add_argument("--max-waiting", type=int, default=8, help="queued requests before 503 (default 8)")
+    serve.add_argument("--max-tokens", type=int, default=256, help="default completion budget (default 256)")
+    serve.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer $VAR'")
+    serve.add_argument("--allowed-media-path", action="append", metavar="DIR",
+                       help="folders whose files image_url/video_url may name (repeatable)")
+    serve.set_defaults(func=cmd_serve)
+
+    mcp = sub.add_parser(
+        "mcp", help="serve the tools over the Model Context Protocol (stdio, or --http)",
+        description="Every registered tool (and --plugin tools) as an MCP server. Each call takes "
+                    "session: {video, workdir}; results are cached and traced as in an episode.")
+    mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
+    mcp.add_argument("--host", default="127.0.0.1")
+    mcp.add_argument("--port", type=int, default=8765)
+    mcp.add_argument("--workdir", default=".mcr/mcp", help="default workdir of sessions that name none")
+    mcp.add_argument("--plugin", action="append", help="also expose the tools of this module or .py file")
+    mcp.set_defaults(func=cmd_mcp)
