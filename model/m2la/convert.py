@@ -419,10 +419,3 @@ def convert_gqa_to_m2la(model: nn.Module, moments: list[torch.Tensor], spec: Con
     for layer, sd in zip(layers, sds):
         layer.self_attn.load_state_dict({k: v.to(dt) for k, v in sd.items()}, strict=True)
     return model.to(dev)
-
-
-def convert_main(argv: list[str] | None = None) -> int:
-    """``mcr convert``: see :mod:`mcr.model.m2la.convert_cli`."""
-    from mcr.model.m2la.convert_cli import main
-
-    return main(argv)

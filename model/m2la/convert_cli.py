@@ -20,14 +20,16 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from mcr.model.m2la.calibration import corpus_ids, split_ids
 from torch import nn
+
+from mcr.model.m2la.calibration import corpus_ids, split_ids
+from mcr.model.m2la.convert import ConvertSpec, collect_input_moments, convert_gqa_to_m2la, fold_qk_norm, has_qk_norm
+from mcr.model.m2la.heal import HealConfig, heal
+from mcr.model.m2la.integrate import decoder_layers
 
 __all__ = ["fidelity", "load_causal_lm", "main", "text_ids"]
 
-# Peak learning rate of healing. SmolLM2-135M at 2x compression, 150 steps: 5e-5 reached a lower
-# held-out KL than 1e-4, and 2e-4 made it worse than no healing (benchmarks/RESULTS.md).
-HEAL_LR = 5e-5
+HEAL_LR = HealConfig.lr  # one default, HealConfig's (its docstring says how it was chosen)
 
 
 def _is_multimodal(config) -> bool:
@@ -143,7 +145,6 @@ def _save(model: nn.Module, tok, src: str | Path, out: str | Path) -> None:
 
 def _heal(student: nn.Module, teacher: nn.Module, tok, args: argparse.Namespace) -> dict:
     """Distil ``teacher`` into ``student``'s attention (:mod:`mcr.model.m2la.heal`); the report's part about it."""
-    from mcr.model.m2la.heal import HealConfig, heal
 
     train, held = split_ids(corpus_ids(tok, args.heal_tokens, paths=args.calib), 2048)
     with torch.enable_grad():
@@ -167,15 +168,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     """The body of :func:`main`: load, fold (QK-norm models), convert, heal, report, save."""
-    from mcr.model.m2la.convert import (
-        ConvertSpec,
-        collect_input_moments,
-        convert_gqa_to_m2la,
-        fold_qk_norm,
-        has_qk_norm,
-    )
-    from mcr.model.m2la.integrate import decoder_layers
-
     model, tok = load_causal_lm(args.model)
     tc = model.config.get_text_config(decoder=True)
     gqa_vals = 2 * tc.num_key_value_heads * (getattr(tc, "head_dim", None) or tc.hidden_size // tc.num_attention_heads)

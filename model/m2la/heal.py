@@ -46,7 +46,9 @@ class HealConfig:
 
     Args:
         steps: most optimiser steps (the schedule's horizon unless ``max_seconds`` ends first).
-        lr: peak AdamW learning rate.
+        lr: peak AdamW learning rate. The default, 5e-5, is what `mcr convert` uses too:
+            on SmolLM2-135M at 2x compression it reached a lower held-out KL than
+            1e-4, and 2e-4 made it worse than no healing (benchmarks/RESULTS.md).
         seq_len: tokens per window; ``batch_size`` windows per step.
         warmup_steps: linear warm-up from 0 to ``lr``.
         min_lr_ratio: the cosine ends at ``lr * min_lr_ratio``.
@@ -57,7 +59,7 @@ class HealConfig:
     """
 
     steps: int = 100
-    lr: float = 1e-4
+    lr: float = 5e-5
     seq_len: int = 256
     batch_size: int = 1
     warmup_steps: int = 10

@@ -5,7 +5,8 @@ A session keeps the token ids already in its cache; on every call it renders the
 chat messages to tokens (:mod:`mcr.model.runtime.prompt`), finds the longest common
 prefix with what is cached, crops the cache there, prefills only the delta and
 decodes. Reuse is exact: logits equal a full re-prefill (tests guard it).
-Cache operations and the prefix file format are in :mod:`mcr.model.runtime.prefix`.
+Cache operations, the prefix file format and saving/loading prefixes are in
+:mod:`mcr.model.runtime.prefix`.
 
 Multimodal RoPE (Qwen3-VL / InternVideo3): transformers keeps the video
 position offset (``rope_deltas``) on the model, where another video overwrites
@@ -36,14 +37,10 @@ from tqdm import tqdm
 
 from mcr.usage import Usage
 from mcr.model.runtime.loader import LoadedModel, user_cache_dir
-from mcr.model.runtime.prefix import cache_bytes, crop_to, fork_cache, prefix_name, read_cache, write_cache
+from mcr.model.runtime.prefix import SavedPrefixes, SessionError, cache_bytes, crop_to, fork_cache
 from mcr.model.runtime.prompt import Prompt, PromptRenderer
 
 __all__ = ["ModelSession", "Generation", "SessionError"]
-
-
-class SessionError(RuntimeError):
-    """The session cannot run a call (e.g. a prompt longer than the model's window)."""
 
 
 @dataclass
@@ -83,7 +80,7 @@ class _State:
         return int(self.positions[:, :upto].max()) + 1
 
 
-class ModelSession:
+class ModelSession(SavedPrefixes):
     """One model and its KV cache for one episode (or a fork of one).
 
     Args:
@@ -362,63 +359,3 @@ class ModelSession:
                 f"cache holds {self.cache.get_seq_length()} tokens but the session tracked {len(self.state.ids)}"
             )
         return out.logits[0] if all_logits else out.logits[0, -1]  # (T, V) or (V,)
-
-    # -- saved prefixes -------------------------------------------------------- #
-    def message_ends(self, ids: list[int] | None = None) -> list[int]:
-        """Token counts at each message end (just after EOS / ``<|im_end|>``) of ``ids``
-        (default: the cached tokens): the cut points where prefixes are saved and found."""
-        ids = self.state.ids if ids is None else ids
-        return [i + 1 for i, t in enumerate(ids) if t in self.eos_ids]
-
-    def save_prefix(self, upto: int | None = None) -> Path:
-        """Persist the cache of the first ``upto`` cached tokens (safetensors).
-
-        By default: up to the end of the message holding the last media item
-        (the video prefix), or of the last complete message if there is no media.
-        The file is named by a hash of the model, the prefix tokens and the
-        media keys (file content hash + sampling settings), so the same video,
-        settings and model find it again.
-
-        Returns:
-            The path of the ``.safetensors`` file written.
-        """
-        cuts = [c for c in self.message_ends(self.state.ids) if c <= len(self.state.ids)]
-        if upto is None:
-            media_end = max((i + 1 for i, k in enumerate(self.state.keys) if k is not None), default=0)
-            after = [c for c in cuts if c >= media_end]
-            if not cuts or not after:
-                raise SessionError("nothing to save: no complete message is in the cache yet")
-            upto = after[0] if media_end else cuts[-1]
-        if not 0 < upto <= len(self.state.ids):
-            raise SessionError(f"save_prefix(upto={upto}): the cache holds {len(self.state.ids)} tokens")
-        ids, keys = self.state.ids[:upto], self.state.keys[:upto]
-        self.prefix_dir.mkdir(parents=True, exist_ok=True)
-        path = self.prefix_dir / f"{prefix_name(self.loaded.name, ids, keys)}.safetensors"
-        snapshot = fork_cache(self.cache)
-        crop_to(snapshot, upto)
-        meta = {"ids": ids, "keys": keys, "model": self.loaded.name}
-        if self.state.positions is not None:
-            meta["positions"] = self.state.positions[:, :upto].tolist()
-        tmp = path.with_suffix(f".tmp{time.monotonic_ns()}")
-        write_cache(snapshot, tmp, meta)
-        tmp.replace(path)
-        self.renderer.remember_media(self.prefix_dir)
-        return path
-
-    def load_prefix(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> int:
-        """Load the longest saved prefix of ``messages``' prompt; returns its token count (0: none)."""
-        return self._try_load_prefix(self.render(messages, tools), better_than=0)
-
-    def _try_load_prefix(self, prompt: Prompt, better_than: int) -> int:
-        for cut in sorted(self.message_ends(prompt.ids), reverse=True):
-            if cut <= better_than:
-                return 0
-            path = self.prefix_dir / f"{prefix_name(self.loaded.name, prompt.ids[:cut], prompt.keys[:cut])}.safetensors"
-            if path.is_file():
-                self.cache, meta = read_cache(path, self._new_cache, self.device)
-                positions = meta.get("positions")
-                self.state = _State(
-                    list(meta["ids"]), list(meta["keys"]), torch.tensor(positions) if positions is not None else None
-                )
-                return cut
-        return 0

@@ -51,9 +51,15 @@ def test_more_cache_means_more_fidelity():
     m = _llama(True, seed=1)
     ref = m(IDS).logits
     mom = collect_input_moments(m, IDS)
-    kls = [_kl(convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(qk_rope_head_dim=dr, kv_lora_rank=r))(IDS)
-               .logits, ref) for dr, r in [(4, 8), (8, 16), (12, 24), (16, 32)]]
-    assert kls[-1] < 1e-8 < kls[0]
+    outs = [convert_gqa_to_m2la(copy.deepcopy(m), mom, ConvertSpec(qk_rope_head_dim=dr, kv_lora_rank=r))(IDS).logits
+            for dr, r in [(4, 8), (8, 16), (12, 24), (16, 32)]]
+    kls = [_kl(out, ref) for out in outs]
+    # The lossless rank equals the original up to float32 rounding. Measured: max |logit diff| 3.1e-7
+    # (logits up to 0.77) and KL -1.3e-7 on AMD EPYC at 1 and 2 threads; KL 6.9e-7 on Intel Xeon. A
+    # KL that small is rounding noise of the KL sum itself, so the bound is 1e-5 (10x the worst seen),
+    # and exactness is asserted on the logits, where float32 rounding is a few ulps.
+    assert float((outs[-1] - ref).abs().max()) < 1e-5
+    assert abs(kls[-1]) < 1e-5 < kls[-2]  # the lossy ranks stay clearly above the noise (measured 2.5e-5)
     assert all(a >= b for a, b in zip(kls, kls[1:])), kls
 
 

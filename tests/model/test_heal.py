@@ -120,3 +120,11 @@ def test_calibration_corpus_from_python_docs_and_files(tmp_path):
         corpus_ids(tok, None, python_docs=False)
     with pytest.raises(ValueError, match="held_out"):
         split_ids(ids, 0)
+
+
+def test_one_healing_learning_rate_default():
+    """`mcr convert --heal-lr` and HealConfig share one default (they had 5e-5 and 1e-4)."""
+    from mcr.model.m2la.convert_cli import _parser
+
+    args = _parser().parse_args(["model.gguf", "--out", "x"])
+    assert args.heal_lr == HealConfig().lr == 5e-5
