@@ -5,14 +5,19 @@ is on screen, what is said, when scenes change) is known exactly, so answers
 and tool outputs can be checked. The result is committed, so the demo does not
 need espeak-ng; this script documents and reproduces it.
 
-    python examples/make_sample.py [--out DIR]
+    python examples/make_sample.py [--out DIR] [--subtitles]
 
-Writes ``DIR/sample.mp4`` (640x360, 24 fps, H.264 + AAC mono, 24 s),
-``DIR/sample.srt`` (the narration as sidecar subtitles) and
+Writes ``DIR/sample.mp4`` (640x360, 24 fps, H.264 + AAC mono, 24 s) and
 ``DIR/sample.json`` with its facts: four 6 s scenes that differ strongly in
 brightness *and* colour (hue-only cuts are not detected by PySceneDetect), an
 on-screen title per scene, and one espeak-ng narration sentence per scene whose
 start/end are measured from the speech samples actually placed in the track.
+
+No subtitles ship with the sample: the demo and the tests hear the narration
+through real speech recognition (Whisper tiny.en). ``--subtitles`` also
+writes ``DIR/sample.srt`` (the narration at its measured spans), for tests of
+the subtitle path only — never put it beside the committed sample, or
+`transcribe` would read it instead of listening.
 """
 
 from __future__ import annotations
@@ -162,8 +167,8 @@ def write_video(path: Path, track: np.ndarray) -> None:
     mux(path, _paint, int(round(len(SCENES) * SCENE_SECONDS * FPS)), FPS, (WIDTH, HEIGHT), track)
 
 
-def make_sample(out_dir: Path) -> dict:
-    """Write sample.mp4 and sample.json into `out_dir`; return the facts."""
+def make_sample(out_dir: Path, subtitles: bool = False) -> dict:
+    """Write sample.mp4 and sample.json (and with `subtitles` sample.srt) into `out_dir`; return the facts."""
     out_dir.mkdir(parents=True, exist_ok=True)
     track, spans = build_track(len(SCENES))
     write_video(out_dir / "sample.mp4", track)
@@ -189,28 +194,25 @@ def make_sample(out_dir: Path) -> dict:
         ],
     }
     (out_dir / "sample.json").write_text(json.dumps(facts, indent=2) + "\n")
-    write_subtitles(out_dir / "sample.srt", facts["scenes"])
+    if subtitles:
+        write_subtitles(out_dir / "sample.srt", facts["scenes"])
     return facts
 
 
 def write_subtitles(path: Path, scenes: list[dict]) -> None:
-    """A sidecar .srt of the narration, as many real videos ship one.
-
-    Why: pocketsphinx, the offline ASR, transcribes espeak's synthetic voice
-    poorly (WER ~0.8 on this sample, see tests/tools/test_asr.py), so the
-    demo's `transcribe` reads these subtitles (its zero-cost path) and the ASR
-    tests force `backend: pocketsphinx`.
-    """
+    """A sidecar .srt of the narration, as many real videos ship one (subtitle tests only)."""
     write_srt(path, [(s["narration"]["start"], s["narration"]["end"], s["narration"]["text"]) for s in scenes])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "media", help="output folder")
+    parser.add_argument("--subtitles", action="store_true", help="also write sample.srt (subtitle tests only)")
     args = parser.parse_args(argv)
-    facts = make_sample(args.out)
+    facts = make_sample(args.out, subtitles=args.subtitles)
     size = (args.out / "sample.mp4").stat().st_size
-    print(f"wrote {args.out / 'sample.mp4'} ({size / 1e6:.2f} MB, {facts['duration']:.0f} s), sample.srt and sample.json")
+    extra = ", sample.srt" if args.subtitles else ""
+    print(f"wrote {args.out / 'sample.mp4'} ({size / 1e6:.2f} MB, {facts['duration']:.0f} s){extra} and sample.json")
     return 0
 
 

@@ -21,11 +21,10 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory) -> Path:
-    """The committed sample (24 s, 4 scenes, narrated), without its sidecar subtitles.
+    """A copy of the committed sample (24 s, 4 scenes, narrated) in a folder of its own.
 
-    A copy in its own folder, so `transcribe` in ``auto`` mode really listens
-    (the committed sample.srt beside the original would be preferred).
-    Facts in sample.json; use `sample_with_subtitles` for the video as shipped.
+    No subtitles ship with it, so `transcribe` in ``auto`` mode listens (Whisper).
+    Facts in sample.json; `sample_with_subtitles` adds a sidecar .srt.
     """
     assert SAMPLE.is_file(), "examples/media/sample.mp4 is missing; run `make sample`"
     copy = tmp_path_factory.mktemp("sample") / "sample.mp4"
@@ -34,10 +33,21 @@ def sample_video(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_with_subtitles() -> Path:
-    """The sample as shipped: sample.mp4 with sample.srt beside it."""
-    assert SAMPLE.with_suffix(".srt").is_file(), "examples/media/sample.srt is missing; run `make sample`"
-    return SAMPLE
+def sample_with_subtitles(tmp_path_factory) -> Path:
+    """A copy of the sample with its narration as a sidecar sample.srt (for subtitle tests only)."""
+    folder = tmp_path_factory.mktemp("subtitled")
+    copy = folder / "sample.mp4"
+    copy.write_bytes(SAMPLE.read_bytes())
+    facts = json.loads(SAMPLE.with_suffix(".json").read_text())
+
+    def stamp(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    cues = [f"{i}\n{stamp(s['narration']['start'])} --> {stamp(s['narration']['end'])}\n{s['narration']['text']}\n"
+            for i, s in enumerate(facts["scenes"], start=1)]
+    copy.with_suffix(".srt").write_text("\n".join(cues), encoding="utf-8")
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -87,13 +87,13 @@ def test_factory_reads_settings_and_rejects_unknown_ones(registry, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_on_the_sample_video_with_the_builtin_tools(sample_with_subtitles, tmp_path):
-    """The demo's path: built-in tools (transcript, shot detection) and the offline default policy."""
+def test_demo_on_the_sample_video_with_the_builtin_tools(sample_video, tmp_path):
+    """The demo's path: built-in tools (transcript by Whisper, no subtitles; shot detection), the offline policy."""
     from mcr.tools import builtin_registry
 
     registry = builtin_registry()
     policy = offline_default_policy({}, registry=registry)
-    result = run(policy, registry, sample_with_subtitles, tmp_path, "How many ships does the keeper count at night?",
+    result = run(policy, registry, sample_video, tmp_path, "How many ships does the keeper count at night?",
                  ["five", "six", "seven", "eight"])
     assert result.stop_reason == "answered"
     assert result.option == "C"  # "seven", read from the narration
