@@ -23,7 +23,6 @@ about the same video reuse its cached prefix.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -33,7 +32,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from mcr.agent import Agent, Result
+from mcr.graph import is_infrastructure_error
+from mcr.progress import progress
 from mcr.eval import manifest as manifest_mod
+from mcr.eval.baseline import with_baseline_plan
 from mcr.eval.judges import Judge, resolve_judge
 from mcr.eval.metrics import evidence_iou, trace_metrics
 from mcr.eval.records import RESULTS_FILE, TaskRecord, append_record, read_records
@@ -41,11 +43,11 @@ from mcr.eval.scorers import auto_scorer, parse_number, parse_span, score_choice
 from mcr.eval.single import empty_registry, single_pass_task
 from mcr.model.media.video import frames_decoded
 from mcr.task import ModelPolicySpec, ScriptedPolicySpec, TaskSpec, load_tasks
-from mcr.tools import builtin_registry
-from mcr.tools.base import ToolRegistry, load_plugin
+from mcr.tools import builtin_registry, registry_for_task
+from mcr.tools.base import ToolRegistry
 
 Mode = Literal["agent", "single"]
-POLICY_NAMES = ("scripted", "offline", "internvideo3")
+POLICY_NAMES = ("scripted", "offline", "internvideo3", "openai")
 
 
 class EvalInputError(ValueError):
@@ -89,14 +91,18 @@ def task_ids(tasks: list[TaskSpec]) -> list[str]:
 
 
 def with_policy(task: TaskSpec, name: str | None) -> TaskSpec:
-    """The task with its policy replaced by ``--policy NAME`` (a scripted plan must already be there)."""
+    """The task with its policy replaced by ``--policy NAME``.
+
+    ``scripted`` keeps a task's own plan; a task without one runs the scripted
+    baseline (`mcr.eval.baseline`). A model policy keeps the task's settings when
+    the task already names it, else starts from its defaults.
+    """
     if name is None or task.policy.name == name:
         return task
     if name not in POLICY_NAMES:
         raise EvalInputError(f"--policy {name!r} is not a policy; use one of {', '.join(POLICY_NAMES)}")
-    if name == "scripted":
-        raise EvalInputError(f"--policy scripted: task {task.name!r} has no scripted plan (its policy is "
-                             f"{task.policy.name!r}); write a `policy: {{name: scripted, plan: [...]}}` for it")
+    if name == "scripted":  # a task without a plan of its own gets the scripted baseline's
+        return with_baseline_plan(task)
     replaced = task.model_copy(update={"policy": ModelPolicySpec(name=name)})  # type: ignore[arg-type]
     replaced._source = task._source
     return replaced
@@ -166,12 +172,7 @@ class _Agents:
             return empty_registry()
         if self._builtins is None:
             self._builtins = builtin_registry()
-        registry = ToolRegistry(self._builtins)
-        for plugin in task.plugins:
-            for plugin_tool in load_plugin(plugin):
-                registry.register(plugin_tool, replace=True)
-        task.check_tool_names(registry.names)
-        return registry.subset(task.tools) if task.tools is not None else registry
+        return registry_for_task(task, base=self._builtins)
 
     def policy(self, task: TaskSpec, registry: ToolRegistry) -> Any:
         from mcr.policies.factory import build_policy
@@ -227,20 +228,13 @@ def run_task(agents: _Agents, task: TaskSpec, task_id: str, index: int, mode: Mo
             answer_step=metrics.answer_step, answer_time_s=metrics.answer_time_s, resumed=metrics.resumed,
             thread_id=result.thread_id, trace_path=str(result.trace_path),
         )
-    except MemoryError:
-        raise
-    except Exception as exc:  # one broken task must not end the suite
+    except Exception as exc:  # one broken task must not end the suite; running out of memory must
+        if is_infrastructure_error(exc):
+            raise
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         return TaskRecord(**base, status="error", error_type=type(exc).__name__, error=detail,
                           correct=False, wall_s=time.perf_counter() - t0, frames_decoded=frames_decoded() - frames0,
                           thread_id=thread_id, trace_path=str(trace) if trace.exists() else None)
-
-
-def _progress(total: int, done: int, enabled: bool | None):
-    from tqdm.auto import tqdm
-
-    show = sys.stderr.isatty() if enabled is None else enabled
-    return tqdm(total=total, initial=done, desc="eval", unit="task", disable=not show, dynamic_ncols=True)
 
 
 def prepare_out(options: EvalOptions, tasks: list[TaskSpec]) -> dict[str, Any]:
@@ -285,7 +279,8 @@ def run_suite(options: EvalOptions, report: bool = True) -> RunSummary:
     judge = resolve_judge(options.judge)
     todo = [(i, t, task_id) for i, (t, task_id) in enumerate(zip(tasks, ids)) if task_id not in finished]
     ran = 0
-    with _progress(len(tasks), len(tasks) - len(todo), options.progress) as bar:
+    with progress(total=len(tasks), initial=len(tasks) - len(todo), desc="eval", unit="task",
+                  enabled=options.progress, leave=True) as bar:
         for index, task, task_id in todo:
             bar.set_postfix_str(task_id[:30])
             record = run_task(agents, task, task_id, index, options.mode, out / "traces", judge)

@@ -125,10 +125,16 @@ def test_bad_input_exits_2_with_a_message(argv, fragment, sample_suite, tmp_path
     assert fragment in capsys.readouterr().err
 
 
-def test_policy_scripted_needs_a_plan(tmp_path, capsys):
-    suite = write_suite(tmp_path / "s.yaml", [{"name": "q", "question": "What?", "answer": "x"}])
-    assert main(["eval", str(suite), "--policy", "scripted", "--out", str(tmp_path / "o")]) == 2
-    assert "no scripted plan" in capsys.readouterr().err
+def test_policy_scripted_gives_a_task_without_a_plan_the_scripted_baseline(tmp_path, facts):
+    night = facts["scenes"][1]  # "At night the keeper counts seven ships."
+    suite = write_suite(tmp_path / "s.yaml", [{"name": "ships", "question": "How many ships does the keeper count?",
+                                                "options": ["five", "six", "seven", "eight"], "answer": "C",
+                                                "span": [night["start"], night["end"]]}])
+    summary = run_suite(EvalOptions(suite=suite, out=tmp_path / "o", policy="scripted"), report=False)
+    (record,) = summary.records
+    assert record.policy == "scripted" and record.tool_calls == 2  # transcribe, then summarize
+    assert record.correct and record.predicted == "C"
+    assert record.answer.startswith(f"from {night['start']} to {night['end']} seconds")  # the night shot
 
 
 def test_repeated_task_names_get_distinct_ids(sample_suite):
