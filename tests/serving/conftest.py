@@ -104,3 +104,33 @@ def stub():
     yield start
     for server in started:
         server.__exit__(None, None, None)
+
+
+def _model_calls(trace) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in open(trace)]
+    return [e["usage"] for e in events if e.get("type") == "model_call"]
+
+
+@pytest.fixture(scope="session")
+def openai_episodes(served, sample_with_subtitles, tmp_path_factory):
+    """Two episodes of a task file's ``policy: openai`` against `mcr serve` (SmolLM2): ``[(result, usages)]``.
+
+    Two, so the second's first request finds the first's system prompt and tool schemas cached.
+    """
+    from mcr.agent import Agent
+    from mcr.task import TaskSpec
+
+    url, _, model = served
+    root = tmp_path_factory.mktemp("openai-episodes")
+    runs = []
+    for i in range(2):
+        task = TaskSpec.model_validate({
+            "name": f"length{i}", "video": str(sample_with_subtitles), "question": "How long is the video?",
+            "tools": ["video_info"], "budget": {"max_steps": 3},
+            "policy": {"name": "openai", "settings": {"base_url": f"{url}/v1", "model": model, "media": "text",
+                                                     "max_tokens": 24, "backoff_s": 0.01}},
+        })
+        with Agent.from_task(task, workdir=root / f"w{i}") as agent:
+            result = agent.run_task(task)
+        runs.append((result, _model_calls(result.trace_path)))
+    return runs

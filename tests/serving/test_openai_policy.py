@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import socket
 
 import pytest
 
-from mcr.agent import Agent
 from mcr.context import Context, Instruction, Observation, TimeSpan, VideoRef
 from mcr.policies.base import FinalAnswer, InvalidOutput, ToolCalls
 from mcr.policies.openai import OpenAIPolicy, OpenAISettings
 from mcr.policies.openai_http import AuthFailed, MalformedReply, ModelNotFound, ServerTimeout, ServerUnreachable
-from mcr.task import Budget
 from mcr.tools.base import ToolRegistry
 
 from .conftest import chat_reply
@@ -31,24 +28,12 @@ def _context(video: str, question: str = "How long is the video?", span: TimeSpa
     return ctx
 
 
-def _usages(trace) -> list[dict]:
-    events = [json.loads(line) for line in open(trace)]
-    return [e["usage"] for e in events if e.get("type") == "model_call"]
-
-
-def test_a_full_episode_against_mcr_serve(served, sample_with_subtitles, tmp_path):
-    url, _, model = served
-    runs = []
-    for i in range(2):  # two episodes: the second reuses the first's system prompt and tool schemas
-        policy = _policy(f"{url}/v1", model, media="text", max_tokens=24)
-        agent = Agent(policy=policy, tools=["video_info"], budget=Budget(max_steps=3), workdir=tmp_path / f"w{i}")
-        result = agent.run(sample_with_subtitles, "How long is the video?")
-        runs.append((result, _usages(result.trace_path)))
-    for result, usages in runs:
+def test_a_full_episode_against_mcr_serve(openai_episodes):
+    for result, usages in openai_episodes:
         assert result.stop_reason in ("answered", "max_steps", "policy_error"), result.stop_detail
         assert usages and all(u["prompt_tokens"] > 100 and u["generated_tokens"] >= 1 for u in usages)
         assert all(u["raw_output"] for u in usages)
-    first, second = runs[0][1][0], runs[1][1][0]
+    first, second = openai_episodes[0][1][0], openai_episodes[1][1][0]
     assert first["prefilled_tokens"] + first["reused_tokens"] == first["prompt_tokens"]
     # The server's cached_tokens: the shared system prompt and tool schemas were not prefilled again.
     assert second["reused_tokens"] > 200 and second["prefilled_tokens"] < first["prefilled_tokens"]
