@@ -14,11 +14,14 @@ from deep inside a tool. Frame planning with the Qwen-VL pixel budget lives in
 
 from __future__ import annotations
 
+import os
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -160,7 +163,19 @@ class Frame:
 
 
 @contextmanager
-def _open(path: str | Path) -> Iterator:
+def open_container(path: str | Path, need: Literal["video", "audio", "any"] = "video") -> Iterator:
+    """Open a media file with PyAV once, with the typed errors every reader shares.
+
+    The one opener for video and audio readers: a missing file, an unreadable
+    container and a missing stream fail the same way wherever they are read.
+
+    Args:
+        need: the stream the caller reads — ``video`` (raises VideoOpenFailure
+            without one), ``audio`` (raises NoAudioStream) or ``any``.
+
+    Raises:
+        VideoNotFound, VideoOpenFailure, and (need="audio") `mcr.model.media.audio.NoAudioStream`.
+    """
     import av
 
     path = Path(path)
@@ -168,14 +183,21 @@ def _open(path: str | Path) -> Iterator:
         raise VideoNotFound(path)
     try:
         container = av.open(str(path))
-    except Exception as exc:
+    except Exception as exc:  # PyAV raises many types (InvalidDataError, OSError...)
         raise VideoOpenFailure(path, f"{type(exc).__name__}: {exc}") from None
     try:
-        if not container.streams.video:
+        if need == "video" and not container.streams.video:
             raise VideoOpenFailure(path, "it has no video stream")
+        if need == "audio" and not container.streams.audio:
+            from mcr.model.media.audio import NoAudioStream  # audio's error; audio imports this module
+
+            raise NoAudioStream(path)
         yield container
     finally:
         container.close()
+
+
+_open = open_container  # the video readers' name for it
 
 
 _FRAMES_DECODED = [0]  # frames this process turned into pixels (a counter, read by `mcr eval`)
@@ -198,23 +220,98 @@ def _upright(frame) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
 
 
-def read_frames_at(path: str | Path, times: Sequence[float]) -> list[Frame]:
+class FrameStore:
+    """A bounded LRU of decoded frames, keyed by file identity and requested time.
+
+    Pass one to `read_frames_at` and asking again for frames already decoded
+    decodes nothing: the tools that look at a span twice (facts, then a mask
+    at one of its frames) or a second request for an overlapping span on the
+    same time grid reuse the pixels. File identity is (resolved path, size,
+    mtime), so an edited file misses. Frames are shared read-only arrays.
+    """
+
+    def __init__(self, max_bytes: int = 256 * 2**20):
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, Frame] = OrderedDict()
+        self._bytes = 0
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def identity(path: str | Path) -> tuple:
+        stat = os.stat(path)
+        return (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+    def get(self, ident: tuple, t: float) -> Frame | None:
+        frame = self._items.get((ident, round(t, 6)))
+        if frame is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end((ident, round(t, 6)))
+        self.hits += 1
+        return frame
+
+    def put(self, ident: tuple, t: float, frame: Frame) -> None:
+        key = (ident, round(t, 6))
+        if frame.image.nbytes > self.max_bytes:
+            return
+        if key in self._items:
+            self._bytes -= self._items.pop(key).image.nbytes
+        frame.image.setflags(write=False)
+        self._items[key] = frame
+        self._bytes += frame.image.nbytes
+        while self._bytes > self.max_bytes:
+            _, old = self._items.popitem(last=False)
+            self._bytes -= old.image.nbytes
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+
+def read_frames_at(path: str | Path, times: Sequence[float], store: FrameStore | None = None) -> list[Frame]:
     """The frames on screen at each of `times` (seconds), in the order given.
 
     "On screen at t" is the last frame whose presentation time is <= t (or the
     first frame, for t before it), which stays right for variable frame rate.
     Times are visited in sorted order: the decoder seeks to the keyframe before
     the first one, decodes forward, and seeks again across gaps over
-    ``SEEK_GAP_S`` — so memory holds only the frames returned.
+    ``SEEK_GAP_S`` — so a span costs its own length (plus up to one GOP before
+    it), not the video's, and memory holds only the frames returned.
+
+    Args:
+        store: a `FrameStore`; frames it holds are not decoded again, and the
+            ones decoded here are added to it.
 
     Raises:
         VideoNotFound, VideoOpenFailure: as for `probe`.
     """
     if not times:
         return []
+    found: dict[float, Frame] = {}
+    ident = FrameStore.identity(path) if store is not None and Path(path).is_file() else None
+    missing = []
+    for t in sorted(set(float(t) for t in times)):
+        hit = store.get(ident, t) if store is not None and ident is not None else None
+        if hit is None:
+            missing.append(t)
+        else:
+            found[t] = hit
+    if missing:
+        decoded = _decode_at(path, missing)
+        found.update(decoded)
+        if store is not None and ident is not None:
+            for t, frame in decoded.items():
+                store.put(ident, t, frame)
+    return [found[float(t)] for t in times]
+
+
+def _decode_at(path: str | Path, wanted: list[float]) -> dict[float, Frame]:
+    """The frame on screen at each of the sorted times `wanted` (see `read_frames_at`)."""
     from tqdm.auto import tqdm
 
-    wanted = sorted(set(float(t) for t in times))
     found: dict[float, Frame] = {}
     eps = 1e-4  # float slack, so t == pts exactly picks that frame
     quiet = len(wanted) < PROGRESS_MIN_FRAMES or not sys.stderr.isatty()
@@ -256,7 +353,7 @@ def read_frames_at(path: str | Path, times: Sequence[float]) -> list[Frame]:
             raise
         except Exception as exc:
             raise VideoOpenFailure(path, f"decoding failed: {type(exc).__name__}: {exc}") from None
-    return [found[float(t)] for t in times]
+    return found
 
 
 def frame_at(path: str | Path, t: float) -> Frame:

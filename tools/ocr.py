@@ -1,0 +1,88 @@
+"""On-screen text with positions: RapidOCR (ONNX models shipped in its wheel), loaded once.
+
+One place for OCR so every tool reads text the same way: `read_text` takes a
+frame (RGB array) or an image file and returns each line read with its box
+and score. Lines under `MIN_SCORE` are dropped: RapidOCR's low-score lines on
+video frames are mostly texture read as letters. OCR engines trained on
+Chinese+Latin drop spaces between capital words ("THERED LIGHTHOUSE"); the
+lines are re-spaced with `mcr.tools.summarize.respace` (the unigram splitter
+that already serves scene summaries).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from mcr.tools.base import ToolFailure
+
+MIN_SCORE = 0.5
+OCR_HELP = "pip install --no-deps rapidocr-onnxruntime (its models ship in the wheel)"
+
+_engine: Any = None
+_lock = threading.Lock()
+
+
+class TextLine(BaseModel):
+    """One line of text read on screen."""
+
+    text: str
+    box: tuple[float, float, float, float] = Field(description="[x0, y0, x1, y1] in frame pixels")
+    score: float
+    t: float | None = Field(default=None, description="time (s) of the frame it was read in")
+
+
+def engine() -> Any:
+    """The process-wide RapidOCR engine (~1 s to load), created on first use.
+
+    Raises:
+        ToolFailure (``ocr_not_installed``): rapidocr-onnxruntime is missing.
+    """
+    global _engine
+    with _lock:
+        if _engine is None:
+            try:
+                from rapidocr_onnxruntime import RapidOCR
+            except ImportError as exc:
+                raise ToolFailure(f"OCR is not available ({exc}): {OCR_HELP}", "ocr_not_installed") from None
+            _engine = RapidOCR()
+        return _engine
+
+
+def read_text(
+    image: np.ndarray | str | Path, t: float | None = None, min_score: float = MIN_SCORE, respaced: bool = True
+) -> list[TextLine]:
+    """Lines of text in an (H, W, 3) uint8 RGB frame or an image file, top to bottom.
+
+    Args:
+        t: the frame's time, copied into each line (so facts can cite it).
+        min_score: drop lines RapidOCR scores below this.
+        respaced: put back spaces OCR dropped between words.
+    """
+    ocr = engine()
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ValueError(f"read_text wants an (H, W, 3) uint8 RGB image, not {image.dtype} {image.shape}")
+        source: Any = np.ascontiguousarray(image[..., ::-1])  # RapidOCR reads arrays as OpenCV BGR
+    else:
+        source = str(image)
+    with _lock:  # onnxruntime sessions are not re-entrant across our threads
+        result, _ = ocr(source)
+    lines = []
+    for points, text, score in result or []:
+        if float(score) < min_score or not str(text).strip():
+            continue
+        pts = np.asarray(points, np.float32)  # (4, 2) corners
+        box = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
+        value = str(text).strip()
+        if respaced:
+            from mcr.tools.summarize import respace
+
+            value = respace(value)
+        lines.append(TextLine(text=value, box=tuple(round(v, 1) for v in box), score=round(float(score), 3),
+                              t=None if t is None else round(t, 3)))
+    return sorted(lines, key=lambda line: (line.box[1], line.box[0]))

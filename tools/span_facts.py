@@ -1,0 +1,210 @@
+"""Everything measurable from the pixels of a span: `measure_span(video, start, end) -> SpanFacts`.
+
+This is the evidence a text-only policy can be given about what a video
+*shows* without any model describing frames: sampled frames' named colours,
+brightness, contrast, motion between them (`mcr.tools.pixels`), the text on
+screen with positions (`mcr.tools.ocr`), and YOLOv3-tiny objects tracked
+across frames (`mcr.tools.objects`). Every fact carries the time of the frame
+it was measured on, so an answer can cite the span.
+
+It is a pure function of the file and its arguments (the `look` tool caches
+it; `summarize` builds scene summaries from it). Frames are taken on a global
+grid of ``k / fps`` seconds, so overlapping spans sample the same times and a
+shared `FrameStore` decodes each frame once.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from mcr.context import TimeSpan
+from mcr.model.media.video import FrameStore, VideoInfo, check_span, probe, read_frames_at
+from mcr.tools.base import ToolFailure
+from mcr.tools.objects import Detection, Detector, Track, track
+from mcr.tools.ocr import TextLine, read_text
+from mcr.tools.pixels import ColourShare, FramePixels, Motion, frame_pixels, merge_shares, motion
+
+# OCR is the slowest fact (~1 s a frame on 2 cores); a frame that barely differs
+# from the last one read (this share of pixels changed, or less) keeps its text.
+OCR_REUSE_CHANGED_SHARE = 0.002
+
+
+class FrameFacts(FramePixels):
+    """The facts of one sampled frame: pixels, text read on it, objects detected in it."""
+
+    text: list[TextLine] = Field(default_factory=list)
+    objects: list[Detection] = Field(default_factory=list)
+
+
+class ObjectCount(BaseModel):
+    """How many of one kind of object the span shows, and when."""
+
+    label: str
+    max_in_frame: int = Field(description="the most seen in one frame: 'how many' at once")
+    at: float = Field(description="time (s) of the first frame showing that many")
+    tracks: int = Field(description="distinct ones followed across frames (naive IoU tracking)")
+    frames: int = Field(description="sampled frames it appears in")
+    first: float
+    last: float
+
+
+class SpanFacts(BaseModel):
+    """What the pixels of a span show, measured (no model wrote any of it)."""
+
+    span: TimeSpan
+    times: list[float] = Field(description="times (s) of the sampled frames")
+    frame_size: tuple[int, int] = Field(description="[width, height]; boxes are in these pixels")
+    frames: list[FrameFacts]
+    colours: list[ColourShare] = Field(description="named colours over the sampled frames")
+    brightness: float = Field(description="mean CIELAB L* over the frames, 0-100")
+    contrast: float = Field(description="mean RMS contrast (L* standard deviation)")
+    motion: list[Motion] = Field(default_factory=list, description="change between consecutive sampled frames")
+    text: list[TextLine] = Field(default_factory=list, description="distinct lines read, at their first time")
+    objects: list[ObjectCount] = Field(default_factory=list, description="per label, most frequent first")
+    tracks: list[Track] = Field(default_factory=list)
+    measured: list[str] = Field(description="which facts were measured: pixels, motion, ocr, objects")
+    missing: list[str] = Field(default_factory=list, description="facts not measured, and how to get them")
+
+    def describe(self, max_items: int = 5) -> str:
+        """One line of the measured facts, e.g. ``measured (4 frames, 0.0-6.0 s): colours red 76% ...``."""
+        parts = []
+        if self.colours:
+            parts.append("colours " + ", ".join(f"{c.name} {c.share:.0%}" for c in self.colours[:max_items]))
+        parts.append(f"brightness {self.brightness:.0f}/100, contrast {self.contrast:.0f}")
+        if self.motion:
+            level = mean_motion(self.motion)
+            parts.append(f"motion {motion_word(level)} ({level:.3f})")
+        if "ocr" in self.measured:
+            lines = [f'"{x.text}" ({x.t:.1f} s)' for x in self.text[:max_items]]
+            parts.append("on screen: " + ("; ".join(lines) if lines else "no text"))
+        if "objects" in self.measured:
+            objs = [f"{o.max_in_frame} {o.label}" + (f" ({o.at:.1f} s)" if o.max_in_frame else "")
+                    for o in self.objects[:max_items]]
+            parts.append("objects: " + (", ".join(objs) if objs else "none detected"))
+        return f"measured ({len(self.frames)} frames, {self.span}): " + "; ".join(parts)
+
+
+def mean_motion(items: list[Motion]) -> float:
+    return float(np.mean([m.mean_change for m in items])) if items else 0.0
+
+
+def motion_word(level: float) -> str:
+    """A word for a mean grey-level change (0-1) between sampled frames."""
+    return "none" if level < 0.005 else "low" if level < 0.03 else "moderate" if level < 0.1 else "high"
+
+
+def span_times(start: float, end: float, fps: float, max_frames: int) -> list[float]:
+    """Times ``k / fps`` in [start, end) (the middle for a span too short), at most `max_frames`, evenly thinned."""
+    if fps <= 0 or max_frames < 1:
+        raise ValueError(f"fps ({fps}) must be > 0 and max_frames ({max_frames}) >= 1")
+    first, last = math.ceil(start * fps - 1e-9), math.ceil(end * fps - 1e-9) - 1
+    grid = [k / fps for k in range(first, last + 1)]
+    if not grid:
+        return [round((start + end) / 2, 6)]
+    if len(grid) > max_frames:
+        picks = np.linspace(0, len(grid) - 1, max_frames).round().astype(int)  # (max_frames,)
+        grid = [grid[i] for i in sorted(set(picks.tolist()))]
+    return [round(t, 6) for t in grid]
+
+
+def measure_span(
+    video_path: str | Path,
+    start: float,
+    end: float,
+    *,
+    fps: float = 1.0,
+    max_frames: int = 8,
+    detect_objects: bool = True,
+    ocr: bool = True,
+    min_score: float = 0.4,
+    store: FrameStore | None = None,
+    info: VideoInfo | None = None,
+) -> SpanFacts:
+    """Measure the pixel facts of ``[start, end]`` seconds of a video.
+
+    Args:
+        fps: frames sampled per second (on the ``k / fps`` grid), at most `max_frames`.
+        detect_objects: run YOLOv3-tiny on each frame (~0.5 s a frame on 2 cores).
+        ocr: read on-screen text (~1 s a frame; near-identical frames reuse it).
+        min_score: the detector's score threshold.
+        store: a `FrameStore` so frames already decoded are not decoded again.
+        info: a `probe` result, to skip probing again.
+
+    Raises:
+        VideoNotFound, VideoOpenFailure: the file. SpanOutsideVideo: the span.
+        ValueError: fps or max_frames out of range.
+    """
+    info = info or probe(video_path)
+    start, end = check_span(info, start, end)
+    times = span_times(start, end, fps, max_frames)
+    decoded = read_frames_at(video_path, times, store=store)
+    measured, missing = ["pixels"], []
+    frames = [FrameFacts(**frame_pixels(f.image, t).model_dump()) for t, f in zip(times, decoded)]
+    moves = [motion(a.image, b.image, ta, tb) for (ta, a), (tb, b) in zip(zip(times, decoded), zip(times[1:], decoded[1:]))]
+    if moves:
+        measured.append("motion")
+
+    if ocr:
+        try:
+            _read_all_text(frames, decoded, moves)
+            measured.append("ocr")
+        except ToolFailure as exc:
+            missing.append(f"ocr: {exc}")
+    tracks: list[Track] = []
+    if detect_objects:
+        try:
+            detector = Detector.shared()
+            per_frame = [detector.detect(f.image, t, min_score=min_score) for t, f in zip(times, decoded)]
+            per_frame, tracks = track(per_frame)
+            for facts, dets in zip(frames, per_frame):
+                facts.objects = dets
+            measured.append("objects")
+        except ToolFailure as exc:
+            missing.append(f"objects: {exc}")
+
+    seen: dict[str, TextLine] = {}
+    for facts in frames:
+        for line in facts.text:
+            seen.setdefault(line.text, line)
+    return SpanFacts(
+        span=TimeSpan(start=round(start, 3), end=round(end, 3)),
+        times=[round(t, 3) for t in times],
+        frame_size=(info.width, info.height),
+        frames=frames,
+        colours=merge_shares(frames),
+        brightness=round(float(np.mean([f.brightness for f in frames])), 1),
+        contrast=round(float(np.mean([f.contrast for f in frames])), 1),
+        motion=moves,
+        text=list(seen.values()),
+        objects=count_objects(frames, tracks),
+        tracks=tracks,
+        measured=measured,
+        missing=missing,
+    )
+
+
+def _read_all_text(frames: list[FrameFacts], decoded: list, moves: list[Motion]) -> None:
+    """OCR each frame, reusing the last frame's lines where the pixels barely changed."""
+    last: list[TextLine] | None = None
+    for i, (facts, frame) in enumerate(zip(frames, decoded)):
+        if last is not None and moves[i - 1].changed_share <= OCR_REUSE_CHANGED_SHARE:
+            facts.text = [line.model_copy(update={"t": facts.t}) for line in last]
+        else:
+            facts.text = read_text(frame.image, facts.t)
+        last = facts.text
+
+
+def count_objects(frames: list[FrameFacts], tracks: list[Track]) -> list[ObjectCount]:
+    """Per label: the most in one frame (and when), distinct tracks, frames seen; most frequent first."""
+    out = []
+    for label in sorted({d.label for f in frames for d in f.objects}):
+        counts = [(sum(d.label == label for d in f.objects), f.t) for f in frames]
+        most, at = max(counts, key=lambda c: (c[0], -c[1]))
+        present = [t for n, t in counts if n]
+        out.append(ObjectCount(label=label, max_in_frame=most, at=at, tracks=sum(t.label == label for t in tracks),
+                               frames=len(present), first=present[0], last=present[-1]))
+    return sorted(out, key=lambda o: (-o.frames, -o.max_in_frame, o.label))
