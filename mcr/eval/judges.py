@@ -5,8 +5,9 @@ to compare, so someone has to judge it. The judge is pluggable because the
 right one depends on the benchmark: token overlap is cheap and reproducible,
 a model judge follows paraphrases. ``mcr eval --judge NAME`` picks one:
 
-* ``contains`` (default): every content word of the reference appears in the
-  answer — strict, explainable, no model;
+* ``contains`` (default): every word of the reference appears in the answer
+  (case, punctuation, articles and a plural ``-s`` aside) — strict,
+  explainable, no model;
 * ``f1``: SQuAD-style token F1, correct at 0.5 or above;
 * ``offline``: SmolLM2-135M (the offline default model) scores the
   continuations "yes" and "no" after a grading prompt — a real model, but a
@@ -44,12 +45,18 @@ class JudgeError(ValueError):
     """A judge name that cannot be resolved (the message says which forms exist)."""
 
 
+def _words(text: str | None) -> list[str]:
+    """Normalised words with a plain plural/third-person ``-s`` dropped ("counts" = "count", "ships" = "ship")."""
+    return [w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+            for w in _norm(_strip_thinking(text or "")).split()]
+
+
 class ContainsJudge:
     name = "contains"
 
     def __call__(self, question: str, reference: str, answer: str | None) -> JudgeVerdict:
-        want = set(_norm(reference).split())
-        got = set(_norm(_strip_thinking(answer or "")).split())
+        want = set(_words(reference))
+        got = set(_words(answer))
         missing = sorted(want - got)
         return JudgeVerdict(float(bool(want) and not missing), f"missing: {' '.join(missing)}" if missing else "all words present")
 
@@ -58,7 +65,7 @@ class F1Judge:
     name = "f1"
 
     def __call__(self, question: str, reference: str, answer: str | None) -> JudgeVerdict:
-        want, got = _norm(reference).split(), _norm(_strip_thinking(answer or "")).split()
+        want, got = _words(reference), _words(answer)
         common = sum((Counter(want) & Counter(got)).values())
         if not want or not got or not common:
             return JudgeVerdict(0.0, "no common token")

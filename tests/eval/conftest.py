@@ -52,10 +52,31 @@ def scene_tasks() -> list[dict]:
     return tasks
 
 
+def _srt_time(t: float) -> str:
+    ms = round(t * 1000)
+    return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+
+def subtitled_sample(folder: Path) -> Path:
+    """A copy of the sample with sidecar subtitles written from its facts (the narration, at its times).
+
+    `transcribe` reads sidecar subtitles first, as it would a real video's, so
+    these suites do not depend on how well speech recognition hears espeak-ng.
+    """
+    video = folder / "sample.mp4"
+    if not video.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        video.write_bytes(SAMPLE.read_bytes())
+        cues = [f"{i}\n{_srt_time(s['narration']['start'])} --> {_srt_time(s['narration']['end'])}\n{s['narration']['text']}\n"
+                for i, s in enumerate(FACTS["scenes"], start=1)]
+        video.with_suffix(".srt").write_text("\n".join(cues), encoding="utf-8")
+    return video
+
+
 def write_suite(path: Path, tasks: list[dict], name: str = "sample-suite") -> Path:
     suite = {
         "suite": name,
-        "defaults": {"video": str(SAMPLE), "tools": ["transcribe"],
+        "defaults": {"video": str(subtitled_sample(path.parent / "media")), "tools": ["transcribe"],
                      "budget": {"max_steps": 4, "max_tool_calls": 4, "wall_time_s": 120}},
         "tasks": tasks,
     }

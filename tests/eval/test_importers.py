@@ -18,7 +18,7 @@ from mcr.eval.presets import PRESETS, apply_preset, choice_prompt, get_preset
 from mcr.task import TaskSpec, load_tasks
 
 DATA = Path(__file__).parent / "data"
-CLIP = Path(__file__).resolve().parents[2] / "examples" / "suites" / "truth" / "media" / "v1.mp4"  # 17 s
+CLIP = Path(__file__).resolve().parents[2] / "examples" / "suites" / "truth" / "media" / "v1.mp4"
 NAMES = ["data/vidAAA0001.mp4", "mlvu_clip_1.mp4", "1_plotQA/movie_101.mp4", "lvb0001.mp4", "lvb_key01.mp4",
          "ego-0001.mp4", "ego-0002.mp4", "CHA01.mp4"]
 
@@ -90,7 +90,10 @@ def test_charades_sta_three_layouts(videos):
     txt = import_benchmark("charades_sta", DATA / "charades_sta_test.txt", videos)
     assert [(t.span.start, t.span.end) for t in txt] == [(0.0, 6.0), (11.0, 17.0)]
     assert all(t.scorer == "span" and t.options is None and t.answer is None and t.category == "grounding" for t in txt)
-    assert "duration 17.0 seconds" in txt[0].question  # probed from the video: the text file has no duration
+    from mcr.model.media.video import probe
+
+    duration = probe(CLIP).duration  # the text file has no duration: probed from the video
+    assert f"Given the video of duration {duration:.1f} seconds" in txt[0].question
     assert '"a green screen with two squares"' in txt[0].question
     lmms = import_benchmark("charades_sta", DATA / "charades_lmms.json", videos)
     assert (lmms[0].span.start, lmms[0].span.end) == (6.0, 11.0)  # "[6.0, 11.0]" string form

@@ -169,6 +169,9 @@ def test_builtin_judges():
     assert contains("q", "fresh bread", "The market sells fresh bread.").score == 1.0
     assert contains("q", "fresh bread", "The market sells bread.").score == 0.0
     assert contains("q", "fresh bread", None).score == 0.0
+    # what Whisper heard vs the script: a plural or third-person -s is not a different answer
+    assert contains("q", "At night the keeper counts seven ships.", "At night the keeper count seven ship").score == 1.0
+    assert contains("q", "the glass", "the glas").score == 0.0
     assert f1("q", "fresh bread", "fresh bread").score == pytest.approx(1.0)
     assert 0.0 < f1("q", "fresh bread for three coins", "bread").score < 0.5
     assert f1("q", "x", "").score == 0.0
