@@ -12,10 +12,19 @@ re-watching the frames. The hierarchy keeps long videos tractable:
    correlation) merged into one;
 3. **whole** — one line per scene, and with a model a closing summary.
 
-With a model session (``use_model``), each scene is also captioned from its
-frames through a *fork* of the session (the main cache stays clean), and the
-whole-video summary is written by the model from the scene notes. Without one
-the summary is extractive: titles read on screen, speech heard, shot times.
+Every scene line is built from **measured facts** and says so ("measured:
+…"): the text read on screen, what the transcript says, and what the pixels
+of a few sampled frames show — named colours with shares, brightness, motion,
+YOLOv3-tiny objects (`mcr.tools.span_facts.measure_span`, no model involved).
+
+Captions come only from a model that **receives the frames** (a
+vision-language policy: ``ctx.sees_pixels``). Then each scene is also
+captioned from its frames through a side query on a fork of the session (the
+main cache stays clean), and the whole-video summary is written by the model
+from the scene notes. A text-only model (SmolLM2) is never asked: it would
+only see a line naming the file, and whatever it wrote about the frames would
+be invented — so with it, or without a model, the summary is the measured
+facts alone, and ``use_model=true`` is a typed ``no_model`` error.
 
 OCR engines for Chinese+Latin often drop the spaces between capital words
 ("MORNINGFIELD"); tokens that are not words are re-spaced with a unigram
@@ -45,7 +54,8 @@ class SpanSummary(BaseModel):
     text: str = Field(description="the summary line")
     ocr: list[str] = Field(default_factory=list, description="text read on screen")
     speech: str = Field(default="", description="what is said during the span")
-    caption: str | None = Field(default=None, description="the model's description (model path only)")
+    caption: str | None = Field(default=None, description="a vision-language model's description of the frames")
+    pixels: str | None = Field(default=None, description="what the sampled frames' pixels measure (scenes)")
     shots: list[int] = Field(default_factory=list, description="indices of the shots it covers")
 
 
@@ -54,7 +64,9 @@ class SummarizeInput(BaseModel):
 
     span: TimeSpan | None = Field(default=None, description="summarise only this part; default the whole video")
     ocr: bool = Field(default=True, description="read on-screen text in each shot's keyframe")
-    use_model: bool | None = Field(default=None, description="caption scenes with the video model; default: if one runs")
+    pixels: bool = Field(default=True, description="measure colours, brightness, motion, objects in each scene's frames")
+    use_model: bool | None = Field(
+        default=None, description="caption scenes with the video model; default: if the episode's model sees frames")
     scene_similarity: float = Field(default=0.9, ge=0, le=1, description="merge shots whose keyframes correlate above this")
 
 
@@ -63,7 +75,7 @@ class SummarizeOutput(BaseModel):
     shots: list[SpanSummary]
     scenes: list[SpanSummary]
     overall: SpanSummary
-    sources: list[str] = Field(description="what the summary was made from: shots, ocr, transcript, model")
+    sources: list[str] = Field(description="what it was made from: shots, transcript, ocr, pixels, objects, model")
     missing: list[str] = Field(default_factory=list, description="evidence that was not available, and how to get it")
 
 
@@ -74,8 +86,9 @@ class OcrLines(BaseModel):
 class SummarizeTool(Tool):
     name = "summarize"
     description = (
-        "Summarise a span or the whole video, shot by shot and scene by scene, from on-screen text, "
-        "the transcript and (with a model) the frames; the result is remembered for later turns."
+        "Summarise a span or the whole video, shot by shot and scene by scene, from measured facts (on-screen "
+        "text, the transcript, colours, brightness, motion, objects) and, with a vision model, its captions; "
+        "the result is remembered for later turns."
     )
     Input = SummarizeInput
     Output = SummarizeOutput
@@ -85,6 +98,7 @@ class SummarizeTool(Tool):
 
         self._segment = SegmentTool()
         self._ocr_engine: Any = None
+        self._frames: Any = None  # a FrameStore once pixels are measured: each frame decoded once
 
     def run(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput:
         video = ctx.require_video()
@@ -114,14 +128,16 @@ class SummarizeTool(Tool):
             scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
             lines = list(dict.fromkeys(line for m in members for line in m.ocr))
             scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
+        if input.pixels:
+            scenes = self._measure(ctx, video, scenes, sources, missing)
         use_model = input.use_model if input.use_model is not None else ctx.sees_pixels
         closing = None
-        if use_model:
+        if use_model:  # never for a text-only model: require_model(vision=True) refuses it
             ctx.require_model("model summarisation", vision=True)
             scenes = [self._caption(ctx, video, s) for s in scenes]
             closing = self._closing(ctx, scenes)
             sources.append("model")
-        lines = [f"Scene {i} {s.span}: {s.text}" for i, s in enumerate(scenes, start=1)]
+        lines = [f"Scene {i} {s.span}: {s.text}." for i, s in enumerate(scenes, start=1)]
         head = f"{len(scenes)} scene(s) in {span}. "
         overall_text = head + " ".join(lines) + (f" Model summary: {closing}" if closing else "")
         overall = SpanSummary(level="video", span=span, text=overall_text, caption=closing,
@@ -175,12 +191,43 @@ class SummarizeTool(Tool):
 
         return cache.get_or_compute(key, OcrLines, compute).lines
 
+    def _measure(self, ctx: ToolContext, video: Any, scenes: list[SpanSummary], sources: list[str],
+                 missing: list[str]) -> list[SpanSummary]:
+        """Each scene with the pixel facts of a few sampled frames appended (cached per scene)."""
+        from mcr.model.media.video import FrameStore, VideoError
+        from mcr.tools.span_facts import SpanFacts, measure_span
+
+        if self._frames is None:
+            self._frames = FrameStore()
+        cache = ResultCache.for_context(ctx)
+        fps = float(ctx.settings.get("pixel_fps", 0.5))
+        frames = int(ctx.settings.get("pixel_frames", 3))
+        objects = bool(ctx.settings.get("objects", True))
+        out, measured = [], set()
+        for scene in scenes:
+            settings = {"fps": fps, "max_frames": frames, "objects": objects, "ocr": False}
+            key = cache.key("span_facts", video.path, scene.span, settings)
+            try:
+                facts = cache.get_or_compute(key, SpanFacts, lambda s=scene: measure_span(
+                    video.path, s.span.start, s.span.end, fps=fps, max_frames=frames, detect_objects=objects,
+                    ocr=False, store=self._frames))
+            except VideoError as exc:  # a scene the decoder cannot reach: say so, keep the rest
+                missing.append(f"pixels of {scene.span}: {exc}")
+                out.append(scene)
+                continue
+            measured.update(facts.measured)
+            missing.extend(m for m in facts.missing if m not in missing)
+            line = pixel_line(facts)
+            out.append(scene.model_copy(update={"pixels": line, "text": f"{scene.text}; {line}"}))
+        sources.extend(name for name in ("pixels", "objects") if name in measured)
+        return out
+
     def _caption(self, ctx: ToolContext, video: Any, scene: SpanSummary) -> SpanSummary:
         question = f"Describe what happens in this clip ({scene.span}) in one sentence."
         gen = ctx.side_query(question, [video.message_part(scene.span)], what="scene captions",
                              max_new_tokens=int(ctx.settings.get("caption_tokens", 40)))
         caption = gen.text.strip()
-        text = scene.text + (f" Seen: {caption}" if caption else "")
+        text = scene.text + (f". Seen by the vision model (it received the frames): {caption}" if caption else "")
         return scene.model_copy(update={"caption": caption, "text": text})  # "" = asked, said nothing
 
     def _closing(self, ctx: ToolContext, scenes: list[SpanSummary]) -> str:
@@ -232,13 +279,25 @@ def _said(speech: list[tuple[TimeSpan, str]], span: TimeSpan) -> str:
 
 
 def _describe(level: Literal["shot", "scene"], span: TimeSpan, ocr: list[str], speech: str, shots: list[int]) -> SpanSummary:
-    parts = []
-    if ocr:
-        parts.append("on screen: " + " / ".join(f'"{line}"' for line in ocr) + ".")
-    if speech:
-        parts.append(f'said: "{speech}".')
-    text = " ".join(parts) or "no text on screen and nothing said."
+    """The measured line of a span: what was read on screen and what was said (no model wrote it)."""
+    parts = ["on screen " + " / ".join(f'"{line}"' for line in ocr) if ocr else "no text on screen",
+             f'said "{speech}"' if speech else "nothing said"]
+    text = "measured: " + "; ".join(parts)
     return SpanSummary(level=level, span=span, text=text, ocr=ocr, speech=speech, shots=shots)
+
+
+def pixel_line(facts: Any, max_items: int = 4) -> str:
+    """The pixel facts of a `SpanFacts` as one sentence: colours, brightness, motion, objects."""
+    from mcr.tools.span_facts import mean_motion, motion_word
+
+    colours = ", ".join(f"{c.name} {c.share:.0%}" for c in facts.colours[:max_items]) or "none named"
+    parts = [f"colours {colours}", f"brightness {facts.brightness:.0f}/100"]
+    if facts.motion:
+        parts.append(f"motion {motion_word(mean_motion(facts.motion))}")
+    if "objects" in facts.measured:
+        objs = [f"{o.label} x{o.max_in_frame} ({o.at:.1f}s)" for o in facts.objects[:max_items]]
+        parts.append("objects " + (", ".join(objs) if objs else "none detected"))
+    return "; ".join(parts) + f" ({len(facts.frames)} frames)"
 
 
 def _group_scenes(keyframes: list[str], threshold: float) -> list[list[int]]:
