@@ -32,11 +32,12 @@ def draw_title(img: np.ndarray, text: str, color: tuple[int, int, int], y: int =
     cv2.putText(img, text, ((img.shape[1] - w) // 2, y), font, scale, color, thick, cv2.LINE_AA)
 
 
-def speak(text: str, voice: str = "en-us", words_per_minute: int = 130) -> np.ndarray:
+def speak(text: str, voice: str = "en-us", words_per_minute: int = 130, word_gap: int = 0) -> np.ndarray:
     """espeak-ng speech for `text`, trimmed to its first and last loud sample.
 
     Returns int16 mono samples at SAMPLE_RATE. Trimming makes a narration's
     recorded span the span of actual speech, not of espeak's padding.
+    `word_gap` adds pauses between words (espeak's -g, in 10 ms units).
 
     Raises:
         SystemExit: espeak-ng is missing (with the install command) or wrote no speech.
@@ -44,7 +45,7 @@ def speak(text: str, voice: str = "en-us", words_per_minute: int = 130) -> np.nd
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise SystemExit("espeak-ng is not installed: `apt-get install -y espeak-ng` (Debian/Ubuntu)")
-    cmd = [exe, "-v", voice, "-s", str(words_per_minute), "--stdout", text]
+    cmd = [exe, "-v", voice, "-s", str(words_per_minute), *(["-g", str(word_gap)] if word_gap else []), "--stdout", text]
     wav = subprocess.run(cmd, check=True, capture_output=True).stdout
     # espeak streams its WAV, so the header's sizes are placeholders: take every
     # byte after the "data" chunk id and size as samples.

@@ -125,7 +125,7 @@ def plan_videos(seed: int, n_videos: int = 6, photos: bool = True) -> list[Video
         video = VideoPlan(id=f"v{v + 1}")
         t = 0.0
         for i in range(n_scenes):
-            length = rng.choice((5.0, 5.5, 6.0))
+            length = rng.choice((5.5, 6.0))  # room for a slow narration sentence; 5 scenes ≤ 30 s
             title, squares = titles.pop(), rng.randint(2, 6)
             if i == photo_at:
                 stem, animal = photo_pool[(v // 2) % len(photo_pool)]
