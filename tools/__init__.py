@@ -15,6 +15,7 @@ from mcr.tools.base import Tool, ToolContext, ToolFailure, ToolRegistry, tool
 BUILTIN_TOOLS: dict[str, tuple[str, str]] = {
     "video_info": ("mcr.tools.probe", "VideoInfoTool"),
     "segment": ("mcr.tools.segment", "SegmentTool"),
+    "look": ("mcr.tools.look", "LookTool"),
     "transcribe": ("mcr.tools.asr", "TranscribeTool"),
     "ground": ("mcr.tools.ground", "GroundTool"),
     "search": ("mcr.tools.search", "SearchTool"),

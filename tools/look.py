@@ -1,0 +1,115 @@
+"""`look`: what a span shows, measured from its pixels — colours, brightness, motion, text, objects.
+
+The tool for a policy that does not receive frames (the offline text model)
+and a check for one that does: every statement in its output is a
+measurement (`mcr.tools.span_facts.measure_span`) with the time of the frame
+it was made on, never a description written by a model. "What colour is the
+scene at 10 s?", "how many dogs are there?" and "what is written on the sign?"
+get answers that can be cited by span.
+
+Results are cached by file content, span and settings (`ResultCache`), and
+decoded frames are kept in a `FrameStore`, so looking again costs nothing and
+looking at an overlapping span decodes only the new frames.
+
+Settings (``ctx.settings``): ``max_frames`` (cap on sampled frames, default 8),
+``min_score`` (detector threshold, default 0.4).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mcr.context import TimeSpan
+from mcr.model.media.video import FrameStore, VideoError, probe
+from mcr.tools.base import Tool, ToolContext, ToolFailure
+from mcr.tools.cache import ResultCache
+from mcr.tools.span_facts import SpanFacts, measure_span, mean_motion, motion_word
+
+
+class LookInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    span: TimeSpan | None = Field(default=None, description="the part of the video to look at (seconds); default all")
+    t: float | None = Field(default=None, ge=0, description="look at the one frame at this time (s) instead")
+    fps: float = Field(default=1.0, gt=0, le=8, description="frames sampled per second of the span")
+    objects: bool = Field(default=True, description="detect objects (80 COCO classes: person, dog, car, ...)")
+    ocr: bool = Field(default=True, description="read the text on screen")
+
+
+class LookOutput(SpanFacts):
+    """The measured facts of the span (see `SpanFacts`)."""
+
+
+class LookTool(Tool):
+    name = "look"
+    description = (
+        "Measure what a span (or the frame at t) shows from its pixels: named colours with shares, "
+        "brightness, contrast, motion, on-screen text with positions, and objects (labels, boxes, counts) "
+        "tracked across frames; every fact carries its frame time."
+    )
+    Input = LookInput
+    Output = LookOutput
+
+    def __init__(self) -> None:
+        self.frames = FrameStore()
+
+    def run(self, input: LookInput, ctx: ToolContext) -> LookOutput:
+        video = ctx.require_video()
+        if input.span is not None and input.t is not None:
+            raise ToolFailure("give either `span` or `t`, not both", "bad_arguments")
+        try:
+            info = probe(video.path)
+        except VideoError as exc:
+            raise ToolFailure(str(exc), "unreadable_video") from None
+        if input.t is not None:
+            start = end = min(input.t, info.duration)
+            if input.t > info.duration + 0.05:
+                raise ToolFailure(f"t={input.t:.2f}s is past the end of the video ({info.duration:.2f}s)",
+                                  "span_outside_video")
+        elif input.span is not None:
+            start, end = input.span.start, input.span.end
+        else:
+            start, end = 0.0, info.duration
+        max_frames = int(ctx.settings.get("max_frames", 8))
+        min_score = float(ctx.settings.get("min_score", 0.4))
+        cache = ResultCache.for_context(ctx)
+        settings = {"fps": input.fps, "objects": input.objects, "ocr": input.ocr, "max_frames": max_frames,
+                    "min_score": min_score, "t": input.t}
+        key = cache.key(self.name, info.path, TimeSpan(start=start, end=max(start, end)), settings)
+
+        def compute() -> LookOutput:
+            try:
+                facts = measure_span(info.path, start, end, fps=input.fps, max_frames=max_frames,
+                                     detect_objects=input.objects, ocr=input.ocr, min_score=min_score,
+                                     store=self.frames, info=info)
+            except VideoError as exc:  # SpanOutsideVideo, or a file that fails mid-decode
+                error = "span_outside_video" if isinstance(exc, ValueError) else "unreadable_video"
+                raise ToolFailure(str(exc), error) from None
+            return LookOutput(**facts.model_dump())
+
+        return cache.get_or_compute(key, LookOutput, compute)
+
+    def summarize(self, output: LookOutput) -> str:
+        lines = [output.describe()]
+        for f in output.frames:
+            bits = [", ".join(f"{c.name} {c.share:.0%}" for c in f.colours[:3]) or "no dominant colour",
+                    f"brightness {f.brightness:.0f}"]
+            if f.objects:
+                counts: dict[str, int] = {}
+                for d in f.objects:
+                    counts[d.label] = counts.get(d.label, 0) + 1
+                bits.append("objects " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+            if f.text:
+                bits.append("text " + " / ".join(f'"{x.text}"' for x in f.text[:3]))
+            lines.append(f"  t={f.t:.2f}s: " + "; ".join(bits))
+        if output.motion:
+            level = mean_motion(output.motion)
+            peak = max(output.motion, key=lambda m: m.mean_change)
+            lines.append(f"  motion {motion_word(level)}; most change {peak.start:.2f}-{peak.end:.2f}s "
+                         f"({peak.changed_share:.0%} of pixels)")
+        if output.missing:
+            lines.append("  not measured: " + "; ".join(output.missing))
+        return "\n".join(lines)
+
+    def span_of(self, input: LookInput, output: LookOutput) -> TimeSpan | None:
+        return output.span
