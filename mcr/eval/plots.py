@@ -71,19 +71,23 @@ def draw_budget(ax: Any, summary: dict[str, Any]) -> None:
     curve = summary["accuracy_at_steps"]
     if not curve:
         return _empty(ax, "no tasks")
-    ax.plot([k for k, _ in curve], [a for _, a in curve], marker="o", color=OTHER, label="cut at k steps")
+    from matplotlib.ticker import MaxNLocator
+
+    lines = ax.plot([k for k, _ in curve], [a for _, a in curve], marker="o", color=OTHER, label="cut after k steps")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("step budget k")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
-    ax.set_title("Accuracy at a budget", fontsize=10)
+    ax.set_title("Accuracy at a budget (steps; seconds, dashed)", fontsize=10, pad=4)
     seconds = summary["accuracy_at_seconds"]
     if seconds:
         top = ax.twiny()
-        top.plot([t for t, _ in seconds], [a for _, a in seconds], color="#ef6c00", linestyle="--", label="cut at t s")
-        top.set_xlabel("time budget t (s)", color="#ef6c00")
+        lines += top.plot([t for t, _ in seconds], [a for _, a in seconds], color="#ef6c00", linestyle="--",
+                          label="cut after t seconds")
+        top.set_xlabel("time budget t (s)", color="#ef6c00", fontsize=9)
         top.tick_params(axis="x", colors="#ef6c00")
         top.set_ylim(0, 1)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(lines, [line.get_label() for line in lines], loc="lower right", fontsize=8)
 
 
 def write_plots(out: Path, records: list[TaskRecord], summary: dict[str, Any]) -> dict[str, str]:

@@ -70,7 +70,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def render_markdown(summary: dict[str, Any], records: list[TaskRecord], manifest: dict[str, Any], plots: dict[str, str]) -> str:
     run = manifest.get("run", {})
-    lines = [f"# Evaluation: {Path(run.get('suite', '?')).name} — mode {run.get('mode', '?')}, policy {run.get('policy', '?')}", ""]
+    lines = [f"# Evaluation: {run.get('suite', '?')} — mode {run.get('mode', '?')}, policy {run.get('policy', '?')}", ""]
     lines += _table(["figure", "value"], [list(r) for r in headline(summary)]) + [""]
     lines += ["## Per category", ""]
     lines += _table(["category", "tasks", "correct", "accuracy"],
