@@ -28,8 +28,8 @@ from mcr.graph import ANSWERED, EpisodeDeps, build_graph
 from mcr.model.media.video import probe
 from mcr.policies.base import ModelBackedPolicy, Policy
 from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
-from mcr.tools import builtin_registry
-from mcr.tools.base import Tool, ToolRegistry, load_plugin
+from mcr.tools import builtin_registry, registry_for_task
+from mcr.tools.base import Tool, ToolRegistry
 from mcr.tools.side import EpisodeModel
 from mcr.traces.recorder import (
     EntryEvent,
@@ -138,13 +138,7 @@ class Agent:
         """
         from mcr.policies.factory import build_policy
 
-        registry = builtin_registry()
-        for plugin in task.plugins:
-            for plugin_tool in load_plugin(plugin):
-                registry.register(plugin_tool, replace=True)
-        task.check_tool_names(registry.names)
-        if task.tools is not None:
-            registry = registry.subset(task.tools)
+        registry = registry_for_task(task)
         return cls(
             policy=build_policy(task, registry),
             tools=registry,

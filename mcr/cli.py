@@ -225,13 +225,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_tools(args: argparse.Namespace) -> int:
-    from mcr.tools import UNAVAILABLE, builtin_registry
-    from mcr.tools.base import load_plugin
+    from mcr.tools import UNAVAILABLE, registry_with_plugins
 
-    registry = builtin_registry()
-    for plugin in args.plugin or []:
-        for t in load_plugin(plugin):
-            registry.register(t, replace=True)
+    registry = registry_with_plugins(args.plugin or [])
     if args.json:
         print(json.dumps(registry.schemas(), indent=2))
         return EXIT_OK

@@ -132,7 +132,7 @@ class Instruction(_Entry):
         lines = [f"Question: {self.text}"]
         if self.options:
             lines.append("Options:")
-            lines += [f"{letter}. {opt}" for letter, opt in zip(option_letters(), self.options)]
+            lines += [f"{letter}. {opt}" for letter, opt in option_table(self.options).items()]
         return "\n".join(lines)
 
 class Observation(_Entry):

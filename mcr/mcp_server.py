@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mcr.context import Context
+from mcr.tools import registry_with_plugins
 from mcr.tools.base import ToolRegistry
 
 __all__ = ["SessionArg", "ToolHost", "build_server", "mcp_main"]
@@ -202,17 +203,6 @@ def build_server(host: ToolHost):
     return Server("mcr", version=ours, instructions="Video tools of InternVideo3-MCR. Every call takes "
                   "session: {video, workdir}; results are cached and traced per session.",
                   on_list_tools=list_tools, on_call_tool=call_tool)
-
-
-def registry_with_plugins(plugins: list[str]) -> ToolRegistry:
-    from mcr.tools import builtin_registry
-    from mcr.tools.base import load_plugin
-
-    registry = builtin_registry()
-    for plugin in plugins:
-        for t in load_plugin(plugin):
-            registry.register(t, replace=True)
-    return registry
 
 
 def mcp_main(args: Any) -> int:

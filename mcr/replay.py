@@ -18,8 +18,8 @@ from mcr.context import VideoRef
 from mcr.policies.factory import build_policy
 from mcr.policies.scripted import ScriptedPolicy
 from mcr.task import Budget, TaskSpec, VideoSettings
-from mcr.tools import builtin_registry
-from mcr.tools.base import ToolRegistry, load_plugin
+from mcr.tools import registry_with_plugins
+from mcr.tools.base import ToolRegistry
 from mcr.traces.recorder import read_trace
 from mcr.traces.diff import Divergence, first_divergence
 from mcr.policies.recorded import ReplayPolicy
@@ -39,17 +39,6 @@ class ReplayReport(BaseModel):
     @property
     def reproduced(self) -> bool:
         return self.forked_at is None and self.divergence is None
-
-
-def _live_tools(recorded: RecordedEpisode, spec: TaskSpec | None) -> ToolRegistry:
-    registry = builtin_registry()
-    for plugin in spec.plugins if spec else []:
-        try:
-            for plugin_tool in load_plugin(plugin):
-                registry.register(plugin_tool, replace=True)
-        except (FileNotFoundError, ImportError, ValueError):
-            continue  # served from the trace; re-running it will say it is missing
-    return registry
 
 
 def replay(
@@ -72,7 +61,8 @@ def replay(
     recorded = RecordedEpisode(read_trace(trace))
     task = recorded.task
     spec = TaskSpec.model_validate(task["spec"]) if task.get("spec") else None
-    live = _live_tools(recorded, spec)
+    # A plugin that no longer loads is served from the trace; re-running it will say it is missing.
+    live = registry_with_plugins(spec.plugins if spec else [], skip_broken=True)
     names = list(recorded.start.get("tools", []))
     if continue_with is not None:
         names += [n for n in (continue_with.tools or live.names) if n not in names]

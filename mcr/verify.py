@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mcr.context import Answer, Context, Verdict, option_letters
+from mcr.context import Answer, Context, Verdict, letters_for
 
 CheckResult = tuple[bool, str]
 Check = Callable[[Answer, Context], CheckResult]
@@ -30,7 +30,7 @@ def option_valid(answer: Answer, context: Context) -> CheckResult:
     instruction = context.instruction
     if instruction is None or not instruction.options:
         return True, ""
-    letters = [letter for letter, _ in zip(option_letters(), instruction.options)]
+    letters = letters_for(instruction.options)
     if answer.option is None:
         return False, f"this is a multiple-choice question: answer with one of the options {', '.join(letters)}"
     if answer.option.strip().upper() not in letters:

@@ -24,9 +24,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, ToolError
+from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, ToolError, letters_for
 from mcr.policies.base import Decision, FinalAnswer, InvalidOutput, PolicyError
 from mcr.model.runtime.grammar import GrammarConstraint
+from mcr.tools.base import schema_function
 from mcr.tools.side import EpisodeModel, PromptHead
 from mcr.policies.parsing import ANSWER_FORMAT, CALL_FORMAT, parse_decision
 
@@ -217,7 +218,7 @@ class ToolGrammar(GrammarConstraint):
     def lark(tools: list[dict[str, Any]], options=None, evidence_ids=()) -> str:
         calls = []
         for t in tools:
-            fn = t.get("function", t)
+            fn = schema_function(t)
             parameters = dict(fn.get("parameters", {"type": "object"}))
             # "$ref": "#/$defs/..." resolves from the document root, so the
             # definitions must move up from the nested arguments schema.
@@ -233,7 +234,7 @@ class ToolGrammar(GrammarConstraint):
             if defs:
                 schema["$defs"] = defs
             calls.append(f'"<tool_call>" %json {json.dumps(schema)} "</tool_call>"')
-        letters = [chr(ord("A") + i) for i in range(len(options))] if options else []
+        letters = letters_for(options)
         option = f'" option=\\"" /[{"".join(letters)}]/ "\\""' if letters else '""'
         ids = " | ".join(json.dumps(i) for i in evidence_ids)
         evidence = f'(" evidence=\\"" cite ("," cite){{0,7}} "\\"")?' if ids else ""

@@ -32,11 +32,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcr.context import Context, ToolCall, ToolResult
+from mcr.context import OPTION_LETTERS, Context, ToolCall, ToolResult
 from mcr.policies.base import Decision
 from mcr.usage import Usage
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.policies.parsing import parse_decision
+from mcr.tools.base import schema_function
 
 __all__ = ["OfflinePolicy", "offline_default_policy"]
 
@@ -98,7 +99,7 @@ class OfflinePolicy(ModelPolicy):
                 scores = side.score_continuations(messages + [ask], tools, list(options))
                 usage = usage.plus_prefilled(side.last_usage.prefilled_tokens)
                 best = max(range(len(options)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
-            option = f' option="{chr(ord("A") + best)}"'
+            option = f' option="{OPTION_LETTERS[best]}"'
             sentence = sentence or options[best]
         evidence = _evidence(context, sentence)
         cite = f' evidence="{",".join(evidence)}"' if evidence else ""
@@ -120,11 +121,11 @@ def _first_sentence(text: str) -> str:
 
 
 def _name(tool: dict[str, Any]) -> str:
-    return tool.get("function", tool)["name"]
+    return schema_function(tool)["name"]
 
 
 def _no_required_args(tool: dict[str, Any]) -> bool:
-    params = tool.get("function", tool).get("parameters", {})
+    params = schema_function(tool).get("parameters", {})
     return not params.get("required")
 
 

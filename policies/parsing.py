@@ -23,7 +23,9 @@ import json
 import re
 from typing import Any
 
+from mcr.context import letters_for
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, InvalidOutput, ToolCalls
+from mcr.tools.base import schema_function
 
 __all__ = ["parse_decision", "schema_errors", "CALL_FORMAT", "ANSWER_FORMAT"]
 
@@ -53,7 +55,7 @@ def _thought(text: str) -> str | None:
 def _tool_names(tools: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out = {}
     for t in tools:
-        fn = t.get("function", t)
+        fn = schema_function(t)
         out[fn["name"]] = fn.get("parameters", {})
     return out
 
@@ -147,7 +149,7 @@ def _parse_answer(raw: str, match: re.Match, options, thought) -> Decision:
     option = (attrs.get("option") or "").strip().strip("()").upper() or None
     evidence = tuple(e.strip() for e in re.split(r"[,\s]+", attrs.get("evidence", "")) if e.strip())
     if options:
-        letters = [chr(ord("A") + i) for i in range(len(options))]
+        letters = letters_for(options)
         if option is None:
             option = _option_in(text, letters)
         if option is None or option not in letters:
@@ -171,7 +173,7 @@ def _option_in(text: str, letters: list[str]) -> str | None:
 def _plain_answer(raw: str, body: str, options, thought) -> Decision:
     """Text with no tags: accept it as the answer when that is unambiguous."""
     if options:
-        letters = [chr(ord("A") + i) for i in range(len(options))]
+        letters = letters_for(options)
         option = _option_in(body, letters)
         if option is None:
             return InvalidOutput(

@@ -28,7 +28,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from mcr.context import Answer, Context, ToolCall, ToolResult, option_letters
+from mcr.context import Answer, Context, ToolCall, ToolResult, option_table
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, PolicyError, ToolCalls
 from mcr.task import PlanStep, ScriptedPolicySpec
 
@@ -93,7 +93,7 @@ class ScriptedPolicy:
             words = set(re.findall(r"[\w']+", str(text).lower()))
             hits = [
                 letter
-                for letter, option in zip(option_letters(), options)
+                for letter, option in option_table(options).items()
                 if set(re.findall(r"[\w']+", option.lower())) <= words
             ]
             return hits[0] if len(hits) == 1 else None

@@ -257,6 +257,15 @@ def tool(fn: Callable[..., Any] | None = None, *, name: str | None = None, descr
 # --------------------------------------------------------------------------- #
 
 
+def schema_function(schema: dict[str, Any]) -> dict[str, Any]:
+    """The function part (name, description, parameters) of a tool schema, wrapped or bare.
+
+    :meth:`Tool.schema` gives OpenAI's ``{"type": "function", "function": {...}}``;
+    some callers (servers, users) pass the inner object alone.
+    """
+    return schema.get("function", schema)
+
+
 class ToolRegistry:
     """Name → tool instance. Built explicitly; a task picks a subset of it."""
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcr.context import Answer, Context, Instruction, ToolResult, Verdict, option_letters
+from mcr.context import Answer, Context, Instruction, ToolResult, Verdict, option_table
 from mcr.tools.index import Embedder, content_words, entry_text, load_embedder, words
 from mcr.tools.side import EpisodeModel, NoModelError
 from mcr.verify import Check, CheckResult, Verifier
@@ -57,7 +57,7 @@ def option_text(letter: str | None, context: Context) -> str | None:
     instruction = context.instruction
     if letter is None or instruction is None or not instruction.options:
         return None
-    table = dict(zip(option_letters(), instruction.options))
+    table = option_table(instruction.options)
     return table.get(letter.strip().upper())
 
 
@@ -68,7 +68,7 @@ def options_named(text: str, context: Context) -> list[str]:
         return []
     have = set(words(text))
     found = []
-    for letter, option in zip(option_letters(), instruction.options):
+    for letter, option in option_table(instruction.options).items():
         need = set(words(option)) - _FILLER
         if need and need <= have:
             found.append(letter)

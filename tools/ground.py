@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcr.context import Context, TimeSpan
+from mcr.context import TimeSpan
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.index import TextIndex, docs_from_context, shot_boundaries
 

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Context, Memory, Observation, TimeSpan, ToolResult
+from mcr.progress import progress
 from mcr.tools.base import ToolFailure
 
 # Tool results that are *derived* from other evidence (rankings of it, verdicts
@@ -144,15 +145,10 @@ class Embedder:
 
     def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Unit vectors for `texts`, ``(N, dim)`` float32; repeated texts are free."""
-        import sys
-
-        from tqdm import tqdm
-
         todo = list(dict.fromkeys(t for t in texts if t not in self._memo))
         torch = self._torch
         starts = range(0, len(todo), batch_size)
-        quiet = not sys.stderr.isatty() or len(todo) < 20 * batch_size  # a bar only for a big corpus, on a terminal
-        for i in tqdm(starts, desc="embedding", unit="batch", disable=quiet):
+        for i in progress(starts, desc="embedding", unit="batch", min_items=20):  # a bar only for a big corpus
             chunk = todo[i : i + batch_size]
             batch = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
             with torch.inference_mode():

@@ -42,6 +42,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Memory, TimeSpan, ToolResult
+from mcr.progress import progress
 from mcr.tools.base import Tool, ToolContext
 from mcr.tools.cache import ResultCache
 
@@ -114,7 +115,7 @@ class SummarizeTool(Tool):
         ocr: dict[int, list[str]] = {}
         if input.ocr:
             try:
-                ocr = {s.index: self._read_text(s.keyframe, ctx) for s in _progress(shots, "OCR on keyframes")}
+                ocr = {s.index: self._read_text(s.keyframe, ctx) for s in progress(shots, desc="OCR on keyframes", unit="shot", min_items=20)}
                 sources.append("ocr")
             except ImportError:
                 missing.append("ocr: pip install rapidocr-onnxruntime (its models ship in the wheel)")
@@ -241,15 +242,6 @@ class SummarizeTool(Tool):
 # --------------------------------------------------------------------------- #
 # Helpers
 # --------------------------------------------------------------------------- #
-
-
-def _progress(items: list[Any], what: str) -> Any:
-    """A tqdm bar on a terminal for long lists (OCR of a film's keyframes); silent otherwise."""
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(items, desc=what, unit="shot", disable=not sys.stderr.isatty() or len(items) < 20)
 
 
 def _clip(shots: list[Any], span: TimeSpan | None) -> list[Any]:

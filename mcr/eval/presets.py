@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcr.context import option_table
 from mcr.task import TaskSpec, VideoSettings
 
 TOKEN = 32 * 32  # pixels per visual token after 2x2 merging of 16 px patches
@@ -106,7 +107,7 @@ def apply_preset(task: TaskSpec, preset: Preset | str) -> TaskSpec:
 
 def choice_prompt(question: str, options: list[str]) -> str:
     """The question and options as InternVideo3 asks a multiple-choice question."""
-    lines = "\n".join(f"{chr(ord('A') + i)}. {option}" for i, option in enumerate(options))
+    lines = "\n".join(f"{letter}. {option}" for letter, option in option_table(options).items())
     return CHOICE_PROMPT.format(question=question.strip(), options=lines)
 
 

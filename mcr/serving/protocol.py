@@ -29,6 +29,8 @@ from urllib.parse import unquote, urlparse
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcr.tools.base import schema_function
+
 __all__ = [
     "ChatRequest", "ChatMessage", "RequestError", "to_runtime_messages", "split_tool_calls", "chat_response",
     "error_body",
@@ -227,7 +229,7 @@ def split_tool_calls(text: str, tools: list[dict[str, Any]]) -> tuple[str | None
     Blocks that are not JSON or name no known tool stay in the content, so the
     client's own parser can tell the model what was wrong.
     """
-    known = {t.get("function", t).get("name") for t in tools}
+    known = {schema_function(t).get("name") for t in tools}
     calls, kept = [], text
     for match in _CALL.finditer(text):
         try:

@@ -26,19 +26,18 @@ item's file content hash + sampling settings.
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
-from mcr.usage import Usage
 from mcr.model.runtime.loader import LoadedModel, user_cache_dir
 from mcr.model.runtime.prefix import SavedPrefixes, SessionError, cache_bytes, crop_to, fork_cache
 from mcr.model.runtime.prompt import Prompt, PromptRenderer
+from mcr.progress import progress
+from mcr.usage import Usage
 
 __all__ = ["ModelSession", "Generation", "SessionError"]
 
@@ -226,7 +225,7 @@ class ModelSession(SavedPrefixes):
         out: list[int] = []
         reason = "length"
         # Decoding on a CPU takes seconds: show it on a terminal, stay quiet in tests and pipes.
-        bar = tqdm(total=budget, desc="decoding", unit="tok", leave=False, disable=not sys.stderr.isatty())
+        bar = progress(total=budget, desc="decoding", unit="tok")
         for _ in range(budget):
             bar.update(1)
             scores = logits.float()[None]  # (1, V)
