@@ -198,7 +198,16 @@ def test_a_text_only_model_is_never_asked_to_describe_frames(tool, whole, heard,
     with pytest.raises(ToolFailure) as info:  # asking for captions outright is a typed error, not a made-up caption
         tool({"use_model": True}, tc)
     assert info.value.error_type == "no_model" and "text-only" in str(info.value)
-    assert seen.violations == []
+    # The other tools that could ask the model about the video refuse a text-only one the same way.
+    from mcr.tools.verify import VerifyAnswerTool
+
+    for other, args in ((GroundTool(), {"query": "the ships", "backend": "model"}),
+                        (VerifyAnswerTool(), {"answer": "seven ships", "evidence": ["e3"], "recheck": True})):
+        with pytest.raises(ToolFailure) as info:
+            other(args, tc)
+        assert info.value.error_type == "no_model", other.name
+    assert GroundTool()({"query": "the ships"}, tc).backend == "index"  # auto: the evidence, not the model
+    assert seen.violations == [] and seen.fork_prompts == []
     # The guard is live: a caption request on this session is caught (what summarize used to send).
     with pytest.raises(AssertionError, match="asked about frames"):
         model.side_query(heard, "Describe what happens in this clip in one sentence.",
