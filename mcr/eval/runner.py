@@ -12,7 +12,8 @@ Layout of OUT::
     report.md, report.json, *.png   written at the end (mcr.eval.report)
 
 A task that raises is recorded with its error and the suite goes on.
-``resume=True`` skips tasks that have a record; a task that was running when
+``resume=True`` skips tasks that have a record (and tries those that raised
+again: the later record replaces the earlier); a task that was running when
 the process died continues from its last checkpoint (the same thread id),
 so a killed-and-resumed run ends with the same result set as one that was
 never interrupted. Model policies are built once per distinct policy and
@@ -269,7 +270,8 @@ def run_suite(options: EvalOptions, report: bool = True) -> RunSummary:
     ids = task_ids(tasks)
     manifest = prepare_out(options, tasks)
     out = options.out
-    finished = {r.task_id for r in read_records(out)} if options.resume else set()
+    # A task that raised is tried again on resume (its cause may be fixed); its new record replaces the old.
+    finished = {r.task_id for r in read_records(out) if r.status == "done"} if options.resume else set()
 
     def remember_policy(key: str, policy: Any) -> None:
         manifest.setdefault("models", {})[key] = manifest_mod.describe_policy(policy)

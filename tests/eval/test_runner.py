@@ -57,6 +57,10 @@ def test_a_failing_task_is_recorded_and_the_suite_goes_on(tmp_path):
     assert broken.status == "error" and broken.error_type == "WeightsNotFound" and "missing-model" in broken.error
     assert records[0].correct and records[2].correct
     assert "no-weights" in (out / "report.md").read_text()
+    # --resume tries the task that raised again (it still raises); its new record replaces the old one.
+    assert main(["eval", str(suite), "--out", str(out), "-q", "--resume"]) == 1
+    assert len((out / "results.jsonl").read_text().splitlines()) == 4
+    assert [r.task_id for r in read_records(out)] == ["said-1", "no-weights", "when-1"]
 
 
 def test_resume_skips_finished_tasks_and_a_new_run_refuses_to_overwrite(sample_suite, tmp_path):
