@@ -57,6 +57,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from mcr.eval.runner import EvalInputError, EvalOptions, run_suite
     from mcr.eval.single import SinglePassUnavailable
 
+    out = Path(args.out) if args.out else default_out(args.suite or "suite", args.mode, args.policy)
     try:
         if args.compare:
             if args.suite:
@@ -67,12 +68,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return EXIT_OK
         if not args.suite:
             return _fail("give a suite file (mcr eval SUITE.yaml) or --compare A B")
-        out = Path(args.out) if args.out else default_out(args.suite, args.mode, args.policy)
         options = EvalOptions(suite=Path(args.suite), out=out, resume=args.resume, limit=args.limit,
                               policy=args.policy, mode=args.mode, judge=args.judge)
         summary = run_suite(options, report=not args.no_report)
     except (EvalInputError, JudgeError, CompareError, ResultsFileError, SinglePassUnavailable) as exc:
         return _fail(str(exc))
+    except KeyboardInterrupt:
+        print(f"mcr: interrupted; finished tasks are in {out / 'results.jsonl'}; continue with "
+              f"`mcr eval {args.suite} --out {out} --resume`", file=sys.stderr)
+        return 130
     if not args.quiet:
         _print_summary(summary)
     return EXIT_FAILED if any(r.status == "error" for r in summary.records) else EXIT_OK
