@@ -130,8 +130,11 @@ def describe_policy(policy: Any) -> dict[str, Any]:
             "processor_sha256": processor_hash(loaded),
         }
     if session is not None:
-        out["sampling"] = {k: getattr(session, k) for k in ("temperature", "top_p", "seed", "max_new_tokens")
+        out["sampling"] = {k: getattr(session, k) for k in ("temperature", "top_p", "max_new_tokens")
                            if hasattr(session, k)}
+        generator = getattr(session, "_generator", None)  # the session keeps its seed in its torch generator
+        if generator is not None and hasattr(generator, "initial_seed"):
+            out["sampling"]["seed"] = int(generator.initial_seed())
     return out
 
 
