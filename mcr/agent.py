@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite import SqliteSaver
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Answer, Context, Entry, Verdict, VideoRef, parse_entry
-from mcr.graph import ANSWERED, EpisodeDeps, build_graph
+from mcr.checkpoints import EpisodeSaver
+from mcr.graph import ANSWERED, STATE_TYPES, EpisodeDeps, EpisodeInput, build_graph
 from mcr.model.media.video import probe
 from mcr.policies.base import ModelBackedPolicy, Policy
 from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
@@ -127,7 +127,7 @@ class Agent:
         self.last_thread_id: str | None = None  # the episode the latest run/stream/resume drove
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False)
-        self.graph = build_graph(self.tools, checkpointer=SqliteSaver(self._conn))
+        self.graph = build_graph(self.tools, checkpointer=EpisodeSaver(self._conn, allowed_types=STATE_TYPES))
 
     @classmethod
     def from_task(cls, task: TaskSpec, workdir: str | Path = ".mcr", **kwargs: Any) -> Agent:
@@ -186,23 +186,22 @@ class Agent:
         thread_id = thread_id or f"{task.name if task else 'episode'}-{uuid.uuid4().hex[:8]}"
         trace = Path(trace_path) if trace_path else self.workdir / "traces" / f"{thread_id}.jsonl"
         ref = VideoRef(path=str(Path(video).resolve()), duration=info.duration, **self.video_settings.model_dump())
-        state = {
-            "task": {
-                "thread_id": thread_id,
-                "question": question,
-                "options": list(options) if options else None,
-                "video": ref.model_dump(mode="json"),
-                "video_info": info.model_dump(mode="json"),
-                "budget": self.budget.model_dump(mode="json"),
-                "trace_path": str(trace),
-                "spec": task.model_dump(mode="json") if task else None,
-            }
-        }
+        episode = EpisodeInput(
+            thread_id=thread_id,
+            question=question,
+            options=tuple(options) if options else None,
+            video=ref,
+            video_info=info.model_dump(mode="json"),
+            budget=self.budget,
+            trace_path=str(trace),
+            spec=task,
+        )
+        state = {"task": episode}
         recorder = TraceRecorder(trace)
         recorder.write(
             EpisodeStart(
                 thread_id=thread_id,
-                task=state["task"],
+                task=episode.trace_record(),
                 policy=self.policy.name,
                 tools=self.tools.names,
                 video_sha256=file_sha256(video),
@@ -222,7 +221,7 @@ class Agent:
         snapshot = self.graph.get_state(self._config(thread_id))
         if not snapshot.values:
             raise KeyError(f"no episode with thread id {thread_id!r} in {self.workdir / 'checkpoints.sqlite'}")
-        recorder = TraceRecorder(snapshot.values["task"]["trace_path"])
+        recorder = TraceRecorder(snapshot.values["task"].trace_path)
         self.last_thread_id = thread_id
         if not snapshot.next:  # already finished
             return
@@ -250,7 +249,7 @@ class Agent:
             steps=values.get("step", 0),
             tool_calls=values.get("tool_calls", 0),
             elapsed_s=values.get("elapsed_s", 0.0),
-            trace_path=Path(values["task"]["trace_path"]),
+            trace_path=Path(values["task"].trace_path),
             context=list(context),
         )
 
@@ -275,17 +274,10 @@ class Agent:
 
     def _drive(self, state: dict[str, Any] | None, thread_id: str, recorder: TraceRecorder) -> Iterator[Step]:
         config = self._config(thread_id)
-        for chunk in self.graph.stream(state, config, context=self.deps, stream_mode="updates", durability="sync"):
-            for node, update in chunk.items():
-                update = update or {}
-                self._record(recorder, node, update)
-                yield Step(
-                    node=node,
-                    entries=[parse_entry(e) for e in update.get("entries", [])],
-                    step=update.get("step", 0),
-                    stop_reason=update.get("stop_reason"),
-                    usage=next((e["usage"] for e in update.get("events", []) if e["type"] == "model_call"), None),
-                )
+        try:
+            yield from self._steps(state, config, recorder)
+        finally:
+            self.deps.contexts.pop(thread_id, None)  # the parsed context is only a cache: free it
         final = self.result(thread_id)
         recorder.write(
             EpisodeEnd(
@@ -298,6 +290,20 @@ class Agent:
                 elapsed_s=final.elapsed_s,
             )
         )
+        recorder.finish()
+
+    def _steps(self, state: dict[str, Any] | None, config: dict[str, Any], recorder: TraceRecorder) -> Iterator[Step]:
+        for chunk in self.graph.stream(state, config, context=self.deps, stream_mode="updates", durability="sync"):
+            for node, update in chunk.items():
+                update = update or {}
+                self._record(recorder, node, update)
+                yield Step(
+                    node=node,
+                    entries=[parse_entry(e) for e in update.get("entries", [])],
+                    step=update.get("step", 0),
+                    stop_reason=update.get("stop_reason"),
+                    usage=next((e["usage"] for e in update.get("events", []) if e["type"] == "model_call"), None),
+                )
 
     def _record(self, recorder: TraceRecorder, node: str, update: dict[str, Any]) -> None:
         for entry in update.get("entries", []):

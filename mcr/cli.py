@@ -131,15 +131,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from mcr.agent import Agent
-    from mcr.task import TaskSpec
 
     console = _console(args.quiet)
     # The task spec travels in the checkpoint, so the same agent can be rebuilt.
     probe = _open_state(args.workdir, args.thread_id)
-    spec = probe.get("task", {}).get("spec")
-    if spec is None:
+    task = probe["task"].spec if "task" in probe else None
+    if task is None:
         raise _BadInput(f"episode {args.thread_id} was started from Python, not a task file; resume it with Agent.resume()")
-    task = TaskSpec.model_validate(spec)
     with Agent.from_task(task, workdir=args.workdir) as agent:
         console.print(f"[bold]Resuming[/] {args.thread_id} ({len(probe.get('entries', []))} entries so far)")
         _print_steps(console, agent.resume_stream(args.thread_id))
@@ -149,13 +147,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def _open_state(workdir: str, thread_id: str) -> dict[str, Any]:
     import sqlite3
 
-    from langgraph.checkpoint.sqlite import SqliteSaver
+    from mcr.checkpoints import EpisodeSaver
+    from mcr.graph import STATE_TYPES
 
     db = Path(workdir) / "checkpoints.sqlite"
     if not db.is_file():
         raise _BadInput(f"no checkpoints in {workdir} ({db} does not exist); pass the --workdir the episode ran with")
     with sqlite3.connect(db, check_same_thread=False) as conn:
-        saved = SqliteSaver(conn).get_tuple({"configurable": {"thread_id": thread_id}})
+        saved = EpisodeSaver(conn, allowed_types=STATE_TYPES).get_tuple({"configurable": {"thread_id": thread_id}})
     if saved is None:
         raise _BadInput(f"no episode {thread_id!r} in {db}")
     return saved.checkpoint["channel_values"]

@@ -321,6 +321,11 @@ class Context:
         self._by_id[stored.id] = stored
         return stored
 
+    def extend_existing(self, data: Iterable[dict[str, Any]]) -> None:
+        """Add entries that already have their ids (from a checkpoint), in order."""
+        for item in data:
+            self._add_existing(parse_entry(item))
+
     def _add_existing(self, entry: Entry) -> None:
         if entry.id != self.next_id():
             raise ValueError(f"entry id {entry.id!r} out of order; expected {self.next_id()!r}")

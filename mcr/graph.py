@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from pydantic import BaseModel, ConfigDict
 from langgraph.runtime import Runtime
 
 from mcr.context import (
@@ -46,7 +47,7 @@ from mcr.context import (
     VideoRef,
 )
 from mcr.policies.base import FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
-from mcr.task import Budget
+from mcr.task import Budget, TaskSpec
 from mcr.tools.base import ToolContext, ToolFailure, ToolRegistry
 from mcr.tools.side import EpisodeModel
 from mcr.verify import Verifier
@@ -62,12 +63,51 @@ MAX_TOKENS = "max_tokens"
 POLICY_ERROR = "policy_error"
 
 
-class EpisodeState(TypedDict, total=False):
-    """Everything that flows between nodes; JSON-serialisable by construction."""
+class EpisodeInput(BaseModel):
+    """What an episode is asked: typed once when it starts, checkpointed with the state.
 
-    task: dict[str, Any]  # question, video ref, options, budget (+ the task spec when from YAML)
+    Attributes:
+        thread_id: the episode's id (checkpoints, traces).
+        question, options: the question, and its options when multiple choice.
+        video: the video and how a model samples it.
+        video_info: what probing the file found (size, frame rate, audio).
+        budget: the limits that end the episode.
+        trace_path: where the JSONL trace goes.
+        spec: the task file's spec, when the episode came from one.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    thread_id: str
+    question: str
+    options: tuple[str, ...] | None = None
+    video: VideoRef | None = None
+    video_info: dict[str, Any] = {}
+    budget: Budget = Budget()
+    trace_path: str
+    spec: TaskSpec | None = None
+
+    def trace_record(self) -> dict[str, Any]:
+        """The JSON the trace's episode_start event carries (and replay reads)."""
+        return self.model_dump(mode="json")
+
+
+# The state's pydantic types, which the checkpoint serializer may rebuild.
+STATE_TYPES = [(EpisodeInput.__module__, EpisodeInput.__name__)]
+
+
+class EpisodeState(TypedDict, total=False):
+    """Everything that flows between nodes: plain data, plus the typed input.
+
+    ``entries`` (the context) is append-only; :class:`mcr.checkpoints.EpisodeSaver`
+    stores each entry once, so a checkpoint's size does not grow with the episode.
+    ``events`` holds only the last node's model/tool call records, which the
+    agent streams into the trace.
+    """
+
+    task: EpisodeInput
     entries: Annotated[list[dict[str, Any]], operator.add]  # the context, append-only
-    events: Annotated[list[dict[str, Any]], operator.add]  # model/tool call records for the trace
+    events: list[dict[str, Any]]  # the last node's call records (not accumulated)
     step: int  # policy turns so far
     tool_calls: int
     tokens: int
@@ -87,6 +127,24 @@ class EpisodeDeps:
     workdir: Path = Path(".mcr")
     tool_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     model: EpisodeModel | None = None  # the policy's session + prompt head, for model-backed tools
+    contexts: dict[str, Context] = field(default_factory=dict)  # thread id -> its parsed context
+
+    def context_of(self, state: EpisodeState) -> Context:
+        """The episode's context, parsing only the entries added since this process last saw it.
+
+        Nodes used to rebuild the whole context from dicts each time, a cost that
+        grew with the episode. The cache is per thread and checked against the
+        state (its length and last id), so a resumed or foreign state rebuilds.
+        """
+        entries = state.get("entries", [])
+        key = state["task"].thread_id
+        ctx = self.contexts.get(key)
+        n = len(ctx) if ctx is not None else 0
+        if ctx is None or n > len(entries) or (n and ctx[n - 1].id != entries[n - 1]["id"]):
+            ctx, n = Context(), 0
+        ctx.extend_existing(entries[n:])
+        self.contexts[key] = ctx
+        return ctx
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -126,16 +184,16 @@ def observe(state: EpisodeState) -> dict[str, Any]:
     t0 = time.perf_counter()
     task = state["task"]
     ctx = Context()
-    video = VideoRef.model_validate(task["video"]) if task.get("video") else None
+    video = task.video
     if video is not None:
-        info = task.get("video_info", {})
+        info = task.video_info
         audio = "with an audio track" if info.get("has_audio") else "without audio"
         text = (
             f"Video {Path(video.path).name}: {video.duration or 0:.1f} s, "
             f"{info.get('width', '?')}x{info.get('height', '?')} at {info.get('fps', 0):.1f} fps, {audio}."
         )
         ctx.append(Observation(span=TimeSpan(start=0.0, end=video.duration or 0.0), video=video, text=text))
-    ctx.append(Instruction(text=task["question"], video=video, options=tuple(task["options"]) if task.get("options") else None,
+    ctx.append(Instruction(text=task.question, video=video, options=task.options or None,
                            refs=("e0",) if video is not None else ()))
     return {
         "entries": ctx.to_dicts(),
@@ -161,12 +219,12 @@ def _budget_exhausted(state: EpisodeState, budget: Budget) -> str | None:
 def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
     """Ask the policy for the next decision and write it into the context."""
     t0 = time.perf_counter()
-    budget = Budget.model_validate(state["task"].get("budget", {}))
+    budget = state["task"].budget
     stop = _budget_exhausted(state, budget)
     if stop:
         return {"stop_reason": stop, "stop_detail": f"budget '{stop}' reached"}
     deps = runtime.context
-    ctx = Context.from_dicts(state["entries"])
+    ctx = deps.context_of(state)
     step = state["step"] + 1
     before = len(ctx)
     update: dict[str, Any] = {"step": step}
@@ -223,7 +281,7 @@ def make_act_node(tool_name: str):
         head, rest = state["pending"][0], state["pending"][1:]
         if head["tool"] != tool_name:  # the router sends each call to its own node
             raise RuntimeError(f"act node {tool_name!r} got a call for {head['tool']!r}")
-        ctx = Context.from_dicts(state["entries"])
+        ctx = deps.context_of(state)
         call = ctx.get(head["id"])
         assert isinstance(call, ToolCall)
         tool = deps.tools.get(tool_name)
@@ -284,11 +342,11 @@ def make_act_node(tool_name: str):
 def verify(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
     """Judge the proposed answer; a rejection's reason goes back to the policy."""
     t0 = time.perf_counter()
-    ctx = Context.from_dicts(state["entries"])
+    ctx = runtime.context.context_of(state)
     answer = ctx[-1]
     assert isinstance(answer, Answer)
-    ctx.append(runtime.context.verifier.verify(answer, ctx))
-    return {"entries": [ctx[-1].model_dump(mode="json")], "elapsed_s": state["elapsed_s"] + time.perf_counter() - t0}
+    verdict = ctx.append(runtime.context.verifier.verify(answer, ctx))
+    return {"entries": [verdict.model_dump(mode="json")], "elapsed_s": state["elapsed_s"] + time.perf_counter() - t0}
 
 
 def answer(state: EpisodeState) -> dict[str, Any]:

@@ -89,7 +89,16 @@ class EpisodeEnd(TraceEvent):
 
 
 class TraceRecorder:
-    """Appends events to a JSONL file durably. Safe to reopen on resume."""
+    """Appends events to a JSONL file. Safe to reopen on resume.
+
+    Each event is one ``O_APPEND`` write, straight to the operating system: a
+    killed process loses nothing it wrote and tears at most the line being
+    written. The file is fsynced when the episode ends (:meth:`finish`), not
+    per event: the SQLite checkpoint is the durable record of every step, and
+    a resume writes back any entry a power loss took from the trace
+    (``Agent._sync_trace``). One fsync per event cost more than the rest of a
+    step (``benchmarks/bench_loop.py``).
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -97,10 +106,16 @@ class TraceRecorder:
 
     def write(self, event: TraceEvent) -> None:
         line = event.model_dump_json() + "\n"
-        # One O_APPEND write per event: a crash tears at most this line.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+
+    def finish(self) -> None:
+        """Flush the trace to disk (the episode ended)."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
             os.fsync(fd)
         finally:
             os.close(fd)
