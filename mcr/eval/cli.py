@@ -36,6 +36,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--judge", help="open-ended answers: contains (default), f1, offline, module:function or file.py:function")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"), help="set two result folders side by side")
     p.add_argument("--no-report", action="store_true", help="write results only (report later with --compare or rerun)")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="shard the tasks over a Ray cluster (no ADDRESS: a local one); see mcr/eval/ray_runner.py")
+    p.add_argument("--workers", type=int, default=2, help="with --ray: worker actors (default 2)")
+    p.add_argument("--placement", choices=("affinity", "random"), default="affinity",
+                   help="with --ray: tasks about one video on one worker (default), or at random")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     p.set_defaults(func=cmd_eval)
     return p
@@ -70,7 +75,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return _fail("give a suite file (mcr eval SUITE.yaml) or --compare A B")
         options = EvalOptions(suite=Path(args.suite), out=out, resume=args.resume, limit=args.limit,
                               policy=args.policy, mode=args.mode, judge=args.judge)
-        summary = run_suite(options, report=not args.no_report)
+        if args.ray:  # the Ray hook: same files and report, tasks sharded with video affinity
+            from mcr.eval.ray_runner import run_suite_ray
+
+            summary = run_suite_ray(options, address=None if args.ray == "local" else args.ray, workers=args.workers,
+                                    placement=args.placement, report=not args.no_report)
+        else:
+            summary = run_suite(options, report=not args.no_report)
     except (EvalInputError, JudgeError, CompareError, ResultsFileError, SinglePassUnavailable) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
