@@ -29,8 +29,12 @@ from mcr.tools.span_facts import SpanFacts, measure_span, mean_motion, motion_wo
 class LookInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    span: TimeSpan | None = Field(default=None, description="the part of the video to look at (seconds); default all")
-    t: float | None = Field(default=None, ge=0, description="look at the one frame at this time (s) instead")
+    # Required, so a policy asks for a place (the offline default calls argument-free tools on its own,
+    # and looking at a whole film is not free); the whole video is span [0, duration].
+    span: TimeSpan | float = Field(
+        description="where to look: a span {start, end} in seconds (sampled at fps), or one time in seconds "
+        "(the frame shown then)"
+    )
     fps: float = Field(default=1.0, gt=0, le=8, description="frames sampled per second of the span")
     objects: bool = Field(default=True, description="detect objects (80 COCO classes: person, dog, car, ...)")
     ocr: bool = Field(default=True, description="read the text on screen")
@@ -43,7 +47,7 @@ class LookOutput(SpanFacts):
 class LookTool(Tool):
     name = "look"
     description = (
-        "Measure what a span (or the frame at t) shows from its pixels: named colours with shares, "
+        "Measure what a span (or the frame at one time) shows from its pixels: named colours with shares, "
         "brightness, contrast, motion, on-screen text with positions, and objects (labels, boxes, counts) "
         "tracked across frames; every fact carries its frame time."
     )
@@ -55,26 +59,23 @@ class LookTool(Tool):
 
     def run(self, input: LookInput, ctx: ToolContext) -> LookOutput:
         video = ctx.require_video()
-        if input.span is not None and input.t is not None:
-            raise ToolFailure("give either `span` or `t`, not both", "bad_arguments")
         try:
             info = probe(video.path)
         except VideoError as exc:
             raise ToolFailure(str(exc), "unreadable_video") from None
-        if input.t is not None:
-            start = end = min(input.t, info.duration)
-            if input.t > info.duration + 0.05:
-                raise ToolFailure(f"t={input.t:.2f}s is past the end of the video ({info.duration:.2f}s)",
+        one_frame = not isinstance(input.span, TimeSpan)
+        if one_frame:
+            if not 0 <= input.span <= info.duration + 0.05:
+                raise ToolFailure(f"time {input.span:.2f}s is outside the video (0 to {info.duration:.2f}s)",
                                   "span_outside_video")
-        elif input.span is not None:
-            start, end = input.span.start, input.span.end
+            start = end = min(float(input.span), info.duration)
         else:
-            start, end = 0.0, info.duration
+            start, end = input.span.start, input.span.end
         max_frames = int(ctx.settings.get("max_frames", 8))
         min_score = float(ctx.settings.get("min_score", 0.4))
         cache = ResultCache.for_context(ctx)
         settings = {"fps": input.fps, "objects": input.objects, "ocr": input.ocr, "max_frames": max_frames,
-                    "min_score": min_score, "t": input.t}
+                    "min_score": min_score, "one_frame": one_frame}
         key = cache.key(self.name, info.path, TimeSpan(start=start, end=max(start, end)), settings)
 
         def compute() -> LookOutput:

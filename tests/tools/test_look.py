@@ -92,9 +92,10 @@ def test_look_counts_objects_on_photos(photo_video, tool_ctx):
 def test_look_one_frame_and_whole_video(scene_video, tool_ctx):
     tool = LookTool()
     ctx = tool_ctx(scene_video, max_frames=4)
-    one = tool({"t": 5.0, "objects": False, "ocr": False}, ctx)
+    one = tool({"span": 5.0, "objects": False, "ocr": False}, ctx)
     assert one.times == [5.0] and one.colours[0].name == "yellow" and one.motion == []
-    whole = tool({"objects": False, "ocr": False}, ctx)
+    assert tool.span_of(tool.Input(span=5.0), one) == TimeSpan(start=5.0, end=5.0)
+    whole = tool({"span": {"start": 0, "end": 8}, "objects": False, "ocr": False}, ctx)
     assert whole.span == TimeSpan(start=0.0, end=8.0) and len(whole.times) == 4
     assert {c.name for c in whole.colours} >= {"red", "dark blue", "yellow", "light green"}
 
@@ -105,17 +106,18 @@ def test_look_errors(scene_video, tool_ctx):
     with pytest.raises(ToolFailure, match="outside video") as info:
         tool({"span": {"start": 5.0, "end": 30.0}}, ctx)
     assert info.value.error_type == "span_outside_video"
-    with pytest.raises(ToolFailure, match="past the end"):
-        tool({"t": 99.0}, ctx)
-    with pytest.raises(ToolFailure, match="either `span` or `t`"):
-        tool({"t": 1.0, "span": {"start": 0, "end": 1}}, ctx)
+    with pytest.raises(ToolFailure, match="outside the video"):
+        tool({"span": 99.0}, ctx)
     with pytest.raises(ToolFailure, match="bad arguments"):
-        tool({"fps": 0}, ctx)
+        tool({}, ctx)  # where to look is required
+    with pytest.raises(ToolFailure, match="bad arguments"):
+        tool({"span": 1.0, "fps": 0}, ctx)
     with pytest.raises(ToolFailure, match="not found") as info:
-        tool({}, tool_ctx(scene_video.parent / "nope.mp4"))
+        tool({"span": 1.0}, tool_ctx(scene_video.parent / "nope.mp4"))
     assert info.value.error_type == "unreadable_video"
     with pytest.raises(SpanOutsideVideo):
         measure_span(scene_video, 3.0, 2.0)
+    assert "span" in tool.schema()["function"]["parameters"]["required"]
 
 
 def test_look_is_registered():
