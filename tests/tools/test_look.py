@@ -122,3 +122,22 @@ def test_look_errors(scene_video, tool_ctx):
 
 def test_look_is_registered():
     assert "look" in builtin_registry().names
+
+
+def test_an_episode_cites_the_span_it_looked_at(scene_video, tmp_path):
+    """Through the graph: the ToolResult carries the span, and the answer can cite it."""
+    from mcr.agent import Agent
+    from mcr.context import ToolResult
+    from mcr.policies.scripted import ScriptedPolicy
+    from mcr.task import Budget, PlanStep
+
+    policy = ScriptedPolicy([
+        PlanStep(call="look", args={"span": {"start": 4.0, "end": 6.0}, "objects": False, "ocr": False}),
+        PlanStep(answer="{{ results.look.colours[0].name }}", evidence=["look"]),
+    ])
+    agent = Agent(policy=policy, tools=["look"], budget=Budget(max_steps=4), workdir=tmp_path / "run")
+    result = agent.run(str(scene_video), "What colour is the scene at 5 s?")
+    assert result.answer == "yellow"
+    looked = [e for e in result.context if isinstance(e, ToolResult) and e.tool == "look"]
+    assert looked[0].span == TimeSpan(start=4.0, end=6.0)
+    assert [e.id for e in result.evidence] == [looked[0].id]
