@@ -27,10 +27,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("suite", nargs="?", help="suite (or task) YAML file")
     p.add_argument("--out", help="results folder (default: .mcr/eval/SUITE-MODE-POLICY)")
-    p.add_argument("--resume", action="store_true", help="skip tasks that already have a record in --out")
+    p.add_argument("--resume", action="store_true", help="skip tasks that already have a record in --out "
+                                                          "(tasks that raised are tried again)")
     p.add_argument("--limit", type=int, metavar="N", help="run only the first N tasks")
-    p.add_argument("--policy", help="run every task with this policy (scripted needs the task's plan): "
-                                     "scripted, offline, internvideo3")
+    p.add_argument("--policy", help="run every task with this policy: scripted (a task's own plan, else the "
+                                     "scripted baseline), offline, internvideo3, openai")
     p.add_argument("--mode", choices=("agent", "single"), default="agent",
                    help="agent: explore with tools (default); single: one model call, no tools")
     p.add_argument("--judge", help="open-ended answers: contains (default), f1, offline, module:function or file.py:function")
