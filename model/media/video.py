@@ -94,15 +94,9 @@ def probe(path: str | Path) -> VideoInfo:
         VideoOpenFailure: the file is not a readable video (corrupt, truncated,
             audio-only, empty).
     """
-    import av  # local: keeps `import mcr.model.media.video` cheap
-
     path = Path(path)
-    if not path.is_file():
-        raise VideoNotFound(path)
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoOpenFailure(path, "it has no video stream")
+        with open_container(path) as container:
             stream = container.streams.video[0]
             fps = float(stream.average_rate or stream.guessed_rate or 0.0)
             if stream.duration is not None and stream.time_base is not None:
