@@ -28,7 +28,7 @@ setup: $(STAMP)
 # opencv-contrib-python 4.4, which would shadow the headless build), and
 # lmms-eval for its model base class (mcr/eval/lmms_adapter.py) without its ~50
 # evaluation dependencies (what its api modules import is in the eval extra).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile  # a new package on the --no-deps line reaches existing venvs
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
