@@ -11,7 +11,7 @@ Two test sets, both with an exact reference:
   sentence of it was used to choose a setting.
 
 Also measured: what cutting spans from the once-decoded track saves against
-decoding each span from the file (`mcr.model.media.audio.AudioTracks`).
+decoding each span from the file (`mcr.model.media.audio_tracks.AudioTracks`).
 
     python benchmarks/bench_asr.py [--threads N]
 
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="CTranslate2 threads for Whisper")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from mcr.model.media.audio import AudioTracks, load_audio, word_error_rate
+    from mcr.model.media.audio import load_audio, word_error_rate
+    from mcr.model.media.audio_tracks import AudioTracks
     from mcr.tools.asr import TranscribeTool
 
     tool = TranscribeTool()

@@ -21,7 +21,7 @@ Audio backends only see speech: a voice-activity gate (Silero for Whisper,
 frame energy for pocketsphinx; ``settings["vad"]`` picks ``energy`` or
 ``silero``) cuts the audio into regions first, so silence costs nothing and
 every segment sits inside a stretch of real sound. Each file's audio track is
-decoded once (`mcr.model.media.audio.AudioTracks`, under
+decoded once (`mcr.model.media.audio_tracks.AudioTracks`, under
 ``<workdir>/cache/audio``) and every span is cut from it.
 
 Settings (``ctx.settings``): ``whisper_model`` (folder), ``vad``, Whisper's
@@ -47,12 +47,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.context import TimeSpan
 from mcr.model.media.audio import (
     AudioClip,
-    AudioTracks,
     NoAudioStream,
     VadSettings,
     energy_regions,
     silero_regions,
 )
+from mcr.model.media.audio_tracks import AudioTracks
 from mcr.model.media.video import VideoError, VideoNotFound
 from mcr.tools.asr_backends import (  # noqa: F401  (re-exported: these used to live here)
     Job,

@@ -19,7 +19,6 @@ import pytest
 from mcr.context import TimeSpan
 from mcr.model.media.audio import (
     AudioClip,
-    AudioTracks,
     NoAudioStream,
     VadSettings,
     audio_duration,
@@ -30,6 +29,7 @@ from mcr.model.media.audio import (
     silero_regions,
     word_error_rate,
 )
+from mcr.model.media.audio_tracks import AudioTracks
 from mcr.model.media.video import VideoNotFound, VideoOpenFailure
 
 ROOT = Path(__file__).resolve().parents[2]
