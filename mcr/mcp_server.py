@@ -54,7 +54,7 @@ class _Session:
     """One MCP session's episode: its context, trace and step counter."""
 
     def __init__(self, video: Path, workdir: Path, question: str, tool_names: list[str]):
-        from mcr.graph import observe
+        from mcr.graph import EpisodeInput, observe
         from mcr.model.media.video import probe
         from mcr.context import VideoRef
         from mcr.traces.recorder import EntryEvent, EpisodeStart, TraceRecorder, file_sha256, package_versions, read_trace
@@ -64,17 +64,20 @@ class _Session:
         self.recorder = TraceRecorder(workdir / "traces" / f"{self.thread_id}.jsonl")
         self.lock = threading.Lock()
         if self.recorder.path.exists():  # a restarted server continues the session from its trace
-            entries = [e["entry"] for e in read_trace(self.recorder.path, quiet=True) if e.get("type") == "entry"]
-            self.context = Context.from_dicts(entries)
+            events = read_trace(self.recorder.path, quiet=True)
+            start = next(e for e in events if e.get("type") == "episode_start")
+            self.task = EpisodeInput.model_validate(start["task"])
+            self.context = Context.from_dicts([e["entry"] for e in events if e.get("type") == "entry"])
             self.step = max((e.step for e in self.context), default=0)
             return
         info = probe(video)
         ref = VideoRef(path=str(video), duration=info.duration)
-        task = {"thread_id": self.thread_id, "question": question, "options": None,
-                "video": ref.model_dump(mode="json"), "video_info": info.model_dump(mode="json")}
-        self.context = Context.from_dicts(observe({"task": task})["entries"])
+        self.task = EpisodeInput(thread_id=self.thread_id, question=question, video=ref,
+                                 video_info=info.model_dump(mode="json"), trace_path=str(self.recorder.path))
+        self.context = Context.from_dicts(observe({"task": self.task})["entries"])
         self.step = 0
-        self.recorder.write(EpisodeStart(thread_id=self.thread_id, task=task, policy="mcp", tools=tool_names,
+        self.recorder.write(EpisodeStart(thread_id=self.thread_id, task=self.task.trace_record(), policy="mcp",
+                                         tools=tool_names,
                                          video_sha256=file_sha256(video), versions=package_versions()))
         for entry in self.context:
             self.recorder.write(EntryEvent(node="observe", entry=entry.model_dump(mode="json")))
@@ -146,7 +149,8 @@ class ToolHost:
         with session.lock:
             session.step += 1
             call = session.context.append(ToolCall(step=session.step, tool=name, arguments=args))
-            state = {"entries": session.context.to_dicts(), "pending": [{"id": call.id, "tool": name}],
+            state = {"task": session.task, "entries": session.context.to_dicts(),
+                     "pending": [{"id": call.id, "tool": name}],
                      "step": session.step, "tool_calls": 0, "elapsed_s": 0.0}
             t0 = time.perf_counter()
             update = make_act_node(name)(state, runtime)
