@@ -225,8 +225,8 @@ class TaskSpec(BaseModel):
         if self.answer is None:
             return None
         truth = self.answer.strip().lower()
-        if self.options and len(truth) == 1 and option:
-            return option.strip().lower() == truth
+        if self.options and len(truth) == 1:  # a letter: only the chosen option counts ("c" is in most texts)
+            return option is not None and option.strip().lower() == truth
         return text is not None and truth in text.strip().lower()
 
 

@@ -187,3 +187,12 @@ def test_user_plugin_tool_is_callable_by_the_scripted_policy(task_dir, capsys):
     assert "frame_count: {\"frames\":24}" in out and "Answer: 24" in out
     assert main(["tools", "--plugin", str(task_dir / "my_tools.py")]) == 0
     assert "frame_count" in capsys.readouterr().out
+
+
+def test_a_multiple_choice_answer_without_an_option_is_not_correct(tmp_path):
+    """The letter 'c' occurs in almost any text; only the chosen option may match a letter truth."""
+    from mcr.task import TaskSpec
+
+    task = TaskSpec(name="t", video="v.mp4", question="q?", options=["five", "six", "seven"], answer="C")
+    assert task.answer_is_correct("The keeper counts seven ships.", None) is False
+    assert task.answer_is_correct("seven", "c") is True and task.answer_is_correct("seven", "B") is False
