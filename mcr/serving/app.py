@@ -118,9 +118,11 @@ def create_app(
             raise RequestError("n > 1 is not supported; send one request per completion", param="n")
         messages = to_runtime_messages(request, resolver, multimodal)
         tools = request.tools if request.wants_tools() else None
+        from mcr.model.media.video import VideoError
+
         try:
             prompt = pool.render(messages, tools)
-        except RenderError as exc:
+        except (RenderError, VideoError, ValueError) as exc:  # ValueError: SamplingError (fps, pixel budget)
             raise RequestError(f"messages: {exc}") from None
         stops = request.stops()
         with pool.acquire(prompt) as slot:
