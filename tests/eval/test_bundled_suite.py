@@ -23,6 +23,7 @@ SUITE = Path(__file__).resolve().parents[2] / "examples" / "suites" / "truth" / 
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(3600),  # the offline default's agent run alone took 16 minutes on 2 shared cores
     pytest.mark.skipif(not SUITE.is_file(), reason="examples/suites/truth is not generated (python examples/make_suite.py)"),
 ]
 
