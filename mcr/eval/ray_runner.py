@@ -17,7 +17,9 @@ sessions (the runner's ``_Agents``), and runs the runner's own ``run_task``
 * **In order**: records are appended to ``results.jsonl`` in suite order as
   soon as every earlier task has one; the report is the local run's.
 * **Retries**: a task whose record is an error, or whose worker died (the
-  actor is replaced), runs once more; then its error is recorded.
+  actor is replaced), runs once more; then its error is recorded. Each worker
+  has one call in flight (its queue is kept here), so a death is charged to
+  the task that was running, never to the tasks waiting behind it.
 """
 
 from __future__ import annotations
