@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
@@ -274,6 +275,17 @@ def letters_for(options: Iterable[str] | None) -> list[str]:
 def option_table(options: Iterable[str] | None) -> dict[str, str]:
     """Letter → option text."""
     return dict(zip(OPTION_LETTERS, options or ()))
+
+
+def media_text(part: dict[str, Any]) -> str:
+    """How a text-only model (or server) sees a media part of a rendered message: which file, which span."""
+    name = Path(str(part.get("video") or part.get("image") or "?")).name
+    if part.get("type") == "image":
+        return f"[image {name}]"
+    span = ""
+    if part.get("video_start") is not None:
+        span = f" {float(part['video_start']):.1f}s-{float(part.get('video_end', 0.0)):.1f}s"
+    return f"[video {name}{span}]"
 
 
 def parse_entry(data: dict[str, Any]) -> Entry:

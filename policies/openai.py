@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcr.context import Context
+from mcr.context import Context, media_text
 from mcr.policies.base import Decision, FinalAnswer, PolicyError
 from mcr.policies.internvideo3 import FORMAT_INSTRUCTIONS, invalid_streak
 from mcr.policies.openai_http import ChatClient, RequestRejected
@@ -198,7 +198,7 @@ class OpenAIPolicy:
             if kind == "text":
                 parts.append({"type": "text", "text": part["text"]})
             elif self.settings.media == "text":
-                parts.append({"type": "text", "text": _media_line(part)})
+                parts.append({"type": "text", "text": media_text(part)})
             elif kind == "image":
                 parts.append({"type": "image_url", "image_url": {"url": self._url(Path(part["image"]), "image/jpeg")}})
             elif kind == "video":
@@ -280,17 +280,6 @@ def _whole(part: dict[str, Any]) -> bool:
     from mcr.model.media.video import probe
 
     return float(part.get("video_end") or 0.0) >= probe(part["video"]).duration - 0.05
-
-
-def _media_line(part: dict[str, Any]) -> str:
-    """How a text-only server sees a media part (as the local renderer writes it): file and span."""
-    name = Path(str(part.get("video") or part.get("image") or "?")).name
-    if part.get("type") == "image":
-        return f"[image {name}]"
-    span = ""
-    if part.get("video_start") is not None:
-        span = f" {float(part['video_start']):.1f}s-{float(part.get('video_end', 0.0)):.1f}s"
-    return f"[video {name}{span}]"
 
 
 def _jpeg_data_url(image: Any, max_pixels: int | None) -> str:

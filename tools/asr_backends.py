@@ -30,7 +30,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import TimeSpan
 from mcr.model.media.audio import AudioClip
-from mcr.tools.base import ToolFailure
 
 _PROGRESS_MIN_S = 60.0  # show a progress bar for audio longer than this (on a tty)
 

@@ -32,6 +32,8 @@ from typing import Any, Callable, Literal
 
 import torch
 
+from mcr.context import media_text
+
 __all__ = ["MediaItem", "Prompt", "PromptRenderer", "RenderError", "tools_section"]
 
 _PLACEHOLDER = re.compile(r"<\|vision_start\|>(<\|video_pad\|>|<\|image_pad\|>)<\|vision_end\|>")
@@ -105,17 +107,6 @@ def tools_section(tools: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _media_text(part: dict[str, Any]) -> str:
-    """How a text-only model sees a media part: which file, which span."""
-    name = Path(str(part.get("video") or part.get("image") or "?")).name
-    if part.get("type") == "image":
-        return f"[image {name}]"
-    span = ""
-    if part.get("video_start") is not None:
-        span = f" {float(part['video_start']):.1f}s-{float(part.get('video_end', 0.0)):.1f}s"
-    return f"[video {name}{span}]"
-
-
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -182,7 +173,7 @@ class PromptRenderer:
     def _flatten(content: Any) -> str:
         if isinstance(content, str):
             return content
-        return "\n".join(p["text"] if p.get("type", "text") == "text" else _media_text(p) for p in content)
+        return "\n".join(p["text"] if p.get("type", "text") == "text" else media_text(p) for p in content)
 
     @staticmethod
     def _append_text(content: Any, text: str) -> Any:
