@@ -72,6 +72,7 @@ class VideoRef(BaseModel):
     min_pixels: int = Field(default=64 * 28 * 28, gt=0)
     max_pixels: int = Field(default=256 * 28 * 28, gt=0)
     duration: float | None = Field(default=None, ge=0)
+    max_frames: int | None = Field(default=None, ge=1, description="frame cap per look (None: Qwen-VL's 768)")
 
     def message_part(self, span: TimeSpan | None = None) -> dict[str, Any]:
         """The Qwen-VL message part for this video (optionally one span of it)."""
@@ -82,6 +83,8 @@ class VideoRef(BaseModel):
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
         }
+        if self.max_frames is not None:  # only when set, so parts (and cache keys) without a cap stay as they were
+            part["max_frames"] = self.max_frames
         if span is not None:
             part["video_start"] = span.start
             part["video_end"] = span.end

@@ -83,7 +83,8 @@ def replay(
         workdir=workdir,
         tool_settings=spec.tool_settings if spec else {},
         verify=spec.verify if spec else None,
-        video_settings=VideoSettings(fps=ref.fps, min_pixels=ref.min_pixels, max_pixels=ref.max_pixels),
+        video_settings=VideoSettings(fps=ref.fps, min_pixels=ref.min_pixels, max_pixels=ref.max_pixels,
+                                     max_frames=ref.max_frames),
     )
     out_path = Path(out) if out else Path(workdir) / "replays" / f"{trace.stem}.replay.jsonl"
     if out_path.exists():

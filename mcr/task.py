@@ -67,6 +67,7 @@ class VideoSettings(BaseModel):
     fps: float = Field(default=2.0, gt=0)
     min_pixels: int = Field(default=64 * 28 * 28, gt=0)
     max_pixels: int = Field(default=256 * 28 * 28, gt=0)
+    max_frames: int | None = Field(default=None, ge=1, description="frame cap per look (default: Qwen-VL's 768)")
 
 
 class VerifySettings(BaseModel):

@@ -9,10 +9,9 @@ lmms-eval with ``--model_args ...,min_pixels=..,max_pixels=..,fps=4,max_num_fram
 and the pixel budgets are written there as ``N * 32 * 32`` (InternVideo3's
 vision patch is 16 px with 2x2 merging, so one visual token covers 32x32 px).
 
-A preset maps onto the task's `video_settings` (fps, min_pixels, max_pixels).
-The frame cap has no field in `VideoSettings` yet (sampling caps at
-``mcr.model.media.sampling.FPS_MAX_FRAMES``, 768); it travels in the task's
-``metadata["preset"]["max_frames"]`` so reports and adapters can see it.
+A preset maps onto the task's `video_settings` (fps, min_pixels, max_pixels,
+max_frames: the frame cap, which replaces Qwen-VL's 768 in sampling), and is
+recorded in the task's ``metadata["preset"]`` so reports and adapters see it.
 """
 
 from __future__ import annotations
@@ -60,7 +59,8 @@ class Preset(BaseModel):
     source: str = Field(description="InternVideo3_eval/scripts/ file the numbers come from")
 
     def video_settings(self) -> VideoSettings:
-        return VideoSettings(fps=self.fps, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return VideoSettings(fps=self.fps, min_pixels=self.min_pixels, max_pixels=self.max_pixels,
+                             max_frames=self.max_frames)
 
 
 PRESETS: dict[str, Preset] = {

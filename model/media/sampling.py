@@ -65,7 +65,9 @@ class SamplingSpec(BaseModel):
 
     @classmethod
     def from_ref(cls, ref: VideoRef, image_patch_size: int = 14) -> SamplingSpec:
-        return cls(fps=ref.fps, min_pixels=ref.min_pixels, max_pixels=ref.max_pixels, image_patch_size=image_patch_size)
+        cap = {"max_frames": ref.max_frames} if ref.max_frames is not None else {}
+        return cls(fps=ref.fps, min_pixels=ref.min_pixels, max_pixels=ref.max_pixels, image_patch_size=image_patch_size,
+                   **cap)
 
     @property
     def factor(self) -> int:

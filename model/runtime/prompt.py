@@ -130,6 +130,8 @@ def media_key(part: dict[str, Any]) -> str:
     """Content hash + sampling settings of one media part."""
     path = part.get("video") if part.get("type") == "video" else part.get("image")
     settings = {k: part.get(k) for k in ("type", "fps", "min_pixels", "max_pixels", "video_start", "video_end")}
+    if part.get("max_frames") is not None:
+        settings["max_frames"] = part["max_frames"]
     blob = json.dumps([file_digest(str(path)), settings], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -269,6 +271,7 @@ class PromptRenderer:
             min_pixels=part.get("min_pixels"),
             max_pixels=part.get("max_pixels"),
             image_patch_size=vp.patch_size,
+            **({"max_frames": int(part["max_frames"])} if part.get("max_frames") else {}),
         )
         span = None
         if part.get("video_start") is not None:

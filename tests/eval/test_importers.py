@@ -128,15 +128,16 @@ def test_lmms_eval_task_yaml_picks_the_importer_and_keeps_its_prompt(videos):
 
 def test_presets_drive_the_sampler():
     """LVBench's preset: 1,024 frames at 256·32·32 pixels on an hour-long video (InternVideo3's patch 16)."""
+    from mcr.context import VideoRef
     from mcr.model.media.sampling import SamplingSpec, plan_sampling
     from mcr.model.media.video import VideoInfo
 
     info = VideoInfo(path="long.mp4", duration=3600.0, fps=30.0, width=1280, height=720, frame_count=108_000)
     for name, frames in (("lvbench", 1024), ("mlvu", 2048)):
         preset = get_preset(name)
-        s = preset.video_settings()
-        plan = plan_sampling(info, SamplingSpec(fps=s.fps, min_pixels=s.min_pixels, max_pixels=s.max_pixels,
-                                                max_frames=preset.max_frames, image_patch_size=16))
+        ref = VideoRef(path="long.mp4", **preset.video_settings().model_dump())  # as the agent builds it
+        assert ref.message_part()["max_frames"] == preset.max_frames  # the cap reaches the model's renderer
+        plan = plan_sampling(info, SamplingSpec.from_ref(ref, image_patch_size=16))
         assert plan.nframes == frames
         assert plan.height % 32 == 0 and plan.width % 32 == 0
         assert abs(plan.height * plan.width - 256 * 32 * 32) / (256 * 32 * 32) < 0.1
