@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from mcr.policies.base import ModelBackedPolicy
 from mcr.traces.recorder import file_sha256
 
 MANIFEST_FILE = "manifest.json"
@@ -117,24 +118,21 @@ def processor_hash(loaded: Any) -> str | None:
 
 def describe_policy(policy: Any) -> dict[str, Any]:
     """A policy's identity for the manifest: class, model source and hashes, sampling settings."""
-    out: dict[str, Any] = {"policy": getattr(policy, "name", type(policy).__name__), "class": type(policy).__qualname__}
-    session = getattr(policy, "session", None)
-    loaded = getattr(session, "loaded", None)
-    if loaded is not None:
-        out |= {
-            "model": getattr(loaded, "name", ""),
-            "source": str(getattr(loaded, "source", "") or ""),
-            "kind": getattr(loaded, "kind", None),
-            "m2la": getattr(loaded, "m2la", None),
-            "model_sha256": model_hash(loaded),
-            "processor_sha256": processor_hash(loaded),
-        }
-    if session is not None:
-        out["sampling"] = {k: getattr(session, k) for k in ("temperature", "top_p", "max_new_tokens")
-                           if hasattr(session, k)}
-        generator = getattr(session, "_generator", None)  # the session keeps its seed in its torch generator
-        if generator is not None and hasattr(generator, "initial_seed"):
-            out["sampling"]["seed"] = int(generator.initial_seed())
+    out: dict[str, Any] = {"policy": policy.name, "class": type(policy).__qualname__}
+    if not isinstance(policy, ModelBackedPolicy):
+        return out
+    session = policy.episode_model([]).session
+    loaded = session.loaded
+    out |= {
+        "model": loaded.name,
+        "source": str(loaded.source or ""),
+        "kind": loaded.kind,
+        "m2la": loaded.m2la,
+        "model_sha256": model_hash(loaded),
+        "processor_sha256": processor_hash(loaded),
+        "sampling": {"temperature": session.temperature, "top_p": session.top_p,
+                     "max_new_tokens": session.max_new_tokens, "seed": session.seed},
+    }
     return out
 
 

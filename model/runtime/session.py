@@ -115,6 +115,7 @@ class ModelSession(SavedPrefixes):
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
+        self.seed = seed
         self._generator = torch.Generator().manual_seed(seed)
         self.cache = self._new_cache()
         self.state = _State()
