@@ -9,6 +9,9 @@ it without importing each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
 from pydantic import BaseModel, ConfigDict, computed_field
 
 
@@ -39,6 +42,19 @@ class Usage(BaseModel):
     prefill_s: float = 0.0
     latency_s: float = 0.0
     raw_output: str | None = None
+
+    TOKEN_FIELDS: ClassVar[tuple[str, ...]] = (
+        "prompt_tokens", "reused_tokens", "prefix_loaded_tokens", "prefilled_tokens", "generated_tokens")
+
+    @classmethod
+    def total(cls, records: Iterable[Usage | dict[str, Any]]) -> Usage:
+        """The token counts of several calls (or episodes), summed."""
+        sums = dict.fromkeys(cls.TOKEN_FIELDS, 0)
+        for record in records:
+            data = record if isinstance(record, dict) else record.model_dump(include=set(cls.TOKEN_FIELDS))
+            for name in cls.TOKEN_FIELDS:
+                sums[name] += int(data.get(name) or 0)
+        return cls(**sums)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

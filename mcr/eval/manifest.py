@@ -14,12 +14,12 @@ import json
 import os
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from mcr.policies.base import ModelBackedPolicy
 from mcr.traces.recorder import file_sha256
+from mcr.traces.recorder import package_versions as recorded_versions
 
 MANIFEST_FILE = "manifest.json"
 PACKAGES = (
@@ -32,13 +32,7 @@ RUN_IDENTITY = ("suite_sha256", "mode", "policy", "judge")
 
 
 def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return {"python": platform.python_version(), **recorded_versions(PACKAGES)}
 
 
 def suite_hash(path: Path) -> str:

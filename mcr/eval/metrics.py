@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcr.eval.records import TaskRecord, TokenCounts
+from mcr.eval.records import TaskRecord
+from mcr.usage import Usage
 from mcr.eval.scorers import recall_at, union_iou
 from mcr.traces.recorder import read_trace
 
@@ -33,7 +34,7 @@ class TraceMetrics:
     tool_calls: int = 0
     model_calls: int = 0
     verifier_rejections: int = 0
-    tokens: TokenCounts = field(default_factory=TokenCounts)
+    tokens: Usage = field(default_factory=Usage)
     answer_step: int | None = None
     answer_time_s: float | None = None
     answer_span: tuple[float, float] | None = None
@@ -51,7 +52,7 @@ def trace_metrics(path: str | Path) -> TraceMetrics:
     duration = float(((events[0].get("task") or {}).get("video") or {}).get("duration") or 0.0)
     downtime, last_t = 0.0, start_t
     entries: dict[str, dict[str, Any]] = {}
-    sums: Counter[str] = Counter()
+    calls: list[dict[str, Any]] = []
     for event in events:
         kind, t = event.get("type"), event.get("t", last_t)
         if kind == "episode_resumed":
@@ -62,8 +63,7 @@ def trace_metrics(path: str | Path) -> TraceMetrics:
             usage = event.get("usage") or {}
             if usage.get("prompt_tokens") or usage.get("generated_tokens") or usage.get("prefilled_tokens"):
                 out.model_calls += 1
-            for name in TokenCounts.model_fields:
-                sums[name] += int(usage.get(name) or 0)
+            calls.append(usage)
         elif kind == "tool_call":
             out.tool_calls += 1
         elif kind == "entry":
@@ -83,7 +83,7 @@ def trace_metrics(path: str | Path) -> TraceMetrics:
                         out.answer_span = (answer["span"]["start"], answer["span"]["end"])
         elif kind == "episode_end":
             out.steps = max(out.steps, int(event.get("steps", 0)))
-    out.tokens = TokenCounts(**sums)
+    out.tokens = Usage.total(calls)
     return out
 
 
@@ -149,7 +149,7 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
     # As for accuracy, only an accepted answer counts: a rejected span scores 0.
     grounding = [(r.iou or 0.0) if r.accepted else 0.0 for r in records if r.scorer == "span"]
     ev = [r.evidence_iou for r in records if r.evidence_iou is not None]
-    tokens = TokenCounts(**{name: sum(getattr(r.tokens, name) for r in records) for name in TokenCounts.model_fields})
+    tokens = Usage.total(r.tokens for r in records)
     wall = sum(r.wall_s for r in records)
     prompt = tokens.prompt_tokens
     return {
@@ -174,7 +174,7 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         "wall_s": wall,
         "seconds_per_question": wall / n if n else None,
         "seconds_per_correct": wall / correct if correct else None,
-        "tokens_per_correct": tokens.spent / correct if correct else None,
+        "tokens_per_correct": tokens.spent_tokens / correct if correct else None,
         "accuracy_at_steps": accuracy_at_steps(records),
         "accuracy_at_seconds": accuracy_at_seconds(records),
     }

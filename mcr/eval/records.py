@@ -17,23 +17,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mcr.usage import Usage
+
 RESULTS_FILE = "results.jsonl"
-
-
-class TokenCounts(BaseModel):
-    """Tokens a task's model calls used, summed over its episode (names as in `mcr.usage.Usage`)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    prefix_loaded_tokens: int = 0
-    prefilled_tokens: int = 0
-    generated_tokens: int = 0
-
-    @property
-    def spent(self) -> int:
-        return self.prefilled_tokens + self.generated_tokens
 
 
 class TaskRecord(BaseModel):
@@ -74,7 +60,7 @@ class TaskRecord(BaseModel):
     tool_calls: int = 0
     model_calls: int = 0
     verifier_rejections: int = 0
-    tokens: TokenCounts = Field(default_factory=TokenCounts)
+    tokens: Usage = Field(default_factory=Usage)  # the episode's policy calls, summed
     frames_decoded: int = 0
     wall_s: float = 0.0
     elapsed_s: float = 0.0
