@@ -72,10 +72,9 @@ class EpisodeSaver(SqliteSaver):
         return super().put(config, checkpoint, metadata, new_versions)
 
     def _store(self, thread_id: str, ns: str, entries: list[dict[str, Any]]) -> None:
-        with self.cursor():  # takes the lock once to run setup() if it has not run
-            pass
         key = (thread_id, ns)
         with self._entries_lock, self.lock:
+            self.setup()  # setup() expects the lock held, as SqliteSaver.cursor() holds it
             stored = self._stored.get(key)
             if stored is None:
                 row = self.conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM mcr_entries "

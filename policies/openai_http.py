@@ -37,23 +37,23 @@ class OpenAIError(PolicyError):
 
 
 class ServerUnreachable(OpenAIError):
-    pass
+    """Nothing answers at the base URL (refused connection, unknown host)."""
 
 
 class ServerTimeout(OpenAIError):
-    pass
+    """The server did not answer within the timeout, after the retries."""
 
 
 class ServerFailed(OpenAIError):
-    pass
+    """The server kept answering 429 or 5xx after the retries."""
 
 
 class AuthFailed(OpenAIError):
-    pass
+    """The server refused the API key (401 or 403)."""
 
 
 class ModelNotFound(OpenAIError):
-    pass
+    """The server does not serve the model asked for (404)."""
 
 
 class RequestRejected(OpenAIError):
@@ -66,7 +66,7 @@ class RequestRejected(OpenAIError):
 
 
 class MalformedReply(OpenAIError):
-    pass
+    """The server's reply is not a chat completion (bad JSON, no choices)."""
 
 
 def _server_message(response: Any) -> str:
