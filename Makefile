@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.mcr-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-slow setup sample clean
+.PHONY: demo test test-slow setup sample clean reliability-doc
 
 demo: $(STAMP)
 	$(VENV)/bin/mcr run examples/tasks/demo.yaml --workdir runs/demo
@@ -16,6 +16,11 @@ test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
 
 setup: $(STAMP)
+
+# docs/reliability.md is the ledger of one run of tests/reliability (fast and slow), never hand-written.
+reliability-doc: $(STAMP)
+	MCR_RELIABILITY_DOC=docs/reliability.md MCR_RELIABILITY_COMMAND="make reliability-doc" \
+	  $(PY) -m pytest tests/reliability -m "slow or not slow" -q
 
 # torch/torchvision first and pinned (they come from this machine's disk), then
 # the project with every extra, then the packages that ship model files, with
