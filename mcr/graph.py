@@ -49,6 +49,7 @@ from mcr.context import (
 from mcr.policies.base import FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
 from mcr.task import Budget, TaskSpec
 from mcr.tools.base import ToolContext, ToolFailure, ToolRegistry
+from mcr.tools.limits import LIMIT_KEYS, ToolLimits, bound_output, bound_summary, output_copy_path, run_limited
 from mcr.tools.side import EpisodeModel
 from mcr.verify import Verifier
 
@@ -286,11 +287,12 @@ def make_act_node(tool_name: str):
         assert isinstance(call, ToolCall)
         tool = deps.tools.get(tool_name)
         instruction = ctx.instruction
+        settings = deps.tool_settings.get(tool_name, {})
         tool_ctx = ToolContext(
             context=ctx,
             video=instruction.video if instruction else None,
             workdir=deps.workdir,
-            settings=deps.tool_settings.get(tool_name, {}),
+            settings={k: v for k, v in settings.items() if k not in LIMIT_KEYS},
             model=deps.model,
             step=state["step"],
             call_id=call.id,
@@ -300,12 +302,15 @@ def make_act_node(tool_name: str):
                                  "input": call.arguments}
         try:
             tool_input = tool.validate_input(call.arguments)
-            output = tool.run(tool_input, tool_ctx)
+            limits = ToolLimits.for_tool(tool, settings)[0]  # timeout and output size (tools/limits.py)
+            output = run_limited(limits, tool_ctx, lambda limited_ctx: tool.run(tool_input, limited_ctx))
             if not isinstance(output, tool.Output):
                 raise TypeError(f"tool {tool_name} returned {type(output).__name__}, not {tool.Output.__name__}")
+            full_copy = output_copy_path(deps.workdir, state["task"].thread_id, call.id)
+            dumped, note = bound_output(output.model_dump(mode="json"), limits, full_copy)
             entry: ToolResult | ToolError = ToolResult(
-                step=state["step"], refs=(call.id,), tool=tool_name, output=output.model_dump(mode="json"),
-                summary=tool.summarize(output), span=tool.span_of(tool_input, output),
+                step=state["step"], refs=(call.id,), tool=tool_name, output=dumped,
+                summary=bound_summary(tool.summarize(output), limits, note), span=tool.span_of(tool_input, output),
             )
             event["output"] = entry.output
             extra = tool.entries(tool_input, output)

@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ class ToolContext:
             cache stays the policy's.
         step: the graph step this call belongs to.
         call_id: the id of the ToolCall entry being answered.
+        cancelled: set when the call ran past its time limit and was abandoned
+            (``tools/limits.py``); a long-running tool may check it and stop.
     """
 
     context: Context
@@ -61,6 +64,7 @@ class ToolContext:
     model: EpisodeModel | None = None
     step: int = 0
     call_id: str = ""
+    cancelled: threading.Event = field(default_factory=threading.Event)
 
     def require_video(self) -> VideoRef:
         if self.video is None:

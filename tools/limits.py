@@ -1,0 +1,211 @@
+"""Per-call limits on a tool: how long it may run, and how much it may return.
+
+An unattended run over thousands of videos must not stall on one tool that
+hangs (a decoder stuck on a broken stream, a web request that never returns)
+nor fill its trace and checkpoint with one tool's 50 MB answer. The act node
+runs every call through :func:`run_limited`:
+
+* **time**: the call runs on a worker thread and the node waits at most
+  ``timeout_s`` seconds (``tool_settings: {TOOL: {timeout_s: N}}``; default
+  the tool class's ``timeout_s``, else :data:`DEFAULT_TIMEOUT_S`). A call that
+  does not finish becomes a :class:`ToolTimeout` (a ``tool_timeout``
+  ToolError naming the tool and the setting to raise) and the loop goes on.
+
+  Python cannot kill a thread. A timed-out worker is *abandoned*, not
+  stopped: it keeps its CPU and memory until the tool returns on its own (it
+  is a daemon thread, so it never keeps the process alive). It cannot touch
+  the episode: it was given a snapshot of the context, not the live one, and
+  whatever it returns or raises is dropped. Its ``ctx.cancelled`` event is
+  set, so a tool that loops can check it and stop early. A tool that uses the
+  episode's model (``ctx.fork()``) should honour it: an abandoned fork still
+  runs on the same session's weights.
+* **size**: the output, serialized as JSON, is cut to ``max_output_bytes``
+  (default :data:`DEFAULT_MAX_OUTPUT_BYTES`, 1 MB): long strings are shortened
+  and long lists lose their tail, keeping the output's shape, and the entry's
+  summary says so, how big it was, and how to get more. The whole output is
+  written beside the run's artifacts, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import re
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from mcr.context import Context
+from mcr.tools.base import Tool, ToolContext
+from mcr.tools.errors import ToolFailure
+
+__all__ = ["DEFAULT_TIMEOUT_S", "DEFAULT_MAX_OUTPUT_BYTES", "LIMIT_KEYS", "ToolLimits", "ToolTimeout",
+           "run_limited", "bound_output", "bound_summary", "output_copy_path"]
+
+#: Seconds a call may run unless its tool or the task says otherwise.
+DEFAULT_TIMEOUT_S = 600.0
+#: Serialized JSON bytes a ToolResult's output may hold.
+DEFAULT_MAX_OUTPUT_BYTES = 1_000_000
+#: The keys of ``tool_settings.<tool>`` read here (not passed on to the tool).
+LIMIT_KEYS = ("timeout_s", "max_output_bytes")
+_MIN_OUTPUT_BYTES = 1024
+
+T = TypeVar("T")
+
+
+class ToolTimeout(ToolFailure):
+    """A tool call ran past its time limit; the episode goes on without its result."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "tool_timeout")
+
+
+@dataclass(frozen=True)
+class ToolLimits:
+    """The limits of one tool's calls, from the task's ``tool_settings`` and the tool's defaults."""
+
+    tool: str
+    timeout_s: float | None = DEFAULT_TIMEOUT_S  # None: no limit
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+    @classmethod
+    def for_tool(cls, tool: Tool, settings: dict[str, Any]) -> tuple[ToolLimits, dict[str, Any]]:
+        """The limits, and the settings left for the tool itself.
+
+        Raises:
+            ToolFailure (``bad_settings``): a limit is not a positive number.
+        """
+        rest = {k: v for k, v in settings.items() if k not in LIMIT_KEYS}
+        timeout = settings.get("timeout_s", getattr(tool, "timeout_s", DEFAULT_TIMEOUT_S))
+        size = settings.get("max_output_bytes", getattr(tool, "max_output_bytes", DEFAULT_MAX_OUTPUT_BYTES))
+        where = f"tool_settings.{tool.name}"
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ToolFailure(f"{where}.timeout_s must be a positive number of seconds (or null for no limit), "
+                              f"not {timeout!r}", "bad_settings")
+        if isinstance(size, bool) or not isinstance(size, int) or size < _MIN_OUTPUT_BYTES:
+            raise ToolFailure(f"{where}.max_output_bytes must be a whole number of bytes >= {_MIN_OUTPUT_BYTES}, "
+                              f"not {size!r}", "bad_settings")
+        return cls(tool.name, None if timeout is None else float(timeout), size), rest
+
+
+def run_limited(limits: ToolLimits, ctx: ToolContext, fn: Callable[[ToolContext], T]) -> T:
+    """Run ``fn(ctx')`` within ``limits.timeout_s``; ``ctx'`` holds a snapshot of the context.
+
+    Returns what ``fn`` returned, or re-raises what it raised.
+
+    Raises:
+        ToolTimeout: it did not finish in time (the worker thread is abandoned).
+    """
+    cancelled = threading.Event()
+    snapshot = Context(list(ctx.context), system_prompt=ctx.context.system_prompt)
+    call_ctx = replace(ctx, context=snapshot, cancelled=cancelled)
+    if limits.timeout_s is None:
+        return fn(call_ctx)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn(call_ctx)
+        except BaseException as exc:  # handed to the waiting node, which decides
+            box["error"] = exc
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True,
+                              name=f"mcr-tool-{limits.tool}-{ctx.call_id}")
+    worker.start()
+    worker.join(limits.timeout_s)
+    if worker.is_alive():
+        cancelled.set()
+        raise ToolTimeout(
+            f"tool {limits.tool!r} did not finish within {limits.timeout_s:g} s and was abandoned; "
+            f"raise tool_settings.{limits.tool}.timeout_s in the task (or null for no limit) if it needs longer, "
+            f"or call it on a shorter span"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# --------------------------------------------------------------------------- #
+# Output size
+# --------------------------------------------------------------------------- #
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def _shrink(value: Any, budget: int) -> Any:
+    """``value`` cut to about ``budget`` serialized bytes, keeping its shape."""
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+        if len(data) + 2 <= budget:
+            return value
+        return data[: max(budget - 8, 0)].decode("utf-8", errors="ignore") + "…"
+    if isinstance(value, list):
+        out, used = [], 2
+        for item in value:
+            size = _size(item) + 1
+            if used + size <= budget:
+                out.append(item)
+                used += size
+                continue
+            if budget - used > 64 and isinstance(item, (str, list, dict)):  # room for part of it
+                out.append(_shrink(item, budget - used - 1))
+            break
+        return out
+    if isinstance(value, dict):
+        sizes = {k: _size(v) for k, v in value.items()}
+        overhead = 2 + sum(len(json.dumps(k, ensure_ascii=False).encode("utf-8")) + 2 for k in value)
+        remaining = max(budget - overhead, 0)
+        kept: dict[str, Any] = {}
+        order = sorted(value, key=lambda k: sizes[k])  # water-filling: small values stay whole
+        for i, key in enumerate(order):
+            share = remaining // (len(order) - i)
+            kept[key] = value[key] if sizes[key] <= share else _shrink(value[key], share)
+            remaining -= min(sizes[key], _size(kept[key]))
+        return {k: kept[k] for k in value}
+    return value
+
+
+def output_copy_path(workdir: Path, thread_id: str, call_id: str) -> Path:
+    """Where the whole output of a cut call goes: ``WORKDIR/outputs/THREAD-CALL.json``."""
+    return Path(workdir) / "outputs" / (re.sub(r"[^\w.-]", "_", thread_id) + f"-{call_id}.json")
+
+
+def bound_output(output: dict[str, Any], limits: ToolLimits, full_copy: Path | None = None) -> tuple[dict[str, Any], str | None]:
+    """The output cut to ``limits.max_output_bytes``, and a note when it was cut.
+
+    ``full_copy``: where to write the whole output when it is cut (the note
+    names it); a failed write is said in the note rather than raised.
+    """
+    size = _size(output)
+    if size <= limits.max_output_bytes:
+        return output, None
+    budget, bounded = limits.max_output_bytes, output
+    for _ in range(8):  # the shares are estimates: tighten until it fits
+        bounded = _shrink(output, budget)
+        if _size(bounded) <= limits.max_output_bytes:
+            break
+        budget = int(budget * 0.8)
+    saved = ""
+    if full_copy is not None:
+        try:
+            full_copy.parent.mkdir(parents=True, exist_ok=True)
+            full_copy.write_text(json.dumps(output, ensure_ascii=False), encoding="utf-8")
+            saved = f"; the whole output is in {full_copy}"
+        except OSError as exc:
+            saved = f"; the whole output could not be saved ({exc.strerror or exc})"
+    note = (f"[output truncated: {limits.tool} returned {size:,} bytes of JSON, more than "
+            f"tool_settings.{limits.tool}.max_output_bytes = {limits.max_output_bytes:,}; long texts and lists "
+            f"were cut{saved}. To get more, raise that setting or ask for less (a shorter span, fewer items).]")
+    return bounded, note
+
+
+def bound_summary(summary: str, limits: ToolLimits, note: str | None) -> str:
+    """The entry's summary (what the policy reads) within the same bound, the note appended."""
+    if note is None and len(summary) <= limits.max_output_bytes // 4:  # chars ≤ bytes/4: surely under the bound
+        return summary
+    if _size(summary) > limits.max_output_bytes:
+        summary = _shrink(summary, limits.max_output_bytes)
+    return f"{summary} {note}" if note else summary
