@@ -42,7 +42,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mcr.context import TimeSpan
 from mcr.model.media.audio import (
@@ -84,6 +84,17 @@ class TranscribeInput(BaseModel):
     span: TimeSpan | None = Field(default=None, description="only this part of the video; default all of it")
     backend: BackendName = Field(default="auto", description="auto: subtitles, then Whisper, then pocketsphinx")
     language: str | None = Field(default=None, description="ISO code such as 'en'; None lets the backend decide")
+    hints: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="words or names to listen for, e.g. a question's options (Whisper spells them so when heard)")
+
+    @field_validator("hints")
+    @classmethod
+    def _short_hints(cls, hints: list[str]) -> list[str]:
+        cleaned = [h.strip() for h in hints if h.strip()]
+        if any(len(h) > 80 for h in cleaned):
+            raise ValueError("each hint is a word or a short phrase (at most 80 characters)")
+        return cleaned
 
 
 class TranscribeOutput(BaseModel):
@@ -92,6 +103,7 @@ class TranscribeOutput(BaseModel):
     backend: str = Field(description="the backend that produced it")
     model: str | None = Field(default=None, description="the recogniser's model, e.g. 'whisper tiny.en (...)'")
     note: str | None = Field(default=None, description="why a better backend was not used, when it was not")
+    hints: list[str] = Field(default_factory=list, description="the words the recogniser was told to listen for")
 
 
 # --------------------------------------------------------------------------- #
@@ -116,7 +128,8 @@ class TranscribeTool(Tool):
         path = Path(ctx.require_video().path)
         duration = _duration(path)
         start, end = _resolve_span(input.span, duration)
-        job = Job(path=path, start=start, end=end, language=input.language, settings=dict(ctx.settings))
+        job = Job(path=path, start=start, end=end, language=input.language, settings=dict(ctx.settings),
+                  hints=tuple(input.hints))
         backend, note = self._choose(input.backend, job)
         use_cache = bool(ctx.settings.get("cache", True))
         cache = self._caches.setdefault(Path(ctx.workdir), ResultCache.for_context(ctx)) if use_cache else None
@@ -132,6 +145,8 @@ class TranscribeTool(Tool):
             "whisper": {**whisper_options(job.settings), **engine_options(job.settings)} if whisper else None,
             "note": note,
         }
+        if job.hints and whisper:  # only Whisper listens for hints; without any the key is what it always was
+            key_settings["hints"] = list(job.hints)
         if backend == "subtitles":  # a sidecar is part of the input: editing it must miss
             source = self._backends["subtitles"].source(path)
             key_settings["sidecar"] = cache.digest(source[0]) if source and source[0] != path else None
@@ -186,11 +201,14 @@ class TranscribeTool(Tool):
             model = backend.describe(job) if name == "faster_whisper" else "pocketsphinx en-us"
         # In time order whatever the backend emits (a weak Whisper can jump back within a window).
         segments = sorted(segments, key=lambda seg: (seg.span.start, seg.span.end))
+        hints = list(job.hints) if name == "faster_whisper" else []
         return TranscribeOutput(segments=segments, text=" ".join(s.text for s in segments), backend=name,
-                                model=model, note=note)
+                                model=model, note=note, hints=hints)
 
     def summarize(self, output: TranscribeOutput) -> str:
         note = f"(note: {output.note})\n" if output.note else ""
+        if output.hints:
+            note += f"(listened for: {', '.join(output.hints)})\n"
         if not output.segments:
             return f"{note}(no speech found; backend {output.backend})"
         return note + "\n".join(f"[{s.span.start:.1f}s-{s.span.end:.1f}s] {s.text}" for s in output.segments)

@@ -69,6 +69,7 @@ class Job:
     end: float
     language: str | None
     settings: dict[str, Any]
+    hints: tuple[str, ...] = ()  # words to listen for (Whisper's initial prompt); other backends ignore them
 
 
 class PocketsphinxBackend:

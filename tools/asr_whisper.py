@@ -129,6 +129,11 @@ class FasterWhisperBackend:
             word_timestamps=True,
             vad_filter=False,  # already gated: the stream is speech
             condition_on_previous_text=False,  # no repetition loops across windows
+            # Hints (e.g. a question's options) go in as Whisper's previous-text prompt: a tiny model then
+            # spells a word it hears the way the hint does ("kettles", not "Caddles"), measured in
+            # tests/tools/test_asr_whisper.py. A prompt biases: it can also pull a hinted word into
+            # a transcript, which is why the output records the hints it was given.
+            initial_prompt=("Words: " + ", ".join(job.hints) + ".") if job.hints else None,
         )
         out: list[TranscriptSegment] = []
         for seg in progress_bar(pieces, clip, "whisper", unit="segment"):

@@ -11,6 +11,7 @@ package versions and the video's content hash.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -103,14 +104,62 @@ class TraceRecorder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cut_torn_tail()
 
     def write(self, event: TraceEvent) -> None:
-        line = event.model_dump_json() + "\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        """Append one event as one line.
+
+        Raises:
+            TraceWriteError: the line could not be written (a full disk, above
+                all). The trace keeps every whole line before it; a part-written
+                line is cut off when the trace is next opened for writing.
+        """
+        data = (event.model_dump_json() + "\n").encode("utf-8")
         try:
-            os.write(fd, line.encode("utf-8"))
-        finally:
-            os.close(fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                written = os.write(fd, data)
+                while written < len(data):  # a short write: the disk filled mid-line; the next write says why
+                    written += os.write(fd, data[written:])
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise TraceWriteError(self.path, exc) from exc
+
+    def _cut_torn_tail(self) -> None:
+        """Drop a part-written last line (a crash or a full disk mid-write) so the next append starts whole.
+
+        Without this a resumed episode would append after the torn line, and
+        the trace would hold a broken line in the middle, which the reader
+        rightly refuses as damage.
+        """
+        try:
+            with open(self.path, "rb+") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                handle.seek(size - 1)
+                if handle.read(1) == b"\n":
+                    return
+                keep = max(0, size - 65536)
+                while True:  # find the last newline, reading backwards in blocks
+                    handle.seek(keep)
+                    block = handle.read(size - keep)
+                    cut = block.rfind(b"\n")
+                    if cut >= 0:
+                        keep += cut + 1
+                        break
+                    if keep == 0:
+                        break
+                    size, keep = keep, max(0, keep - 65536)
+                handle.truncate(keep)
+            warnings.warn(f"{self.path}: cut a torn last line before appending (the last run died while writing it)",
+                          TornTraceWarning, stacklevel=3)
+        except FileNotFoundError:
+            return
+        except OSError as exc:  # e.g. a path that is not a regular file: the first write will say what is wrong
+            if exc.errno not in (errno.ESPIPE, errno.EINVAL, errno.ENXIO):
+                raise TraceWriteError(self.path, exc) from exc
 
     def finish(self) -> None:
         """Flush the trace to disk (the episode ended)."""
@@ -129,6 +178,28 @@ class TraceRecorder:
 
 class TornTraceWarning(UserWarning):
     """The trace's last line was cut short (the process died while writing it)."""
+
+
+class TraceWriteError(OSError):
+    """The trace could not be written; says which file and what to do.
+
+    An ``OSError`` (with the original ``errno``), so callers that handle file
+    errors still catch it. The checkpoint is written before the trace, so the
+    episode resumes (``mcr resume THREAD_ID``) once the cause is fixed, and the
+    resume writes back every entry the trace lacks.
+    """
+
+    def __init__(self, path: Path, cause: OSError):
+        self.path = path
+        full = cause.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        fix = ("the disk (or your quota) is full: free space there, or run with --workdir on another disk"
+               if full else "check that its folder exists and is writable")
+        super().__init__(cause.errno, f"cannot write the trace {path}: {cause.strerror or cause}; {fix}. "
+                         "Every whole line written so far is kept, and `mcr resume THREAD_ID` continues the episode "
+                         "from its checkpoint")
+
+    def __str__(self) -> str:
+        return self.strerror or super().__str__()
 
 
 def read_trace(path: str | Path, quiet: bool = False) -> list[dict[str, Any]]:
