@@ -153,12 +153,16 @@ def is_infrastructure_error(exc: BaseException) -> bool:
 
     Out of memory above all: ``MemoryError``, and ``torch.OutOfMemoryError``
     (CUDA and CPU allocators), which is a ``RuntimeError`` and would otherwise
-    pass for a crashed tool while the loop carries on into the next failure.
+    pass for a crashed tool while the loop carries on into the next failure;
+    and the CPU allocator's failure, which torch raises as a bare RuntimeError.
     """
     if isinstance(exc, MemoryError):
         return True
     torch = sys.modules.get("torch")  # no torch imported: no torch error can have been raised
-    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+    if torch is not None and isinstance(exc, torch.OutOfMemoryError):
+        return True
+    # torch's CPU allocator reports a failed allocation as a plain RuntimeError (measured, torch 2.14)
+    return type(exc) is RuntimeError and "DefaultCPUAllocator: can't allocate memory" in str(exc)
 
 
 def free_model_memory(deps: EpisodeDeps) -> None:
