@@ -14,6 +14,8 @@ from deep inside a tool. Frame planning with the Qwen-VL pixel budget lives in
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
 import sys
 from collections import OrderedDict
@@ -30,6 +32,13 @@ from pydantic import BaseModel, ConfigDict
 # ahead: beyond a typical GOP, a seek to the keyframe before it is cheaper.
 SEEK_GAP_S = 4.0
 PROGRESS_MIN_FRAMES = 64  # fewer frames than this decode too fast to need a progress bar
+# Frames larger than this (4K UHD) are scaled down as they are decoded: an 8K frame is 100 MB
+# of RGB, and a look at a few dozen of them would exhaust memory. Sizes reported by `probe`
+# are the decoded (scaled) ones, so pixel coordinates stay consistent with the frames.
+MAX_FRAME_PIXELS = 3840 * 2160
+# A stream that ends this long before a requested time (while the container claims more)
+# is cut short: the file is truncated, and showing its last frame for that time would be wrong.
+TRUNCATION_SLACK_S = 2.0
 
 
 class VideoError(Exception):
@@ -44,11 +53,13 @@ class VideoNotFound(VideoError, FileNotFoundError):
 
 
 class VideoOpenFailure(VideoError):
-    def __init__(self, path: str | Path, why: str):
-        super().__init__(
-            f"cannot read video {path}: {why} — is it a complete video file? "
-            "Try re-encoding it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`."
-        )
+    """The path exists but is not a readable video; ``fix`` says what to do (default: re-encode)."""
+
+    def __init__(self, path: str | Path, why: str, fix: str | None = None):
+        self.path, self.why = str(path), why
+        fix = fix or ("is it a complete video file? "
+                      "Try re-encoding it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac OUT.mp4`.")
+        super().__init__(f"cannot read video {path}: {why} — {fix}")
 
 
 class SpanOutsideVideo(VideoError, ValueError):
@@ -110,9 +121,10 @@ def probe(path: str | Path) -> VideoInfo:
             # also proves the stream has a frame at all.
             first = next(container.decode(stream))
             rotation = _rotation(first)
-            width, height = width or first.width, height or first.height
+            width, height = _decoded_size(width or first.width, height or first.height)
             if rotation in (90, 270):
                 width, height = height, width
+            container_format = container.format.name if container.format else "?"
             info = VideoInfo(
                 path=str(path),
                 duration=duration,
@@ -130,8 +142,18 @@ def probe(path: str | Path) -> VideoInfo:
     except Exception as exc:  # PyAV raises many types (InvalidDataError, OSError...)
         raise VideoOpenFailure(path, f"{type(exc).__name__}: {exc}") from None
     if info.duration <= 0 or info.fps <= 0:
-        raise VideoOpenFailure(path, "its duration or frame rate is unknown")
+        raise VideoOpenFailure(
+            path, f"its duration or frame rate is unknown (container format {container_format!r}: "
+            "a still image, or a stream without timing)", fix="give a video file (e.g. .mp4, .mkv, .webm).")
     return info
+
+
+def _decoded_size(width: int, height: int) -> tuple[int, int]:
+    """The size frames are decoded at: as stored, or scaled to fit MAX_FRAME_PIXELS (even sides)."""
+    if width * height <= MAX_FRAME_PIXELS:
+        return width, height
+    scale = (MAX_FRAME_PIXELS / (width * height)) ** 0.5
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
 def _rotation(frame) -> int:
@@ -173,14 +195,18 @@ def open_container(path: str | Path, need: Literal["video", "audio", "any"] = "v
     import av
 
     path = Path(path)
-    if not path.is_file():
-        raise VideoNotFound(path)
+    _check_file(path)
     try:
         container = av.open(str(path))
+    except PermissionError:
+        raise VideoOpenFailure(path, "permission denied", fix=f"make it readable for this user, e.g. `chmod u+r {path}`.") from None
     except Exception as exc:  # PyAV raises many types (InvalidDataError, OSError...)
         raise VideoOpenFailure(path, f"{type(exc).__name__}: {exc}") from None
     try:
         if need == "video" and not container.streams.video:
+            if container.streams.audio:
+                raise VideoOpenFailure(path, "it has no video stream, only audio",
+                                       fix="give the video itself (this question needs its frames).")
             raise VideoOpenFailure(path, "it has no video stream")
         if need == "audio" and not container.streams.audio:
             from mcr.model.media.audio import NoAudioStream  # audio's error; audio imports this module
@@ -192,6 +218,31 @@ def open_container(path: str | Path, need: Literal["video", "audio", "any"] = "v
 
 
 _open = open_container  # the video readers' name for it
+
+
+def _check_file(path: Path) -> None:
+    """Raise the typed error for a path that is no regular, non-empty file (missing, a folder, a link loop)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise VideoOpenFailure(path, "it is a symbolic link loop",
+                                   fix="point the path at the real file (`ls -l` shows where each link goes).") from None
+        if exc.errno == errno.EACCES:
+            raise VideoOpenFailure(path, "permission denied (a folder on its path cannot be searched)",
+                                   fix="make its folders searchable for this user (chmod u+x).") from None
+        if path.is_symlink():
+            raise VideoOpenFailure(path, f"it is a symbolic link to {os.readlink(path)}, which does not exist",
+                                   fix="point the link (or the path) at the real file.") from None
+        raise VideoNotFound(path) from None
+    if path.is_dir():
+        raise VideoOpenFailure(path, "it is a directory, not a video file", fix="name one video file inside it.")
+    if not path.is_file():
+        raise VideoOpenFailure(path, "it is not a regular file (a device, pipe or socket)",
+                               fix="save the video to a file first.")
+    if stat.st_size == 0:
+        raise VideoOpenFailure(path, "the file is empty (0 bytes)",
+                               fix="it was not written completely; copy or download it again.")
 
 
 _FRAMES_DECODED = [0]  # frames this process turned into pixels (a counter, read by `mcr eval`)
@@ -208,7 +259,11 @@ def frames_decoded() -> int:
 
 def _upright(frame) -> np.ndarray:
     _FRAMES_DECODED[0] += 1
-    image = frame.to_ndarray(format="rgb24")  # (H, W, 3) as stored
+    width, height = _decoded_size(frame.width, frame.height)
+    if (width, height) == (frame.width, frame.height):
+        image = frame.to_ndarray(format="rgb24")  # (H, W, 3) as stored
+    else:  # above MAX_FRAME_PIXELS: scaled while converting, so the full-size RGB array never exists
+        image = frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
     turns = _rotation(frame) // 90
     # np.rot90 turns counter-clockwise, the display matrix's direction.
     return np.ascontiguousarray(np.rot90(image, k=turns)) if turns else image
@@ -303,7 +358,11 @@ def read_frames_at(path: str | Path, times: Sequence[float], store: FrameStore |
 
 
 def _decode_at(path: str | Path, wanted: list[float]) -> dict[float, Frame]:
-    """The frame on screen at each of the sorted times `wanted` (see `read_frames_at`)."""
+    """The frame on screen at each of the sorted times `wanted` (see `read_frames_at`).
+
+    Times are seconds from the stream's first frame time (``start_time``, which
+    MPEG-TS files offset), the same clock as `probe`'s duration.
+    """
     from tqdm.auto import tqdm
 
     found: dict[float, Frame] = {}
@@ -314,40 +373,81 @@ def _decode_at(path: str | Path, wanted: list[float]) -> dict[float, Frame]:
         stream.thread_type = "AUTO"
         base = float(stream.time_base)
         start_pts = stream.start_time or 0
+        start_s = start_pts * base
+
+        def when(frame) -> float | None:
+            return None if frame.time is None else _from_start(float(frame.time), start_s)
+
         decoder: Iterator | None = None
         shown = None  # last decoded frame with time <= target (raw, not converted)
         shown_img: Frame | None = None
         pending = None  # decoded but after the current target
         try:
             for target in wanted:
-                horizon = (pending or shown).time if (pending or shown) is not None else None
+                horizon = when(pending or shown) if (pending or shown) is not None else None
                 if decoder is None or (horizon is not None and target - horizon > SEEK_GAP_S):
-                    container.seek(
-                        start_pts + max(0, int(target / base)), stream=stream, backward=True, any_frame=False
-                    )
-                    decoder, shown, shown_img, pending = container.decode(stream), None, None, None
+                    decoder, shown, shown_img, pending = _seek(container, stream, start_pts, target), None, None, None
                 while True:
                     if pending is None:
                         pending = next(decoder, None)
                         if pending is None:
                             break  # end of stream: the last frame stays on screen
-                    if pending.time is not None and pending.time > target + eps:
+                    if pending.time is not None and when(pending) > target + eps:
                         break  # `pending` comes later; `shown` (if any) is on screen at target
                     shown, shown_img, pending = pending, None, None
                 chosen = shown if shown is not None else pending
                 if chosen is None:
                     raise VideoOpenFailure(path, f"no frame could be decoded near {target:.2f}s")
+                if pending is None:  # the stream ended before `target`: truncated, if the container claims more
+                    _check_not_cut_short(path, container, stream, when(chosen) or 0.0, target)
                 if chosen is shown:
-                    shown_img = shown_img or Frame(float(shown.time or 0.0), _upright(shown))
+                    shown_img = shown_img or Frame(when(shown) or 0.0, _upright(shown))
                     found[target] = shown_img
                 else:
-                    found[target] = Frame(float(pending.time or 0.0), _upright(pending))
+                    found[target] = Frame(when(pending) or 0.0, _upright(pending))
                 bar.update()
         except VideoError:
             raise
         except Exception as exc:
             raise VideoOpenFailure(path, f"decoding failed: {type(exc).__name__}: {exc}") from None
     return found
+
+
+def _from_start(t: float, start_s: float) -> float:
+    """A frame time counted from the stream's start (float noise rounded off; unchanged when it starts at 0)."""
+    return round(t - start_s, 9) if start_s else t
+
+
+def _seek(container, stream, start_pts: int, target: float) -> Iterator:
+    """A decoder positioned at the keyframe before `target` (seconds from the stream start).
+
+    Some containers cannot seek to a time at all (an MPEG-TS whose only keyframe
+    is the first frame gives no frames after the seek); then decode from the start.
+    """
+    container.seek(start_pts + max(0, int(target / float(stream.time_base))), stream=stream, backward=True,
+                   any_frame=False)
+    decoder = container.decode(stream)
+    first = next(decoder, None)
+    if first is None:
+        container.seek(0)
+        decoder = container.decode(stream)
+        first = next(decoder, None)
+    return itertools.chain([first], decoder) if first is not None else iter(())
+
+
+def _check_not_cut_short(path: str | Path, container, stream, last: float, target: float) -> None:
+    """Raise when the stream's last frame (at `last`) ends well before `target` and before the claimed duration."""
+    fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+    slack = max(TRUNCATION_SLACK_S, 4.0 / fps if fps > 0 else 0.0)
+    if stream.duration is not None and stream.time_base is not None:
+        claimed = float(stream.duration * stream.time_base)
+    else:
+        claimed = (container.duration or 0) / 1_000_000
+    if target > last + slack and claimed > last + slack:
+        raise VideoOpenFailure(
+            path, f"its frames end at {last:.2f}s although it claims {claimed:.2f}s; the file is truncated "
+            f"(asked for {target:.2f}s)", fix="copy or download it again, or re-encode what is left with "
+            "`ffmpeg -i IN -c:v libx264 OUT.mp4` (its duration is then the real one).")
 
 
 def frame_at(path: str | Path, t: float) -> Frame:
@@ -363,13 +463,11 @@ def iter_frames(path: str | Path, start: float = 0.0, end: float | None = None) 
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        if start > 0:
-            container.seek(
-                (stream.start_time or 0) + int(start / float(stream.time_base)), stream=stream, backward=True
-            )
+        start_s = (stream.start_time or 0) * float(stream.time_base)
+        frames = _seek(container, stream, stream.start_time or 0, start) if start > 0 else container.decode(stream)
         try:
-            for frame in container.decode(stream):
-                t = float(frame.time or 0.0)
+            for frame in frames:
+                t = _from_start(float(frame.time or 0.0), start_s)
                 if t < start - 1e-4:
                     continue
                 if end is not None and t >= end - 1e-4:
