@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 
 class TimeSpan(BaseModel):
-    """A closed interval of video time, in seconds from the start of the file."""
+    """A closed interval of video time, in seconds from the start of the file (finite: no inf/NaN)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     start: float = Field(ge=0.0)
     end: float = Field(ge=0.0)
@@ -231,9 +231,10 @@ class Verdict(_Entry):
     accepted: bool
     reason: str = ""
     checks: dict[str, bool] = Field(default_factory=dict)
+    low_confidence: bool = Field(default=False, description="accepted as a last-step guess the evidence does not back")
 
     def render_text(self) -> str:
-        word = "accepted" if self.accepted else "rejected"
+        word = ("accepted with low confidence" if self.low_confidence else "accepted") if self.accepted else "rejected"
         return f"<verdict {word}>{self.reason}</verdict>"
 
 
@@ -245,11 +246,13 @@ class Answer(_Entry):
     text: str
     option: str | None = None
     missing_refs: tuple[str, ...] = Field(default=(), description="cited ids that do not exist (the verifier rejects)")
+    low_confidence: bool = Field(default=False, description="the policy's final guess when the budget is nearly spent")
 
     def render_text(self) -> str:
         opt = f" option={self.option}" if self.option else ""
         cites = f" evidence={','.join(self.refs)}" if self.refs else ""
-        return f"<answer{opt}{cites}>{self.text}</answer>"
+        low = ' confidence="low"' if self.low_confidence else ""
+        return f"<answer{opt}{cites}{low}>{self.text}</answer>"
 
 
 Entry = Annotated[
@@ -377,7 +380,8 @@ class Context:
     def results_of(self, tool: str) -> list[ToolResult]:
         return [e for e in self._entries if isinstance(e, ToolResult) and e.tool == tool]
 
-    def propose_answer(self, *, step: int, text: str, option: str | None, evidence: Iterable[str]) -> Answer:
+    def propose_answer(self, *, step: int, text: str, option: str | None, evidence: Iterable[str],
+                       low_confidence: bool = False) -> Answer:
         """The Answer a policy's proposal becomes (unsaved): one place for every proposer.
 
         Cited ids split into ``refs`` (they exist) and ``missing_refs`` (the
@@ -390,7 +394,8 @@ class Context:
         spans = [span for ref in refs if (span := self._by_id[ref].span) is not None]
         hull = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
         letter = option.strip().upper() if option and option.strip() else None
-        return Answer(step=step, text=text, option=letter, refs=refs, missing_refs=missing, span=hull)
+        return Answer(step=step, text=text, option=letter, refs=refs, missing_refs=missing, span=hull,
+                      low_confidence=low_confidence)
 
     def prefix(self, n: int) -> Context:
         """The context as it was after its first `n` entries."""

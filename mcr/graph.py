@@ -38,6 +38,7 @@ from mcr.context import (
     Answer,
     Context,
     Instruction,
+    Memory,
     Observation,
     Thought,
     TimeSpan,
@@ -51,7 +52,7 @@ from mcr.task import Budget, TaskSpec
 from mcr.tools.base import ToolContext, ToolFailure, ToolRegistry
 from mcr.tools.limits import LIMIT_KEYS, ToolLimits, bound_output, bound_summary, output_copy_path, run_limited
 from mcr.tools.side import EpisodeModel
-from mcr.verify import Verifier
+from mcr.verify import BUDGET_NOTE, Verifier, budget_nearly_spent
 
 ACT_PREFIX = "act/"
 
@@ -221,6 +222,22 @@ def _budget_exhausted(state: EpisodeState, budget: Budget) -> str | None:
     return None
 
 
+def budget_note(state: EpisodeState, budget: Budget, step: int) -> str | None:
+    """What the policy is told when this is its last step or no tool call is left (else None).
+
+    The note is a context entry, so the policy reads it like any evidence and a
+    resumed episode sees it too; the verifier accepts a ``low_confidence``
+    answer only after it (see :mod:`mcr.verify`).
+    """
+    last_step = step >= budget.max_steps
+    no_calls = state["tool_calls"] >= budget.max_tool_calls
+    if not (last_step or no_calls):
+        return None
+    why = f"this is the last step ({step} of {budget.max_steps})" if last_step else "no tool calls are left"
+    return (f"Budget: {why}. Answer now; if the evidence does not decide, give your best option "
+            'marked confidence="low" (never an answer already rejected).')
+
+
 def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:
     """Ask the policy for the next decision and write it into the context."""
     t0 = time.perf_counter()
@@ -233,6 +250,9 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
     step = state["step"] + 1
     before = len(ctx)
     update: dict[str, Any] = {"step": step}
+    note = budget_note(state, budget, step)
+    if note and not budget_nearly_spent(ctx):
+        ctx.append(Memory(step=step, source=BUDGET_NOTE, text=note))
     try:
         decision = deps.policy.decide(ctx, deps.tools.schemas())
     except PolicyError as exc:
@@ -261,7 +281,8 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
             else:
                 pending.append({"id": call.id, "tool": request.tool})
     elif isinstance(decision, FinalAnswer):
-        ctx.append(ctx.propose_answer(step=step, text=decision.text, option=decision.option, evidence=decision.evidence))
+        ctx.append(ctx.propose_answer(step=step, text=decision.text, option=decision.option, evidence=decision.evidence,
+                                      low_confidence=decision.low_confidence))
     elif isinstance(decision, InvalidOutput):
         ctx.append(ToolError(step=step, error_type="invalid_output", message=decision.error))
 

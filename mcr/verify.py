@@ -10,13 +10,20 @@ built-in ones need no model and are cheap:
 * ``evidence_exists`` — every cited entry exists;
 * ``evidence_given``  — (opt-in) at least one entry is cited;
 * ``not_repeated``    — the same answer was not already rejected.
+
+A **low-confidence** answer (the policy's last guess once the graph has told it
+the budget is nearly spent, a ``Memory`` with source ``budget``) is accepted
+*marked* ``low_confidence`` when only evidence checks fail: the episode then
+ends with its best guess, flagged, rather than with no answer. The validity
+checks (``VALIDITY_CHECKS``) still reject it, and without the budget note the
+mark changes nothing (a policy cannot mark its way past the verifier).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from mcr.context import Answer, Context, Verdict, letters_for
+from mcr.context import Answer, Context, Memory, Verdict, letters_for
 
 CheckResult = tuple[bool, str]
 Check = Callable[[Answer, Context], CheckResult]
@@ -70,6 +77,17 @@ DEFAULT_CHECKS: dict[str, Check] = {
 }
 
 
+#: Checks even a low-confidence last answer must pass: it must be a well-formed, new answer.
+VALIDITY_CHECKS = frozenset({"non_empty", "option_valid", "evidence_exists", "evidence_given", "not_repeated",
+                             "option_consistency"})
+BUDGET_NOTE = "budget"  # Memory.source of the graph's "the budget is nearly spent" note
+
+
+def budget_nearly_spent(context: Context) -> bool:
+    """True once the graph has written its budget note into the context."""
+    return any(isinstance(e, Memory) and e.source == BUDGET_NOTE for e in context)
+
+
 class Verifier:
     """Runs named checks in order; the first failure's reason is the verdict's."""
 
@@ -91,13 +109,20 @@ class Verifier:
             if not ok:
                 reasons.append(reason)
         accepted = not reasons
+        reason = "all checks passed" if accepted else reasons[0]
+        failed = {name for name, ok in results.items() if not ok}
+        low = (not accepted and answer.low_confidence and not failed & VALIDITY_CHECKS
+               and budget_nearly_spent(context))
+        if low:
+            accepted, reason = True, f"accepted with low confidence (the budget is spent): {reasons[0]}"
         return Verdict(
             step=answer.step,
             refs=(answer.id, *answer.refs),
             span=answer.span,
             accepted=accepted,
-            reason="all checks passed" if accepted else reasons[0],
+            reason=reason,
             checks=results,
+            low_confidence=low,
         )
 
 

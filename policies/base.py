@@ -48,6 +48,9 @@ class FinalAnswer(BaseModel):
         text: the answer.
         option: the chosen option letter for multiple-choice questions.
         evidence: ids of the context entries the answer relies on.
+        low_confidence: a last-step guess (the budget is nearly spent): the
+            verifier accepts it marked as such if only evidence checks fail,
+            so an episode ends with an answer rather than none.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,6 +59,7 @@ class FinalAnswer(BaseModel):
     text: str
     option: str | None = None
     evidence: tuple[str, ...] = ()
+    low_confidence: bool = False
     thought: str | None = None
     usage: Usage | None = None
 

@@ -162,7 +162,9 @@ def _parse_answer(raw: str, match: re.Match, options, thought) -> Decision:
         option = None  # an open question has no options to pick from
     if not text and option is None:
         return InvalidOutput(raw=raw, thought=thought, error=f"the answer is empty; write {ANSWER_FORMAT}")
-    return FinalAnswer(text=text or f"Option {option}", option=option, evidence=evidence, thought=thought)
+    low = (attrs.get("confidence") or "").strip().lower() == "low"
+    return FinalAnswer(text=text or f"Option {option}", option=option, evidence=evidence, thought=thought,
+                       low_confidence=low)
 
 
 def _option_in(text: str, letters: list[str]) -> str | None:
