@@ -349,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     from mcr.policies.factory import PolicyUnavailable
     from mcr.task import TaskFileError
     from mcr.tools.base import UnknownToolError
+    from mcr.traces.recorder import TraceWriteError
 
     try:
         return args.func(args)
@@ -358,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("mcr: interrupted; the episode can be resumed with `mcr resume THREAD_ID`", file=sys.stderr)
         return 130
+    except TraceWriteError as exc:  # a full disk: the checkpoint holds the episode, the message says what to do
+        print(f"mcr: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":  # pragma: no cover
