@@ -271,7 +271,10 @@ def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
 def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
     if not path.is_file():
         raise TaskFileError(path, "task file not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskFileError(path, f"not UTF-8 text (byte {exc.start}); save the task file as UTF-8 YAML") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -279,6 +282,10 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise TaskFileError(path, f"malformed YAML: {problem}", line=mark.line + 1 if mark else None) from None
+    except RecursionError:
+        raise TaskFileError(path, "YAML nested too deeply to read; a task file needs only a few levels") from None
+    except (ValueError, IndexError, TypeError, OverflowError) as exc:  # PyYAML's constructors on a bad tagged value
+        raise TaskFileError(path, f"malformed YAML: a value cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict):
         raise TaskFileError(path, "a task file must be a mapping of keys (name, video, question, ...)", line=1)
     return data, _line_index(node) if node is not None else {}

@@ -21,6 +21,7 @@ shot's cut, and the cut is the better edge to show.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -206,7 +207,7 @@ def parse_span(text: str, duration: float | None, within: TimeSpan | None = None
     """
     import re
 
-    numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", text)]
+    numbers = [x for x in map(float, re.findall(r"\d+(?:\.\d+)?", text)) if math.isfinite(x)]
     if len(numbers) < 2:
         raise ToolFailure(f"the model's reply {text!r} holds no 'start - end' times; ask again or use backend=index",
                           "malformed_model_output")
@@ -215,7 +216,11 @@ def parse_span(text: str, duration: float | None, within: TimeSpan | None = None
     ceil = within.end if within else (duration if duration is not None else max(hi, 0.0))
     if duration is not None:
         ceil = min(ceil, duration)
+    if ceil < floor:
+        raise ToolFailure(f"the span to search in starts at {floor:.1f}s, past the video's end ({ceil:.1f}s); "
+                          "ask about a span inside the video", "span_outside_video")
     lo, hi = min(max(lo, floor), ceil), min(max(hi, floor), ceil)
     if hi <= lo:  # a point (or clamped away): show a second around it
         lo, hi = max(floor, lo - 0.5), min(ceil, lo + 0.5)
-    return TimeSpan(start=round(lo, 3), end=round(hi, 3))
+    clamp = lambda t: min(max(round(t, 3), floor), ceil)  # rounding must not step past the video's end
+    return TimeSpan(start=clamp(lo), end=clamp(hi))

@@ -12,16 +12,32 @@ from collections import defaultdict
 from typing import Any
 
 from mcr.context import Context
+from mcr.traces.recorder import TraceFormatError
 
 
 class RecordedEpisode:
     """The decisions and tool outcomes of a trace, indexed for replay."""
 
     def __init__(self, events: list[dict[str, Any]]):
-        starts = [e for e in events if e.get("type") == "episode_start"]
+        """Index `events` (from :func:`~mcr.traces.recorder.read_trace`).
+
+        Raises:
+            TraceFormatError: (a ValueError) no episode_start, or an event lacks
+                what replay needs (an entry without id/kind/step, a call without usage).
+        """
+        starts = [e for e in events if isinstance(e, dict) and e.get("type") == "episode_start"]
         if not starts:
-            raise ValueError("not an MCR trace: it has no episode_start event")
-        self.start = starts[0]
+            raise TraceFormatError("not an MCR trace: it has no episode_start event")
+        try:
+            self._index(events, starts[0])
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise TraceFormatError(f"a trace event is malformed ({type(exc).__name__}: {exc}); "
+                                   "the trace was edited or damaged: replay it from an intact copy") from None
+
+    def _index(self, events: list[dict[str, Any]], start: dict[str, Any]) -> None:
+        if not isinstance(start.get("task"), dict):
+            raise TypeError("episode_start has no task object")
+        self.start = start
         self.events = events
         self.entries = [e["entry"] for e in events if e.get("type") == "entry"]
         self.decisions: dict[int, list[dict[str, Any]]] = defaultdict(list)

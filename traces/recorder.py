@@ -202,27 +202,45 @@ class TraceWriteError(OSError):
         return self.strerror or super().__str__()
 
 
+class TraceFormatError(ValueError):
+    """A file is not a readable MCR trace: not UTF-8, a damaged line, not events, or a newer schema."""
+
+
 def read_trace(path: str | Path, quiet: bool = False) -> list[dict[str, Any]]:
     """Read a trace's events. A torn last line is dropped with a warning.
 
     Raises:
-        ValueError: a line other than the last is not valid JSON (not a torn
-            write: the file is damaged or not a trace).
+        TraceFormatError: (a ValueError) the file is not UTF-8, a line other than
+            the last is not valid JSON (not a torn write: the file is damaged or
+            not a trace), a line is not an event object, or an event comes from
+            a newer schema than this MCR reads.
     """
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise TraceFormatError(f"{path}: not UTF-8 text at byte {exc.start}; is this an MCR trace file (JSONL)?") from None
     events: list[dict[str, Any]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
+            event = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
             if number == len(lines):
                 if not quiet:
                     warnings.warn(f"{path}: dropped a torn last line (the run was interrupted while writing it)", TornTraceWarning, stacklevel=2)
                 break
-            raise ValueError(f"{path}:{number}: not a JSON trace event; is this an MCR trace file?") from None
+            raise TraceFormatError(f"{path}:{number}: not a JSON trace event; is this an MCR trace file?") from None
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise TraceFormatError(f"{path}:{number}: not a trace event (a JSON object with a \"type\"); is this an MCR trace file?")
+        version = event.get("v", SCHEMA_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise TraceFormatError(f"{path}:{number}: event version {version!r} is not a schema version (1..{SCHEMA_VERSION})")
+        if version > SCHEMA_VERSION:
+            raise TraceFormatError(f"{path}:{number}: written with trace schema v{version}, newer than this MCR reads "
+                                   f"(v{SCHEMA_VERSION}); upgrade internvideo3-mcr to read it")
+        events.append(event)
     return events
 
 
