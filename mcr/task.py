@@ -9,6 +9,7 @@ Task format (paths are relative to the YAML file)::
 
     name: ships
     video: ../media/sample.mp4
+    media_root: ..                         # relative videos may point here (default: this folder)
     question: How many ships does the keeper count at night?
     options: [five, six, seven, eight]     # optional: multiple choice
     answer: C                              # optional ground truth (letter or text)
@@ -35,6 +36,7 @@ A suite file has ``suite: NAME``, optional ``defaults:`` (any task key) and
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -53,10 +55,11 @@ class Budget(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_steps: int = Field(default=12, ge=1, description="policy turns (reason steps)")
-    max_tool_calls: int = Field(default=24, ge=0)
-    wall_time_s: float = Field(default=900.0, gt=0, description="active seconds, summed over resumes")
-    max_tokens: int | None = Field(default=None, ge=1, description="model tokens (prefilled + generated)")
+    # Upper bounds catch a typo (an extra digit, 10**12) before it becomes an episode that never ends.
+    max_steps: int = Field(default=12, ge=1, le=100_000, description="policy turns (reason steps)")
+    max_tool_calls: int = Field(default=24, ge=0, le=1_000_000)
+    wall_time_s: float = Field(default=900.0, gt=0, le=30 * 86_400, description="active seconds, summed over resumes (at most 30 days)")
+    max_tokens: int | None = Field(default=None, ge=1, le=10**11, description="model tokens (prefilled + generated)")
 
 
 class VideoSettings(BaseModel):
@@ -156,6 +159,10 @@ PolicySpec = Annotated[Union[ScriptedPolicySpec, ModelPolicySpec], Field(discrim
 # --------------------------------------------------------------------------- #
 
 
+MAX_QUESTION_CHARS = 100_000  # a question (or an option) longer than this is a pasted file, not a question
+MAX_TASK_FILE_BYTES = 8 * 2**20  # a suite of ten thousand questions fits; parsing more takes seconds per MB
+
+
 class TaskSpec(BaseModel):
     """One question about one video, and how to explore it."""
 
@@ -163,7 +170,9 @@ class TaskSpec(BaseModel):
 
     name: str = "task"
     video: Path
-    question: str = Field(min_length=1)
+    # Relative video paths must stay inside this folder (default: the task file's own); see _resolve_paths.
+    media_root: Path | None = None
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS)
     options: list[str] | None = None
     answer: str | None = None
     span: TimeSpan | None = None
@@ -317,16 +326,47 @@ def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, 
         message = f"unknown key; {hint}"
     elif kind == "missing":
         message = "required key is missing"
+    elif kind == "string_too_long" and loc[-1:] == ("question",):
+        message = f"{err['msg']} — a question this long is a pasted file; ask a question (at most {MAX_QUESTION_CHARS:,} characters)"
+    elif kind in ("less_than_equal", "less_than") and "budget" in loc:
+        message = f"{err['msg']} — budgets end episodes; a value this large never would"
     else:
         message = err["msg"]
     return TaskFileError(path, message, line=line, key=key)
 
 
-def _resolve_paths(task: TaskSpec, base_dir: Path, path: Path, lines: dict[tuple, int], base: tuple) -> TaskSpec:
-    video = task.video if task.video.is_absolute() else (base_dir / task.video)
-    video = video.resolve()
+def _resolve_video(task: TaskSpec, base_dir: Path, path: Path, line: int | None) -> Path:
+    """The task's video as an absolute path, confined to the media root when written relative.
+
+    Policy: a relative ``video:`` is how a shared task bundle points at its own
+    media, so it must not reach out of the task file's folder, through ``..``
+    or a symbolic link, unless the file opts in with ``media_root:`` (a folder,
+    relative to the task file, that relative videos may point into; the
+    bundled examples say ``media_root: ..``). An absolute path is the writer's
+    explicit choice and is taken as it is.
+    """
+    try:
+        video = (task.video if task.video.is_absolute() else base_dir / task.video).resolve()
+        root = (base_dir / task.media_root).resolve() if task.media_root is not None else base_dir
+    except (RuntimeError, OSError) as exc:  # Python 3.11 raises RuntimeError on a symlink loop
+        raise TaskFileError(path, f"cannot resolve {task.video}: {exc}; point it at the real file "
+                                  "(a symbolic link loop?)", line=line, key="video") from None
+    if not task.video.is_absolute() and not video.is_relative_to(root):
+        allow = os.path.relpath(os.path.commonpath([video, base_dir]), base_dir)
+        raise TaskFileError(
+            path, f"video {task.video} resolves to {video}, outside {root} (through '..' or a symbolic link); "
+            f"relative videos must stay inside the task's media folder. To allow it, add `media_root: {allow}` "
+            "to the task (or the suite's defaults), or write the video's absolute path", line=line, key="video")
+    if video.is_dir():
+        raise TaskFileError(path, f"video {video} is a directory, not a video file; name one file inside it",
+                            line=line, key="video")
     if not video.is_file():
-        raise TaskFileError(path, f"video file not found: {video}", line=lines.get(base + ("video",)), key="video")
+        raise TaskFileError(path, f"video file not found: {video}", line=line, key="video")
+    return video
+
+
+def _resolve_paths(task: TaskSpec, base_dir: Path, path: Path, lines: dict[tuple, int], base: tuple) -> TaskSpec:
+    video = _resolve_video(task, base_dir, path, lines.get(base + ("video",)))
     plugins = []
     for i, plugin in enumerate(task.plugins):
         if plugin.endswith(".py") or "/" in plugin:
@@ -349,6 +389,10 @@ def load_tasks(path: str | Path) -> list[TaskSpec]:
         TaskFileError: with the file, line and key of the first problem.
     """
     path = Path(path)
+    if path.is_file() and path.stat().st_size > MAX_TASK_FILE_BYTES:
+        raise TaskFileError(path, f"the task file is {path.stat().st_size / 2**20:.1f} MB; the limit is "
+                                  f"{MAX_TASK_FILE_BYTES // 2**20} MB (questions up to {MAX_QUESTION_CHARS:,} "
+                                  "characters) — split the suite into several files, or shorten the question")
     data, lines = _read_yaml(path)
     base_dir = path.resolve().parent
     if "suite" in data or "tasks" in data:

@@ -106,7 +106,11 @@ def write_suite(tasks: list[TaskSpec], path: str | Path, name: str | None = None
         if task.span is not None:
             row["span"] = [task.span.start, task.span.end]
         rows.append(row)
-    suite = {"suite": name or path.stem, "defaults": defaults or {}, "tasks": rows}
+    defaults = dict(defaults or {})
+    escaping = [r["video"] for r in rows if not os.path.isabs(r["video"]) and r["video"].startswith("..")]
+    if escaping and "media_root" not in defaults:  # the loader confines relative videos to media_root
+        defaults["media_root"] = os.path.relpath(os.path.commonpath([os.path.normpath(base / v) for v in escaping]), base)
+    suite = {"suite": name or path.stem, "defaults": defaults, "tasks": rows}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(suite, sort_keys=False, width=120, allow_unicode=True, default_flow_style=None), encoding="utf-8")
     return path
