@@ -349,11 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     from mcr.policies.factory import PolicyUnavailable
     from mcr.task import TaskFileError
     from mcr.tools.base import UnknownToolError
+    from mcr.tools.errors import PluginError
     from mcr.traces.recorder import TraceWriteError
 
     try:
         return args.func(args)
-    except (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, _BadInput, FileNotFoundError) as exc:
+    except (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, PluginError, _BadInput,
+            FileNotFoundError) as exc:
         print(f"mcr: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

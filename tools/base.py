@@ -31,7 +31,7 @@ from typing import Any, ClassVar, get_type_hints
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from mcr.context import Context, TimeSpan, VideoRef
-from mcr.tools.errors import ToolFailure, ToolInputError, UnknownToolError
+from mcr.tools.errors import PluginError, ToolFailure, ToolInputError, UnknownToolError
 from mcr.tools.side import EpisodeModel, NoModelError
 
 # --------------------------------------------------------------------------- #
@@ -343,16 +343,26 @@ def load_plugin(spec: str) -> list[Tool]:
     if spec.endswith(".py") or "/" in spec:
         path = Path(spec).resolve()
         if not path.is_file():
-            raise FileNotFoundError(f"tool plugin {spec!r} does not exist")
+            raise FileNotFoundError(f"tool plugin {spec!r} does not exist ({path}); check the path "
+                                    "(in a task file it is relative to the file)")
         mod_name = f"mcr_plugin_{path.stem}_{abs(hash(str(path))) % 10**8}"
         module_spec = importlib.util.spec_from_file_location(mod_name, path)
         assert module_spec and module_spec.loader
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[mod_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:  # the plugin's own code raised: say so, not an anonymous traceback
+            sys.modules.pop(mod_name, None)
+            raise PluginError(spec, f"raised {type(exc).__name__} while importing: {exc}",
+                              f"fix the plugin ({path}) or remove it from 'plugins'") from exc
     else:
-        module = importlib.import_module(spec)
+        try:
+            module = importlib.import_module(spec)
+        except Exception as exc:
+            raise PluginError(spec, f"cannot be imported ({type(exc).__name__}: {exc})",
+                              "install the module, or give a .py file path") from exc
     tools = tools_in_module(module)
     if not tools:
-        raise ValueError(f"tool plugin {spec!r} defines no Tool (subclass Tool or use @tool)")
+        raise PluginError(spec, "defines no Tool", "subclass mcr.tools.base.Tool or decorate a function with @tool")
     return tools

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ToolFailure", "ToolInputError", "UnknownToolError"]
+__all__ = ["PluginError", "ToolFailure", "ToolInputError", "UnknownToolError"]
 
 
 
@@ -39,3 +39,11 @@ class UnknownToolError(KeyError):
 
     def __str__(self) -> str:
         return f"unknown tool {self.name!r}; registered tools: {', '.join(self.available) or '(none)'}"
+
+
+class PluginError(ImportError, ValueError):
+    """A tool plugin cannot be loaded: it raised while importing, or defines no tool. Names it and the fix."""
+
+    def __init__(self, spec: str, why: str, fix: str):
+        self.spec = spec
+        super().__init__(f"tool plugin {spec!r} {why} — {fix}")
