@@ -120,13 +120,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise _BadInput(f"--trace names one file but {args.task} holds {len(tasks)} tasks; drop --trace")
     worst = EXIT_OK
     for task in tasks:
-        with Agent.from_task(task, workdir=args.workdir) as agent:
-            console.print(f"[bold]Task[/] {task.name}: {task.video.name} — policy {agent.policy.name}, "
-                          f"tools {', '.join(agent.tools.names)}")
-            steps = agent.stream_task(task, trace_path=args.trace, thread_id=args.thread)
-            _print_steps(console, steps)
-            worst = max(worst, _report(console, task, agent.result(agent.last_thread_id), args.workdir))
+        try:
+            with Agent.from_task(task, workdir=args.workdir) as agent:
+                console.print(f"[bold]Task[/] {task.name}: {task.video.name} — policy {agent.policy.name}, "
+                              f"tools {', '.join(agent.tools.names)}")
+                steps = agent.stream_task(task, trace_path=args.trace, thread_id=args.thread)
+                _print_steps(console, steps)
+                worst = max(worst, _report(console, task, agent.result(agent.last_thread_id), args.workdir))
+        except _bad_input_errors() as exc:
+            if len(tasks) == 1:
+                raise
+            # One bad task in a suite (its video, its plugin) does not stop the others; the exit code says 2.
+            print(f"mcr: error in task {task.name}: {exc}", file=sys.stderr)
+            worst = EXIT_BAD_INPUT
     return worst
+
+
+def _bad_input_errors() -> tuple[type[BaseException], ...]:
+    """The errors bad input raises (a task file, a video, a plugin, a tool name): exit code 2."""
+    from mcr.model.media.video import VideoError
+    from mcr.policies.factory import PolicyUnavailable
+    from mcr.task import TaskFileError
+    from mcr.tools.base import UnknownToolError
+    from mcr.tools.errors import PluginError
+
+    return (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, PluginError, _BadInput, FileNotFoundError)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
