@@ -18,6 +18,31 @@ exist, not repeated). The checks here look at what the cited entries *say*:
 * ``model_recheck`` — re-inspect the cited spans at a higher frame rate through
   a *fork* of the model session and ask a yes/no question; reject on "no".
 
+The three checks below replace "the cited text mentions the option" (which
+accepted a place named in a scene summary although nothing tied it to the
+question) with "the question and the option meet in one measured place".
+Evidence is cut into units — one spoken sentence, one frame, one scene's
+facts, one count (`mcr.tools.evidence_units`) — and each option is scored by
+its best unit: option match × anchor match, with ASR/OCR-tolerant word
+similarity and colour distance (`mcr.tools.evidence_match`,
+`mcr.tools.evidence_connect`). Cited transcript sentences and cited frames
+measured inside them are also joined into one unit ("the colour while X is
+said").
+
+* ``evidence_connection`` — the chosen option's support is at least
+  ``min_connection``; an open answer that states a span needs a unit that
+  holds the question's anchors. The reason says what to fetch next
+  ("transcribe the span 2.5-5.0 s", "look at 0.0-5.5 s: the scene of 'HIGH TOWER'").
+* ``rival_options`` — no other option is supported at least as well (within
+  ``margin``); the reason names the rival and where the evidence for it is.
+* ``span_consistency`` — the spans an answer claims (times in its text; the
+  span of a cited search/ground result) overlap the span where its supporting
+  fact was measured.
+
+Measured on a labelled set of real tool outputs on the truth suite
+(`benchmarks/make_verifier_set.py`, `benchmarks/bench_verifier.py`; figures in
+`benchmarks/RESULTS.md`, "Verifier").
+
 Each check is ``(answer, context) -> (ok, reason)``; a factory builds the ones
 that need a model or an embedder. Wire them with::
 
@@ -158,7 +183,7 @@ def option_consistency(answer: Answer, context: Context) -> CheckResult:
     return True, ""
 
 
-EVIDENCE_CHECKS = ("evidence_support", "model_recheck")
+EVIDENCE_CHECKS = ("evidence_support", "evidence_connection", "rival_options", "span_consistency", "model_recheck")
 
 
 def verdict_consistency(answer: Answer, context: Context) -> CheckResult:
@@ -237,7 +262,12 @@ def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | 
     Raises:
         NoModelError: ``recheck`` was asked for without such a model.
     """
+    from mcr.tools.evidence_checks import evidence_connection, rival_options, span_consistency
+
     checks: dict[str, Check] = {
+        "evidence_connection": evidence_connection(),
+        "rival_options": rival_options(),
+        "span_consistency": span_consistency(),
         "evidence_support": evidence_support(embedder, min_support),
         "option_consistency": option_consistency,
         "verdict_consistency": verdict_consistency,
