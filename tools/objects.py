@@ -163,6 +163,56 @@ class Detector:
         return out
 
 
+    def detect_detailed(self, image: np.ndarray, t: float = 0.0, min_score: float = 0.4,
+                        zoom: int = 2, overlap: float = 0.2) -> list[Detection]:
+        """:meth:`detect` on the whole frame and on ``zoom x zoom`` overlapping tiles, merged.
+
+        A small model at 416x416 misses objects that fill little of a frame
+        (measured: a dog filling ~15% of a 384x216 frame scores 0.35 whole and
+        0.71 in a tile). Each tile is detected on its own (the letterbox
+        enlarges it), boxes are mapped back to frame pixels, and one box per
+        object is kept (non-maximum suppression per label). Costs ``1 + zoom²``
+        detector passes.
+        """
+        import torch
+        from torchvision.ops import batched_nms
+
+        height, width = image.shape[:2]
+        found = list(self.detect(image, t, min_score))
+        tile_w, tile_h = width / zoom * (1 + overlap), height / zoom * (1 + overlap)
+        for row in range(zoom):
+            for col in range(zoom):
+                x0 = int(min(col * width / zoom, width - tile_w)) if zoom > 1 else 0
+                y0 = int(min(row * height / zoom, height - tile_h)) if zoom > 1 else 0
+                tile = np.ascontiguousarray(image[y0 : y0 + int(tile_h), x0 : x0 + int(tile_w)])
+                for d in self.detect(tile, t, min_score):
+                    box = (d.box[0] + x0, d.box[1] + y0, d.box[2] + x0, d.box[3] + y0)
+                    found.append(d.model_copy(update={"box": tuple(round(v, 1) for v in box)}))
+        if not found:
+            return []
+        labels = sorted({d.label for d in found})
+        boxes = torch.tensor([d.box for d in found], dtype=torch.float32)  # (K, 4)
+        scores = torch.tensor([d.score for d in found])
+        groups = torch.tensor([labels.index(d.label) for d in found])
+        keep = batched_nms(boxes, scores, groups, NMS_IOU)
+        # a tile sees part of a large object: drop boxes mostly inside a better one of the same label
+        kept: list[Detection] = []
+        for k in keep.tolist():
+            d = found[k]
+            if any(o.label == d.label and _inside(d.box, o.box) > 0.7 for o in kept):
+                continue
+            kept.append(d)
+        return kept
+
+
+def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """The share of box `a` that lies inside box `b`."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return ix * iy / area if area > 0 else 0.0
+
+
 def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """Intersection over union of two [x0, y0, x1, y1] boxes."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

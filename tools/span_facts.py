@@ -120,6 +120,7 @@ def measure_span(
     max_frames: int = 8,
     detect_objects: bool = True,
     ocr: bool = True,
+    detail: bool = False,
     min_score: float = 0.4,
     store: FrameStore | None = None,
     info: VideoInfo | None = None,
@@ -130,6 +131,7 @@ def measure_span(
         fps: frames sampled per second (on the ``k / fps`` grid), at most `max_frames`.
         detect_objects: run YOLOv3-tiny on each frame (~0.5 s a frame on 2 cores).
         ocr: read on-screen text (~1 s a frame; near-identical frames reuse it).
+        detail: detect objects in zoomed tiles too (`Detector.detect_detailed`: small objects).
         min_score: the detector's score threshold.
         store: a `FrameStore` so frames already decoded are not decoded again.
         info: a `probe` result, to skip probing again.
@@ -158,7 +160,8 @@ def measure_span(
     if detect_objects:
         try:
             detector = Detector.shared()
-            per_frame = [detector.detect(f.image, t, min_score=min_score) for t, f in zip(times, decoded)]
+            run = detector.detect_detailed if detail else detector.detect
+            per_frame = [run(f.image, t, min_score=min_score) for t, f in zip(times, decoded)]
             per_frame, tracks = track(per_frame)
             for facts, dets in zip(frames, per_frame):
                 facts.objects = dets

