@@ -25,14 +25,32 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mcr.context import Answer, Context, ToolCall, ToolResult, option_table
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, PolicyError, ToolCalls
 from mcr.task import PlanStep, ScriptedPolicySpec
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+MAX_TEMPLATE_ITEMS = 1_000_000  # the largest string or list a template may build with * (and exponents up to 64)
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox (no dunder or internal attributes, no mutating tool outputs), plus no huge values:
+    ``'a' * 10**10`` or ``9**9**9`` would exhaust memory or CPU before any timeout."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        sizes = [len(x) for x in (left, right) if isinstance(x, (str, list, tuple))]
+        counts = [x for x in (left, right) if isinstance(x, int)]
+        if operator == "*" and sizes and counts and sizes[0] * max(counts[0], 0) > MAX_TEMPLATE_ITEMS:
+            raise SecurityError(f"a template may not build more than {MAX_TEMPLATE_ITEMS:,} items with *")
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64 and left not in (0, 1, -1):
+            raise SecurityError("a template may not raise to a power above 64")
+        return super().call_binop(context, operator, left, right)
 
 
 class ScriptedPolicy:
@@ -48,7 +66,7 @@ class ScriptedPolicy:
         """
         self.plan = plan.plan if isinstance(plan, ScriptedPolicySpec) else list(plan)
         self.start_after_step = start_after_step
-        self._env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        self._env = _Sandbox(undefined=StrictUndefined, autoescape=False)
 
     def decisions_made(self, context: Context) -> int:
         """How many plan steps were used: distinct steps (after the start) that called or answered."""
@@ -114,9 +132,12 @@ class ScriptedPolicy:
         try:
             whole = _WHOLE_EXPRESSION.match(template)
             if whole and "}}" not in whole.group(1):
-                return self._env.compile_expression(whole.group(1), undefined_to_none=False)(**variables)
+                value = self._env.compile_expression(whole.group(1), undefined_to_none=False)(**variables)
+                if isinstance(value, Undefined):  # an unsafe or missing attribute: make it fail here, not later
+                    str(value)
+                return value
             return self._env.from_string(template).render(**variables)
-        except (TemplateError, TypeError, AttributeError, KeyError) as exc:
+        except (TemplateError, TypeError, AttributeError, KeyError, ValueError, IndexError, ArithmeticError) as exc:
             raise PolicyError(f"scripted plan template {template!r} failed: {exc}") from None
 
     def _render_value(self, value: Any, variables: dict[str, Any]) -> Any:
