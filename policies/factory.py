@@ -20,9 +20,13 @@ def build_policy(task: TaskSpec, registry: ToolRegistry) -> Policy:
     assert isinstance(spec, ModelPolicySpec)
     try:
         if spec.name == "internvideo3":
+            from mcr.model.runtime.loader import RemoteCodeRequired
             from mcr.policies.internvideo3 import InternVideo3Policy
 
-            return InternVideo3Policy.from_settings(spec.settings, registry=registry)
+            try:
+                return InternVideo3Policy.from_settings(spec.settings, registry=registry)
+            except RemoteCodeRequired as exc:  # the user's choice to make: say how (exit 2), never run it unasked
+                raise PolicyUnavailable(str(exc)) from None
         if spec.name == "offline":
             from mcr.policies.offline import offline_default_policy
 

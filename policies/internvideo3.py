@@ -159,7 +159,7 @@ class InternVideo3Policy(ModelPolicy):
             dtype=s.pop("dtype", "auto"),
             device_map=s.pop("device_map", "auto"),
             attn_implementation=s.pop("attn_implementation", "sdpa"),
-            trust_remote_code=bool(s.pop("trust_remote_code", False)),
+            trust_remote_code=s.pop("trust_remote_code", False) is True,  # only a YAML true: "false" is not consent
         )
         return cls(session_from_settings(loaded, s), registry=registry, **policy_settings(s, grammar=True))
 

@@ -198,7 +198,7 @@ def _subtitle_docs(text: str, origin: str) -> list[Doc]:
 
 def web_search(query: str, k: int, ctx: ToolContext) -> list[SearchHit]:
     """``ddgs`` text search, cached by query. Raises ToolFailure when disabled or offline."""
-    if not ctx.settings.get("web", False):
+    if ctx.settings.get("web", False) is not True:  # only a YAML true opens the network: "false" is not consent
         raise ToolFailure("web search is off for this task: use scope=local, or set tool_settings.search.web: true "
                           "in the task to allow it", "web_disabled")
     try:

@@ -49,6 +49,10 @@ class WeightsNotFound(ModelLoadError, FileNotFoundError):
     """No weights where the user pointed; the message says what to download and where."""
 
 
+class RemoteCodeRequired(ModelLoadError):
+    """The checkpoint ships its own Python code (``auto_map``) and the user has not opted in to running it."""
+
+
 @dataclass
 class LoadedModel:
     """A model ready for :class:`mcr.model.runtime.session.ModelSession`.
@@ -203,9 +207,11 @@ def _load_folder(
     model_type = config.get("model_type", "")
     multimodal = model_type in _VL_TYPES or "vision_config" in config
     if config.get("auto_map") and not trust_remote_code and not _known_type(model_type):
-        raise ModelLoadError(
-            f"{folder} needs code shipped with the checkpoint (model_type {model_type!r}); "
-            "pass trust_remote_code=True if you trust it"
+        raise RemoteCodeRequired(
+            f"{folder} needs Python code shipped with the checkpoint (model_type {model_type!r}, auto_map "
+            f"{sorted(config['auto_map'])}), which MCR does not run unless you say so. If you trust its author, set "
+            "`trust_remote_code: true` under the task's policy settings (mcr run), or pass trust_remote_code=True "
+            "(Python API)"
         )
     kwargs = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=trust_remote_code)
     if device_map is not None:
