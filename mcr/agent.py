@@ -223,10 +223,14 @@ class Agent:
             raise KeyError(f"no episode with thread id {thread_id!r} in {self.workdir / 'checkpoints.sqlite'}")
         recorder = TraceRecorder(snapshot.values["task"].trace_path)
         self.last_thread_id = thread_id
-        if not snapshot.next:  # already finished
+        if not snapshot.next:  # already finished; the process may have died before the trace said so
+            if not recorder.has_ended():
+                recorder.write(EpisodeResumed(thread_id=thread_id, entries_so_far=len(snapshot.values.get("entries", []))))
+                self._sync_trace(recorder, thread_id)
+                self._write_end(recorder, thread_id)
             return
         recorder.write(EpisodeResumed(thread_id=thread_id, entries_so_far=len(snapshot.values.get("entries", []))))
-        self._sync_trace(recorder, snapshot.values, node="resume")
+        self._sync_trace(recorder, thread_id)
         yield from self._drive(None, thread_id, recorder)
 
     def result(self, thread_id: str) -> Result:
@@ -278,6 +282,9 @@ class Agent:
             yield from self._steps(state, config, recorder)
         finally:
             self.deps.contexts.pop(thread_id, None)  # the parsed context is only a cache: free it
+        self._write_end(recorder, thread_id)
+
+    def _write_end(self, recorder: TraceRecorder, thread_id: str) -> None:
         final = self.result(thread_id)
         recorder.write(
             EpisodeEnd(
@@ -314,13 +321,40 @@ class Agent:
             elif event["type"] == "tool_call":
                 recorder.write(ToolCallEvent(**{k: v for k, v in event.items() if k != "type"}))
 
-    @staticmethod
-    def _sync_trace(recorder: TraceRecorder, values: dict[str, Any], node: str) -> None:
-        """Write checkpointed entries the trace lacks (the process died between the two)."""
-        seen = recorder.entry_ids()
-        for entry in values.get("entries", []):
-            if entry["id"] not in seen:
-                recorder.write(EntryEvent(node=node, entry=entry))
+    def _sync_trace(self, recorder: TraceRecorder, thread_id: str) -> None:
+        """Write what the checkpoints hold and the trace lacks (the process died between the two).
+
+        Each node's checkpoint is committed before its trace lines are written,
+        so a kill in between leaves the trace short of that node's entries and
+        call records. They are written back as the node would have written
+        them: under its own name, entries first, then its model/tool call
+        records, so the trace equals an uninterrupted run's. The node that made
+        a checkpoint is the one its parent checkpoint was about to run.
+        """
+        seen_entries, seen_calls = recorder.recorded_keys()
+        lost: list[tuple[str, dict[str, Any]]] = []
+        newer = None
+        for older in self.graph.get_state_history(self._config(thread_id)):  # newest first
+            if newer is not None and older.next:
+                entries = newer.values.get("entries", [])[len(older.values.get("entries", [])):]
+                made = newer.values.get("events") or []
+                if made == (older.values.get("events") or []):
+                    made = []  # the channel keeps the last calls: this node made none
+                events = [e for e in made if _call_key(e) not in seen_calls]
+                if entries and all(e["id"] in seen_entries for e in entries):
+                    break  # this node and every older one are in the trace
+                new = [e for e in entries if e["id"] not in seen_entries]
+                if new or events:
+                    lost.append((older.next[0], {"entries": new, "events": events}))
+                    seen_calls |= {_call_key(e) for e in events}
+            newer = older
+        for node, update in reversed(lost):
+            self._record(recorder, node, update)
+
+
+def _call_key(event: dict[str, Any]) -> tuple[str, Any]:
+    """What identifies a model or tool call record in a trace (to write none twice)."""
+    return (event.get("type"), event.get("call_id") if event.get("type") == "tool_call" else event.get("step"))
 
 
 def _episode_model(policy: Policy, tools: ToolRegistry, model: EpisodeModel | Any) -> EpisodeModel | None:

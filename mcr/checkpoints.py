@@ -95,7 +95,9 @@ class EpisodeSaver(SqliteSaver):
         return self._inflate(found) if found is not None else None
 
     def list(self, config, *, filter=None, before=None, limit=None):
-        for found in super().list(config, filter=filter, before=before, limit=limit):
+        # SqliteSaver.list holds self.lock while it yields, and _inflate takes that lock:
+        # read the rows first (inflating inside its loop deadlocked every get_state_history).
+        for found in [*super().list(config, filter=filter, before=before, limit=limit)]:
             yield self._inflate(found)
 
     def _inflate(self, found):

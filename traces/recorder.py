@@ -169,6 +169,28 @@ class TraceRecorder:
         finally:
             os.close(fd)
 
+    def recorded_keys(self) -> tuple[set[str], set[tuple[str, object]]]:
+        """Ids of the recorded entries, and keys of the recorded calls (``("tool_call", call_id)``,
+        ``("model_call", step)``): what a resume must not write twice."""
+        if not self.path.exists():
+            return set(), set()
+        entries, calls = set(), set()
+        for event in read_trace(self.path, quiet=True):
+            if event.get("type") == "entry":
+                entries.add(event["entry"]["id"])
+            elif event.get("type") == "tool_call":
+                calls.add(("tool_call", event.get("call_id")))
+            elif event.get("type") == "model_call":
+                calls.add(("model_call", event.get("step")))
+        return entries, calls
+
+    def has_ended(self) -> bool:
+        """Whether the trace's last event is the episode's end."""
+        if not self.path.exists():
+            return False
+        events = read_trace(self.path, quiet=True)
+        return bool(events) and events[-1].get("type") == "episode_end"
+
     def entry_ids(self) -> set[str]:
         """Ids of the entries already recorded (to sync after a crash without duplicates)."""
         if not self.path.exists():
