@@ -30,6 +30,9 @@ from mcr.tools.base import schema_function
 __all__ = ["parse_decision", "schema_errors", "CALL_FORMAT", "ANSWER_FORMAT"]
 
 CALL_FORMAT = '<tool_call>{"name": "<tool>", "arguments": {...}}</tool_call>'
+# More calls than this in one reply is a model stuck in a loop, not a plan: the reply is refused whole
+# (the model is told, and tries again), so a hundred calls never queue up behind each other.
+MAX_CALLS_PER_REPLY = 16
 ANSWER_FORMAT = '<answer option="B" evidence="e3,e5">your answer</answer>'
 
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.S)
@@ -79,7 +82,19 @@ def parse_decision(
     raw = text
     thought = _thought(text)
     body = _THINK.sub("", text).strip()
+    if not body and "<think>" in text and "</think>" not in text:
+        return InvalidOutput(
+            raw=raw, thought=thought,
+            error="the reasoning never ended: <think> has no closing </think> (the reply ran out of tokens); "
+            f"think briefly, close it with </think>, then call a tool with {CALL_FORMAT} or answer with {ANSWER_FORMAT}",
+        )
     blocks = _CALL.findall(body)
+    if len(blocks) > MAX_CALLS_PER_REPLY:
+        return InvalidOutput(
+            raw=raw, thought=thought,
+            error=f"the reply has {len(blocks)} tool calls; at most {MAX_CALLS_PER_REPLY} are run per reply — "
+            "call the few you need now (more on the next turn)",
+        )
     if blocks:
         return _parse_calls(raw, blocks, tools, registry, thought)
     answer = _ANSWER.search(body)
