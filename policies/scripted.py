@@ -84,6 +84,7 @@ class ScriptedPolicy:
                 text=str(self._render(step.answer, variables)),
                 option=_none_if_empty(self._render(step.option, variables)) if step.option else None,
                 evidence=tuple(self._evidence(step.evidence, context)),
+                low_confidence=step.confidence == "low",
                 thought=thought,
             )
         calls = [

@@ -1,0 +1,137 @@
+"""The offline policy's candidate builder and option chooser (no model: the rules alone)."""
+
+from __future__ import annotations
+
+import json
+
+from mcr.context import Answer, Context, Instruction, Memory, Observation, ToolCall, ToolResult, TimeSpan, Verdict, VideoRef
+from mcr.policies.choose import citable, judge_options
+from mcr.policies.explore import call_key, candidate_calls, hints_for, key_phrase, rejected_options
+from mcr.tools import builtin_registry
+from mcr.verify import Verifier
+
+QUESTION = "What colour is the background while the narrator says that Tomas counts the kettles?"
+OPTIONS = ("green", "navy", "red", "yellow")
+TOOLS = builtin_registry().schemas()
+
+
+def episode(question: str = QUESTION, options=OPTIONS) -> Context:
+    ctx = Context()
+    video = VideoRef(path="/v.mp4", duration=17.5)
+    ctx.append(Observation(text="Video v.mp4: 17.5 s, with an audio track.", video=video))
+    ctx.append(Instruction(text=question, video=video, options=options))
+    return ctx
+
+
+def called(ctx: Context, tool: str, output: dict, arguments: dict | None = None, span=None) -> ToolResult:
+    call = ctx.append(ToolCall(step=len(ctx), tool=tool, arguments=arguments or {}))
+    return ctx.append(ToolResult(step=call.step, refs=(call.id,), tool=tool, output=output, span=span))
+
+
+def transcript(ctx: Context) -> ToolResult:
+    return called(ctx, "transcribe", {"segments": [
+        {"span": {"start": 0.5, "end": 1.7}, "text": "At the bakery,"},
+        {"span": {"start": 2.5, "end": 5.0}, "text": "Thomas counts three kettles."},
+        {"span": {"start": 6.1, "end": 10.0}, "text": "Oscar buys seven candles at the harbor."}],
+        "text": "...", "backend": "faster_whisper"})
+
+
+def summary(ctx: Context) -> ToolResult:
+    scenes = [{"level": "scene", "span": {"start": a, "end": b}, "text": t}
+              for a, b, t in ((0.0, 5.5, "green; said Thomas counts three kettles"), (5.5, 11.5, "yellow; said Oscar"),
+                              (11.5, 17.5, "grey; objects dog"))]
+    return called(ctx, "summarize", {"span": {"start": 0, "end": 17.5}, "scenes": scenes, "shots": scenes},
+                  span=TimeSpan(start=0, end=17.5))
+
+
+def keys(cands) -> set[str]:
+    return {c.key for c in cands}
+
+
+def test_first_the_argument_free_perception_tools_then_the_question_is_grounded():
+    ctx = episode()
+    first = candidate_calls(ctx, TOOLS)
+    assert {c.tool for c in first} == {"transcribe", "summarize", "segment"}
+    assert all(c.arguments == {} for c in first)  # plain: cached and shared across questions
+    transcript(ctx)
+    summary(ctx)
+    then = candidate_calls(ctx, TOOLS)
+    ground = [c for c in then if c.tool == "ground"]
+    assert ground and ground[0].arguments == {"query": "Tomas counts kettles"}
+    assert {c.tool for c in then} == {"segment", "ground"}  # nothing already made is offered again
+
+
+def test_the_grounded_span_is_looked_at_and_heard_again_with_the_options_as_hints():
+    ctx = episode()
+    transcript(ctx)
+    summary(ctx)
+    called(ctx, "segment", {"shots": []})
+    called(ctx, "ground", {"query": "Tomas counts kettles", "spans": [{"span": {"start": 2.47, "end": 5.5}, "score": 0.2}]},
+           {"query": "Tomas counts kettles"}, span=TimeSpan(start=2.47, end=5.5))
+    cands = candidate_calls(ctx, TOOLS)
+    where = {"start": 2.47, "end": 5.5}
+    assert [c.tool for c in cands] == ["look", "transcribe"]
+    assert cands[0].arguments == {"span": where, "fps": 2.0, "detail": True}
+    assert cands[1].arguments == {"span": where, "hints": ["green", "navy", "red", "yellow", "Tomas"]}
+    # once both are made, the scenes most like the question are next, then nothing repeats
+    for c in cands:
+        called(ctx, c.tool, {"span": where}, c.arguments, span=TimeSpan(start=2.47, end=5.5))
+    scenes = candidate_calls(ctx, TOOLS)
+    assert [c.tool for c in scenes] == ["look"] * 3
+    assert scenes[0].arguments["span"] == {"start": 0.0, "end": 5.5}  # "Tomas counts kettles" is said there
+    made = {call_key(e.tool, e.arguments) for e in ctx if isinstance(e, ToolCall)}
+    assert not keys(scenes) & made
+
+
+def test_no_call_is_ever_repeated_and_search_is_the_last_resort():
+    ctx = episode("Which animal is shown in the photograph?", ("horses", "an eagle", "a dog"))
+    seen: list[str] = []
+    for _ in range(12):
+        cands = candidate_calls(ctx, TOOLS)
+        if not cands:
+            break
+        assert not keys(cands) & set(seen)
+        pick = cands[0]
+        seen.append(pick.key)
+        if pick.tool == "summarize":
+            summary(ctx)
+        elif pick.tool == "ground":  # nothing matches: ground fails
+            call = ctx.append(ToolCall(step=len(ctx), tool="ground", arguments=pick.arguments))
+            from mcr.context import ToolError
+            ctx.append(ToolError(step=call.step, refs=(call.id,), tool="ground", error_type="no_match", message="x"))
+        else:
+            called(ctx, pick.tool, {"shots": []} if pick.tool == "segment" else {"segments": []}, pick.arguments)
+    else:
+        raise AssertionError("the candidates never ran out")
+    tools = [json.loads(k)[0] for k in seen]
+    assert tools.count("look") == 3 and tools[-1] == "search" and len(set(seen)) == len(seen)
+
+
+def test_key_phrases_and_hints():
+    assert key_phrase("What colour is the background of the scene titled 'HIGH TOWER'?") == "HIGH TOWER"
+    assert key_phrase("When does the narrator say that Oskar buys the candles? Answer with the start") != ""
+    assert key_phrase("Which animal is shown in the photograph in this video?") == "animal shown photograph"
+    ctx = episode("According to the narration, who buys seven candles?", ("Marco", "Tomas"))
+    assert hints_for(ctx) == ["Marco", "Tomas"]
+
+
+def test_a_rejection_naming_tools_puts_them_first_and_the_option_is_never_proposed_again():
+    ctx = episode()
+    transcript(ctx)
+    answer = ctx.append(Answer(step=5, text="red", option="C", refs=()))
+    ctx.append(Verdict(step=5, refs=(answer.id,), accepted=False, reason="not supported; look again (ground, search)"))
+    assert rejected_options(ctx) == {"C"}
+    cands = candidate_calls(ctx, TOOLS)
+    assert cands[0].tool == "ground"
+    judged = judge_options(ctx, Verifier(), step=6, skip=rejected_options(ctx))
+    assert [j.letter for j in judged] == ["A", "B", "D"]
+
+
+def test_citations_are_tried_most_specific_first():
+    ctx = episode()
+    whole = summary(ctx)
+    scene = ctx.append(Memory(step=3, refs=(whole.id,), span=TimeSpan(start=0, end=5.5), text="green", source="summarize"))
+    ctx.append(Memory(step=3, source="budget", text="Budget: last step"))
+    order = [e.id for e in citable(ctx)]
+    assert order[0] == scene.id and whole.id in order
+    assert all(ctx.get(i).source != "budget" for i in order if isinstance(ctx.get(i), Memory))
