@@ -119,8 +119,8 @@ class ResultCache:
         data = self._memory.get(key)
         if data is None and (file := self._file(key)) is not None and file.is_file():
             try:
-                data = json.loads(file.read_text())
-            except (OSError, json.JSONDecodeError):
+                data = json.loads(file.read_text(encoding="utf-8"))
+            except (OSError, ValueError, RecursionError):  # damaged, not UTF-8 (a pickle), nested too deep
                 data = None
         value = None
         if data is not None:

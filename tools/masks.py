@@ -58,7 +58,12 @@ class MaskPredictor:
         if checkpoint is None:
             torch.manual_seed(0)  # untrained but repeatable
         try:
-            model = sam_model_registry[model_type](checkpoint=checkpoint)
+            # Our own torch.load with weights_only=True (segment_anything's relies on torch's default, which an
+            # environment variable can turn off): a checkpoint holding pickled code is refused, never run.
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True) if checkpoint is not None else None
+            model = sam_model_registry[model_type](checkpoint=None)
+            if state is not None:
+                model.load_state_dict(state)
         except Exception as exc:  # torch.load raises pickle, zip and size-mismatch errors
             raise ToolFailure(
                 f"cannot load SAM checkpoint {checkpoint} as {model_type}: {exc}; {SAM_WEIGHTS_HELP}",

@@ -22,11 +22,17 @@ import torch
 if TYPE_CHECKING:
     from mcr.model.runtime.prompt import Prompt
 
-__all__ = ["SavedPrefixes", "SessionError", "fork_cache", "cache_bytes", "crop_to", "write_cache", "read_cache", "prefix_name"]
+__all__ = ["SavedPrefixes", "SessionError", "PrefixFileError", "fork_cache", "cache_bytes", "crop_to", "write_cache",
+           "read_cache", "prefix_name"]
 
 
 class SessionError(RuntimeError):
     """The session cannot run a call (e.g. a prompt longer than the model's window, nothing to save)."""
+
+
+class PrefixFileError(ValueError):
+    """A saved prefix file is not ours, damaged or tampered with (not safetensors, a name that does not
+    hash its content, tensors of the wrong shape). It is never loaded; the message says to delete it."""
 
 
 def prefix_name(model_name: str, ids: list[int], keys: list[str | None]) -> str:
@@ -82,25 +88,83 @@ def write_cache(cache: Any, path: Path, meta: dict[str, Any]) -> None:
     save_file(tensors, str(path), metadata={"format": "mcr-dynamic-cache/1", "user": json.dumps(meta)})
 
 
-def read_cache(path: Path, new_cache: Callable[[], Any], device: torch.device | str = "cpu") -> tuple[Any, dict[str, Any]]:
-    """Read a saved prefix: ``(cache, metadata)``. ``new_cache()`` makes an empty cache of the model's type."""
-    from safetensors import safe_open
+def read_cache(path: Path, new_cache: Callable[[], Any], device: torch.device | str = "cpu",
+               geometry: dict[str, int | None] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Read a saved prefix: ``(cache, metadata)``. ``new_cache()`` makes an empty cache of the model's type.
 
-    with safe_open(str(path), framework="pt", device="cpu") as f:
-        fmt = (f.metadata() or {}).get("format")
+    The file is checked before any tensor reaches the cache: it must be safetensors (never a pickle),
+    its name must be the hash of the model, tokens and media keys it holds (:func:`prefix_name`), and
+    each layer must have the shape of the model's cache for that many tokens (``geometry``: ``layers``,
+    ``kv_heads``, ``head_dim`` of the model; None skips a check).
+
+    Raises:
+        PrefixFileError: (a ValueError) the file fails one of those checks.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    def refuse(why: str) -> PrefixFileError:
+        return PrefixFileError(f"{path} is not a saved prefix this session can use: {why}; delete it (it is "
+                               "re-created on the next save)")
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            header = f.metadata() or {}
+            shapes = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise refuse(f"not a safetensors file ({type(exc).__name__}: {exc}); prefixes are only ever safetensors") from None
+    fmt = header.get("format")
+    if fmt not in ("mcr-dynamic-cache/1", "mcr-latent-cache/1"):
+        raise refuse(f"format {fmt!r}") from None
+    try:
+        meta = json.loads(header["user"])
+        ids, keys, model = meta["ids"], meta["keys"], meta["model"]
+        named = prefix_name(model, ids, keys)
+    except (KeyError, TypeError, ValueError, RecursionError):
+        raise refuse("its metadata (tokens, media keys, model) is missing or malformed") from None
+    if not (isinstance(ids, list) and isinstance(keys, list) and len(ids) == len(keys)):
+        raise refuse("its token ids and media keys do not line up")
+    if named != path.stem:
+        raise refuse("its name is not the hash of its model, tokens and media: the file was replaced or edited")
+    geometry = geometry or {}
+    layers = geometry.get("layers")
     if fmt == "mcr-latent-cache/1":
         from mcr.model.m2la.cache import LatentCache
 
-        return LatentCache.load(path, device=device)
-    if fmt != "mcr-dynamic-cache/1":
-        raise ValueError(f"{path} is not a saved prefix (format {fmt!r}); delete it")
+        try:
+            cache, meta = LatentCache.load(path, device=device)
+        except (KeyError, TypeError, ValueError, AttributeError, SafetensorError) as exc:
+            raise refuse(f"a damaged latent cache ({type(exc).__name__}: {exc})") from None
+        if layers is not None and len(cache.layers) != layers:
+            raise refuse(f"{len(cache.layers)} layers, the model has {layers}")
+        if any(layer.is_initialized and layer.length != len(ids) for layer in cache.layers):
+            raise refuse(f"a layer does not hold {len(ids)} tokens")
+        return cache, meta
+    n = len([k for k in shapes if k.endswith(".keys")])
+    want = {f"layers.{i}.{part}" for i in range(n) for part in ("keys", "values")}
+    if set(shapes) != want or (layers is not None and n != layers):
+        raise refuse(f"tensors {sorted(shapes)[:4]}... are not the {layers or n} layers of keys and values of a cache")
+    for i in range(n):
+        k, v = shapes[f"layers.{i}.keys"], shapes[f"layers.{i}.values"]
+        expected = (geometry.get("kv_heads"), len(ids), geometry.get("head_dim"))
+        ok = len(k) == 4 and len(v) == 4 and k[:3] == v[:3] and all(
+            want_dim is None or got == want_dim for got, want_dim in zip(k[1:], expected))
+        if not ok:
+            raise refuse(f"layer {i} keys {k} / values {v} are not (batch, {expected[0]}, {len(ids)}, {expected[2]})")
     cache = new_cache()
     with safe_open(str(path), framework="pt", device=str(device)) as f:
-        meta = json.loads(f.metadata()["user"])
-        n = len([k for k in f.keys() if k.endswith(".keys")])
         for i in range(n):
             cache.update(f.get_tensor(f"layers.{i}.keys"), f.get_tensor(f"layers.{i}.values"), i)
     return cache, meta
+
+
+def cache_geometry(config: Any) -> dict[str, int | None]:
+    """The model's cache shape: layers, key/value heads, head size (None where the config does not say)."""
+    text = config.get_text_config(decoder=True)
+    heads = getattr(text, "num_attention_heads", None)
+    hidden = getattr(text, "hidden_size", None)
+    head_dim = getattr(text, "head_dim", None) or (hidden // heads if hidden and heads else None)
+    return {"layers": getattr(text, "num_hidden_layers", None),
+            "kv_heads": getattr(text, "num_key_value_heads", None) or heads, "head_dim": head_dim}
 
 
 class SavedPrefixes:
@@ -163,7 +227,7 @@ class SavedPrefixes:
                 return 0
             path = self.prefix_dir / f"{prefix_name(self.loaded.name, prompt.ids[:cut], prompt.keys[:cut])}.safetensors"
             if path.is_file():
-                self.cache, meta = read_cache(path, self._new_cache, self.device)
+                self.cache, meta = read_cache(path, self._new_cache, self.device, cache_geometry(self.model.config))
                 positions = meta.get("positions")
                 self.state = type(self.state)(
                     list(meta["ids"]), list(meta["keys"]), torch.tensor(positions) if positions is not None else None
