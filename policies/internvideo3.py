@@ -41,7 +41,23 @@ FORMAT_INSTRUCTIONS = (
     f"To use tools, write one or more tool calls: {CALL_FORMAT}\n"
     f"To answer, write: {ANSWER_FORMAT}\n"
     "Give option only for multiple-choice questions; evidence lists the ids of the entries "
-    "your answer relies on. You may reason first inside <think></think>."
+    'your answer relies on; confidence="low" marks a last-step guess. '
+    "You may reason first inside <think></think>."
+)
+
+# How to explore, for a model that writes its own calls: the same rules the offline
+# policy follows by construction (policies/explore.py), in words.
+EXPLORE_GUIDE = (
+    "How to explore:\n"
+    "1. Perceive first: transcribe, summarize (scenes with on-screen text, colours, objects), segment.\n"
+    "2. Ground the question: ground(query=<its key phrase>) finds when it happens.\n"
+    "3. Look closer where it matters: look(span=<the grounded span>, detail=true), and "
+    "transcribe(span=<that span>, hints=<the options and names>).\n"
+    "4. Never make the same call twice; the results are above.\n"
+    "5. Answer when the evidence decides, citing the most specific entries (the ones whose span holds the fact).\n"
+    "6. After a rejection never propose that answer again: gather the evidence the reason names, "
+    "or choose the next-best option.\n"
+    '7. When a Budget note says it is the last step, answer now; if unsure, add confidence="low".'
 )
 
 # Settings keys the factories read for the model and its session.
@@ -138,6 +154,10 @@ class InternVideo3Policy(ModelPolicy):
         super().__init__(session, **kwargs)
         self.grammar = grammar
         self.max_new_tokens = max_new_tokens
+
+    def system_text(self, context_default: str = DEFAULT_SYSTEM_PROMPT) -> str:
+        """The shared system text plus :data:`EXPLORE_GUIDE`: this model plans its own calls."""
+        return f"{super().system_text(context_default)}\n\n{EXPLORE_GUIDE}"
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any] | None = None, registry: Any = None) -> InternVideo3Policy:
@@ -241,7 +261,8 @@ class ToolGrammar(GrammarConstraint):
         rules = [
             "start: think? (calls | answer)",
             'think: "<think>" /[^<]{0,400}/ "</think>" "\\n"?',
-            'answer: "<answer" ' + option + " " + evidence + ' ">" /[^<\\x00-\\x1f]{1,200}/ "</answer>"',
+            'answer: "<answer" ' + option + " " + evidence + ' confidence? ">" /[^<\\x00-\\x1f]{1,200}/ "</answer>"',
+            'confidence: " confidence=\\"low\\""',
         ]
         if ids:
             rules.append(f"cite: {ids}")

@@ -12,6 +12,7 @@ from mcr.model.runtime.loader import WeightsNotFound, load_model
 from mcr.model.runtime.session import ModelSession
 from mcr.policies.base import FinalAnswer, InvalidOutput, PolicyError, ToolCalls
 from mcr.policies.internvideo3 import InternVideo3Policy, ToolGrammar, invalid_streak
+from mcr.policies.parsing import parse_decision
 from mcr.task import Budget, VideoSettings
 
 SMALL_VIDEO = VideoSettings(fps=2.0, min_pixels=64 * 64, max_pixels=96 * 64)
@@ -128,3 +129,33 @@ def test_grammar_builds_for_every_builtin_tool_schema(tiny):
     grammar = llguidance.grammar_from("lark", ToolGrammar.lark(schemas, ["a", "b"], ["e1"]))
     assert llguidance.LLMatcher.validate_grammar(grammar) == ""  # "" means no error
     ToolGrammar(tiny.tokenizer, schemas)  # builds a matcher without error
+
+
+def _accepts(tokenizer, lark: str, text: str) -> bool:
+    from mcr.model.runtime.grammar import GrammarConstraint
+
+    constraint = GrammarConstraint(tokenizer, lark)
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    ok = all(constraint.matcher.consume_token(t) for t in ids)
+    return ok and constraint.matcher.is_accepting() and not constraint.matcher.is_error()
+
+
+def test_grammar_allows_a_low_confidence_answer_and_nothing_else(tiny):
+    lark = ToolGrammar.lark([], ["x", "y"], ["e1", "e4"])
+    tok = tiny.tokenizer
+    assert _accepts(tok, lark, '<answer option="A" evidence="e1">x</answer>')
+    assert _accepts(tok, lark, '<answer option="B" evidence="e4" confidence="low">y</answer>')
+    assert not _accepts(tok, lark, '<answer option="B" evidence="e4" confidence="high">y</answer>')
+
+
+def test_the_prompt_carries_the_exploration_rules(tiny, test_registry):
+    from mcr.policies.internvideo3 import EXPLORE_GUIDE
+
+    policy = InternVideo3Policy(ModelSession(tiny), registry=test_registry)
+    ctx = Context()
+    ctx.append(Instruction(text="q?", options=("a", "b")))
+    system = policy.messages(ctx)[0]
+    text = system["content"] if isinstance(system["content"], str) else system["content"][0]["text"]
+    assert EXPLORE_GUIDE in text and "ground(query=" in text and 'confidence="low"' in text
+    parsed = parse_decision('<answer option="B" evidence="e1" confidence="low">b</answer>', [], options=("a", "b"))
+    assert parsed.low_confidence and parsed.option == "B"
