@@ -136,6 +136,12 @@ def _group(records: list[TaskRecord]) -> dict[str, Any]:
     return {"n": n, "correct": correct, "accuracy": correct / n if n else 0.0}
 
 
+def _median(values: list[float]) -> float | None:
+    import statistics
+
+    return statistics.median(values) if values else None
+
+
 def summarize(records: list[TaskRecord]) -> dict[str, Any]:
     """Every aggregate the report shows, as plain JSON data."""
     done = [r for r in records if r.status == "done"]
@@ -159,11 +165,14 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         "correct": correct,
         "accuracy": correct / n if n else 0.0,
         "accepted_rate": sum(r.accepted for r in records) / n if n else 0.0,
+        "low_confidence": {"n": sum(r.low_confidence for r in records),
+                           "correct": sum(bool(r.correct) for r in records if r.low_confidence)},
         "by_category": {k: _group(v) for k, v in sorted(by_category.items())},
         "by_scorer": {k: _group(v) for k, v in sorted(by_scorer.items())},
         "grounding": recall_at(grounding) | {"n": len(grounding)} if grounding else None,
         "evidence_iou": {"mean": _mean(ev), "n": len(ev), "values": ev},
         "steps_mean": _mean([float(r.steps) for r in done]),
+        "steps_median": _median([float(r.steps) for r in done]),
         "tool_calls_mean": _mean([float(r.tool_calls) for r in done]),
         "model_calls_mean": _mean([float(r.model_calls) for r in done]),
         "verifier_rejections": sum(r.verifier_rejections for r in records),
@@ -173,6 +182,7 @@ def summarize(records: list[TaskRecord]) -> dict[str, Any]:
         "tokens_reused_share": (tokens.reused_tokens + tokens.prefix_loaded_tokens) / prompt if prompt else None,
         "wall_s": wall,
         "seconds_per_question": wall / n if n else None,
+        "seconds_median": _median([r.wall_s for r in records]),
         "seconds_per_correct": wall / correct if correct else None,
         "tokens_per_correct": tokens.spent_tokens / correct if correct else None,
         "accuracy_at_steps": accuracy_at_steps(records),

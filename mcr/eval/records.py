@@ -46,6 +46,7 @@ class TaskRecord(BaseModel):
     answer: str | None = None
     option: str | None = None
     accepted: bool = False
+    low_confidence: bool = False  # accepted as the last step's guess (mcr/verify.py)
     stop_reason: str | None = None
     stop_detail: str | None = None
     predicted: str | None = Field(default=None, description="what the scorer read from the answer (letter, number, span)")

@@ -42,6 +42,8 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("tasks (errors)", f"{summary['tasks']} ({summary['errors']})"),
         ("accuracy", f"{_f(summary['accuracy'], pct=True)} ({summary['correct']}/{summary['tasks']})"),
         ("answers accepted", _f(summary["accepted_rate"], pct=True)),
+        ("of which low confidence (correct)",
+         f"{summary.get('low_confidence', {}).get('n', 0)} ({summary.get('low_confidence', {}).get('correct', 0)})"),
         ("evidence IoU (mean, n)", f"{_f(ev['mean'])} (n={ev['n']})"),
     ]
     if g:
@@ -50,12 +52,14 @@ def headline(summary: dict[str, Any]) -> list[tuple[str, str]]:
     rows += [
         ("steps / tool calls / model calls per task",
          f"{_f(summary['steps_mean'])} / {_f(summary['tool_calls_mean'])} / {_f(summary['model_calls_mean'])}"),
+        ("steps per task, median", _f(summary.get("steps_median"))),
         ("verifier rejections", _f(summary["verifier_rejections"])),
         ("frames decoded", _f(summary["frames_decoded"])),
         ("tokens prompted / reused / prefilled / generated",
          f"{t['prompt_tokens']:,} / {t['reused_tokens'] + t['prefix_loaded_tokens']:,} / {t['prefilled_tokens']:,} / {t['generated_tokens']:,}"),
         ("prompt tokens served from cache", _f(summary["tokens_reused_share"], pct=True)),
-        ("seconds per question", _f(summary["seconds_per_question"])),
+        ("seconds per question (mean / median)",
+         f"{_f(summary['seconds_per_question'])} / {_f(summary.get('seconds_median'))}"),
         ("seconds per correct answer", _f(summary["seconds_per_correct"])),
         ("tokens (prefilled + generated) per correct answer", _f(summary["tokens_per_correct"], 0)),
         ("stop reasons", ", ".join(f"{k} {v}" for k, v in sorted(summary["stop_reasons"].items()))),
