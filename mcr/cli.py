@@ -112,15 +112,19 @@ def _report(console, task, result, workdir: str = ".mcr") -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from mcr.agent import Agent
-    from mcr.task import load_tasks
+    from mcr.task import TaskFileError, load_task_entries
 
     console = _console(args.quiet)
-    tasks = load_tasks(args.task)
+    tasks = load_task_entries(args.task)  # a suite's task that cannot load is its error, in its place
+    if len(tasks) == 1 and isinstance(tasks[0], TaskFileError):
+        raise tasks[0]
     if args.trace and len(tasks) > 1:
         raise _BadInput(f"--trace names one file but {args.task} holds {len(tasks)} tasks; drop --trace")
     worst = EXIT_OK
     for task in tasks:
         try:
+            if isinstance(task, TaskFileError):
+                raise task
             with Agent.from_task(task, workdir=args.workdir) as agent:
                 console.print(f"[bold]Task[/] {task.name}: {task.video.name} — policy {agent.policy.name}, "
                               f"tools {', '.join(agent.tools.names)}")
@@ -131,7 +135,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             if len(tasks) == 1:
                 raise
             # One bad task in a suite (its video, its plugin) does not stop the others; the exit code says 2.
-            print(f"mcr: error in task {task.name}: {exc}", file=sys.stderr)
+            name = task.task_name if isinstance(task, TaskFileError) else task.name
+            print(f"mcr: error in task {name}: {exc}", file=sys.stderr)
             worst = EXIT_BAD_INPUT
     return worst
 

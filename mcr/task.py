@@ -362,6 +362,10 @@ def _resolve_video(task: TaskSpec, base_dir: Path, path: Path, line: int | None)
     if video.is_dir():
         raise TaskFileError(path, f"video {video} is a directory, not a video file; name one file inside it",
                             line=line, key="video")
+    written = task.video if task.video.is_absolute() else base_dir / task.video
+    if not video.is_file() and written.is_symlink():
+        raise TaskFileError(path, f"video {task.video} is a symbolic link to {video}, which does not exist; "
+                                  "point the link at the real file", line=line, key="video")
     if not video.is_file():
         raise TaskFileError(path, f"video file not found: {video}", line=line, key="video")
     return video

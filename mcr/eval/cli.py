@@ -91,14 +91,28 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 130
     if not args.quiet:
         _print_summary(summary)
+    for r in summary.records:  # errors are printed even with -q ("print nothing but errors")
+        if r.status == "error":
+            print(f"  error in {r.task_id}: {r.error}", file=sys.stderr)
+    if any(r.status == "error" and r.error_type in _bad_input_names() for r in summary.records):
+        return EXIT_BAD_INPUT  # a task's file, video or plugin is bad (its row says which); the others ran
     return EXIT_FAILED if any(r.status == "error" for r in summary.records) else EXIT_OK
+
+
+def _bad_input_names() -> set[str]:
+    """Names of the error types that mean bad input (mcr.cli's exit-2 errors and their subclasses)."""
+    from mcr.cli import _bad_input_errors
+
+    def names(kind: type) -> set[str]:
+        return {kind.__name__}.union(*(names(sub) for sub in kind.__subclasses__()))
+
+    return set().union(*(names(kind) for kind in _bad_input_errors() if kind is not FileNotFoundError))
 
 
 def _print_summary(summary: Any) -> None:
     records = summary.records
     n = len(records)
     correct = sum(bool(r.correct) for r in records)
-    errors = [r for r in records if r.status == "error"]
     print(f"{summary.out}: {n} tasks ({summary.ran} run now, {summary.skipped} already done), "
           f"accuracy {correct / n:.1%} ({correct}/{n})" if n else f"{summary.out}: no tasks")
     report = summary.report
@@ -109,5 +123,3 @@ def _print_summary(summary: Any) -> None:
         if ev["mean"] is not None:
             print(f"  evidence IoU {ev['mean']:.2f} (n={ev['n']}), {report['seconds_per_question']:.1f} s per question")
         print(f"report: {summary.out / 'report.md'}")
-    for r in errors:
-        print(f"  error in {r.task_id}: {r.error}", file=sys.stderr)

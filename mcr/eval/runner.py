@@ -43,7 +43,7 @@ from mcr.eval.records import RESULTS_FILE, TaskRecord, append_record, read_recor
 from mcr.eval.scorers import auto_scorer, parse_number, parse_span, score_choice, score_exact, score_numeric, temporal_iou
 from mcr.eval.single import empty_registry, single_pass_task
 from mcr.model.media.video import frames_decoded
-from mcr.task import ModelPolicySpec, ScriptedPolicySpec, TaskSpec, load_tasks
+from mcr.task import ModelPolicySpec, ScriptedPolicySpec, TaskFileError, TaskSpec, load_task_entries, load_tasks
 from mcr.tools import builtin_registry, registry_for_task
 from mcr.tools.base import ToolRegistry
 
@@ -109,13 +109,17 @@ def with_policy(task: TaskSpec, name: str | None) -> TaskSpec:
     return replaced
 
 
-def load_suite(options: EvalOptions) -> list[TaskSpec]:
-    tasks = [with_policy(t, options.policy) for t in load_tasks(options.suite)]
+def load_suite(options: EvalOptions, broken: list[tuple[int, TaskFileError]] | None = None) -> list[TaskSpec]:
+    """The suite's tasks. With ``broken``, a task that cannot load goes there (its suite index and error)
+    instead of raising, so the others still run (`run_suite` records it as an error row)."""
+    entries = load_task_entries(options.suite) if broken is not None else list(load_tasks(options.suite))
     if options.limit is not None:
         if options.limit < 1:
             raise EvalInputError(f"--limit {options.limit}: give a positive number of tasks")
-        tasks = tasks[: options.limit]
-    return tasks
+        entries = entries[: options.limit]
+    if broken is not None:
+        broken += [(i, e) for i, e in enumerate(entries) if isinstance(e, TaskFileError)]
+    return [with_policy(t, options.policy) for t in entries if isinstance(t, TaskSpec)]
 
 
 # --------------------------------------------------------------------------- #
@@ -266,7 +270,8 @@ def run_suite(options: EvalOptions, report: bool = True) -> RunSummary:
         TaskFileError: the suite file is invalid (file, line and key are named).
         EvalInputError: bad options, or OUT holds another run.
     """
-    tasks = load_suite(options)
+    broken: list[tuple[int, TaskFileError]] = []
+    tasks = load_suite(options, broken)
     ids = task_ids(tasks)
     manifest = prepare_out(options, tasks)
     out = options.out
@@ -289,6 +294,11 @@ def run_suite(options: EvalOptions, report: bool = True) -> RunSummary:
             append_record(out / RESULTS_FILE, record)
             ran += 1
             bar.update()
+    for index, err in broken:  # a task that could not load is an error row; the others ran
+        ids.append(f"{err.task_name}@{index}")
+        append_record(out / RESULTS_FILE, TaskRecord(task_id=ids[-1], index=index, name=err.task_name or "task",
+                                                     mode=options.mode, status="error", error_type="TaskFileError",
+                                                     error=str(err), correct=False))
     if (out / "work" / "artifacts").exists() and not any((out / "work" / "artifacts").iterdir()):
         shutil.rmtree(out / "work" / "artifacts", ignore_errors=True)
     records = [r for r in read_records(out) if r.task_id in set(ids)]

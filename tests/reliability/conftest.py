@@ -119,3 +119,16 @@ def pytest_sessionfinish(session, exitstatus):
         command = os.environ.get("MCR_RELIABILITY_COMMAND", "pytest tests/reliability")
         path = Path(doc) if Path(doc).is_absolute() else root / doc
         path.write_text(_markdown(_LEDGER, command), encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    """tests/reliability/corpus.py (the bad-input corpus's makers), loaded by path: pytest imports in importlib mode."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("reliability_corpus", Path(__file__).with_name("corpus.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
