@@ -224,7 +224,7 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
     span = grounded_span(context)
     if span is not None:
         where = {"start": round(span.start, 2), "end": round(span.end, 2)}
-        offer("look", {"span": where, "fps": 2.0, "detail": True}, f"see the frames of {span} closely")
+        offer("look", {"span": where, "detail": True}, f"see the frames of {span} closely")
         if not _no_audio(context) and hints and _speech_in(context, span):
             offer("transcribe", {"span": where, "hints": hints}, f"hear {span} again, listening for the options")
     grounded_tried = any(isinstance(e, ToolCall) and e.tool == "ground" for e in context) or "ground" not in available
@@ -232,7 +232,7 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
         return _named_first(context, out)
     for scene in _scenes_like(context, question)[:MAX_SCENE_LOOKS]:
         where = {"start": round(scene.start, 2), "end": round(scene.end, 2)}
-        offer("look", {"span": where, "fps": 2.0, "detail": True}, f"see the scene {scene} closely")
+        offer("look", {"span": where, "detail": True}, f"see the scene {scene} closely")
     # 4. search the evidence for the options (a last resort: it only finds what is already written)
     if instruction is not None and instruction.options and len(out) == 0:
         offer("search", {"query": " / ".join(instruction.options), "scope": "local"}, "where do the options occur")

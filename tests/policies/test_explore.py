@@ -71,7 +71,7 @@ def test_the_grounded_span_is_looked_at_and_heard_again_with_the_options_as_hint
     cands = candidate_calls(ctx, TOOLS)
     where = {"start": 2.47, "end": 5.5}
     assert [c.tool for c in cands] == ["look", "transcribe"]
-    assert cands[0].arguments == {"span": where, "fps": 2.0, "detail": True}
+    assert cands[0].arguments == {"span": where, "detail": True}
     assert cands[1].arguments == {"span": where, "hints": ["green", "navy", "red", "yellow", "Tomas"]}
     # once both are made, the scenes most like the question are next, then nothing repeats
     for c in cands:
