@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -29,6 +30,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 __all__ = ["EpisodeSaver", "ENTRIES_CHANNEL"]
 
 ENTRIES_CHANNEL = "entries"
+_STORED_CACHE = 256  # threads whose stored-entry count is remembered (the rest are read back from the table)
 _MARK = "__mcr_entries__"  # the checkpoint's stand-in for the list: {"__mcr_entries__": count}
 
 
@@ -44,7 +46,9 @@ class EpisodeSaver(SqliteSaver):
     def __init__(self, conn: sqlite3.Connection, allowed_types: list[tuple[str, str]] | None = None):
         super().__init__(conn, serde=JsonPlusSerializer(allowed_msgpack_modules=allowed_types or []))
         self._entries_lock = threading.Lock()
-        self._stored: dict[tuple[str, str], int] = {}  # (thread, namespace) -> entries stored
+        # (thread, namespace) -> entries stored: a cache of MAX(idx), bounded so that an agent
+        # running thousands of episodes does not keep one key per episode forever
+        self._stored: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def setup(self) -> None:
         """Create the tables. Runs under ``self.lock`` (``SqliteSaver.cursor`` takes it first)."""
@@ -88,6 +92,9 @@ class EpisodeSaver(SqliteSaver):
                 )
                 self.conn.commit()
             self._stored[key] = max(stored, len(entries))
+            self._stored.move_to_end(key)
+            while len(self._stored) > _STORED_CACHE:
+                self._stored.popitem(last=False)
 
     # -- reading ------------------------------------------------------------- #
     def get_tuple(self, config):

@@ -121,6 +121,50 @@ def pytest_sessionfinish(session, exitstatus):
         path.write_text(_markdown(_LEDGER, command), encoding="utf-8")
 
 
+# --------------------------------------------------------------------------- #
+# Forked children (tests/reliability/test_soak.py): work in another process without paying imports
+# --------------------------------------------------------------------------- #
+
+
+class ForkedChild:
+    """A child forked from the test process, running one function; ``wait()`` gives its exit code
+    (negative: the signal that ended it, as ``subprocess`` reports it)."""
+
+    def __init__(self, fn, log: Path, timeout_s: int = 300):
+        import signal
+        import sys
+        import traceback
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child never returns into pytest
+            code = 70
+            try:
+                signal.alarm(timeout_s)  # a stuck child is ended, not waited for forever
+                fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                code = fn()
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                sys.stdout.flush()
+                os._exit(code if isinstance(code, int) else 71)
+
+    def wait(self) -> int:
+        _, status = os.waitpid(self.pid, 0)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+@pytest.fixture
+def run_forked():
+    """``run_forked(fn, log_path) -> ForkedChild``; skips where there is no fork (not POSIX)."""
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork (POSIX)")
+    return ForkedChild
+
+
 @pytest.fixture(scope="session")
 def corpus():
     """tests/reliability/corpus.py (the bad-input corpus's makers), loaded by path: pytest imports in importlib mode."""
