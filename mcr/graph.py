@@ -326,7 +326,7 @@ def make_act_node(tool_name: str):
         event: dict[str, Any] = {"type": "tool_call", "step": state["step"], "tool": tool_name, "call_id": call.id,
                                  "input": call.arguments}
         try:
-            tool_input = tool.validate_input(call.arguments)
+            tool_input = tool.prepare(call.arguments, tool_ctx)  # validated; paths only in the task's media or workdir
             limits = ToolLimits.for_tool(tool, settings)[0]  # timeout and output size (tools/limits.py)
             output = run_limited(limits, tool_ctx, lambda limited_ctx: tool.run(tool_input, limited_ctx))
             if not isinstance(output, tool.Output):

@@ -66,6 +66,16 @@ class ToolContext:
     call_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
 
+    def check_path(self, value: str | Path, what: str = "path") -> Path:
+        """`value` resolved, if it is in the run's workdir or the video's folder (see :mod:`mcr.tools.paths`).
+
+        Raises:
+            ToolFailure: ``path_outside_task`` / ``invalid_path``.
+        """
+        from mcr.tools.paths import allowed_roots, check_path
+
+        return check_path(value, allowed_roots(self.workdir, self.video.path if self.video else None), what)
+
     def require_video(self) -> VideoRef:
         if self.video is None:
             raise ToolFailure("this episode has no video to work on", "no_video")
@@ -123,6 +133,9 @@ class Tool(ABC):
     description: ClassVar[str]
     Input: ClassVar[type[BaseModel]]
     Output: ClassVar[type[BaseModel]]
+    #: Input fields holding file paths, checked before the tool runs (:mod:`mcr.tools.paths`). None: every
+    #: ``Path`` value and every string in a path-named field (``image``, ``mask_path``, ...).
+    path_arguments: ClassVar[tuple[str, ...] | None] = None
 
     @abstractmethod
     def run(self, input: Any, ctx: ToolContext) -> BaseModel:
@@ -168,9 +181,23 @@ class Tool(ABC):
             )
             raise ToolInputError(f"bad arguments for {self.name}: {problems}") from None
 
+    def prepare(self, arguments: dict[str, Any], ctx: ToolContext) -> BaseModel:
+        """`arguments` validated, with every file they name inside the task's media or the run's folder.
+
+        Raises:
+            ToolInputError: arguments that do not fit ``Input``.
+            ToolFailure: ``path_outside_task`` / ``invalid_path`` (see :mod:`mcr.tools.paths`).
+        """
+        from mcr.tools.paths import path_arguments
+
+        tool_input = self.validate_input(arguments)
+        for where, value in path_arguments(tool_input, self.path_arguments):
+            ctx.check_path(value, f"{self.name} argument {where}")
+        return tool_input
+
     def __call__(self, arguments: dict[str, Any], ctx: ToolContext) -> BaseModel:
-        """Validate `arguments`, run, and check the output type."""
-        output = self.run(self.validate_input(arguments), ctx)
+        """Validate `arguments` (and the paths they name), run, and check the output type."""
+        output = self.run(self.prepare(arguments, ctx), ctx)
         if not isinstance(output, self.Output):
             raise TypeError(f"tool {self.name} returned {type(output).__name__}, not {self.Output.__name__}")
         return output
