@@ -9,9 +9,9 @@ import os
 
 import pytest
 import yaml
+from mcr.tools.errors import PluginError
 
 from mcr.task import MAX_QUESTION_CHARS, TaskFileError, load_tasks
-from mcr.tools.errors import PluginError
 
 PLUGIN_RAISES = "raise RuntimeError('the GPU driver is missing')\n"
 

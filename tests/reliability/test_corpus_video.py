@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from mcr.model.media.video import (
     MAX_FRAME_PIXELS,
     VideoError,
