@@ -127,7 +127,9 @@ class Agent:
         )
         self.last_thread_id: str | None = None  # the episode the latest run/stream/resume drove
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False)
+        # Many agents (threads, processes) may share one workdir: a writer waits up to 60 s for the
+        # database lock rather than failing with "database is locked" (sqlite3's default is 5 s).
+        self._conn = sqlite3.connect(self.workdir / "checkpoints.sqlite", check_same_thread=False, timeout=60)
         self.graph = build_graph(self.tools, checkpointer=EpisodeSaver(self._conn, allowed_types=STATE_TYPES))
 
     @classmethod
