@@ -235,6 +235,29 @@ def test_the_model_running_out_of_memory_frees_the_cache_and_keeps_the_checkpoin
                 message=str(failure.value))
 
 
+@tool
+def exhaust() -> str:
+    """A tool whose allocation fails, as torch's CUDA allocator fails."""
+    import torch
+
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_in_a_tool_on_its_worker_thread_still_ends_the_run(tmp_path, tiny_video, ledger):
+    import torch
+
+    plan = [PlanStep(call="ok"), PlanStep(call="exhaust"), PlanStep(answer="never")]
+    agent = _agent(tmp_path, plan, [ok, exhaust])
+    with pytest.raises(torch.OutOfMemoryError) as failure:
+        agent.run(tiny_video, "?")
+    kinds = [e["kind"] for e in agent.state(agent.last_thread_id)["entries"]]
+    agent.close()
+    assert kinds[-1] == "tool_call" and "tool_error" not in kinds  # ours, not the tool's: not a tool_crashed entry
+    ledger.case("fault", "a tool runs out of memory (torch.OutOfMemoryError on the call's worker thread)",
+                outcome="raised, not recorded as tool_crashed; the checkpoint ends at the call",
+                message=str(failure.value))
+
+
 # --------------------------------------------------------------------------- #
 # The disk fills up while the trace is written
 # --------------------------------------------------------------------------- #
