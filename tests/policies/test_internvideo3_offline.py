@@ -98,3 +98,24 @@ def test_demo_on_the_sample_video_with_the_builtin_tools(sample_video, tmp_path)
     assert result.stop_reason == "answered"
     assert result.option == "C"  # "seven", read from the narration
     assert {e.tool for e in result.context if isinstance(e, ToolCall)} <= set(registry.names)
+
+
+def test_after_a_rejection_the_same_option_is_never_proposed_again(smol, registry, tiny_video, tmp_path):
+    """A verifier that rejects 'seven' on the verify node: the policy's next answer is another option."""
+    from mcr.context import Verdict
+    from mcr.verify import Verifier
+
+    def not_seven_at_first(answer, context):
+        first = not any(isinstance(e, Verdict) for e in context)
+        return not (first and answer.option == "C"), "rejected once, for the test; look again (search)"
+
+    judge = Verifier()  # what the policy asks before answering: the built-in checks only
+    node = Verifier()
+    node.add("not_seven_at_first", not_seven_at_first)
+    policy = OfflinePolicy(ModelSession(smol), registry=registry, verifier=judge)
+    agent = Agent(policy=policy, tools=registry, verifier=node, workdir=tmp_path,
+                  budget=Budget(max_steps=6, max_tool_calls=4, wall_time_s=600))
+    result = agent.run(tiny_video, "How many ships does the keeper count at night?", ["five", "six", "seven", "eight"])
+    answers = [e for e in result.context if e.kind == "answer"]
+    assert len(answers) >= 2 and len({a.option for a in answers}) == len(answers)  # no option twice
+    assert result.accepted and result.option != answers[0].option
