@@ -20,7 +20,7 @@ from mcr.verify import Check, CheckResult
 MIN_CONNECTION = 0.5  # the least support (option match × anchor match) the chosen option needs
 RIVAL_MARGIN = 0.0  # a rival within this of the chosen option's support rejects (0: at least as well)
 MIN_RIVAL = 0.3  # a rival supported less than this is not a rival (both may be unsupported: connection says so)
-MIN_SPAN_IOU = 0.3  # an open answer's span must overlap where the anchors were heard/read this much
+MIN_SPAN_IOU = 0.5  # an open answer's span vs where the anchors were heard/read: the bar the suite's span scorer sets
 _SPAN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*(?:-|–|to|and)\s*(\d+(?:\.\d+)?)")
 
 

@@ -39,7 +39,7 @@ from mcr.tools.evidence_match import (
 from mcr.tools.evidence_units import Unit
 
 MIN_WORD = 0.65  # a heard/read word matches a wanted one at this similarity or more (measured, RESULTS "Verifier")
-COLOUR_DE_MAX = 50.0  # CIELAB ΔE at which a colour stops resembling another at all
+COLOUR_DE_MAX = 40.0  # CIEDE2000 ΔE at which a colour stops resembling another at all (RESULTS "Verifier")
 DOMINANT_SHARE = 0.4  # a colour covering this share of the frame counts fully as "the" colour
 SPEECH_CUES = frozenset("narration narrator narrated say says said mention mentions mentioned hear heard spoken voice".split())
 TEXT_CUES = frozenset("title titles titled written text caption sign label screen".split())
@@ -69,12 +69,21 @@ class Question:
     shape: str  # general, count, order, superlative
     counted: str = ""  # count: the counted noun
     direction: str = ""  # order: first/last; superlative: brightest/darkest
+    phrases: list[list[str]] | None = None  # quoted names ('HIGH TOWER'): each one thing, matched whole
+
+    def groups(self) -> list[list[str]]:
+        """The anchors as matching groups: each quoted phrase, then each other word alone."""
+        phrases = [p for p in self.phrases or [] if p]
+        quoted = {w for p in phrases for w in p}
+        return phrases + [[w] for w in self.anchors if w not in quoted]
 
 
 def read_question(text: str, options: list[str]) -> Question:
     words = tokens(text)
     option_words = {w for o in options for w in tokens(o)}
     anchors = [w for w in dict.fromkeys(key_tokens(text)) if w not in QUESTION_WORDS and w not in option_words]
+    phrases = [[w for w in key_tokens(q) if w in anchors] for q in re.findall(r"'([^']+)'|\"([^\"]+)\"", text)
+               for q in [q[0] or q[1]]]
     cues = set()
     for name, vocab in (("speech", SPEECH_CUES), ("text", TEXT_CUES), ("colour", COLOUR_CUES), ("object", OBJECT_CUES)):
         if vocab & set(words):
@@ -89,8 +98,8 @@ def read_question(text: str, options: list[str]) -> Question:
             return Question(text, anchors, cues or {"text", "speech"}, "order", direction=direction)
     for word, direction in (("brightest", "brightest"), ("lightest", "brightest"), ("darkest", "darkest")):
         if re.search(rf"\b{word}\b", low):
-            return Question(text, anchors, cues | {"text"}, "superlative", direction=direction)
-    return Question(text, anchors, cues, "general")
+            return Question(text, anchors, cues | {"text"}, "superlative", direction=direction, phrases=phrases)
+    return Question(text, anchors, cues, "general", phrases=phrases)
 
 
 def _number(option: str) -> int | None:
@@ -101,7 +110,11 @@ def _number(option: str) -> int | None:
 
 
 def anchor_match(q: Question, unit: Unit) -> float:
-    return phrase_match(q.anchors, tokens(unit.all_text), MIN_WORD) if q.anchors else 1.0
+    if not q.anchors:
+        return 1.0
+    heard = tokens(unit.all_text)
+    groups = q.groups()
+    return sum(phrase_match(g, heard, MIN_WORD, strict=len(g) > 1) for g in groups) / len(groups)
 
 
 def colour_match(option: str, unit: Unit) -> float | None:
@@ -124,7 +137,7 @@ def colour_match(option: str, unit: Unit) -> float | None:
 def object_match(option: str, unit: Unit) -> float:
     want = [singular(w) for w in key_tokens(option)]
     have = [singular(w) for label, _ in unit.objects for w in tokens(label)]
-    return phrase_match(want, have, 0.8) if want and have else 0.0
+    return phrase_match(want, have, 0.8, strict=True) if want and have else 0.0
 
 
 def option_match(q: Question, option: str, unit: Unit) -> float:
@@ -137,13 +150,13 @@ def option_match(q: Question, option: str, unit: Unit) -> float:
             return c  # a colour option is judged by colour alone
     want = key_tokens(option) or tokens(option)
     if "speech" in cues and unit.speech:
-        scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD))
+        scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True))
     if ("text" in cues or "colour" in cues) and unit.text:
-        scores.append(phrase_match(want, tokens(unit.text), MIN_WORD))
+        scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True))
     if "object" in cues and unit.objects:
         scores.append(object_match(option, unit))
     if not scores and not q.cues:
-        scores.append(phrase_match(want, tokens(unit.all_text), MIN_WORD))
+        scores.append(phrase_match(want, tokens(unit.all_text), MIN_WORD, strict=True))
     return max(scores, default=0.0)
 
 

@@ -8,9 +8,11 @@ it is *similar enough*, in one of two ways, whichever is higher:
 
 * **spelling** — difflib's ratio of the two lowercase words (2·matches / total
   letters): "tomas" ~ "thomas" 0.91;
-* **sound** — the same ratio over a rough phonetic key (:func:`sound_key`:
-  consonant classes, no vowels after the first letter, no doubled letters), so
-  "caddles" and "kettles" both become ``ktls``, while "candles" stays ``kntls``.
+* **sound** — 1 when a rough phonetic key (:func:`sound_key`: consonant
+  classes, each vowel run one ``a``, no doubled letters) is the same for both,
+  so "caddles" and "kettles" (both ``katlas``) match, while "candles"
+  (``kantlas``) does not; keys that are merely near do not count (measured:
+  near keys made "counts" ~ "candles" 0.83).
 
 An evidence word may also be two heard words run together ("in these" for
 *Ines*): :func:`best_similarity` tries windows of one and two words. Digits
@@ -102,10 +104,9 @@ def similarity(a: str, b: str) -> float:
         return 0.0
     spelling = SequenceMatcher(None, a, b).ratio()
     ka, kb = sound_key(a), sound_key(b)
-    if ka == kb:
-        sound = 1.0 if len(ka) > 2 else 0.0  # "fr": too short a key to say two words sound alike
-    else:
-        sound = SequenceMatcher(None, ka, kb).ratio() if min(len(ka), len(kb)) > 3 else 0.0
+    # Sound counts only when the keys agree: near keys ("kants" counts, "kantlas" candles) are different words;
+    # and "fr" is too short a key to say two words sound alike.
+    sound = 1.0 if ka == kb and len(ka) > 2 else 0.0
     return max(spelling, sound)
 
 
@@ -129,15 +130,21 @@ def best_similarity(word: str, heard: list[str]) -> tuple[float, int]:
     return best, where
 
 
-def phrase_match(phrase: list[str], heard: list[str], min_word: float) -> float:
-    """Share of `phrase`'s words found in `heard` with similarity ≥ `min_word` (weighted by that similarity)."""
+def phrase_match(phrase: list[str], heard: list[str], min_word: float, strict: bool = False) -> float:
+    """Share of `phrase`'s words found in `heard` with similarity ≥ `min_word` (weighted by that similarity).
+
+    ``strict``: the phrase is one thing (an option, "NORTH TOWER"), so a part of it is not it: with a
+    word missing the score is halved (below any connection threshold of 0.5), not just reduced.
+    """
     if not phrase:
         return 0.0
-    total = 0.0
+    total, missing = 0.0, 0
     for word in phrase:
         s, _ = best_similarity(word, heard)
         total += s if s >= min_word else 0.0
-    return total / len(phrase)
+        missing += s < min_word
+    score = total / len(phrase)
+    return score / 2 if strict and missing else score
 
 
 def singular(word: str) -> str:
@@ -190,8 +197,43 @@ def colour_of(text: str) -> tuple[int, int, int] | None:
 
 
 def colour_distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
-    """CIELAB ΔE76 between two sRGB colours."""
+    """CIEDE2000 ΔE between two sRGB colours.
+
+    Not the plain Lab distance (ΔE76): that puts CSS navy (0, 0, 128) nearer to
+    a purple (ΔE76 29) than to a dark blue (38), because saturated blues
+    stretch b*; CIEDE2000's hue and chroma terms put it with the blue.
+    """
     from mcr.tools.pixels import _to_lab
 
-    lab = _to_lab(np.array([a, b], np.uint8))  # (2, 3)
-    return float(np.linalg.norm(lab[0] - lab[1]))
+    lab = _to_lab(np.array([a, b], np.uint8)).astype(np.float64)  # (2, 3)
+    return ciede2000(tuple(lab[0]), tuple(lab[1]))
+
+
+def ciede2000(lab1: tuple[float, float, float], lab2: tuple[float, float, float]) -> float:
+    """ΔE00 of two CIELAB colours (Sharma, Wu and Dalal 2005, with kL = kC = kH = 1)."""
+    import math
+
+    (l1, a1, b1), (l2, a2, b2) = lab1, lab2
+    c_mean = (math.hypot(a1, b1) + math.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - math.sqrt(c_mean**7 / (c_mean**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = math.hypot(a1p, b1), math.hypot(a2p, b2)
+    h1p = math.degrees(math.atan2(b1, a1p)) % 360 if c1p else 0.0
+    h2p = math.degrees(math.atan2(b2, a2p)) % 360 if c2p else 0.0
+    dl, dc = l2 - l1, c2p - c1p
+    dh = 0.0
+    if c1p * c2p:
+        dh = h2p - h1p
+        dh = dh - 360 if dh > 180 else dh + 360 if dh < -180 else dh
+    d_hue = 2 * math.sqrt(c1p * c2p) * math.sin(math.radians(dh) / 2)
+    l_mean, cp_mean = (l1 + l2) / 2, (c1p + c2p) / 2
+    h_mean = h1p + h2p
+    if c1p * c2p:
+        h_mean = (h1p + h2p) / 2 if abs(h1p - h2p) <= 180 else (h1p + h2p + (360 if h1p + h2p < 360 else -360)) / 2
+    t = (1 - 0.17 * math.cos(math.radians(h_mean - 30)) + 0.24 * math.cos(math.radians(2 * h_mean))
+         + 0.32 * math.cos(math.radians(3 * h_mean + 6)) - 0.20 * math.cos(math.radians(4 * h_mean - 63)))
+    s_l = 1 + 0.015 * (l_mean - 50) ** 2 / math.sqrt(20 + (l_mean - 50) ** 2)
+    s_c, s_h = 1 + 0.045 * cp_mean, 1 + 0.015 * cp_mean * t
+    r_t = (-2 * math.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
+           * math.sin(math.radians(60 * math.exp(-(((h_mean - 275) / 25) ** 2)))))
+    return math.sqrt((dl / s_l) ** 2 + (dc / s_c) ** 2 + (d_hue / s_h) ** 2 + r_t * (dc / s_c) * (d_hue / s_h))

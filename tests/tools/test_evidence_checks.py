@@ -1,0 +1,215 @@
+"""The connection, rival and span checks on real tool outputs (Whisper, OCR, YOLO, colours on the truth suite's v1-v6).
+
+The entries come from the labelled set's data file (`benchmarks/make_verifier_set.py`
+ran the real tools on the suite's videos); the questions are written here, in
+the suite's style but not copied from it, so the rules are exercised as a
+user's own question would.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from mcr.context import Context, Instruction, Thought, VideoRef
+from mcr.tools.evidence import build_verifier
+from mcr.tools.evidence_checks import evidence_connection, rival_options, span_consistency
+from mcr.tools.evidence_match import best_similarity, ciede2000, colour_distance, colour_of, similarity, sound_key, tokens
+from mcr.tools.evidence_units import sentences, units_of
+from mcr.context import TimeSpan
+
+DATA = Path(__file__).parent / "data" / "verifier_set.json"
+connection, rival, span_check = evidence_connection(), rival_options(), span_consistency()
+
+
+@lru_cache(maxsize=1)
+def _videos() -> dict:
+    return json.loads(DATA.read_text())["videos"]
+
+
+def _ctx(video: str, question: str, options: list[str] | None = None) -> Context:
+    entries = _videos()[video]
+    ctx = Context([Instruction(id="e0", text=question, options=tuple(options) if options else None,
+                               video=VideoRef(path=f"examples/suites/truth/media/{video}.mp4"))])
+    ctx.extend_existing(entries[1:])
+    return ctx
+
+
+def _ids(video: str, tool: str) -> list[str]:
+    return [e["id"] for e in _videos()[video] if e["kind"] == "tool_result" and e["tool"] == tool]
+
+
+def _propose(ctx: Context, text: str, option: str | None, refs: list[str]):
+    return ctx.append(ctx.propose_answer(step=1, text=text, option=option, evidence=refs))
+
+
+# --------------------------------------------------------------------------- #
+# Matching: measured ASR confusions, colours
+# --------------------------------------------------------------------------- #
+
+
+def test_word_similarity_tolerates_what_whisper_wrote_for_espeak_speech():
+    assert sound_key("kettles") == sound_key("caddles") != sound_key("candles")
+    assert similarity("kettles", "caddles") > similarity("candles", "caddles")  # heard "Caddles" for kettles
+    assert similarity("tomas", "thomas") > 0.9 and similarity("sofia", "sophie") == 1.0
+    heard = tokens("Thomas Count's Free Caddles.")
+    assert heard == ["thomas", "counts", "free", "caddles"]
+    counts = ["two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    assert max(counts, key=lambda w: best_similarity(w, heard)[0]) == "three"
+    assert best_similarity("four", tokens("Ines buys for kettles"))[0] == 1.0  # a stopword that sounds the same
+    assert best_similarity("three", tokens("at the bakery"))[0] < 0.65  # never "the" for three
+    assert tokens("Lena counts 7 candles") == ["lena", "counts", "seven", "candles"]
+    assert best_similarity("ines", tokens("in these buys"))[0] >= 0.7  # two heard words run together (0.73)
+
+
+def test_colour_distance_is_ciede2000():
+    # Sharma, Wu and Dalal (2005), pairs 1 and 17 of their test data.
+    assert ciede2000((50, 2.6772, -79.7751), (50, 0, -82.7485)) == pytest.approx(2.0425, abs=1e-4)
+    assert ciede2000((50, 2.5, 0), (73, 25, -18)) == pytest.approx(27.1492, abs=1e-4)
+    dark_blue, purple = colour_of("dark blue"), colour_of("purple")
+    assert colour_distance(colour_of("navy"), dark_blue) < colour_distance(colour_of("navy"), purple)
+    assert colour_distance(colour_of("white"), colour_of("light grey")) < 10
+    assert colour_of("the sky") is None
+
+
+def test_units_join_a_sentence_whisper_cut_at_a_pause():
+    spans = [(TimeSpan(start=0.5, end=1.7), "At the bakery,"), (TimeSpan(start=2.5, end=5.0), "Thomas counts three."),
+             (TimeSpan(start=6.1, end=10.0), "Oscar buys seven candles.")]
+    joined = sentences(spans)
+    assert [t for _, t in joined] == ["At the bakery, Thomas counts three.", "Oscar buys seven candles."]
+    assert joined[0][0] == TimeSpan(start=0.5, end=5.0)
+    ctx = _ctx("v1", "q")
+    kinds = {u.kind for ref in ("e2", "e4", "e6", "e7", "e12") for u in units_of(ctx.get(ref))}
+    assert kinds == {"speech", "count", "shot", "scene", "frame", "look"}
+    assert units_of(Thought(text="I think it is green")) == []
+
+
+# --------------------------------------------------------------------------- #
+# evidence_connection
+# --------------------------------------------------------------------------- #
+
+SPEECH_Q = "According to the narration, what does Tomas count at the bakery?"
+ITEMS = ["candles", "apples", "ropes", "kettles"]
+
+
+def test_connection_accepts_the_misheard_right_answer_and_names_what_to_fetch():
+    ctx = _ctx("v1", SPEECH_Q, ITEMS)
+    transcript = _ids("v1", "transcribe")
+    assert connection(_propose(ctx, "kettles", "D", transcript), ctx) == (True, "")  # heard "Caddles"
+    ok, reason = connection(_propose(ctx, "ropes", "C", transcript), ctx)
+    assert not ok and "names option D (kettles), not C (ropes), at the transcript at 0.5-5.0 s (e2)" in reason
+    ctx = _ctx("v1", SPEECH_Q, ["lanterns", "apples", "ropes", "baskets"])  # nothing like what was said
+    ok, reason = connection(_propose(ctx, "ropes", "C", transcript), ctx)
+    assert not ok and "transcribe the span 0.5-5.0 s" in reason  # where Tomas and the bakery were heard
+    looks = _ids("v1", "look")  # the right option, but only pictures cited: nothing says it
+    ok, reason = connection(_propose(ctx, "kettles", "D", looks), ctx)
+    assert not ok and "ground 'tomas bakery'" in reason
+
+
+def test_connection_needs_the_question_and_the_option_in_one_unit():
+    # The lexical check's failure: a scene summary that names an option somewhere is not evidence for it.
+    ctx = _ctx("v1", "According to the narration, where does Oskar buy the candles?",
+               ["at the bakery", "at the harbour", "at the station", "at the library"])
+    scene1 = "e7"  # 'At the bakery, Thomas ...': names an option, but not Oskar or candles
+    ok, reason = connection(_propose(ctx, "at the bakery", "A", [scene1]), ctx)
+    assert not ok
+    assert connection(_propose(ctx, "at the harbour", "B", ["e8"]), ctx) == (True, "")
+
+
+def test_connection_reads_the_colour_of_the_titled_scene():
+    ctx = _ctx("v1", "What colour is the background of the scene titled 'HIGH TOWER'?",
+               ["white", "purple", "navy", "green"])
+    looks = _ids("v1", "look")
+    assert connection(_propose(ctx, "green", "D", looks), ctx) == (True, "")
+    ok, reason = connection(_propose(ctx, "purple", "B", looks), ctx)
+    assert not ok and "names option D (green)" in reason
+    ok, reason = connection(_propose(ctx, "green", "D", _ids("v1", "transcribe")), ctx)  # speech says no colour
+    assert not ok and "look at" in reason or "ground" in reason
+    # The title is one thing: 'HIGH FOREST' (scene 2, yellow) is not 'HIGH TOWER' half matched.
+    ok, _ = connection(_propose(ctx, "white", "A", ["e8"]), ctx)
+    assert not ok
+
+
+def test_colour_while_said_joins_a_sentence_and_the_frames_measured_during_it():
+    ctx = _ctx("v1", "What colour is the background while the narrator says that Oskar buys the candles?",
+               ["green", "navy", "red", "yellow"])
+    refs = _ids("v1", "transcribe") + _ids("v1", "look")
+    assert connection(_propose(ctx, "yellow", "D", refs), ctx) == (True, "")
+    assert not connection(_propose(ctx, "green", "A", refs), ctx)[0]  # the colour of the Tomas sentence
+
+
+def test_count_and_order_questions_have_their_own_rules():
+    ctx = _ctx("v1", "How many scenes does the video have?", ["seven", "three", "five", "six"])
+    shots = _ids("v1", "segment")
+    assert connection(_propose(ctx, "three", "B", shots), ctx) == (True, "")
+    assert not connection(_propose(ctx, "five", "C", shots), ctx)[0]
+    ctx = _ctx("v1", "Which of these titles appears on screen first?", ["HIGH FOREST", "NORTH FOREST", "HIGH TOWER"])
+    looks = _ids("v1", "look")
+    assert connection(_propose(ctx, "HIGH TOWER", "C", looks), ctx) == (True, "")
+    ok, reason = connection(_propose(ctx, "NORTH FOREST", "B", looks), ctx)
+    assert not ok
+
+
+def test_connection_defers_when_nothing_measured_is_cited():
+    ctx = _ctx("v1", SPEECH_Q, ITEMS)
+    thought = ctx.append(Thought(text="kettles, I believe"))
+    assert connection(_propose(ctx, "kettles", "D", [thought.id]), ctx) == (True, "")  # evidence_support's call
+    assert connection(_propose(ctx, "kettles", "Z", _ids("v1", "transcribe")), ctx) == (True, "")  # option_valid's
+    free = _ctx("v1", "What happens in the video?")
+    assert connection(_propose(free, "people count things", None, ["e2"]), free) == (True, "")
+
+
+# --------------------------------------------------------------------------- #
+# rival_options
+# --------------------------------------------------------------------------- #
+
+
+def test_rival_rejects_when_another_option_is_heard_as_well():
+    # "Caddles" is near both "candles" (spelling, 0.86) and "kettles" (the same sound key, 1.0): candles
+    # alone would pass the connection check, but kettles is supported better by the same sentence.
+    ctx = _ctx("v1", SPEECH_Q, ITEMS)
+    transcript = _ids("v1", "transcribe")
+    candles = _propose(ctx, "candles", "A", transcript)
+    assert connection(candles, ctx) == (True, "")
+    ok, reason = rival(candles, ctx)
+    assert not ok and "supports option D (kettles) at least as well as A (candles)" in reason
+    assert "transcribe the span 0.5-5.0 s" in reason
+    assert rival(_propose(ctx, "kettles", "D", transcript), ctx) == (True, "")
+    verdict = build_verifier().verify(candles, ctx)
+    assert not verdict.accepted and verdict.checks["rival_options"] is False
+
+
+# --------------------------------------------------------------------------- #
+# span_consistency
+# --------------------------------------------------------------------------- #
+
+
+def test_span_answers_must_overlap_where_the_words_were_heard():
+    ctx = _ctx("v1", "When does the narrator say that Oskar buys the candles? Answer with the start and end time in seconds.")
+    transcript = _ids("v1", "transcribe")
+    assert span_check(_propose(ctx, "6.0 - 10.1 s", None, transcript), ctx) == (True, "")
+    ok, reason = span_check(_propose(ctx, "0.5 - 4.9 s", None, transcript), ctx)
+    assert not ok and "6.1-10.0 s" in reason
+    assert connection(_propose(ctx, "6.0 - 10.1 s", None, _ids("v1", "segment")), ctx)[0] is False  # no speech cited
+
+
+def test_a_multiple_choice_answer_that_states_a_span_must_state_the_right_one():
+    ctx = _ctx("v1", SPEECH_Q, ITEMS)
+    transcript = _ids("v1", "transcribe")
+    assert span_check(_propose(ctx, "kettles, said at 2.5-5.0 s", "D", transcript), ctx) == (True, "")
+    ok, reason = span_check(_propose(ctx, "kettles, said at 11.0-14.0 s", "D", transcript), ctx)
+    assert not ok and "does not overlap the transcript at 0.5-5.0 s" in reason
+
+
+def test_the_default_verifier_runs_the_new_checks_first():
+    names = list(build_verifier().checks)
+    assert names.index("evidence_connection") < names.index("evidence_support")
+    assert {"rival_options", "span_consistency"} <= set(names)
+    from mcr.agent import _default_verifier
+    from mcr.task import VerifySettings
+
+    assert "evidence_connection" in _default_verifier(VerifySettings(), None).checks  # the verify node's default
+    assert "evidence_connection" not in _default_verifier(VerifySettings(evidence=False), None).checks
