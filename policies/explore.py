@@ -103,7 +103,8 @@ def _strip_articles(text: str) -> str:
 
 
 def hints_for(context: Context) -> list[str]:
-    """Words to listen for: the options, and the question's capitalised names and quoted phrases."""
+    """Words to listen for: the options, the question's capitalised names and quoted phrases, and the
+    lower-case words of its key phrase (what the question is about is likely said in those words)."""
     instruction = context.instruction
     if instruction is None:
         return []
@@ -112,6 +113,7 @@ def hints_for(context: Context) -> list[str]:
     names = re.findall(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text)
     hints += [n for n in names if n.lower() not in _QUESTION_WORDS]
     hints += _QUOTED.findall(text)
+    hints += [w for w in re.findall(r"\b[a-z]{4,}\b", key_phrase(text)) if w not in _QUESTION_WORDS]
     seen: dict[str, None] = {}
     for h in hints:
         if len(h) <= 80:
@@ -162,6 +164,62 @@ def _has_timed_text(context: Context) -> bool:
 
 
 MAX_SCENE_LOOKS = 4  # scenes offered for a closer look at once (the ones most like the question)
+MAX_SEGMENT_LISTENS = 2  # transcript segments offered for a second, hinted listen
+_SPEECH_WORDS = re.compile(r"\b(narrat\w*|say|says|said|speak\w*|spoke\w*|hear\w*|mention\w*|talk\w*|voice|"
+                           r"tell|tells|told|sound\w*|words?)\b", re.I)
+
+
+_SIGHT_WORDS = re.compile(r"\b(colou?rs?|shown?|appears?|screen|written|titles?|see|seen|wears?|wearing|photo\w*|"
+                          r"picture|animal|objects?|background|looks?)\b", re.I)
+_LOCATOR = re.compile(r"\b(?:while|when|after|before|as soon as)\b", re.I)
+
+
+def asks_about_speech(question: str) -> bool:
+    """The question asks what is said, so listening comes before looking.
+
+    What is asked sits before a locating clause ("What colour is the background
+    *while the narrator says* ..." asks about sight): the head must name speech
+    and not sight.
+    """
+    head = _LOCATOR.split(question)[0]
+    if len(head.split()) < 2:
+        head = question
+    return bool(_SPEECH_WORDS.search(head)) and not _SIGHT_WORDS.search(head)
+
+
+def _where(span: TimeSpan) -> dict[str, float]:
+    return {"start": round(span.start, 2), "end": round(span.end, 2)}
+
+
+def _segments_like(context: Context, question: str) -> list[TimeSpan]:
+    """Transcript segments of the first whole-video transcript, most like the question first.
+
+    Likeness is shared words, counting near-misses (a tiny ASR model writes "Oscar" for "Oskar"):
+    two words match when one is a prefix of the other or they differ in at most one letter.
+    """
+    results = [r for r in context.results_of("transcribe") if r.span is None]
+    if not results:
+        return []
+    asked = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", question)} - _QUESTION_WORDS
+    instruction = context.instruction
+    asked |= {w.lower() for o in (instruction.options or ()) for w in re.findall(r"[A-Za-z]{3,}", o)} if instruction else set()
+    scored = []
+    for i, seg in enumerate(results[0].output.get("segments") or []):
+        words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", seg.get("text", ""))}
+        score = sum(any(_near(a, w) for w in words) for a in asked)
+        if score:
+            scored.append((-score, i, TimeSpan.model_validate(seg["span"])))
+    return [span for _, _, span in sorted(scored, key=lambda x: (x[0], x[1]))]
+
+
+def _near(a: str, b: str) -> bool:
+    if a == b or (len(a) >= 4 and len(b) >= 4 and (a.startswith(b) or b.startswith(a))):
+        return True
+    if abs(len(a) - len(b)) > 1 or min(len(a), len(b)) < 4:
+        return False
+    import difflib
+
+    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.8
 
 
 def _speech_in(context: Context, span: TimeSpan) -> bool:
@@ -230,9 +288,19 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
     grounded_tried = any(isinstance(e, ToolCall) and e.tool == "ground" for e in context) or "ground" not in available
     if out or not grounded_tried:  # scenes are the fallback once grounding and its span are done
         return _named_first(context, out)
-    for scene in _scenes_like(context, question)[:MAX_SCENE_LOOKS]:
-        where = {"start": round(scene.start, 2), "end": round(scene.end, 2)}
-        offer("look", {"span": where, "detail": True}, f"see the scene {scene} closely")
+    # the fallback: listen again to the transcript segments and look closer at the scenes most like the
+    # question; the modality the question asks about comes first (the other only once it is exhausted)
+    listens = [] if _no_audio(context) or not hints else [
+        Candidate("transcribe", {"span": _where(seg), "hints": hints}, f"hear {seg} again, listening for the options")
+        for seg in _segments_like(context, question)[:MAX_SEGMENT_LISTENS]]
+    looks = [Candidate("look", {"span": _where(scene), "detail": True}, f"see the scene {scene} closely")
+             for scene in _scenes_like(context, question)[:MAX_SCENE_LOOKS]]
+    first, second = (listens, looks) if asks_about_speech(question) else (looks, listens)
+    for group in (first, second):
+        for c in group:
+            offer(c.tool, c.arguments, c.why)
+        if out:
+            break
     # 4. search the evidence for the options (a last resort: it only finds what is already written)
     if instruction is not None and instruction.options and len(out) == 0:
         offer("search", {"query": " / ".join(instruction.options), "scope": "local"}, "where do the options occur")

@@ -72,7 +72,7 @@ def test_the_grounded_span_is_looked_at_and_heard_again_with_the_options_as_hint
     where = {"start": 2.47, "end": 5.5}
     assert [c.tool for c in cands] == ["look", "transcribe"]
     assert cands[0].arguments == {"span": where, "detail": True}
-    assert cands[1].arguments == {"span": where, "hints": ["green", "navy", "red", "yellow", "Tomas"]}
+    assert cands[1].arguments == {"span": where, "hints": ["green", "navy", "red", "yellow", "Tomas", "counts", "kettles"]}
     # once both are made, the scenes most like the question are next, then nothing repeats
     for c in cands:
         called(ctx, c.tool, {"span": where}, c.arguments, span=TimeSpan(start=2.47, end=5.5))
@@ -107,12 +107,21 @@ def test_no_call_is_ever_repeated_and_search_is_the_last_resort():
     assert tools.count("look") == 3 and tools[-1] == "search" and len(set(seen)) == len(seen)
 
 
+def test_the_question_says_whether_to_listen_or_look_first():
+    from mcr.policies.explore import asks_about_speech
+
+    assert asks_about_speech("According to the narration, what does Tomas count at the bakery?")
+    assert asks_about_speech("When does the narrator say that Oskar buys the candles?")
+    assert not asks_about_speech(QUESTION)  # the colour is asked; the speech only says when
+    assert not asks_about_speech("Which of these titles is written on screen in the video?")
+
+
 def test_key_phrases_and_hints():
     assert key_phrase("What colour is the background of the scene titled 'HIGH TOWER'?") == "HIGH TOWER"
     assert key_phrase("When does the narrator say that Oskar buys the candles? Answer with the start") != ""
     assert key_phrase("Which animal is shown in the photograph in this video?") == "animal shown photograph"
     ctx = episode("According to the narration, who buys seven candles?", ("Marco", "Tomas"))
-    assert hints_for(ctx) == ["Marco", "Tomas"]
+    assert hints_for(ctx) == ["Marco", "Tomas", "buys", "seven", "candles"]
 
 
 def test_a_rejection_naming_tools_puts_them_first_and_the_option_is_never_proposed_again():
@@ -135,3 +144,18 @@ def test_citations_are_tried_most_specific_first():
     order = [e.id for e in citable(ctx)]
     assert order[0] == scene.id and whole.id in order
     assert all(ctx.get(i).source != "budget" for i in order if isinstance(ctx.get(i), Memory))
+
+
+def test_when_grounding_finds_nothing_a_speech_question_listens_again_to_the_likeliest_segments():
+    from mcr.context import ToolError
+
+    ctx = episode("According to the narration, what does Oskar buy at the harbour?", ("candles", "kettles"))
+    transcript(ctx)
+    summary(ctx)
+    called(ctx, "segment", {"shots": []})
+    call = ctx.append(ToolCall(step=9, tool="ground", arguments={"query": "Oskar buy harbour"}))
+    ctx.append(ToolError(step=9, refs=(call.id,), tool="ground", error_type="no_match", message="nothing matches"))
+    cands = candidate_calls(ctx, TOOLS)
+    assert cands and all(c.tool == "transcribe" for c in cands)
+    assert cands[0].arguments["span"] == {"start": 6.1, "end": 10.0}  # "Oscar buys seven candles at the harbor."
+    assert "Oskar" in cands[0].arguments["hints"] and "candles" in cands[0].arguments["hints"]
