@@ -134,11 +134,12 @@ def test_timeouts_have_a_default_and_bad_settings_are_reported(tmp_path, tiny_vi
                 message=error.message)
 
 
-@pytest.mark.parametrize("bound", [None, 4096])
-def test_a_huge_output_is_cut_to_the_bound_with_a_note(tmp_path, tiny_video, ledger, bound):
+@pytest.mark.parametrize("bound, megabytes", [(None, 50), (4096, 2)])
+def test_a_huge_output_is_cut_to_the_bound_with_a_note(tmp_path, tiny_video, ledger, bound, megabytes):
     settings = {"flood": {"max_output_bytes": bound}} if bound else {}
     limit = bound or DEFAULT_MAX_OUTPUT_BYTES
-    plan = [PlanStep(call="flood"), PlanStep(answer="{{ results.flood.result.rows | length }} rows")]
+    plan = [PlanStep(call="flood", args={"megabytes": megabytes}),
+            PlanStep(answer="{{ results.flood.result.rows | length }} rows")]
     with _agent(tmp_path, plan, [flood], tool_settings=settings) as agent:
         result = agent.run(tiny_video, "How much?")
     entry = _entries(result, "tool_result")[0]
@@ -150,13 +151,13 @@ def test_a_huge_output_is_cut_to_the_bound_with_a_note(tmp_path, tiny_video, led
     assert "[output truncated" in entry.summary and f"tool_settings.flood.max_output_bytes = {limit:,}" in entry.summary
     copy = Path(entry.summary.split("the whole output is in ")[1].split(".json")[0] + ".json")
     full = json.loads(copy.read_text())
-    assert len(full["result"]["rows"]) == 500_000 and len(full["result"]["text"]) == 25_000_000
+    assert len(full["result"]["rows"]) == megabytes * 10_000 and len(full["result"]["text"]) == megabytes * 500_000
     assert result.accepted
     # Trace and checkpoint stay small: the output (~50 MB) is in neither.
     trace_bytes = Path(result.trace_path).stat().st_size
     db_bytes = sum(p.stat().st_size for p in (tmp_path / "w").glob("checkpoints.sqlite*"))
     assert trace_bytes < 4 * limit + 200_000 and db_bytes < 8 * limit + 2_000_000, (trace_bytes, db_bytes)
-    ledger.case("fault", f"a tool returns ~50 MB (bound {limit:,} bytes)",
+    ledger.case("fault", f"a tool returns ~{megabytes} MB (bound {limit:,} bytes)",
                 outcome=f"output cut to {size:,} bytes with a note; trace {trace_bytes:,} B, checkpoint db "
                         f"{db_bytes:,} B; the whole output saved beside the artifacts",
                 message=entry.summary[entry.summary.index("[output truncated"):])

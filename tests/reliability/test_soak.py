@@ -207,8 +207,8 @@ def _memory_growth(tmp_path: Path, clip: Path, warm: int, more: int) -> tuple[in
 
 
 def test_memory_does_not_grow_across_episodes(tmp_path, tiny_video, ledger):
-    before, after, per_episode = _memory_growth(tmp_path, tiny_video, warm=15, more=40)
-    ledger.case("soak", "memory across 40 episodes of one agent, after 20 (tracemalloc)",
+    before, after, per_episode = _memory_growth(tmp_path, tiny_video, warm=10, more=25)
+    ledger.case("soak", "memory across 25 episodes of one agent, after 15 (tracemalloc)",
                 outcome=f"{before:,} B held, then {after:,} B: {per_episode:+,.0f} B/episode while caches fill "
                         f"(bound {FILLING_BOUND:,})", count=None)
     assert per_episode < FILLING_BOUND, (before, after)
