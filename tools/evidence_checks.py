@@ -34,17 +34,17 @@ class Assessment:
     stated: TimeSpan | None  # a span the answer's text states
 
 
-_MEMO: dict[tuple, Assessment | None] = {}
+# The last assessment, with the very context and answer it was made for (held, so their ids cannot be reused
+# by other objects while cached): the checks of one verdict run one after the other on the same pair.
+_LAST: list[Any] = [None, None, -1, None]
 
 
 def assess(answer: Answer, context: Context) -> Assessment | None:
     """The shared assessment, or None when the cited entries hold no measured evidence to judge by."""
-    key = (id(context), len(context), answer.id, answer.text, answer.option, answer.refs)
-    if key in _MEMO:
-        return _MEMO[key]
-    if len(_MEMO) > 256:
-        _MEMO.clear()
-    _MEMO[key] = result = _assess(answer, context)
+    if _LAST[0] is context and _LAST[1] is answer and _LAST[2] == len(context):
+        return _LAST[3]
+    result = _assess(answer, context)
+    _LAST[:] = [context, answer, len(context), result]
     return result
 
 
