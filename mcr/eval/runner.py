@@ -224,7 +224,7 @@ def run_task(agents: _Agents, task: TaskSpec, task_id: str, index: int, mode: Mo
         scored = score(task, result, metrics.answer_span, judge)
         return TaskRecord(
             **base, **scored,
-            answer=result.answer, option=result.option, accepted=result.accepted,
+            answer=result.answer, option=result.option, accepted=result.accepted, low_confidence=result.low_confidence,
             stop_reason=result.stop_reason, stop_detail=result.stop_detail,
             evidence_spans=metrics.evidence_spans, evidence_iou=evidence_iou(metrics, base["truth_span"]),
             steps=result.steps, tool_calls=result.tool_calls, model_calls=metrics.model_calls,
