@@ -239,7 +239,11 @@ def read_trace(path: str | Path, quiet: bool = False) -> list[dict[str, Any]]:
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # Lines end at "\n" only: splitlines() also splits at U+2028, \x0c, \x85 ..., which JSON leaves raw in
+        # strings, so one model output holding them made the whole trace unreadable.
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()  # the newline that ends the last whole event
     except UnicodeDecodeError as exc:
         raise TraceFormatError(f"{path}: not UTF-8 text at byte {exc.start}; is this an MCR trace file (JSONL)?") from None
     events: list[dict[str, Any]] = []

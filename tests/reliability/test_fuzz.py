@@ -31,15 +31,14 @@ from pydantic import ValidationError
 from mcr.context import TimeSpan, letters_for
 from mcr.eval.scorers import extract_choice, parse_span, score_choice
 from mcr.policies.base import FinalAnswer, InvalidOutput, ToolCalls
-from mcr.policies.offline import _mentioned
-from mcr.policies.parsing import parse_decision
+from mcr.policies.parsing import _option_in, parse_decision
 from mcr.task import TaskFileError, TaskSpec, load_tasks
 from mcr.tools import builtin_registry
 from mcr.tools.errors import ToolFailure
 from mcr.tools.ground import parse_span as ground_parse_span
 from mcr.traces.recorded import RecordedEpisode
 from mcr.traces.recorder import (
-    SCHEMA_VERSION, EntryEvent, EpisodeEnd, EpisodeStart, ModelCallEvent, ToolCallEvent, TraceFormatError, read_trace,
+    SCHEMA_VERSION, EntryEvent, EpisodeEnd, EpisodeStart, ModelCallEvent, ToolCallEvent, TraceFormatError, TraceRecorder, read_trace,
 )
 
 FAST, SLOW = 2000, 20_000
@@ -77,7 +76,7 @@ json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
+    max_leaves=6,
 )
 # Argument objects that sometimes fit a real tool's Input (spans, queries, counts).
 span_obj = st.fixed_dictionaries({"start": st.floats(-5, 1e4) | json_values, "end": st.floats(-5, 1e4) | json_values})
@@ -100,7 +99,7 @@ TAGS = ["<tool_call>", "</tool_call>", "<answer>", "</answer>", '<answer option=
         "A ", "B.", "\u2028", "\x00", "e3", ",", '"', "'"]
 model_text = st.lists(
     st.sampled_from(TAGS) | st.text(max_size=16) | call_json.map(lambda j: f"<tool_call>{j}</tool_call>") | call_json,
-    max_size=10,
+    max_size=6,
 ).map("".join)
 options = st.none() | st.lists(st.text(max_size=12) | st.sampled_from(["seven", "a red car", "red car", "A", "I", ""]),
                                min_size=2, max_size=6)
@@ -174,14 +173,14 @@ def _choice_holds(text: str | None, opts: list[str], truth: str, option: str | N
     assert choice.letter is None or choice.letter in valid
     score, picked = score_choice(option, text, truth, opts)
     assert score in (0.0, 1.0) and (picked.letter is None or picked.letter in valid)
-    hit = _mentioned(text or "", opts)
-    assert hit is None or 0 <= hit < len(opts)
+    hit = _option_in(text or "", valid)
+    assert hit is None or hit in valid
     task = TaskSpec(video="v.mp4", question="q", options=opts, answer=truth or None)
     assert task.answer_is_correct(text, option) in (True, False, None)
 
 
 def test_fuzz_choice_extractor(ledger):
-    count = Counter(ledger, "multiple-choice extractors (scorers.extract_choice, offline._mentioned, answer_is_correct)")
+    count = Counter(ledger, "multiple-choice extractors (scorers.extract_choice/score_choice, parsing._option_in, answer_is_correct)")
 
     @fuzz_settings(FAST)
     @given(choice_text, mc_options, st.text(max_size=6), st.none() | st.text(max_size=4))
@@ -217,20 +216,16 @@ TASK_KEYS = sorted(TaskSpec.model_fields) + ["suite", "tasks", "defaults", "vido
 yaml_scalars = (st.none() | st.booleans() | st.integers(-10**13, 10**13) | st.floats() | st.text(max_size=12)
                 | st.sampled_from(["v.mp4", "missing.mp4", "../v.mp4", "/etc/passwd", "plug.py", "a/b.py", "scripted",
                                    "offline", "internvideo3", "choice", "auto", "{{ x }}", "[1, 2]"]))
-yaml_values = st.recursive(
-    yaml_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(TASK_KEYS + ["name", "plan", "call", "answer",
-                                                                                           "start", "end", "max_steps"]) |
-                                                              st.text(max_size=6), inner, max_size=4),
-    max_leaves=16,
-)
+_SUB_KEYS = st.sampled_from(TASK_KEYS + ["name", "plan", "call", "answer", "start", "end", "max_steps"]) | st.text(max_size=6)
+yaml_values = (yaml_scalars | st.lists(yaml_scalars, max_size=3)
+               | st.dictionaries(_SUB_KEYS, yaml_scalars | st.lists(yaml_scalars, max_size=2), max_size=3))
 task_dicts = st.dictionaries(st.sampled_from(TASK_KEYS), yaml_values, max_size=8).map(
     lambda d: {"video": "v.mp4", "question": "q?", **d} if len(d) % 2 else d
 )
 YAML_BITS = ["name: ", "video: v.mp4\n", "question: q\n", "options: [", "]", "\n", "  ", "- ", "&a ", "*a", "!!python/object:os.system ",
              "!!binary ", "{", "}", ": ", "'", '"', "\t", "---\n", "...\n", "%YAML 1.1\n", "<<: *a\n", "? ", "|\n", "\ufeff", "\x00",
              "!!str ", "!!int ", "tasks:\n", "suite: s\n"]
-yaml_text = st.lists(st.sampled_from(YAML_BITS) | st.text(max_size=12), max_size=14).map("".join)
+yaml_text = st.lists(st.sampled_from(YAML_BITS) | st.text(max_size=8), max_size=10).map("".join)
 task_files = (task_dicts.map(lambda d: yaml.safe_dump(d, allow_unicode=True).encode("utf-8"))
               | task_dicts.map(lambda d: yaml.safe_dump({"suite": "s", "tasks": [d, d]}).encode("utf-8"))
               | yaml_text.map(lambda t: t.encode("utf-8", "surrogatepass"))
@@ -383,6 +378,47 @@ def test_fuzz_trace_reader_long(ledger):
 
     run()
     count.record("events or TraceFormatError")
+
+
+def _round_trip_holds(texts: list[str]) -> None:
+    TRACE_PATH.unlink(missing_ok=True)
+    recorder = TraceRecorder(TRACE_PATH)
+    events = [EntryEvent(node="act", entry={"id": f"e{i}", "kind": "thought", "step": 1, "text": t})
+              for i, t in enumerate(texts)]
+    for event in events:
+        recorder.write(event)
+    if not events:
+        return
+    assert read_trace(TRACE_PATH) == [json.loads(e.model_dump_json()) for e in events]
+
+
+def test_fuzz_trace_round_trip(ledger):
+    count = Counter(ledger, "trace writer → reader round trip (any text a model writes)")
+
+    @fuzz_settings(FAST)
+    @given(st.lists(st.text(max_size=20) | st.sampled_from(["\u2028", "\u2029", "\x0b", "\x0c", "\x1c", "\x85", "\r"]),
+                    max_size=4))
+    @example(["a\u2028b", "c"])  # splitlines() cut the line at U+2028: the whole trace became unreadable
+    def run(texts):
+        count()
+        _round_trip_holds(texts)
+
+    run()
+    count.record("every event read back equal, never a torn or extra line")
+
+
+@pytest.mark.slow
+def test_fuzz_trace_round_trip_long(ledger):
+    count = Counter(ledger, "trace round trip, long run")
+
+    @fuzz_settings(SLOW)
+    @given(st.lists(st.text(max_size=40), max_size=6))
+    def run(texts):
+        count()
+        _round_trip_holds(texts)
+
+    run()
+    count.record("every event read back equal")
 
 
 # --------------------------------------------------------------------------- #

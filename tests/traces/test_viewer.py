@@ -243,7 +243,7 @@ def test_torn_last_line_is_tolerated(episodes, tmp_path):
         (None, "does not exist"),
         ("", "does not start with an episode_start"),
         ('{"v": 1, "type": "entry"}\n', "does not start with an episode_start"),
-        ("[1, 2]\n[3]\n", "does not start with an episode_start"),
+        ("[1, 2]\n[3]\n", "not a trace event"),  # read_trace refuses a line that is not an event object
         ("garbage\n{}\n", "not a readable MCR trace"),
     ],
 )
