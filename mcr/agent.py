@@ -14,6 +14,7 @@ an episode whose process was killed, with the same final answer.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
@@ -187,7 +188,8 @@ class Agent:
         """
         info = probe(video)
         thread_id = thread_id or f"{task.name if task else 'episode'}-{uuid.uuid4().hex[:8]}"
-        trace = Path(trace_path) if trace_path else self.workdir / "traces" / f"{thread_id}.jsonl"
+        # The id may come from a task's name: only a plain file name, so "../../x" cannot write outside the workdir.
+        trace = Path(trace_path) if trace_path else self.workdir / "traces" / (re.sub(r"[^\w.-]", "_", thread_id) + ".jsonl")
         ref = VideoRef(path=str(Path(video).resolve()), duration=info.duration, **self.video_settings.model_dump())
         episode = EpisodeInput(
             thread_id=thread_id,

@@ -23,6 +23,7 @@ about the same video reuse its cached prefix.
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 import traceback
@@ -209,7 +210,7 @@ def run_task(agents: _Agents, task: TaskSpec, task_id: str, index: int, mode: Mo
     """Run (or continue) one task's episode and score it; an exception becomes an error record."""
     base = _base_record(task, task_id, index, mode)
     thread_id = f"{mode}-{task_id}".replace("#", "-")
-    trace = traces / f"{thread_id}.jsonl"
+    trace = traces / (re.sub(r"[^\w.-]", "_", thread_id) + ".jsonl")  # a task's name must not lead out of the folder
     t0, frames0 = time.perf_counter(), frames_decoded()
     try:
         spec = single_pass_task(task) if mode == "single" else task

@@ -152,3 +152,25 @@ def test_a_tool_can_say_which_fields_are_paths(task_dir, tmp_path):
             peek.prepare({"mask_path": "/etc/passwd"}, ctx)  # a Path value is always checked
     finally:
         type(peek).path_arguments = None
+
+
+@pytest.mark.parametrize("name", ["../../../escaped", "/tmp/abs-escaped", "a/../../b"])
+def test_a_task_name_cannot_place_the_trace_outside_the_workdir(tmp_path, ledger, name):
+    """The default trace path is built from the thread id, which comes from the task's name."""
+    import yaml
+
+    from mcr.cli import main
+
+    work = tmp_path / "deep" / "er" / "work"
+    task = tmp_path / "deep" / "task.yaml"
+    task.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SAMPLE, task.parent / "sample.mp4")
+    task.write_text(yaml.safe_dump({"name": name, "video": "sample.mp4", "question": "What is it?",
+                                    "policy": {"name": "scripted", "plan": [{"answer": "a lighthouse"}]}}))
+    before = set(Path("/tmp").glob("abs-escaped*"))
+    assert main(["run", str(task), "--workdir", str(work), "-q"]) in (0, 1)
+    traces = list(tmp_path.rglob("*.jsonl"))
+    assert traces and all(t.parent == work / "traces" for t in traces), traces
+    assert set(Path("/tmp").glob("abs-escaped*")) == before
+    ledger.case("security", f"task name {name!r} as the trace file name",
+                outcome=f"trace written inside the workdir as {traces[0].name}")
