@@ -58,7 +58,7 @@ def verifiers() -> dict[str, Any]:
         alone.add(name, full.checks[name])
         out[name] = alone
     before = Verifier()  # the lexical check as it was before the connection checks (it judged every answer)
-    before.add("evidence_support", evidence_support(defer=False))
+    before.add("evidence_support", evidence_support())
     out["evidence_support (lexical, all answers)"] = before
     return out
 

@@ -134,13 +134,13 @@ def support(claim: str, pieces: list[tuple[str, float]], embedder: Embedder | No
 
 
 def evidence_support(embedder: Embedder | None | bool = None, min_support: float = 0.4,
-                     defer: bool = True) -> Check:
+                     defer: bool = False) -> Check:
     """A check that the cited entries cover what the answer claims (see the module docstring).
 
     Args:
         embedder: the sentence model (None: the shared one; False: words only).
         min_support: the least support (0..1) a claim needs from its best cited line.
-        defer: leave the answers the connection checks judge (a multiple-choice answer, or one that states
+        defer: (``extra_checks`` sets it) leave the answers the connection checks judge (a multiple-choice answer, or one that states
             a span, citing measured units) to them: on misheard speech ("Oskar" heard "Oscar") this lexical
             check rejected a quarter of the right answers of the labelled set (RESULTS, "Verifier").
     """
@@ -277,7 +277,7 @@ def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | 
         "evidence_connection": evidence_connection(),
         "rival_options": rival_options(),
         "span_consistency": span_consistency(),
-        "evidence_support": evidence_support(embedder, min_support),
+        "evidence_support": evidence_support(embedder, min_support, defer=True),
         "option_consistency": option_consistency,
         "verdict_consistency": verdict_consistency,
     }

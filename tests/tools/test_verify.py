@@ -105,7 +105,7 @@ def test_verify_answer_tool_accepts_the_right_answer_and_rejects_the_wrong_one(t
     right = tool({"answer": "seven ships", "option": "c", "evidence": ["e2"]}, tc)
     assert right.accepted and right.reason == "all checks passed" and right.checks["evidence_support"]
     wrong = tool({"answer": "six", "option": "B", "evidence": ["e2"]}, tc)
-    assert not wrong.accepted and wrong.checks["evidence_support"] is False and "option C" in wrong.reason
+    assert not wrong.accepted and wrong.checks["evidence_connection"] is False and "option C" in wrong.reason
     missing = tool({"answer": "seven", "option": "C", "evidence": ["e99"]}, tc)
     assert not missing.accepted and "e99" in missing.reason
     assert len(ctx) == 3  # judged in a copy: nothing was appended
