@@ -211,7 +211,7 @@ def _load_folder(
             f"{folder} needs Python code shipped with the checkpoint (model_type {model_type!r}, auto_map "
             f"{sorted(config['auto_map'])}), which MCR does not run unless you say so. If you trust its author, set "
             "`trust_remote_code: true` under the task's policy settings (mcr run), or pass trust_remote_code=True "
-            "(Python API)"
+            "(Python API); mcr serve never runs checkpoint code"
         )
     kwargs = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=trust_remote_code)
     if device_map is not None:

@@ -172,6 +172,18 @@ def test_a_checkpoint_that_ships_code_is_refused_at_the_cli(tmp_path, capsys, le
                 outcome="CLI exit 2; its code did not run", message=err.replace("mcr: error: ", ""))
 
 
+def test_mcr_serve_refuses_a_checkpoint_that_ships_code(tmp_path, capsys, ledger):
+    from mcr.cli import main
+
+    marker = tmp_path / "code-ran"
+    checkpoint = _remote_code_checkpoint(tmp_path / "ckpt", marker)
+    code = main(["serve", str(checkpoint), "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "auto_map" in err and "mcr serve never runs checkpoint code" in err, err
+    assert not marker.exists()
+    ledger.case("security", "mcr serve: checkpoint with auto_map", outcome="exit 2; its code did not run", message=err)
+
+
 # --------------------------------------------------------------------------- #
 # Web search
 # --------------------------------------------------------------------------- #
