@@ -141,6 +141,7 @@ class ForkedChild:
         if self.pid == 0:  # the child never returns into pytest
             code = 70
             try:
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
                 signal.alarm(timeout_s)  # a stuck child is ended, not waited for forever
                 fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
                 os.dup2(fd, 1)

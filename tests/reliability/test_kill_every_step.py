@@ -69,6 +69,7 @@ def in_child(fn: Callable[[], int], log: Path, timeout_s: int = 120) -> int:
     if pid == 0:  # the child: never returns into pytest
         code = 70
         try:
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
             signal.alarm(timeout_s)
             fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             os.dup2(fd, 1)
