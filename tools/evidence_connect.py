@@ -93,6 +93,8 @@ def read_question(text: str, options: list[str]) -> Question:
         counted = m.group(1)
         if counted in SHOT_WORDS or (not anchors and all(_number(o) is not None for o in options)):
             return Question(text, [], cues, "count", counted=counted)
+        if all(_number(o) is not None for o in options):  # "how many dogs": objects if measured, else the words
+            return Question(text, anchors, cues, "count", counted=counted, phrases=phrases)
     for word, direction in (("first", "first"), ("earliest", "first"), ("last", "last"), ("latest", "last")):
         if re.search(rf"\b{word}\b", low) and not anchors:
             return Question(text, anchors, cues or {"text", "speech"}, "order", direction=direction)
@@ -162,7 +164,7 @@ def option_match(q: Question, option: str, unit: Unit) -> float:
 
 def support(q: Question, options: list[str], units: list[Unit]) -> list[Support]:
     """Each option's best support by `units`, in option order."""
-    if q.shape == "count":
+    if q.shape == "count" and (q.counted in SHOT_WORDS or _counts_objects(q, units)):
         return [_count_support(q, o, units) for o in options]
     if q.shape in ("order", "superlative"):
         return _ranked_support(q, options, units)
@@ -178,6 +180,11 @@ def support(q: Question, options: list[str], units: list[Unit]) -> list[Support]
                 best = Support(om * am, unit, om, am)
         out.append(best)
     return out
+
+
+def _counts_objects(q: Question, units: list[Unit]) -> bool:
+    """Whether the cited units detected the counted kind of object ("how many dogs" and a dog was seen)."""
+    return any(singular(label) == singular(q.counted) for u in units for label, _ in u.objects)
 
 
 def _count_support(q: Question, option: str, units: list[Unit]) -> Support:
