@@ -351,3 +351,54 @@ def test_the_cli_says_the_disk_is_full(tmp_path, tiny_video, capsys, ledger):
     assert "Traceback" not in err
     ledger.case("fault", "mcr run with a full disk for the trace", outcome="exit 1, one clear line",
                 message=err.strip())
+
+
+@tool
+def blob(n: int) -> str:
+    """A tool whose result is a few kilobytes (so a small disk fills within a few steps)."""
+    return f"{n}:" + "z" * 1000
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 64 KiB filesystem (tmpfs), where a write past its end is a short write, then ENOSPC."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_really_full_disk_mid_trace_then_resume_after_freeing_space(tmp_path, tiny_video, small_disk, ledger):
+    filler = small_disk / "filler"
+    filler.write_bytes(b"f" * 48_000)  # the trace gets what is left: a few steps' worth
+    trace = small_disk / "trace.jsonl"
+    plan = [PlanStep(call="blob", args={"n": k}) for k in range(1, 13)] + [PlanStep(answer="{{ results.blob.result[:2] }}")]
+    agent = Agent(policy=ScriptedPolicy(plan), tools=ToolRegistry([blob]), workdir=tmp_path / "w",
+                  budget=Budget(max_steps=14, max_tool_calls=14, wall_time_s=300), verify=NO_EVIDENCE_CHECK)
+    with pytest.raises(TraceWriteError) as failure:
+        agent.run(tiny_video, "How far?", trace_path=trace)
+    err = failure.value
+    assert err.errno == errno.ENOSPC and str(trace) in str(err) and "free space" in str(err)
+    with pytest.warns(UserWarning, match="torn"):  # the disk ended mid-line: that line is dropped, the rest reads
+        kept = read_trace(trace)
+    ids = [e["entry"]["id"] for e in kept if e["type"] == "entry"]
+    assert ids == [f"e{i}" for i in range(len(ids))] and len(ids) >= 3
+
+    filler.unlink()  # space is freed
+    with pytest.warns(UserWarning, match="cut a torn last line"):
+        result = agent.resume(agent.last_thread_id)
+    agent.close()
+    events = read_trace(trace)  # whole again: the torn tail was cut before the resume appended
+    ids = [e["entry"]["id"] for e in events if e["type"] == "entry"]
+    assert sorted(ids, key=lambda i: int(i[1:])) == [f"e{i}" for i in range(len(result.context))]
+    assert len(ids) == len(set(ids)) and result.accepted and result.answer == "12"
+    ledger.case("fault", "a real 64 KiB disk (tmpfs) fills mid-trace, then space is freed",
+                outcome="short write then ENOSPC: TraceWriteError; trace readable but for its torn last line; "
+                        "resume cut the tail and completed the trace", message=str(err))
