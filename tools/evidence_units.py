@@ -124,11 +124,13 @@ def _look(ref: str, out: dict) -> list[Unit]:
     for f in out.get("frames") or []:
         t = float(f.get("t", 0.0))
         units.append(Unit(ref, "frame", TimeSpan(start=t, end=t), text=" ".join(str(x["text"]) for x in f.get("text") or []),
-                          colours=_colours(f.get("colours")), objects=_objects_of(f.get("objects") or []),
+                          colours=_colours(f.get("colours")),
+                          objects=_objects_of((f.get("objects") or []) + (f.get("shapes") or [])),  # drawn shapes count too
                           brightness=f.get("brightness")))
     span = _span(out.get("span"))
     if span is not None:
         objects = [(str(o["label"]), int(o["max_in_frame"])) for o in out.get("objects") or []]
+        objects += [(str(label), int(n)) for label, n in (out.get("shapes") or {}).items()]
         units.append(Unit(ref, "look", span, text=" ".join(dict.fromkeys(str(x["text"]) for x in out.get("text") or [])),
                           colours=_colours(out.get("colours")), objects=objects, brightness=out.get("brightness")))
     return units

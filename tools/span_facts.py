@@ -27,6 +27,7 @@ from mcr.tools.base import ToolFailure
 from mcr.tools.objects import Detection, Detector, Track, track
 from mcr.tools.ocr import TextLine, read_text
 from mcr.tools.pixels import ColourShare, FramePixels, Motion, frame_pixels, merge_shares, motion
+from mcr.tools.shapes import Shape, find_shapes
 
 # OCR is the slowest fact (~1 s a frame on 2 cores); a frame that barely differs
 # from the last one read (this share of pixels changed, or less) keeps its text.
@@ -38,6 +39,7 @@ class FrameFacts(FramePixels):
 
     text: list[TextLine] = Field(default_factory=list)
     objects: list[Detection] = Field(default_factory=list)
+    shapes: list[Shape] = Field(default_factory=list, description="squares, rectangles, circles drawn on a flat background")
 
 
 class ObjectCount(BaseModel):
@@ -65,8 +67,9 @@ class SpanFacts(BaseModel):
     motion: list[Motion] = Field(default_factory=list, description="change between consecutive sampled frames")
     text: list[TextLine] = Field(default_factory=list, description="distinct lines read, at their first time")
     objects: list[ObjectCount] = Field(default_factory=list, description="per label, most frequent first")
+    shapes: dict[str, int] = Field(default_factory=dict, description="drawn shapes: the most of each seen in one frame")
     tracks: list[Track] = Field(default_factory=list)
-    measured: list[str] = Field(description="which facts were measured: pixels, motion, ocr, objects")
+    measured: list[str] = Field(description="which facts were measured: pixels, motion, ocr, shapes, objects")
     missing: list[str] = Field(default_factory=list, description="facts not measured, and how to get them")
 
     def describe(self, max_items: int = 5) -> str:
@@ -85,6 +88,9 @@ class SpanFacts(BaseModel):
             objs = [f"{o.max_in_frame} {o.label}" + (f" ({o.at:.1f} s)" if o.max_in_frame else "")
                     for o in self.objects[:max_items]]
             parts.append("objects: " + (", ".join(objs) if objs else "none detected"))
+        if self.shapes:
+            parts.append("shapes drawn: " + ", ".join(f"{n} {label}{'s' if n != 1 else ''}"
+                                                      for label, n in self.shapes.items()))
         return f"measured ({len(self.frames)} frames, {self.span}): " + "; ".join(parts)
 
 
@@ -154,6 +160,10 @@ def measure_span(
         try:
             _read_all_text(frames, decoded, moves)
             measured.append("ocr")
+            # shapes only where text was read: otherwise its letters would count as shapes
+            for facts, frame in zip(frames, decoded):
+                facts.shapes = find_shapes(frame.image, facts.t, [line.box for line in facts.text])
+            measured.append("shapes")
         except ToolFailure as exc:
             missing.append(f"ocr: {exc}")
     tracks: list[Track] = []
@@ -184,6 +194,7 @@ def measure_span(
         motion=moves,
         text=list(seen.values()),
         objects=count_objects(frames, tracks),
+        shapes=count_shapes(frames),
         tracks=tracks,
         measured=measured,
         missing=missing,
@@ -199,6 +210,15 @@ def _read_all_text(frames: list[FrameFacts], decoded: list, moves: list[Motion])
         else:
             facts.text = read_text(frame.image, facts.t)
         last = facts.text
+
+
+def count_shapes(frames: list[FrameFacts]) -> dict[str, int]:
+    """Per shape label, the most seen in one frame (a still drawing shows all of its shapes at once)."""
+    most: dict[str, int] = {}
+    for f in frames:
+        for label in {s.label for s in f.shapes}:
+            most[label] = max(most.get(label, 0), sum(s.label == label for s in f.shapes))
+    return dict(sorted(most.items()))
 
 
 def count_objects(frames: list[FrameFacts], tracks: list[Track]) -> list[ObjectCount]:
