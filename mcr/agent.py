@@ -338,9 +338,21 @@ class Agent:
         a checkpoint is the one its parent checkpoint was about to run.
         """
         seen_entries, seen_calls = recorder.recorded_keys()
+        for limit in (32, None):  # the lost part is the last node or two: read only the newest checkpoints first
+            lost, reached = self._lost_updates(thread_id, seen_entries, set(seen_calls), limit)
+            if reached:
+                break
+        for node, update in reversed(lost):
+            self._record(recorder, node, update)
+
+    def _lost_updates(self, thread_id: str, seen_entries: set[str], seen_calls: set[tuple[str, Any]],
+                      limit: int | None) -> tuple[list[tuple[str, dict[str, Any]]], bool]:
+        """Node updates the trace lacks, newest first, from the newest ``limit`` checkpoints;
+        and whether that reached a node the trace has (or the first checkpoint)."""
         lost: list[tuple[str, dict[str, Any]]] = []
-        newer = None
-        for older in self.graph.get_state_history(self._config(thread_id)):  # newest first
+        newer, count = None, 0
+        for older in self.graph.get_state_history(self._config(thread_id), limit=limit):  # newest first
+            count += 1
             if newer is not None and older.next:
                 entries = newer.values.get("entries", [])[len(older.values.get("entries", [])):]
                 made = newer.values.get("events") or []
@@ -348,14 +360,13 @@ class Agent:
                     made = []  # the channel keeps the last calls: this node made none
                 events = [e for e in made if _call_key(e) not in seen_calls]
                 if entries and all(e["id"] in seen_entries for e in entries):
-                    break  # this node and every older one are in the trace
+                    return lost, True  # this node and every older one are in the trace
                 new = [e for e in entries if e["id"] not in seen_entries]
                 if new or events:
                     lost.append((older.next[0], {"entries": new, "events": events}))
                     seen_calls |= {_call_key(e) for e in events}
             newer = older
-        for node, update in reversed(lost):
-            self._record(recorder, node, update)
+        return lost, limit is None or count < limit
 
 
 def _call_key(event: dict[str, Any]) -> tuple[str, Any]:
