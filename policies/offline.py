@@ -44,9 +44,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcr.context import Context, letters_for
+from mcr.context import Answer, Context, TimeSpan, Verdict, letters_for
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, ToolCalls
-from mcr.policies.choose import OptionJudgement, judge_options
+from mcr.policies.choose import OptionJudgement, citable, judge_options
 from mcr.policies.explore import Candidate, candidate_calls, grounded_span, rejected_options
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.usage import Usage
@@ -103,10 +103,13 @@ class OfflinePolicy(ModelPolicy):
             passing = [j for j in judged if j.accepted]
             if (len(passing) == 1 and not perceiving) or not candidates or not judged:
                 return self._choose_option(context, messages, tools, judged, passing, last_step)
-        elif candidates and not (_WHEN.search(_question(context)) and grounded_span(context) and not perceiving):
-            pass  # an open question: gather first
-        else:
-            return self._open_answer(context, messages, tools, last_step)
+        else:  # an open question
+            if _WHEN.search(_question(context)) and grounded_span(context) and not perceiving:
+                answer = self._span_answer(context, step, last_step, gather=bool(candidates))
+                if answer is not None:
+                    return answer
+            if not candidates:
+                return self._open_answer(context, messages, tools, last_step)
         return self._call(messages, tools, candidates)
 
     # -- the three kinds of reply ----------------------------------------- #
@@ -149,13 +152,34 @@ class OfflinePolicy(ModelPolicy):
         best = max(range(len(pool)), key=lambda i: scores[i][0] / max(scores[i][1], 1))
         return pool[best], side.last_usage
 
+    def _span_answer(self, context: Context, step: int, last_step: bool, gather: bool) -> FinalAnswer | None:
+        """A "when" question: the best grounded span not yet rejected, with a citation the verifier accepts.
+
+        Citations tried: the ground result alone, then with each entry whose span
+        overlaps it (where the words were heard or read). None means: gather
+        first (no citation passes yet and candidate calls remain).
+        """
+        rejected = {a.text.strip().lower() for a in _rejected_answers(context)}
+        for ground in reversed(context.results_of("ground")):
+            for hit in ground.output.get("spans") or []:
+                span = TimeSpan.model_validate(hit["span"])
+                text = f"from {span.start:.1f} s to {span.end:.1f} s"
+                if text.lower() in rejected:
+                    continue
+                near = [e.id for e in citable(context) if e.id != ground.id and e.span is not None
+                        and e.span.start < span.end and e.span.end > span.start]
+                for cite in [(ground.id,)] + [(ground.id, other) for other in near]:
+                    scratch = Context(list(context), system_prompt=context.system_prompt)
+                    trial = scratch.append(scratch.propose_answer(step=step, text=text, option=None, evidence=cite))
+                    if self.verifier.verify(trial, scratch).accepted:
+                        return FinalAnswer(text=text, evidence=cite, usage=_raw(None, _answer_tag(text, cite)))
+                if gather:
+                    return None
+                return FinalAnswer(text=text, evidence=(ground.id,), low_confidence=last_step,
+                                   usage=_raw(None, _answer_tag(text, (ground.id,), last_step)))
+        return None
+
     def _open_answer(self, context, messages, tools, last_step: bool) -> Decision:
-        span = grounded_span(context) if _WHEN.search(_question(context)) else None
-        if span is not None:
-            ground = context.results_of("ground")[-1]
-            text = f"from {span.start:.1f} s to {span.end:.1f} s"
-            return FinalAnswer(text=text, evidence=(ground.id,), 
-                               usage=_raw(None, f'<answer evidence="{ground.id}">{text}</answer>'))
         sentence, usage = self._sentence(context, messages, tools)
         cite = _cite_for(context, sentence)
         return FinalAnswer(text=sentence or "No answer", evidence=cite, low_confidence=last_step,
@@ -171,6 +195,19 @@ class OfflinePolicy(ModelPolicy):
         side = self.session.fork()
         gen = side.generate(messages + [ask], tools, max_new_tokens=self.max_answer_tokens, stop=("\n", "<"))
         return _first_sentence(gen.text.split("<")[0]), gen.usage
+
+
+def _rejected_answers(context: Context) -> list[Answer]:
+    out = []
+    for verdict in context.of_kind(Verdict):
+        if not verdict.accepted and verdict.refs and isinstance(a := context.get(verdict.refs[0]), Answer):
+            out.append(a)
+    return out
+
+
+def _answer_tag(text: str, cite: tuple[str, ...], low: bool = False) -> str:
+    mark = ' confidence="low"' if low else ""
+    return f'<answer evidence="{",".join(cite)}"{mark}>{text}</answer>'
 
 
 def _question(context: Context) -> str:

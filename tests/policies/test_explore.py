@@ -159,3 +159,22 @@ def test_when_grounding_finds_nothing_a_speech_question_listens_again_to_the_lik
     assert cands and all(c.tool == "transcribe" for c in cands)
     assert cands[0].arguments["span"] == {"start": 6.1, "end": 10.0}  # "Oscar buys seven candles at the harbor."
     assert "Oskar" in cands[0].arguments["hints"] and "candles" in cands[0].arguments["hints"]
+
+
+def test_a_rejected_span_answer_is_never_repeated_the_next_grounded_span_is_offered():
+    from mcr.policies.offline import OfflinePolicy
+
+    ctx = episode("When does the narrator say that Oskar buys candles? Answer with the start and end time.", None)
+    transcript(ctx)
+    summary(ctx)
+    called(ctx, "segment", {"shots": []})
+    ground = called(ctx, "ground", {"query": "Oskar buys candles", "spans": [
+        {"span": {"start": 6.1, "end": 10.0}, "score": 0.6}, {"span": {"start": 2.5, "end": 5.0}, "score": 0.2}]},
+        {"query": "Oskar buys candles"}, span=TimeSpan(start=6.1, end=10.0))
+    policy = OfflinePolicy(session=None, verifier=Verifier())  # the span path asks no model
+    first = policy.decide(ctx, TOOLS)
+    assert first.text == "from 6.1 s to 10.0 s" and first.evidence == (ground.id,)
+    answer = ctx.append(ctx.propose_answer(step=9, text=first.text, option=None, evidence=first.evidence))
+    ctx.append(Verdict(step=9, refs=(answer.id,), accepted=False, reason="not supported"))
+    second = policy.decide(ctx, TOOLS)
+    assert second.text == "from 2.5 s to 5.0 s"
