@@ -96,6 +96,9 @@ class LookTool(Tool):
 
     def summarize(self, output: LookOutput) -> str:
         lines = [output.describe()]
+        # Consecutive frames that read the same are one line (a still scene is one line, not eight):
+        # the model reads fewer tokens and loses nothing.
+        runs: list[tuple[float, float, str]] = []
         for f in output.frames:
             bits = [", ".join(f"{c.name} {c.share:.0%}" for c in f.colours[:3]) or "no dominant colour",
                     f"brightness {f.brightness:.0f}"]
@@ -104,9 +107,18 @@ class LookTool(Tool):
                 for d in f.objects:
                     counts[d.label] = counts.get(d.label, 0) + 1
                 bits.append("objects " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+            if f.shapes:
+                bits.append(f"{len(f.shapes)} shapes")
             if f.text:
                 bits.append("text " + " / ".join(f'"{x.text}"' for x in f.text[:3]))
-            lines.append(f"  t={f.t:.2f}s: " + "; ".join(bits))
+            line = "; ".join(bits)
+            if runs and runs[-1][2] == line:
+                runs[-1] = (runs[-1][0], f.t, line)
+            else:
+                runs.append((f.t, f.t, line))
+        for first, last, line in runs:
+            when = f"t={first:.2f}s" if first == last else f"t={first:.2f}-{last:.2f}s"
+            lines.append(f"  {when}: {line}")
         if output.motion:
             level = mean_motion(output.motion)
             peak = max(output.motion, key=lambda m: m.mean_change)

@@ -61,4 +61,6 @@ def test_look_reports_the_shapes_it_counts(tmp_path):
     out = tool({"span": {"start": 0, "end": 2}, "objects": False}, ToolContext(context=Context(),
                video=VideoRef(path=str(video)), workdir=tmp_path / "w"))
     assert out.shapes == {"square": 6}, (out.shapes, [f.text for f in out.frames[:1]])
-    assert "shapes drawn: 6 squares" in tool.summarize(out)
+    summary = tool.summarize(out)
+    assert "shapes drawn: 6 squares" in summary
+    assert len(out.frames) == 2 and "t=0.00-1.00s: " in summary  # identical frames read as one line
