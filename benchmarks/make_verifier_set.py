@@ -22,9 +22,9 @@ A case's label is ``correct`` (the option is the task's answer; a span has
 IoU ≥ 0.5 with the truth span) and ``accept``: what a verifier should do —
 accept a correct answer cited with the ``tools`` or ``summary`` evidence,
 reject everything else (a wrong answer; a right one cited with partial or
-irrelevant evidence). Tasks whose fact no tool measures (``square-count``: nothing
-counts drawn shapes; ``said-before-title``: a relation no check reads) are
-left out and counted in the output.
+irrelevant evidence). Tasks whose fact no check reads (``said-before-title``: a
+before/after relation between speech and on-screen text) are left out and
+counted in the output.
 
     python benchmarks/make_verifier_set.py [--out tests/tools/data/verifier_set.json] [--reuse]
 
@@ -47,8 +47,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "examples" / "suites" / "truth"
 OUT = ROOT / "tests" / "tools" / "data" / "verifier_set.json"
-SKIPPED_KINDS = {"square-count": "no tool counts drawn shapes",
-                 "said-before-title": "a before/after relation between speech and text no check reads"}
+SKIPPED_KINDS = {"said-before-title": "a before/after relation between speech and text no check reads"}
 
 
 def run_tools(video_path: Path, workdir: Path) -> list[dict[str, Any]]:

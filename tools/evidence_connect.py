@@ -70,6 +70,7 @@ class Question:
     counted: str = ""  # count: the counted noun
     direction: str = ""  # order: first/last; superlative: brightest/darkest
     phrases: list[list[str]] | None = None  # quoted names ('HIGH TOWER'): each one thing, matched whole
+    also: list[str] | None = None  # count: the words after the first one, in case it was an adjective
 
     def groups(self) -> list[list[str]]:
         """The anchors as matching groups: each quoted phrase, then each other word alone."""
@@ -89,12 +90,13 @@ def read_question(text: str, options: list[str]) -> Question:
         if vocab & set(words):
             cues.add(name)
     low = text.lower()
-    if m := re.search(r"how many (\w+)", low):
-        counted = m.group(1)
+    if m := re.search(r"how many ((?:\w+ ?){1,3})", low):
+        counted = m.group(1).split()[0]
+        more = m.group(1).split()[1:]  # "how many small squares": the counted noun may follow adjectives
         if counted in SHOT_WORDS or (not anchors and all(_number(o) is not None for o in options)):
             return Question(text, [], cues, "count", counted=counted)
         if all(_number(o) is not None for o in options):  # "how many dogs": objects if measured, else the words
-            return Question(text, anchors, cues, "count", counted=counted, phrases=phrases)
+            return Question(text, anchors, cues, "count", counted=counted, phrases=phrases, also=more)
     for word, direction in (("first", "first"), ("earliest", "first"), ("last", "last"), ("latest", "last")):
         if re.search(rf"\b{word}\b", low) and not anchors:
             return Question(text, anchors, cues or {"text", "speech"}, "order", direction=direction)
@@ -183,8 +185,18 @@ def support(q: Question, options: list[str], units: list[Unit]) -> list[Support]
 
 
 def _counts_objects(q: Question, units: list[Unit]) -> bool:
-    """Whether the cited units detected the counted kind of object ("how many dogs" and a dog was seen)."""
-    return any(singular(label) == singular(q.counted) for u in units for label, _ in u.objects)
+    """Whether the cited units detected the counted kind of object ("how many dogs" and a dog was seen).
+
+    The counted noun becomes the first of the words after "how many" that names a detected label.
+    """
+    labels = {singular(label) for u in units for label, _ in u.objects}
+    for word in [q.counted, *(q.also or [])]:
+        if singular(word) in labels:
+            q.counted = word
+            q.anchors = [a for a in q.anchors if a != word]
+            q.phrases = [[w for w in p if w != word] for p in q.phrases or []]
+            return True
+    return False
 
 
 def _count_support(q: Question, option: str, units: list[Unit]) -> Support:
@@ -198,13 +210,17 @@ def _count_support(q: Question, option: str, units: list[Unit]) -> Support:
                 return Support(1.0, u, 1.0, 1.0)
         return Support(0.0, counts[0] if counts else None)
     want = singular(q.counted)
+    named = [p for p in q.phrases or [] if p]  # "in the scene titled 'HIGH TOWER'": count there, not anywhere
     best = Support(0.0)
     for u in units:
         for label, seen in u.objects:
-            if singular(label) == want and seen == n:
-                return Support(1.0, u, 1.0, 1.0)
-            if singular(label) == want:
-                best = Support(0.0, u)
+            if singular(label) != want:
+                continue
+            where = (sum(phrase_match(p, tokens(u.all_text), MIN_WORD, strict=len(p) > 1) for p in named) / len(named)
+                     if named else 1.0)
+            score = where if seen == n else 0.0
+            if score > best.score or best.unit is None:
+                best = Support(score, u, float(seen == n), where)
     return best
 
 

@@ -52,6 +52,7 @@ photo photos picture image frame frames animal animals object objects thing thin
 before after many much number count counted new start starts cut cuts which what who whom whose where when why how
 these those following one ones kind type name named called answer time times seconds second end
 about during while whose also here does did do were onto over under between across you your can could would
+drawn draw painted
 """.split())
 
 
