@@ -165,6 +165,16 @@ def test_how_many_objects_reads_the_detector_and_how_many_said_reads_the_speech(
     assert not connection(_propose(ctx, "six", "A", _ids("v1", "transcribe")), ctx)[0]
 
 
+def test_how_many_drawn_shapes_counts_in_the_scene_the_question_names():
+    # look counts drawn shapes; v1's 'HIGH TOWER' scene has two squares, 'HIGH FOREST' two as well, so ask
+    # with the options the count could be confused with.
+    ctx = _ctx("v1", "How many small squares are drawn in the scene titled 'HIGH TOWER'?", ["two", "three", "four"])
+    looks = _ids("v1", "look")
+    assert connection(_propose(ctx, "two", "A", looks), ctx) == (True, "")
+    ok, reason = connection(_propose(ctx, "three", "B", looks), ctx)
+    assert not ok and "names option A (two)" in reason and "the frame at 0.0 s" in reason
+
+
 def test_connection_defers_when_nothing_measured_is_cited():
     ctx = _ctx("v1", SPEECH_Q, ITEMS)
     thought = ctx.append(Thought(text="kettles, I believe"))

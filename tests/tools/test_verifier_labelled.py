@@ -4,8 +4,8 @@ The set (`tests/tools/data/verifier_set.json`) is real tool output on the truth
 suite's videos with answers labelled by the suite's truth
 (`benchmarks/make_verifier_set.py`); `benchmarks/bench_verifier.py` prints the
 table recorded in `benchmarks/RESULTS.md` ("Verifier"). Measured on that set:
-default 0/531 false accepts, 6/96 false rejects; the lexical check alone
-(as it was) 127/531 and 25/96. Margins: a few cases either way.
+default 0/573 false accepts, 9/102 false rejects; the lexical check alone
+(as it was) 145/573 and 28/102. Margins: a few cases either way.
 """
 
 from __future__ import annotations
@@ -60,17 +60,18 @@ def test_the_set_is_labelled_by_the_suite_truth(data):
 
 def test_default_verifier_false_accepts_and_rejects(table):
     default = table["default"]
-    assert default["to_reject"] == 531 and default["to_accept"] == 96
+    assert default["to_reject"] == 573 and default["to_accept"] == 102
     assert default["false_accepts"] <= 4  # measured 0 (0.0%); goal <= 5%
-    assert default["false_rejects"] <= 8  # measured 6 (6.2%: YOLO misses the photo's dog, ASR drops a name)
+    # measured 9 (8.8%): YOLO misses the photo's dog (4), ASR loses a name (2), scene memories hold no shape counts (3)
+    assert default["false_rejects"] <= 10
     assert default["false_accept_rate"] <= 0.05 and default["false_reject_rate"] <= 0.10
 
 
 def test_each_check_alone(table):
     assert 20 <= table["evidence_connection"]["false_accepts"] <= 32  # measured 26
-    assert table["evidence_connection"]["false_rejects"] <= 8  # measured 6
+    assert table["evidence_connection"]["false_rejects"] <= 10  # measured 9
     assert table["rival_options"]["false_rejects"] <= 2  # measured 0: it rejects only ties and better rivals
-    assert table["rival_options"]["false_accepts"] >= 250  # measured 304: alone it lets unsupported answers by
+    assert table["rival_options"]["false_accepts"] >= 280  # measured 337: alone it lets unsupported answers by
     assert table["span_consistency"]["false_rejects"] == 0  # measured 0
 
 
@@ -78,7 +79,7 @@ def test_each_check_alone(table):
 def test_the_lexical_check_alone_was_worse(data):
     bench = _bench()
     lexical = bench.rates(data["cases"], bench.judge(data, {LEXICAL: bench.verifiers()[LEXICAL]})[LEXICAL])
-    assert 110 <= lexical["false_accepts"] <= 145 and 20 <= lexical["false_rejects"] <= 30  # measured 127, 25
+    assert 125 <= lexical["false_accepts"] <= 165 and 22 <= lexical["false_rejects"] <= 34  # measured 145, 28
 
 
 @pytest.mark.slow
@@ -92,7 +93,9 @@ def test_regenerating_the_set_from_the_media_gives_the_same_cases_and_figures(tm
     assert [key(c) for c in fresh["cases"]] == [key(c) for c in data["cases"]]
     for vid, entries in data["videos"].items():
         old = [e.get("summary") for e in entries if e["kind"] == "tool_result"]
-        assert [e.get("summary") for e in fresh["videos"][vid] if e["kind"] == "tool_result"] == old
+        assert [e.get("summary") for e in fresh["videos"][vid] if e["kind"] == "tool_result"] == old, (
+            f"the tools now write something else for {vid}: regenerate the set "
+            "(python benchmarks/make_verifier_set.py) and update the figures here and in RESULTS")
     bench = _bench()
     rates = bench.rates(fresh["cases"], bench.judge(fresh)["default"])
     assert rates["false_accept_rate"] <= 0.05 and rates["false_reject_rate"] <= 0.10
