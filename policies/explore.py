@@ -191,7 +191,7 @@ def _where(span: TimeSpan) -> dict[str, float]:
     return {"start": round(span.start, 2), "end": round(span.end, 2)}
 
 
-def _segments_like(context: Context, question: str) -> list[TimeSpan]:
+def segments_like(context: Context, question: str) -> list[TimeSpan]:
     """Transcript segments of the first whole-video transcript, most like the question first.
 
     Likeness is shared words, counting near-misses (a tiny ASR model writes "Oscar" for "Oskar"):
@@ -292,7 +292,7 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
     # question; the modality the question asks about comes first (the other only once it is exhausted)
     listens = [] if _no_audio(context) or not hints else [
         Candidate("transcribe", {"span": _where(seg), "hints": hints}, f"hear {seg} again, listening for the options")
-        for seg in _segments_like(context, question)[:MAX_SEGMENT_LISTENS]]
+        for seg in segments_like(context, question)[:MAX_SEGMENT_LISTENS]]
     looks = [Candidate("look", {"span": _where(scene), "detail": True}, f"see the scene {scene} closely")
              for scene in _scenes_like(context, question)[:MAX_SCENE_LOOKS]]
     first, second = (listens, looks) if asks_about_speech(question) else (looks, listens)

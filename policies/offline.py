@@ -44,10 +44,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcr.context import Answer, Context, TimeSpan, Verdict, letters_for
+from mcr.context import Answer, Context, TimeSpan, ToolCall, Verdict, letters_for
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, ToolCalls
 from mcr.policies.choose import OptionJudgement, citable, judge_options
-from mcr.policies.explore import Candidate, candidate_calls, grounded_span, rejected_options
+from mcr.policies.explore import Candidate, candidate_calls, rejected_options, segments_like
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.usage import Usage
 from mcr.verify import Verifier, budget_nearly_spent
@@ -104,7 +104,7 @@ class OfflinePolicy(ModelPolicy):
             if (len(passing) == 1 and not perceiving) or not candidates or not judged:
                 return self._choose_option(context, messages, tools, judged, passing, last_step)
         else:  # an open question
-            if _WHEN.search(_question(context)) and grounded_span(context) and not perceiving:
+            if _WHEN.search(_question(context)) and _spans_to_answer(context) and not perceiving:
                 answer = self._span_answer(context, step, last_step, gather=bool(candidates))
                 if answer is not None:
                     return answer
@@ -160,23 +160,21 @@ class OfflinePolicy(ModelPolicy):
         first (no citation passes yet and candidate calls remain).
         """
         rejected = {a.text.strip().lower() for a in _rejected_answers(context)}
-        for ground in reversed(context.results_of("ground")):
-            for hit in ground.output.get("spans") or []:
-                span = TimeSpan.model_validate(hit["span"])
-                text = f"from {span.start:.1f} s to {span.end:.1f} s"
-                if text.lower() in rejected:
-                    continue
-                near = [e.id for e in citable(context) if e.id != ground.id and e.span is not None
-                        and e.span.start < span.end and e.span.end > span.start]
-                for cite in [(ground.id,)] + [(ground.id, other) for other in near]:
-                    scratch = Context(list(context), system_prompt=context.system_prompt)
-                    trial = scratch.append(scratch.propose_answer(step=step, text=text, option=None, evidence=cite))
-                    if self.verifier.verify(trial, scratch).accepted:
-                        return FinalAnswer(text=text, evidence=cite, usage=_raw(None, _answer_tag(text, cite)))
-                if gather:
-                    return None
-                return FinalAnswer(text=text, evidence=(ground.id,), low_confidence=last_step,
-                                   usage=_raw(None, _answer_tag(text, (ground.id,), last_step)))
+        for source, span in _spans_to_answer(context):
+            text = f"from {span.start:.1f} s to {span.end:.1f} s"
+            if text.lower() in rejected:
+                continue
+            near = [e.id for e in citable(context) if e.id != source and e.span is not None
+                    and e.span.start < span.end and e.span.end > span.start]
+            for cite in [(source,)] + [(source, other) for other in near]:
+                scratch = Context(list(context), system_prompt=context.system_prompt)
+                trial = scratch.append(scratch.propose_answer(step=step, text=text, option=None, evidence=cite))
+                if self.verifier.verify(trial, scratch).accepted:
+                    return FinalAnswer(text=text, evidence=cite, usage=_raw(None, _answer_tag(text, cite)))
+            if gather:
+                return None
+            return FinalAnswer(text=text, evidence=(source,), low_confidence=last_step,
+                               usage=_raw(None, _answer_tag(text, (source,), last_step)))
         return None
 
     def _open_answer(self, context, messages, tools, last_step: bool) -> Decision:
@@ -195,6 +193,19 @@ class OfflinePolicy(ModelPolicy):
         side = self.session.fork()
         gen = side.generate(messages + [ask], tools, max_new_tokens=self.max_answer_tokens, stop=("\n", "<"))
         return _first_sentence(gen.text.split("<")[0]), gen.usage
+
+
+def _spans_to_answer(context: Context) -> list[tuple[str, TimeSpan]]:
+    """(entry id, span) a "when" answer may give: ground's ranked spans (latest result first), then —
+    once grounding was tried and found nothing — the transcript segments most like the question."""
+    out = []
+    for ground in reversed(context.results_of("ground")):
+        out += [(ground.id, TimeSpan.model_validate(hit["span"])) for hit in ground.output.get("spans") or []]
+    transcripts = [r for r in context.results_of("transcribe") if r.span is None]
+    ground_tried = any(isinstance(e, ToolCall) and e.tool == "ground" for e in context)
+    if not out and transcripts and ground_tried:
+        out = [(transcripts[0].id, span) for span in segments_like(context, _question(context))]
+    return out
 
 
 def _rejected_answers(context: Context) -> list[Answer]:

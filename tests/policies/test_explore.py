@@ -178,3 +178,19 @@ def test_a_rejected_span_answer_is_never_repeated_the_next_grounded_span_is_offe
     ctx.append(Verdict(step=9, refs=(answer.id,), accepted=False, reason="not supported"))
     second = policy.decide(ctx, TOOLS)
     assert second.text == "from 2.5 s to 5.0 s"
+
+
+def test_when_grounding_finds_nothing_a_when_question_is_answered_from_the_likeliest_segment():
+    from mcr.context import ToolError
+    from mcr.policies.offline import OfflinePolicy
+
+    ctx = episode("When does the narrator say that Oskar buys candles? Answer with the start and end time.", None)
+    transcript(ctx)
+    summary(ctx)
+    called(ctx, "segment", {"shots": []})
+    policy = OfflinePolicy(session=None, verifier=Verifier())
+    assert policy.decide(ctx, TOOLS).kind == "tool_calls"  # ground first
+    call = ctx.append(ToolCall(step=9, tool="ground", arguments={"query": "Oskar buys candles"}))
+    ctx.append(ToolError(step=9, refs=(call.id,), tool="ground", error_type="no_match", message="nothing matches"))
+    answer = policy.decide(ctx, TOOLS)
+    assert answer.kind == "final_answer" and answer.text == "from 6.1 s to 10.0 s"
