@@ -28,7 +28,7 @@ counted in the output.
 
     python benchmarks/make_verifier_set.py [--out tests/tools/data/verifier_set.json] [--reuse]
 
-Takes ~2 minutes on 2 cores (Whisper, OCR and YOLO over six videos).
+Takes 2-6 minutes on 2 cores, with the load (Whisper, OCR, YOLO and shapes over six videos).
 """
 
 from __future__ import annotations
