@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mcr.context import Answer, Context, Instruction, TimeSpan, ToolResult
+from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult
 from mcr.tools.evidence_connect import MIN_WORD, Question, Support, anchor_match, read_question, support
 from mcr.tools.evidence_units import Unit, units_of
 from mcr.verify import Check, CheckResult
@@ -61,6 +61,14 @@ def _assess(answer: Answer, context: Context) -> Assessment | None:
         letter = answer.option.strip().upper()
         chosen = ord(letter) - ord("A") if len(letter) == 1 and 0 <= ord(letter) - ord("A") < len(options) else None
     supports = support(question, options, units) if options else []
+    if options and question.shape in ("order", "superlative"):
+        # "first" and "brightest" are claims about the whole video: an option can only win among the
+        # cited units if it also wins among everything measured so far (citing only itself proves nothing).
+        everything = join_moments([u for e in context if isinstance(e, (ToolResult, Memory)) for u in units_of(e)])
+        overall = support(question, options, everything)
+        for i, s in enumerate(supports):
+            if s.score > 0 and overall[i].unit is not None and overall[i].score == 0:
+                s.score, s.note = 0.0, overall[i].note or f"not {question.direction} in all the evidence"
     return Assessment(question, options, chosen, supports, units, stated_span(answer.text))
 
 

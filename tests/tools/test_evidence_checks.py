@@ -235,3 +235,28 @@ def test_the_default_verifier_runs_the_new_checks_first():
 
     assert "evidence_connection" in _default_verifier(VerifySettings(), None).checks  # the verify node's default
     assert "evidence_connection" not in _default_verifier(VerifySettings(evidence=False), None).checks
+
+
+def test_a_superlative_must_win_among_all_the_evidence_not_only_the_cited():
+    """'Which scene is the brightest?' citing only a dim scene's look proves nothing: the brighter ones rival it."""
+    import yaml
+
+    suite = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples/suites/truth/suite.yaml").read_text())
+    task = next(t for t in suite["tasks"] if t.get("metadata", {}).get("kind") == "brightest-scene")
+    video = Path(task["video"]).stem
+    ctx = _ctx(video, task["question"], task["options"])
+    looks = [e for e in ctx if e.kind == "tool_result" and e.tool == "look" and e.output.get("brightness") is not None]
+    assert len(looks) >= 2
+    verifier = build_verifier()
+    letters = "ABCD"
+    by_title = {}
+    for look in looks:
+        read = " ".join(x["text"] for x in look.output.get("text") or []).upper()
+        for i, option in enumerate(task["options"]):
+            if all(w in read.split() for w in option.upper().split()):
+                by_title[letters[i]] = look
+    right = task["answer"]
+    assert right in by_title, "the set holds a look at the brightest scene"
+    dim = next(letter for letter in by_title if letter != right)
+    assert verifier.verify(_propose(ctx, task["options"][letters.index(dim)], dim, [by_title[dim].id]), ctx).accepted is False
+    assert verifier.verify(_propose(ctx, task["options"][letters.index(right)], right, [by_title[right].id]), ctx).accepted
