@@ -17,7 +17,12 @@ from pathlib import Path
 def _load(folder: Path) -> tuple[str, dict]:
     data = json.loads((folder / "report.json").read_text())
     run = data["run"]
-    return f"{run['policy']} / {run['mode']}", data["summary"]
+    summary = dict(data["summary"])
+    records = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines() if line.strip()]
+    correct = [r for r in records if r.get("correct")]
+    located = [r for r in correct if (r.get("evidence_iou") or 0.0) >= 0.5]
+    summary["correct_located"] = (len(located), len(correct))  # issue 15's goal: IoU >= 0.5 on >= 80% of them
+    return f"{run['policy']} / {run['mode']}", summary
 
 
 def _pct(x: float | None) -> str:
@@ -37,11 +42,16 @@ def main(folders: list[str]) -> None:
         ("tasks (errors)", lambda s: f"{s['tasks']} ({s['errors']})"),
         ("accuracy", lambda s: f"{_pct(s['accuracy'])} ({s['correct']}/{s['tasks']})"),
         ("answers accepted", lambda s: _pct(s["accepted_rate"])),
+        ("of which low confidence (correct)", lambda s: f"{s.get('low_confidence', {}).get('n', 0)} "
+                                                        f"({s.get('low_confidence', {}).get('correct', 0)})"),
+        ("correct answers with evidence IoU >= 0.5", lambda s: f"{s['correct_located'][0]}/{s['correct_located'][1]} "
+         f"({_pct(s['correct_located'][0] / s['correct_located'][1]) if s['correct_located'][1] else '–'})"),
         ("evidence IoU, mean (n)", lambda s: f"{_num(s['evidence_iou']['mean'])} ({s['evidence_iou']['n']})"),
         ("grounding mIoU / R@0.5", lambda s: f"{_num(s['grounding']['mIoU'])} / {_pct(s['grounding']['R@0.5'])}" if s["grounding"] else "–"),
         ("steps / tool calls / model calls per task", lambda s: f"{_num(s['steps_mean'], 1)} / {_num(s['tool_calls_mean'], 1)} / {_num(s['model_calls_mean'], 1)}"),
         ("verifier rejections", lambda s: str(s["verifier_rejections"])),
-        ("seconds per question", lambda s: _num(s["seconds_per_question"], 1)),
+        ("steps per task, median", lambda s: _num(s.get("steps_median"), 1)),
+        ("seconds per question (mean / median)", lambda s: f"{_num(s['seconds_per_question'], 1)} / {_num(s.get('seconds_median'), 1)}"),
         ("seconds per correct answer", lambda s: _num(s["seconds_per_correct"], 1)),
         ("tokens prompted", lambda s: f"{s['tokens']['prompt_tokens']:,}"),
         ("tokens reused from cache (share of prompt)", lambda s: f"{s['tokens']['reused_tokens'] + s['tokens']['prefix_loaded_tokens']:,} ({_pct(s['tokens_reused_share'])})"),
