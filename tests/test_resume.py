@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import textwrap
 
 from mcr.cli import main
 from mcr.traces.recorder import read_trace

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import sqlite3
 import threading
 import tracemalloc
