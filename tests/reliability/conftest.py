@@ -122,7 +122,7 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 # --------------------------------------------------------------------------- #
-# Forked children (tests/reliability/test_soak.py): work in another process without paying imports
+# Forked children (test_soak.py, test_kill_every_step.py): work in another process without paying imports
 # --------------------------------------------------------------------------- #
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
-import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -61,30 +59,9 @@ def _task_yaml() -> str:
             f"    - answer: \"{{{{ results.tick.result }}}}\"\n      evidence: [tick]\n")
 
 
-def in_child(fn: Callable[[], int], log: Path, timeout_s: int = 120) -> int:
-    """Run ``fn`` in a forked child; return its wait status (a SIGALRM watchdog ends a stuck child)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 70
-        try:
-            signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
-            signal.alarm(timeout_s)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            code = fn()
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(code if isinstance(code, int) else 71)
-    _, status = os.waitpid(pid, 0)
-    return status
-
-
-def killed(status: int) -> bool:
-    return os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+def killed(code: int) -> bool:
+    """The forked child (``run_forked`` in conftest.py) was ended by SIGKILL."""
+    return code == -signal.SIGKILL
 
 
 def _setup(folder: Path, clip: Path) -> Path:
@@ -142,8 +119,9 @@ POINTS = _points()
 
 
 @pytest.mark.parametrize("name", [n for n, _ in POINTS])
-def test_sigkill_at_every_step_then_resume_equals_an_uninterrupted_run(name, tmp_path, tiny_video, reference, ledger):
-    _kill_and_resume(name, dict(POINTS)[name], tmp_path / "k", tiny_video, reference, ledger)
+def test_sigkill_at_every_step_then_resume_equals_an_uninterrupted_run(name, tmp_path, tiny_video, reference, ledger,
+                                                                       run_forked):
+    _kill_and_resume(name, dict(POINTS)[name], tmp_path / "k", tiny_video, reference, ledger, run_forked)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +134,8 @@ def reference(tmp_path_factory, tiny_video):
     return events
 
 
-def _kill_and_resume(name: str, arm: Callable[[Path], None], folder: Path, clip: Path, reference, ledger) -> None:
+def _kill_and_resume(name: str, arm: Callable[[Path], None], folder: Path, clip: Path, reference, ledger,
+                     run_forked) -> None:
     task = _setup(folder, clip)
     work = folder / "w"
 
@@ -164,7 +143,7 @@ def _kill_and_resume(name: str, arm: Callable[[Path], None], folder: Path, clip:
         arm(folder)
         return main(["run", str(task), "--workdir", str(work), "--thread", "t", "-q"])
 
-    status = in_child(child, folder / "child.log")
+    status = run_forked(child, folder / "child.log", timeout_s=120).wait()
     assert killed(status), f"{name}: the child was not killed (status {status}): {(folder / 'child.log').read_text()[-2000:]}"
     trace = work / "traces" / "t.jsonl"
     assert read_trace(trace, quiet=True)[-1]["type"] != "episode_end"  # it died before the end
@@ -241,7 +220,7 @@ def eval_reference(tmp_path_factory, tiny_video):
 
 @pytest.mark.parametrize("boundary", range(SUITE_TASKS + 1))
 def test_eval_killed_at_every_task_boundary_resumes_to_the_same_results(boundary, tmp_path, tiny_video,
-                                                                        eval_reference, ledger):
+                                                                        eval_reference, ledger, run_forked):
     suite = _suite(tmp_path, tiny_video)
     out = tmp_path / "out"
 
@@ -249,7 +228,7 @@ def test_eval_killed_at_every_task_boundary_resumes_to_the_same_results(boundary
         kill_at_boundary(boundary)
         return main(["eval", str(suite), "--out", str(out), "-q"])
 
-    status = in_child(child, tmp_path / "child.log")
+    status = run_forked(child, tmp_path / "child.log", timeout_s=120).wait()
     assert killed(status), f"boundary {boundary}: not killed (status {status}): {(tmp_path / 'child.log').read_text()[-2000:]}"
     done = len(read_records(out)) if (out / "results.jsonl").exists() else 0
     assert done == min(boundary, SUITE_TASKS)
