@@ -19,6 +19,8 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
+import tempfile
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,6 +58,7 @@ class Ledger:
     def case(self, section: str, name: str, *, outcome: str, message: str = "", count: str | None = None) -> None:
         """Record one tried case. ``count`` names the total it adds one to (default by section)."""
         first_line = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+        first_line = _relative_tmp(first_line)
         with self._lock:
             self.cases.append(Case(section, name, outcome, first_line[:300], self._test))
         default = {"video": "inputs_tried", "task_yaml": "inputs_tried", "model_output": "inputs_tried",
@@ -69,6 +72,14 @@ class Ledger:
             raise KeyError(f"unknown ledger total {total!r}; one of {', '.join(TOTALS)}")
         with self._lock:
             self.totals[total] += n
+
+
+_TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/(?:pytest-of-[^/\s]+/pytest-\d+/)?")
+
+
+def _relative_tmp(text: str) -> str:
+    """Temp folders differ per machine and run: the page names them ``<tmp>/``."""
+    return _TMP.sub("<tmp>/", text)
 
 
 _LEDGER = Ledger()

@@ -31,3 +31,12 @@ def test_cases_count_and_render():
         assert "unknown ledger total" in str(err)
     else:
         raise AssertionError("an unknown total must raise")
+
+
+def test_temp_folders_are_named_alike_on_every_machine():
+    import tempfile
+
+    mod = _conftest()
+    ledger = mod.Ledger()
+    ledger.case("video", "x", outcome="y", message=f"{tempfile.gettempdir()}/pytest-of-u/pytest-7/clip0/a.mp4 is empty")
+    assert ledger.cases[0].message == "<tmp>/clip0/a.mp4 is empty"
