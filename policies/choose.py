@@ -23,7 +23,7 @@ from typing import Any
 from mcr.context import Context, Memory, ToolResult, option_table
 from mcr.verify import Verifier
 
-__all__ = ["OptionJudgement", "judge_options", "citable", "MAX_PAIR_ENTRIES"]
+__all__ = ["OptionJudgement", "judge_options", "first_accepted", "citable", "MAX_PAIR_ENTRIES"]
 
 MAX_PAIR_ENTRIES = 6  # pairs are tried among this many most specific entries (15 pairs)
 
@@ -80,14 +80,24 @@ def judge_options(context: Context, verifier: Verifier, *, step: int = 0,
     return out
 
 
-def _judge(context: Context, verifier: Verifier, letter: str, text: str, tries: list[tuple[str, ...]],
-           step: int) -> OptionJudgement:
+def first_accepted(context: Context, verifier: Verifier, text: str, option: str | None,
+                   tries: list[tuple[str, ...]], step: int = 0) -> tuple[tuple[str, ...] | None, str]:
+    """The first citation in ``tries`` under which the verifier accepts the answer (None if none does),
+    and the verifier's reason (the first rejection's when none passes). Judged in scratch copies."""
     first_reason = ""
     for cite in tries:
         scratch = Context(list(context), system_prompt=context.system_prompt)
-        answer = scratch.append(scratch.propose_answer(step=step, text=text, option=letter, evidence=cite))
+        answer = scratch.append(scratch.propose_answer(step=step, text=text, option=option, evidence=cite))
         verdict = verifier.verify(answer, scratch)
         if verdict.accepted:
-            return OptionJudgement(letter, text, True, cite, verdict.reason)
+            return cite, verdict.reason
         first_reason = first_reason or verdict.reason
-    return OptionJudgement(letter, text, False, tries[0] if tries else (), first_reason)
+    return None, first_reason
+
+
+def _judge(context: Context, verifier: Verifier, letter: str, text: str, tries: list[tuple[str, ...]],
+           step: int) -> OptionJudgement:
+    cite, reason = first_accepted(context, verifier, text, letter, tries, step)
+    if cite is not None:
+        return OptionJudgement(letter, text, True, cite, reason)
+    return OptionJudgement(letter, text, False, tries[0] if tries else (), reason)

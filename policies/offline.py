@@ -44,9 +44,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mcr.context import Answer, Context, TimeSpan, ToolCall, Verdict, letters_for
+from mcr.context import Answer, Context, TimeSpan, ToolCall, ToolResult, Verdict
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, ToolCalls
-from mcr.policies.choose import OptionJudgement, citable, judge_options
+from mcr.policies.choose import OptionJudgement, citable, first_accepted, judge_options
 from mcr.policies.explore import Candidate, candidate_calls, rejected_options, segments_like
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.usage import Usage
@@ -99,10 +99,12 @@ class OfflinePolicy(ModelPolicy):
         step = _next_step(context)
         if options:
             rejected = rejected_options(context)
-            judged = judge_options(context, self.verifier, step=step, skip=rejected)
-            passing = [j for j in judged if j.accepted]
-            if (len(passing) == 1 and not perceiving) or not candidates or not judged:
-                return self._choose_option(context, messages, tools, judged, passing, last_step)
+            # while perception is under way nothing is decided yet: judging the options would be wasted work
+            if not (perceiving and candidates and len(rejected) < len(options)):
+                judged = judge_options(context, self.verifier, step=step, skip=rejected)
+                passing = [j for j in judged if j.accepted]
+                if (len(passing) == 1 and not perceiving) or not candidates or not judged:
+                    return self._choose_option(context, messages, tools, judged, passing, last_step)
         else:  # an open question
             if _WHEN.search(_question(context)) and _spans_to_answer(context) and not perceiving:
                 answer = self._span_answer(context, step, last_step, gather=bool(candidates))
@@ -136,10 +138,8 @@ class OfflinePolicy(ModelPolicy):
         if len(pool) > 1:
             choice, usage = self._rank(context, messages, tools, pool)
         low = not passing and last_step
-        letters = letters_for(self.options_of(context))
         mark = ' confidence="low"' if low else ""
         raw = f'<answer option="{choice.letter}" evidence="{",".join(choice.cite)}"{mark}>{choice.text}</answer>'
-        assert choice.letter in letters
         return FinalAnswer(text=choice.text, option=choice.letter, evidence=choice.cite, low_confidence=low,
                            thought=None if passing else "no option is backed by the evidence alone; "
                            "the model's likeliest remaining option", usage=_raw(usage, raw))
@@ -166,11 +166,10 @@ class OfflinePolicy(ModelPolicy):
                 continue
             near = [e.id for e in citable(context) if e.id != source and e.span is not None
                     and e.span.start < span.end and e.span.end > span.start]
-            for cite in [(source,)] + [(source, other) for other in near]:
-                scratch = Context(list(context), system_prompt=context.system_prompt)
-                trial = scratch.append(scratch.propose_answer(step=step, text=text, option=None, evidence=cite))
-                if self.verifier.verify(trial, scratch).accepted:
-                    return FinalAnswer(text=text, evidence=cite, usage=_raw(None, _answer_tag(text, cite)))
+            cite, _ = first_accepted(context, self.verifier, text, None,
+                                     [(source,)] + [(source, other) for other in near], step)
+            if cite is not None:
+                return FinalAnswer(text=text, evidence=cite, usage=_raw(None, _answer_tag(text, cite)))
             if gather:
                 return None
             return FinalAnswer(text=text, evidence=(source,), low_confidence=last_step,
@@ -246,8 +245,6 @@ _WORD = re.compile(r"[a-z0-9]{4,}")
 
 def _cite_for(context: Context, answer: str) -> tuple[str, ...]:
     """Results that share a content word with the answer (else the latest three)."""
-    from mcr.context import ToolResult
-
     results = [e for e in context if isinstance(e, ToolResult)]
     words = set(_WORD.findall(answer.lower()))
     hits = [e.id for e in results if words & set(_WORD.findall(e.render_text().lower()))]
