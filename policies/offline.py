@@ -160,12 +160,12 @@ class OfflinePolicy(ModelPolicy):
         first (no citation passes yet and candidate calls remain).
         """
         rejected = {a.text.strip().lower() for a in _rejected_answers(context)}
+        timed = [e for e in citable(context) if e.span is not None]
         for source, span in _spans_to_answer(context):
             text = f"from {span.start:.1f} s to {span.end:.1f} s"
             if text.lower() in rejected:
                 continue
-            near = [e.id for e in citable(context) if e.id != source and e.span is not None
-                    and e.span.start < span.end and e.span.end > span.start]
+            near = [e.id for e in timed if e.id != source and e.span.start < span.end and e.span.end > span.start]
             cite, _ = first_accepted(context, self.verifier, text, None,
                                      [(source,)] + [(source, other) for other in near], step)
             if cite is not None:
