@@ -87,7 +87,7 @@ def word_measurement(data: dict[str, Any]) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "examples"))
     from suite_plan import COUNT_WORDS, ITEMS, NAMES, PLACES
 
-    from mcr.tools.evidence_match import best_similarity, tokens
+    from mcr.tools.evidence.match import best_similarity, tokens
 
     facts = json.loads((ROOT / data.get("suite", "examples/suites/truth") / "facts.json").read_text())
     half = int(facts.get("seed", 0)) % 2  # the suite's pools (suite_plan: a seed's parity picks the half)

@@ -27,7 +27,7 @@ from mcr.context import Answer, Context, Entry, Verdict, VideoRef, parse_entry
 from mcr.checkpoints import EpisodeSaver
 from mcr.graph import ANSWERED, STATE_TYPES, EpisodeDeps, EpisodeInput, build_graph
 from mcr.model.media.video import probe
-from mcr.policies.base import ModelBackedPolicy, Policy
+from mcr.policies.base import JudgingPolicy, ModelBackedPolicy, Policy
 from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
 from mcr.tools import builtin_registry, registry_for_task
 from mcr.tools.base import Tool, ToolRegistry
@@ -97,7 +97,7 @@ class Agent:
             tools' forks continue its prompt and reuse its cache.
         verify: which checks the default verifier runs (ignored when
             ``verifier`` is given): by default the built-in checks plus
-            evidence support (tools/evidence.py).
+            evidence support (tools/evidence/).
     """
 
     def __init__(
@@ -126,6 +126,8 @@ class Agent:
             tool_settings=tool_settings or {},
             model=episode_model,
         )
+        if isinstance(policy, JudgingPolicy):  # it judges options with the episode's verifier, never its own
+            policy.use_verifier(self.deps.verifier)
         self.last_thread_id: str | None = None  # the episode the latest run/stream/resume drove
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Many agents (threads, processes) may share one workdir: a writer waits up to 60 s for the

@@ -74,7 +74,7 @@ class VideoSettings(BaseModel):
 
 
 class VerifySettings(BaseModel):
-    """How the verify node judges answers (see mcr/verify.py and tools/evidence.py)."""
+    """How the verify node judges answers (see mcr/verify.py and tools/evidence/)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -22,11 +22,30 @@ mark changes nothing (a policy cannot mark its way past the verifier).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from mcr.context import Answer, Context, Memory, Verdict, letters_for
 
 CheckResult = tuple[bool, str]
 Check = Callable[[Answer, Context], CheckResult]
+
+
+@dataclass(frozen=True)
+class OptionScore:
+    """How well the evidence gathered so far backs one option, and which entries carry it.
+
+    What a text-only policy chooses by (the verifier's own scorer, so the option it
+    picks is the one the checks will judge best) and what a last-step guess cites.
+    """
+
+    letter: str
+    score: float  # 0..1: the scorer's probability that the evidence backs this option
+    refs: tuple[str, ...] = ()  # the entries whose measured units gave the score (most specific first)
+    why: str = ""  # where it was measured, for a thought or a rejection
+
+
+#: Scores every option of the context's question on all the evidence in it (empty for an open question).
+OptionScorer = Callable[[Context], list[OptionScore]]
 
 
 def non_empty(answer: Answer, context: Context) -> CheckResult:
@@ -91,10 +110,16 @@ def budget_nearly_spent(context: Context) -> bool:
 class Verifier:
     """Runs named checks in order; the first failure's reason is the verdict's."""
 
-    def __init__(self, checks: dict[str, Check] | None = None, require_evidence: bool = False):
+    def __init__(self, checks: dict[str, Check] | None = None, require_evidence: bool = False,
+                 scorer: OptionScorer | None = None):
         self.checks = dict(DEFAULT_CHECKS if checks is None else checks)
         if require_evidence:
             self.checks["evidence_given"] = evidence_given
+        self.scorer = scorer
+
+    def score_options(self, context: Context) -> list[OptionScore]:
+        """Each option's support on the evidence in `context` (empty without a scorer or options)."""
+        return self.scorer(context) if self.scorer is not None else []
 
     def add(self, name: str, check: Check) -> None:
         self.checks[name] = check

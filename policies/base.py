@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.context import Context
 from mcr.tools.side import EpisodeModel
 from mcr.usage import Usage
+from mcr.verify import Verifier
 
 
 class CallRequest(BaseModel):
@@ -110,6 +111,18 @@ class ModelBackedPolicy(Protocol):
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision: ...
 
     def episode_model(self, tools: list[dict[str, Any]]) -> EpisodeModel: ...
+
+
+@runtime_checkable
+class JudgingPolicy(Protocol):
+    """A policy that judges candidate answers before it proposes them.
+
+    It judges with the episode's own verifier, which the loop hands it
+    (``Agent`` calls ``use_verifier``): a policy never builds the evidence
+    checks itself, so the verify node and the policy cannot disagree.
+    """
+
+    def use_verifier(self, verifier: Verifier) -> None: ...
 
 
 class PolicyError(Exception):

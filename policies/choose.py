@@ -10,7 +10,7 @@ that carried the fact (the viewer shows those spans in gold), not the whole
 video.
 
 The verifier is the same one the verify node runs by default
-(:func:`mcr.tools.evidence.build_verifier`); this module adds no judgement of
+(:func:`mcr.tools.evidence.build_verifier`, handed over by the loop); this module adds no judgement of
 its own.
 """
 

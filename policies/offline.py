@@ -45,7 +45,7 @@ import re
 from typing import Any
 
 from mcr.context import Answer, Context, TimeSpan, ToolCall, ToolResult, Verdict
-from mcr.policies.base import CallRequest, Decision, FinalAnswer, ToolCalls
+from mcr.policies.base import CallRequest, Decision, FinalAnswer, PolicyError, ToolCalls
 from mcr.policies.choose import OptionJudgement, citable, first_accepted, judge_options
 from mcr.policies.explore import Candidate, candidate_calls, rejected_options, segments_like
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
@@ -67,7 +67,8 @@ class OfflinePolicy(ModelPolicy):
         session: a ModelSession around a text-only model (SmolLM2 by default).
         max_answer_tokens: budget for an open-ended answer sentence.
         verifier: the checks used to judge options before answering (default:
-            the verify node's default, :func:`mcr.tools.evidence.build_verifier`).
+            the episode's verifier, which the loop hands over through
+            :meth:`use_verifier`).
         **kwargs: see :class:`~mcr.policies.internvideo3.ModelPolicy`.
     """
 
@@ -79,12 +80,16 @@ class OfflinePolicy(ModelPolicy):
         self.max_answer_tokens = max_answer_tokens
         self._verifier = verifier
 
+    def use_verifier(self, verifier: Verifier) -> None:
+        """The loop's verifier (the verify node's), unless one was given to the constructor."""
+        if self._verifier is None:
+            self._verifier = verifier
+
     @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
-            from mcr.tools.evidence import build_verifier
-
-            self._verifier = build_verifier()
+            raise PolicyError("the offline policy judges options with the episode's verifier, which the agent "
+                              "hands it: run it through mcr.agent.Agent, or pass verifier=")
         return self._verifier
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:

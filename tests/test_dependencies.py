@@ -3,7 +3,11 @@
 * the vocabulary (context, usage, task specs, verify, progress) imports no tool, policy, model or loop code;
 * tools never import the loop (graph, agent, cli, replay, eval, serving) nor the policies;
 * model/ imports no policies, tools, traces or loop;
-* traces/ imports only the vocabulary (and traces/ itself).
+* traces/ imports only the vocabulary (and traces/ itself);
+* policies/ never import the loop, and of the tools only the Tool protocol and the side-query seam
+  (``mcr.tools.base``, ``mcr.tools.side``): the evidence checks reach a policy as the verifier the
+  loop hands it, never by import;
+* no module imports itself back through others at import time (no import cycles).
 
 An import inside ``if TYPE_CHECKING:`` counts too: a rule is about what a
 package knows, not only about what it loads.
@@ -12,13 +16,15 @@ package knows, not only about what it loads.
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# folder -> import namespace (pyproject's package-dir)
-PACKAGES = {"mcr": "mcr", "tools": "mcr.tools", "policies": "mcr.policies", "model": "mcr.model", "traces": "mcr.traces"}
+# folder -> import namespace: pyproject's package-dir (top-level folders only; subpackages follow their parent)
+_PACKAGE_DIR = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+PACKAGES = {folder: name for name, folder in _PACKAGE_DIR.items() if "/" not in folder}
 VOCABULARY = {"mcr.context", "mcr.usage", "mcr.task", "mcr.verify", "mcr.progress"}
 LOOP = ("mcr.graph", "mcr.agent", "mcr.cli", "mcr.replay", "mcr.eval", "mcr.serving", "mcr.mcp_server",
         "mcr.checkpoints")
@@ -32,7 +38,7 @@ def _modules() -> dict[str, Path]:
             if parts[-1] == "__init__":
                 parts = parts[:-1]
             name = ".".join([namespace, *parts])
-            if folder == "mcr" and parts and parts[0] in ("tools", "policies", "model", "traces"):
+            if folder == "mcr" and parts and parts[0] in set(PACKAGES) - {"mcr"}:
                 continue  # not a real folder under mcr/
             found[name] = path
     return found
@@ -70,7 +76,7 @@ def violations(module_prefix: str, forbidden, allowed=None) -> list[str]:
 
 def test_the_module_list_is_complete():
     assert {"mcr.graph", "mcr.tools.base", "mcr.model.runtime.session", "mcr.traces.recorder",
-            "mcr.policies.base"} <= set(MODULES)
+            "mcr.policies.base", "mcr.tools.evidence", "mcr.tools.evidence.checks"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("vocab", sorted(VOCABULARY))
@@ -88,6 +94,19 @@ def test_model_imports_no_policies_tools_traces_or_loop():
     assert not violations("mcr.model", (*LOOP, "mcr.policies", "mcr.tools", "mcr.traces"))
 
 
+POLICY_MAY_USE_TOOLS = ("mcr.tools.base", "mcr.tools.side")
+
+
+def test_policies_never_import_the_loop_nor_the_tools_beyond_their_protocol():
+    """The offline policy judges options with the verifier the loop hands it, not one it builds."""
+    bad = [v for v in violations("mcr.policies", LOOP)]
+    for name, path in MODULES.items():
+        if _under(name, ("mcr.policies",)):
+            bad += [f"{path.relative_to(ROOT)} imports {i}" for i in imports_of(path)
+                    if _under(i, ("mcr.tools",)) and not _under(i, POLICY_MAY_USE_TOOLS)]
+    assert not bad, bad
+
+
 def test_traces_import_only_the_vocabulary():
     assert not violations("mcr.traces", (), allowed=(*VOCABULARY, "mcr.traces"))
 
@@ -100,3 +119,83 @@ def test_the_checker_sees_a_violation(tmp_path):
     found = imports_of(bad)
     assert {"mcr.agent", "mcr.graph", "mcr.eval", "mcr.eval.runner"} <= found
     assert all(_under(name, LOOP) for name in found)
+
+
+# --------------------------------------------------------------------------- #
+# Import cycles
+# --------------------------------------------------------------------------- #
+
+
+def import_time_imports(path: Path) -> set[str]:
+    """The ``mcr.*`` modules a file imports when it is imported: module level, not in functions nor
+    under ``if TYPE_CHECKING:`` (those cannot make an import cycle)."""
+    out: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                for sub in child.orelse:
+                    visit(ast.Module(body=[sub], type_ignores=[]))
+                continue
+            if isinstance(child, ast.Import):
+                out.update(a.name for a in child.names if a.name.startswith("mcr"))
+            elif isinstance(child, ast.ImportFrom) and child.module and child.module.startswith("mcr") and not child.level:
+                subs = {f"{child.module}.{a.name}" for a in child.names} & set(MODULES)
+                out.update(subs or {child.module})
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {name for name in out if name in MODULES}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (or a module importing itself): Tarjan's algorithm."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1 or v in graph.get(v, ()):
+                cycles.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return cycles
+
+
+def test_no_import_cycles():
+    graph = {name: import_time_imports(path) for name, path in MODULES.items()}
+    assert not import_cycles(graph), import_cycles(graph)
+
+
+def test_the_cycle_checker_finds_a_cycle(tmp_path):
+    """The cycle test can fail: a two-module loop and a self-import are found; lazy and type-only imports are not edges."""
+    assert import_cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert import_cycles({"a": {"a"}}) == [["a"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+    lazy = tmp_path / "lazy.py"
+    lazy.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import mcr.graph\n"
+                    "def f():\n    import mcr.agent\nimport mcr.context\n")
+    assert import_time_imports(lazy) == {"mcr.context"}

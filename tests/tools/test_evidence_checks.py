@@ -16,9 +16,9 @@ import pytest
 
 from mcr.context import Context, Instruction, Thought, VideoRef
 from mcr.tools.evidence import build_verifier
-from mcr.tools.evidence_checks import evidence_connection, rival_options, span_consistency
-from mcr.tools.evidence_match import best_similarity, ciede2000, colour_distance, colour_of, similarity, sound_key, tokens
-from mcr.tools.evidence_units import sentences, units_of
+from mcr.tools.evidence.checks import evidence_connection, rival_options, span_consistency
+from mcr.tools.evidence.match import best_similarity, ciede2000, colour_distance, colour_of, similarity, sound_key, tokens
+from mcr.tools.evidence.units import sentences, units_of
 from mcr.context import TimeSpan
 
 DATA = Path(__file__).parent / "data" / "verifier_set.json"

@@ -175,7 +175,7 @@ def test_without_the_evidence_checks_the_planted_answer_would_pass(agent_dir):
     task = load_task(ROOT / "examples" / "tasks" / "verify_demo.yaml")
     with Agent.from_task(task, workdir=agent_dir, verifier=Verifier()) as agent:  # mcr.verify's built-in checks only
         result = agent.run_task(task)
-    assert result.accepted and result.option == "B"  # which is why tools/evidence.py exists
+    assert result.accepted and result.option == "B"  # which is why tools/evidence/ exists
 
 
 def test_tool_errors_are_recorded_and_the_loop_goes_on(agent_dir, sample_mp4):

@@ -22,10 +22,10 @@ The three checks below replace "the cited text mentions the option" (which
 accepted a place named in a scene summary although nothing tied it to the
 question) with "the question and the option meet in one measured place".
 Evidence is cut into units — one spoken sentence, one frame, one scene's
-facts, one count (`mcr.tools.evidence_units`) — and each option is scored by
+facts, one count (`mcr.tools.evidence.units`) — and each option is scored by
 its best unit: option match × anchor match, with ASR/OCR-tolerant word
-similarity and colour distance (`mcr.tools.evidence_match`,
-`mcr.tools.evidence_connect`). Cited transcript sentences and cited frames
+similarity and colour distance (`mcr.tools.evidence.match`,
+`mcr.tools.evidence.connect`). Cited transcript sentences and cited frames
 measured inside them are also joined into one unit ("the colour while X is
 said").
 
@@ -144,7 +144,7 @@ def evidence_support(embedder: Embedder | None | bool = None, min_support: float
             a span, citing measured units) to them: on misheard speech ("Oskar" heard "Oscar") this lexical
             check rejected a quarter of the right answers of the labelled set (RESULTS, "Verifier").
     """
-    from mcr.tools.evidence_checks import assess
+    from mcr.tools.evidence.checks import assess
 
     def check(answer: Answer, context: Context) -> CheckResult:
         entries = cited(answer, context)
@@ -271,7 +271,7 @@ def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | 
     Raises:
         NoModelError: ``recheck`` was asked for without such a model.
     """
-    from mcr.tools.evidence_checks import evidence_connection, rival_options, span_consistency
+    from mcr.tools.evidence.checks import evidence_connection, rival_options, span_consistency
 
     checks: dict[str, Check] = {
         "evidence_connection": evidence_connection(),

@@ -1,6 +1,6 @@
 """The atoms of evidence the verifier connects: one spoken sentence, one frame, one scene, one count.
 
-The connection checks (`mcr.tools.evidence_connect`) ask whether the question
+The connection checks (`mcr.tools.evidence.connect`) ask whether the question
 and the chosen option meet *in one place*; this module says what the places
 are. Every cited entry is cut into :class:`Unit` s, each with the span where
 it was measured and the facts measured there:
@@ -18,7 +18,7 @@ it was measured and the facts measured there:
 * ``search`` / ``ground`` — each hit, with its span, read by its source
   (transcript → speech, ocr → on-screen text, a summary line → scene facts).
 
-Units carry text as token lists (`mcr.tools.evidence_match.tokens`), so
+Units carry text as token lists (`mcr.tools.evidence.match.tokens`), so
 matching is the same whatever the tool.
 """
 

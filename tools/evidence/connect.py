@@ -3,9 +3,9 @@
 A question names what it is about (its **anchors**: "Tomas", "bakery", the
 title 'HIGH TOWER') and what kind of fact the answer is (its **cues**: a
 colour, on-screen text, speech, an object). An option is supported by one
-:class:`~mcr.tools.evidence_units.Unit` when the unit holds the anchors *and*
+:class:`~mcr.tools.evidence.units.Unit` when the unit holds the anchors *and*
 the option's fact of the cued kind. ``score = option match × anchor match``,
-both 0..1 (`mcr.tools.evidence_match`); an option's support is its best unit.
+both 0..1 (`mcr.tools.evidence.match`); an option's support is its best unit.
 
 Three question shapes have their own rule, because the connection is not a
 co-occurrence there:
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mcr.tools.evidence_match import (
+from mcr.tools.evidence.match import (
     NUMBER_WORDS,
     QUESTION_WORDS,
     colour_distance,
@@ -36,7 +36,7 @@ from mcr.tools.evidence_match import (
     singular,
     tokens,
 )
-from mcr.tools.evidence_units import Unit
+from mcr.tools.evidence.units import Unit
 
 MIN_WORD = 0.65  # a heard/read word matches a wanted one at this similarity or more (measured, RESULTS "Verifier")
 COLOUR_DE_MAX = 40.0  # CIEDE2000 ΔE at which a colour stops resembling another at all (RESULTS "Verifier")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult
-from mcr.tools.evidence_connect import MIN_WORD, Question, Support, anchor_match, read_question, support
-from mcr.tools.evidence_units import Unit, units_of
+from mcr.tools.evidence.connect import MIN_WORD, Question, Support, anchor_match, read_question, support
+from mcr.tools.evidence.units import Unit, units_of
 from mcr.verify import Check, CheckResult
 
 MIN_CONNECTION = 0.5  # the least support (option match × anchor match) the chosen option needs
