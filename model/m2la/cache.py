@@ -54,6 +54,7 @@ class LatentLayer(CacheLayerMixin):
         self._buf: torch.Tensor | None = None  # (B, cap, r + dr) float, or int8 when quantised
         self._scale: torch.Tensor | None = None  # (B, cap, 2) fp16 absmax/127 (latent, rope), 8-bit only
         self._share = _Share()
+        self._static: tuple[torch.Tensor, int] | None = None  # (write index (1,), keys read) in a static step
 
     def __del__(self) -> None:
         try:
@@ -114,6 +115,8 @@ class LatentLayer(CacheLayerMixin):
 
     def update_joint(self, key_states: torch.Tensor, value_states: torch.Tensor) -> torch.Tensor:
         """Append ``latent (B, 1, T, r)`` and ``k_rope (B, 1, T, dr)``; return ``(B, S, r + dr)``."""
+        if self._static is not None:
+            return self._static_write(key_states, value_states)
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         T = key_states.shape[-2]
@@ -130,6 +133,42 @@ class LatentLayer(CacheLayerMixin):
             self._buf[:, sl] = new
         self.length += T
         return self.joint()
+
+    # -- static decode steps (CUDA graphs) -------------------------------
+    def begin_static(self, write_index: torch.Tensor, keys: int) -> None:
+        """Enter static mode: the next write goes to ``write_index`` (a ``(1,)`` device tensor) and
+        reads return the first ``keys`` rows, whatever ``length`` says. Every shape and address is then
+        fixed, which is what a captured CUDA graph needs; ``length`` moves only in :meth:`advance`."""
+        if self.quantize_8bit:
+            raise ValueError("static decode steps need an unquantised LatentCache")
+        if self._buf is None or self._buf.shape[1] < keys or self._share.count > 1:
+            raise ValueError(f"static decode needs an owned buffer of >= {keys} rows: call reserve() first")
+        self._static = (write_index, keys)
+
+    def end_static(self) -> None:
+        """Leave static mode. ``length`` is not moved: :meth:`advance` does that once the steps are
+        known to be kept (a graph replays many steps while Python-side state stays as captured)."""
+        self._static = None
+
+    def advance(self, steps: int) -> None:
+        """Count ``steps`` rows written by static steps as cached tokens."""
+        self.length += steps
+
+    def _static_write(self, key_states: torch.Tensor, value_states: torch.Tensor) -> torch.Tensor:
+        index, keys = self._static
+        new = torch.cat((key_states[:, 0], value_states[:, 0]), dim=-1).to(self._buf.dtype)  # (B, 1, r + dr)
+        self._buf.index_copy_(1, index, new)
+        return self._buf[:, :keys]
+
+    def reserve(self, total: int) -> None:
+        """Own a buffer of at least ``total`` rows (copy-on-write and growth happen now, not mid-graph)."""
+        if self._buf is not None:
+            self._reserve(max(0, total - self.length))
+            if self._share.count > 1:
+                self._alloc(self._buf.shape[0], max(total, self._buf.shape[1]))
+
+    def buffer_address(self) -> int:
+        return -1 if self._buf is None else self._buf.data_ptr()
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         j = self.update_joint(key_states, value_states)
@@ -233,6 +272,36 @@ class LatentCache(Cache):
     def update_joint(self, latent: torch.Tensor, k_rope: torch.Tensor, layer_idx: int) -> torch.Tensor:
         """Append ``latent (B,1,T,r)`` and rotated ``k_rope (B,1,T,dr)``; return ``(B, S, r + dr)``."""
         return self._layer(layer_idx).update_joint(latent, k_rope)
+
+    #: in a static decode step, the additive mask ``(1, 1, 1, keys)`` every layer uses instead of the host's
+    static_mask: torch.Tensor | None = None
+
+    def begin_static(self, write_index: torch.Tensor, keys: int, dtype: torch.dtype) -> None:
+        """One static decode step over ``keys`` rows: the new token is written at ``write_index``
+        and attends to rows ``0 .. write_index``. The mask is computed from the index tensor, on the
+        device, so a captured graph replays correctly for any position below ``keys``."""
+        for layer in self.layers:
+            layer.begin_static(write_index, keys)
+        rows = torch.arange(keys, device=write_index.device)
+        self.static_mask = torch.zeros(keys, dtype=dtype, device=write_index.device).masked_fill(
+            rows > write_index, torch.finfo(dtype).min).view(1, 1, 1, keys)
+
+    def end_static(self) -> None:
+        for layer in self.layers:
+            layer.end_static()
+        self.static_mask = None
+
+    def advance(self, steps: int) -> None:
+        """Count ``steps`` tokens written by static decode steps (see :class:`~mcr.model.runtime.graphed.StaticDecoder`)."""
+        for layer in self.layers:
+            layer.advance(steps)
+
+    def reserve(self, total: int) -> None:
+        for layer in self.layers:
+            layer.reserve(total)
+
+    def buffer_addresses(self) -> tuple[int, ...]:
+        return tuple(layer.buffer_address() for layer in self.layers)
 
     def fork(self) -> "LatentCache":
         """A cache sharing this one's prefix; writes on either side copy that layer first."""

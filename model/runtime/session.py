@@ -103,6 +103,7 @@ class ModelSession(SavedPrefixes):
         top_p: float = 1.0,
         seed: int = 0,
         renderer: PromptRenderer | None = None,
+        static_decode: bool | None = None,
     ):
         self.loaded = loaded
         self.model = loaded.model
@@ -120,6 +121,9 @@ class ModelSession(SavedPrefixes):
         self.cache = self._new_cache()
         self.state = _State()
         self.last_usage = Usage()
+        # Decode through fixed-shape steps (CUDA graphs on CUDA; mcr.model.runtime.graphed). None: on CUDA
+        # with an M^2LA cache. True on the CPU runs the same static steps eagerly (how the tests check them).
+        self.static_decode = static_decode
         eos = self.tokenizer.eos_token_id
         self.eos_ids = {eos} if eos is not None else set()
         gen_eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
@@ -223,10 +227,30 @@ class ModelSession(SavedPrefixes):
             logits = self._forward_text(forced)
             usage = usage.plus_prefilled(len(forced))
         budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
-        out: list[int] = []
-        reason = "length"
+        decoder = self._static_decoder()
         # Decoding on a CPU takes seconds: show it on a terminal, stay quiet in tests and pipes.
         bar = progress(total=budget, desc="decoding", unit="tok")
+        try:
+            out, reason = self._decode(logits, budget, bar, decoder, logits_processor, stop)
+        finally:
+            if decoder is not None:
+                decoder.sync()
+        bar.close()
+        text = self.tokenizer.decode([t for t in out if t not in self.eos_ids], skip_special_tokens=False)
+        usage = usage.model_copy(
+            update={
+                "generated_tokens": len(out),
+                "cache_bytes": cache_bytes(self.cache),
+                "latency_s": time.perf_counter() - t0,
+            }
+        )
+        self.last_usage = usage
+        return Generation(text=text, token_ids=out, usage=usage, stop_reason=reason)
+
+    def _decode(self, logits, budget, bar, decoder, logits_processor, stop) -> tuple[list[int], str]:
+        """The decode loop: pick, stop on EOS / a stop string / the budget, feed the token back."""
+        out: list[int] = []
+        reason = "length"
         for _ in range(budget):
             bar.update(1)
             scores = logits.float()[None]  # (1, V)
@@ -240,18 +264,34 @@ class ModelSession(SavedPrefixes):
             if stop and any(s in self.tokenizer.decode(out[-16:]) for s in stop):
                 reason = "stop"
                 break
-            logits = self._forward_text([token])
-        bar.close()
-        text = self.tokenizer.decode([t for t in out if t not in self.eos_ids], skip_special_tokens=False)
-        usage = usage.model_copy(
-            update={
-                "generated_tokens": len(out),
-                "cache_bytes": cache_bytes(self.cache),
-                "latency_s": time.perf_counter() - t0,
-            }
-        )
-        self.last_usage = usage
-        return Generation(text=text, token_ids=out, usage=usage, stop_reason=reason)
+            logits = self._forward_text([token]) if decoder is None else self._static_step(decoder, token)
+        return out, reason
+
+    def _static_decoder(self) -> Any:
+        """A :class:`~mcr.model.runtime.graphed.StaticDecoder` when this session decodes through static steps."""
+        from mcr.model.runtime.graphed import StaticDecoder, supports_static_decode
+
+        wanted = self.static_decode if self.static_decode is not None else self.device.type == "cuda"
+        if not wanted or not supports_static_decode(self.cache) or not self.state.ids:
+            return None
+        return StaticDecoder(self.model, self.cache, position_rows=4 if self.loaded.multimodal else 1)
+
+    def _static_step(self, decoder: Any, token: int) -> torch.Tensor:
+        """One token through the static decoder, with the same bookkeeping as :meth:`_forward_text`."""
+        start = len(self.state.ids)
+        if not self.loaded.multimodal:
+            logits = decoder.step(token, torch.tensor([[start]]))
+            self.state.ids.append(token)
+            self.state.keys.append(None)
+            return logits
+        p0 = self.state.next_position(start)
+        rope = torch.full((3, 1, 1), p0)
+        logits = decoder.step(token, torch.cat([torch.full((1, 1, 1), start), rope], 0))
+        self.state.ids.append(token)
+        self.state.keys.append(None)
+        prev = self.state.positions if self.state.positions is not None else torch.zeros(3, 0, dtype=torch.long)
+        self.state.positions = torch.cat([prev, rope[:, 0].cpu()], dim=1)
+        return logits
 
     @torch.inference_mode()
     def score_continuations(

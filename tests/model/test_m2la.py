@@ -157,3 +157,25 @@ def test_auto_path_switches_at_the_cost_crossover():
         a = M2LAAttention(internvideo3_8b_m2la_config())
     assert a.absorb_max_q == 896 * 256 // (2 * 896 - 256) == 149
     assert M2LAAttention(_cfg(absorb_max_q=1)).absorb_max_q == 1
+
+
+def test_absorbed_decode_is_one_sdpa_call_over_the_shared_latent(monkeypatch):
+    """The absorbed path is a single-latent-head attention through SDPA (so GPU kernels apply):
+    one call per layer, one key/value head holding [latent | rope key]."""
+    import torch.nn.functional as F
+
+    calls = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        calls.append((tuple(q.shape), tuple(k.shape), k.data_ptr() == v.data_ptr()))
+        return real(q, k, v, **kw)
+
+    cfg = M2LAConfig(hidden_size=64, num_attention_heads=4, kv_lora_rank=24, qk_rope_head_dim=8,
+                     qk_nope_head_dim=8, v_head_dim=8)
+    a = M2LAAttention(cfg).eval()
+    a.path = "absorbed"
+    x = torch.randn(1, 5, 64)
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    a(x, _rope(1, 5))
+    assert calls == [((1, 1, 4 * 5, 32), (1, 1, 5, 32), True)]
