@@ -17,6 +17,7 @@ no streaming (``stream: true`` is refused with a message).
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -28,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from mcr.serving.guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, loopback_hosts
 from mcr.serving.pool import PoolBusy, SessionPool
 from mcr.serving.protocol import (
     ChatRequest,
@@ -35,11 +37,13 @@ from mcr.serving.protocol import (
     RequestError,
     chat_response,
     error_body,
+    prompt_chars,
     split_tool_calls,
     to_runtime_messages,
 )
 
-__all__ = ["create_app", "load_served_model", "ServerThread", "serve_main", "DEFAULT_MAX_TOKENS"]
+__all__ = ["create_app", "load_served_model", "ServerThread", "serve_main", "check_serve_args", "bind_socket",
+           "ServeArgumentError", "DEFAULT_MAX_TOKENS"]
 
 DEFAULT_MAX_TOKENS = 256
 
@@ -56,9 +60,15 @@ def create_app(
     allowed_media: list[Path] | None = None,
     media_store: Path | None = None,
     default_max_tokens: int = DEFAULT_MAX_TOKENS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    allowed_hosts: list[str] | None = None,
 ) -> FastAPI:
-    """The ASGI app serving ``pool``'s model under the name ``model_id``."""
+    """The ASGI app serving ``pool``'s model under the name ``model_id``.
+
+    ``allowed_hosts``: the Host names answered (None: any; see :mod:`.guard`).
+    """
     app = FastAPI(title="mcr serve", docs_url=None, redoc_url=None)
+    app.add_middleware(RequestGuard, max_body_bytes=max_body_bytes, allowed_hosts=allowed_hosts, api_key=api_key)
     resolver = MediaResolver(allowed_media or [], media_store or Path(".mcr/serve-media"))
     multimodal = pool.loaded.multimodal
     started = int(time.time())
@@ -75,14 +85,6 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {}
         param = None if first.get("type") == "json_invalid" else ".".join(str(p) for p in first.get("loc", ())[1:])
         return _error(400, "; ".join(problems), "invalid_request_error", param or None)
-
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        if api_key and request.url.path.startswith("/v1/"):
-            given = request.headers.get("authorization", "")
-            if given != f"Bearer {api_key}":
-                return _error(401, "invalid or missing API key: send 'Authorization: Bearer <key>'", "invalid_api_key")
-        return await call_next(request)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -118,14 +120,21 @@ def create_app(
             raise RequestError("n > 1 is not supported; send one request per completion", param="n")
         messages = to_runtime_messages(request, resolver, multimodal)
         tools = request.tools if request.wants_tools() else None
+        limit = pool.max_prompt_chars
+        if limit and (chars := prompt_chars(messages, tools)) > limit:
+            raise RequestError(f"messages: {chars:,} characters cannot fit the model's window of {pool.window} "
+                               f"tokens (at most {limit:,} characters); send a shorter conversation",
+                               code="context_length_exceeded", param="messages")
         from mcr.model.media.video import VideoError
 
-        try:
-            prompt = pool.render(messages, tools)
-        except (RenderError, VideoError, ValueError) as exc:  # ValueError: SamplingError (fps, pixel budget)
-            raise RequestError(f"messages: {exc}") from None
+        def render():  # inside the bounded queue: tokenising and media decoding are bounded too
+            try:
+                return pool.render(messages, tools)
+            except (RenderError, VideoError, ValueError) as exc:  # ValueError: SamplingError (fps, pixel budget)
+                raise RequestError(f"messages: {exc}") from None
+
         stops = request.stops()
-        with pool.acquire(prompt) as slot:
+        with pool.acquire(render) as slot:
             session = slot.session
             session.temperature = request.temperature or 0.0
             session.top_p = request.top_p or 1.0
@@ -192,22 +201,91 @@ class ServerThread:
         self._sock.close()
 
 
+class ServeArgumentError(ValueError):
+    """An ``mcr serve`` argument that cannot work (exit 2, before the model is loaded)."""
+
+
+def check_serve_args(args: Any) -> None:
+    """Refuse arguments that cannot work before paying for the model load (~10 s to minutes).
+
+    Raises:
+        ServeArgumentError: naming the argument and a value that works.
+    """
+    if not 0 <= args.port <= 65535:
+        raise ServeArgumentError(f"--port {args.port}: a TCP port is 1-65535 (0 picks a free one)")
+    for name, value, least in (("--sessions", args.sessions, 1), ("--max-waiting", args.max_waiting, 0),
+                               ("--max-tokens", args.max_tokens, 1), ("--max-batch", getattr(args, "max_batch", 1), 1)):
+        if value < least:
+            raise ServeArgumentError(f"{name} {value}: must be at least {least}")
+    if getattr(args, "max_batch", 1) > args.sessions:
+        raise ServeArgumentError(f"--max-batch {args.max_batch} exceeds --sessions {args.sessions}: each running "
+                                 "conversation needs its own cached session; raise --sessions or lower --max-batch")
+    if not args.max_body_mb > 0:
+        raise ServeArgumentError(f"--max-body-mb {args.max_body_mb}: must be positive")
+    for folder in args.allowed_media_path or []:
+        if not Path(folder).is_dir():
+            raise ServeArgumentError(f"--allowed-media-path {folder}: not a folder")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a :class:`ServeArgumentError` saying why not (taken, no such host)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeArgumentError(f"--host {host}: not an address of this machine ({exc.strerror})") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeArgumentError(f"--port {port}: {host}:{port} is already in use (another server?); "
+                                     "stop it or pick another --port") from None
+        if exc.errno == errno.EACCES:
+            raise ServeArgumentError(f"--port {port}: not allowed to listen on {host}:{port} "
+                                     "(ports below 1024 need privileges); pick --port 8000 or above") from None
+        raise ServeArgumentError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve_main(args: Any) -> int:
-    """The ``mcr serve`` command (arguments from :func:`mcr.cli.build_parser`)."""
+    """The ``mcr serve`` command (arguments from :func:`mcr.cli.build_parser`).
+
+    Everything that can be checked without the model is checked first — the
+    arguments, the API key variable, and the port (bound here, so "serving on"
+    is printed only once it is ours) — so a mistake costs no model load.
+    """
     import uvicorn
 
+    check_serve_args(args)
     api_key = None
     if args.api_key_env:
         api_key = os.environ.get(args.api_key_env)
         if not api_key:
-            raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
-    loaded, model_id = load_served_model(args.model)
-    pool = SessionPool(loaded, sessions=args.sessions, max_running=1, max_waiting=args.max_waiting)
-    app = create_app(pool, args.model_id or model_id, api_key=api_key,
-                     allowed_media=[Path(p) for p in args.allowed_media_path or []],
-                     default_max_tokens=args.max_tokens)
-    kind = "M^2LA" if loaded.m2la else loaded.kind
-    print(f"serving {args.model_id or model_id} ({kind}, {args.sessions} cached sessions) on "
-          f"http://{args.host}:{args.port}/v1  (OpenAI chat completions; Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+            raise ServeArgumentError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+    sock = bind_socket(args.host, args.port)
+    try:
+        loaded, model_id = load_served_model(args.model)
+        pool = SessionPool(loaded, sessions=args.sessions, max_running=getattr(args, "max_batch", 1),
+                           max_waiting=args.max_waiting)
+        hosts = loopback_hosts(args.host)
+        if args.allowed_host:
+            hosts = (hosts or []) + list(args.allowed_host)
+        app = create_app(pool, args.model_id or model_id, api_key=api_key,
+                         allowed_media=[Path(p) for p in args.allowed_media_path or []],
+                         default_max_tokens=args.max_tokens, max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+                         allowed_hosts=hosts)
+        kind = "M^2LA" if loaded.m2la else loaded.kind
+        port = sock.getsockname()[1]
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"serving {args.model_id or model_id} ({kind}, {args.sessions} cached sessions) on "
+              f"http://{shown}:{port}/v1  (OpenAI chat completions; Ctrl-C to stop)", flush=True)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

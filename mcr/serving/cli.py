@@ -13,6 +13,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         return serve_main(args)
+    except KeyboardInterrupt:
+        return 130
     except (ValueError, ModelLoadError) as exc:
         print(f"mcr serve: error: {exc}", file=sys.stderr)
         return 2
@@ -31,8 +33,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     ".gguf the loader opens, or an M^2LA-converted folder. A conversation that continues a "
                     "previous one reuses its cache (usage.prompt_tokens_details.cached_tokens).")
     serve.add_argument("model", nargs="?", default="offline", help="offline (SmolLM2, default), a folder or a .gguf")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000,
+                       help="TCP port to listen on (default 8000; 0 picks a free one and prints it)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 for every "
+                            "interface — then set --api-key-env)")
     serve.add_argument("--model-id", help="the name clients send as 'model' (default: the folder or file name)")
     serve.add_argument("--sessions", type=int, default=4, help="cached conversations kept at once (default 4)")
     serve.add_argument("--max-waiting", type=int, default=8, help="queued requests before 503 (default 8)")
@@ -40,6 +45,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer $VAR'")
     serve.add_argument("--allowed-media-path", action="append", metavar="DIR",
                        help="folders whose files image_url/video_url may name (repeatable)")
+    serve.add_argument("--max-body-mb", type=float, default=8.0,
+                       help="largest request body accepted, in MiB (default 8; larger gets 413)")
+    serve.add_argument("--allowed-host", action="append", metavar="NAME",
+                       help="also answer requests whose Host header names NAME (repeatable); on a loopback "
+                            "--host only localhost/127.0.0.1/[::1] are answered, against DNS rebinding")
     serve.set_defaults(func=cmd_serve)
 
     mcp = sub.add_parser(

@@ -41,6 +41,7 @@ class Slot:
     busy: bool = False
     last_used: float = 0.0
     served: int = 0
+    prompt: Any = None  # what the current request rendered
 
 
 class SessionPool:
@@ -86,6 +87,27 @@ class SessionPool:
         self._cond = threading.Condition()
         self._running = 0
         self._waiting = 0
+        self._max_prompt_chars: int | None = None
+
+    @property
+    def window(self) -> int | None:
+        """The model's context window in tokens (None if the config does not say)."""
+        text = self.loaded.model.config.get_text_config(decoder=True)
+        return getattr(text, "max_position_embeddings", None)
+
+    @property
+    def max_prompt_chars(self) -> int | None:
+        """Characters beyond which no prompt can fit the window, whatever its text.
+
+        No token covers more characters than the vocabulary's longest token, so
+        a text of more than ``window × longest`` characters has more tokens than
+        the window holds: it is refused by counting, before any tokeniser pass.
+        """
+        if self._max_prompt_chars is None and self.window:
+            tok = self.loaded.tokenizer
+            longest = max(len(t) for t in tok.convert_ids_to_tokens(list(range(len(tok)))) if t)
+            self._max_prompt_chars = self.window * max(longest, 1)
+        return self._max_prompt_chars
 
     @property
     def waiting(self) -> int:
@@ -113,6 +135,11 @@ class SessionPool:
     def acquire(self, prompt: Any) -> Iterator[Slot]:
         """Hold the best session for ``prompt`` while the block runs.
 
+        ``prompt`` may be a callable that renders it: it is then called once the
+        request has a place in the bounded queue, so tokenising (and decoding
+        media) is bounded too — a flood of requests is refused before any of
+        them costs a tokeniser pass. The slot's ``prompt`` is what it rendered.
+
         Raises:
             PoolBusy: the queue is full, or no session came free within the timeout.
         """
@@ -120,18 +147,25 @@ class SessionPool:
             if self._running >= self.max_running and self._waiting >= self.max_waiting:
                 raise PoolBusy(f"the server is busy ({self._running} running, {self._waiting} waiting); retry later")
             self._waiting += 1
-            try:
+        try:
+            rendered = prompt() if callable(prompt) else prompt
+            with self._cond:
                 deadline = time.monotonic() + self.wait_timeout_s
                 while self._running >= self.max_running:
                     left = deadline - time.monotonic()
                     if left <= 0 or not self._cond.wait(timeout=left):
                         if self._running >= self.max_running:
                             raise PoolBusy(f"no session came free within {self.wait_timeout_s:.0f} s; retry later")
-            finally:
+                slot = self._best(rendered)
+                slot.busy = True
+                slot.prompt = rendered
+                self._running += 1
                 self._waiting -= 1
-            slot = self._best(prompt)
-            slot.busy = True
-            self._running += 1
+        except BaseException:
+            with self._cond:
+                self._waiting -= 1
+                self._cond.notify()
+            raise
         try:
             yield slot
         finally:

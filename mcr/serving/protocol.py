@@ -33,7 +33,7 @@ from mcr.tools.base import schema_function
 
 __all__ = [
     "ChatRequest", "ChatMessage", "RequestError", "to_runtime_messages", "split_tool_calls", "chat_response",
-    "error_body",
+    "error_body", "prompt_chars",
 ]
 
 
@@ -214,6 +214,12 @@ def to_runtime_messages(
             parts = [{"type": "text", "text": ""}]
         out.append({"role": role, "content": parts})
     return out
+
+
+def prompt_chars(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:
+    """Characters of text the prompt will hold (text parts and tool schemas), counted without tokenising."""
+    n = sum(len(p.get("text", "")) for m in messages for p in m["content"] if p.get("type") == "text")
+    return n + (len(json.dumps(tools)) if tools else 0)
 
 
 # --------------------------------------------------------------------------- #
