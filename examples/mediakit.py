@@ -126,3 +126,76 @@ def write_srt(path: Path, cues: list[tuple[float, float, str]]) -> None:
     """A sidecar .srt from (start, end, text) cues, as many real videos ship one."""
     blocks = [f"{i}\n{srt_time(s)} --> {srt_time(e)}\n{text}\n" for i, (s, e, text) in enumerate(cues, start=1)]
     path.write_text("\n".join(blocks), encoding="utf-8")
+
+
+class StreamingWriter:
+    """Mux H.264 + AAC mono piece by piece, so an hour of video never sits in memory.
+
+    Why not `write_video`: it takes the whole audio track at once (an hour at
+    22,050 Hz is 160 MB of samples) and writes every video packet before any
+    audio packet. Long generated videos are mostly still pictures, so this
+    writer takes a still image and a frame count (`add_still`: the picture is
+    converted to YUV once and encoded again with each new timestamp) and audio
+    in blocks (`add_audio`); the muxer interleaves the two by time. One encoder
+    thread and fixed options keep the output byte-for-byte repeatable.
+
+    Use as a context manager; leaving it flushes both encoders and closes the file.
+    """
+
+    def __init__(self, path: Path, fps: int, size: tuple[int, int], crf: int = 30, audio_bit_rate: int = 32_000):
+        self.fps, self.size = fps, size
+        self._out = av.open(str(path), "w", format="mp4")
+        self._video = self._out.add_stream("libx264", rate=fps)
+        self._video.width, self._video.height, self._video.pix_fmt = size[0], size[1], "yuv420p"
+        self._video.options = {"crf": str(crf), "preset": "medium", "threads": "1", "g": str(fps * 2)}
+        self._audio = self._out.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
+        self._audio.bit_rate = audio_bit_rate
+        self.frames_written = 0
+        self.samples_written = 0
+        self._pending = np.zeros(0, np.int16)  # audio not yet a whole AAC frame
+
+    def __enter__(self) -> StreamingWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self._flush()
+        finally:
+            self._out.close()
+
+    def add_still(self, image: np.ndarray, n_frames: int) -> None:
+        """Show `image` (BGR, the writer's size) for the next `n_frames` frames."""
+        if image.shape[:2] != (self.size[1], self.size[0]):
+            raise ValueError(f"frame of shape {image.shape} does not match the writer's size {self.size}")
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+        for _ in range(n_frames):
+            frame.pts = self.frames_written
+            for packet in self._video.encode(frame):
+                self._out.mux(packet)
+            self.frames_written += 1
+
+    def add_audio(self, samples: np.ndarray) -> None:
+        """Append int16 mono samples at SAMPLE_RATE to the audio track."""
+        block = np.concatenate([self._pending, samples.astype(np.int16, copy=False)])
+        chunk = 1024  # AAC frame size
+        whole = len(block) // chunk * chunk
+        for offset in range(0, whole, chunk):
+            self._encode_audio(block[offset : offset + chunk])
+        self._pending = block[whole:].copy()
+
+    def _encode_audio(self, block: np.ndarray) -> None:
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(block)[None, :], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = SAMPLE_RATE, self.samples_written
+        for packet in self._audio.encode(frame):
+            self._out.mux(packet)
+        self.samples_written += len(block)
+
+    def _flush(self) -> None:
+        if len(self._pending):
+            self._encode_audio(self._pending)
+            self._pending = np.zeros(0, np.int16)
+        for packet in self._video.encode():
+            self._out.mux(packet)
+        for packet in self._audio.encode():
+            self._out.mux(packet)

@@ -1,0 +1,254 @@
+"""Long videos: needles in a 10-120 minute haystack, answered by `mcr eval` (measured, not asserted).
+
+For each length, makes a needle-in-a-haystack video with the long suite's
+generator (`examples/make_long_suite.py`: 15 s scenes with a title and a
+narrated sentence each; needles at seeded random depths: a spoken number, a
+spoken weekday, a word shown once for 2 s, a photograph, a "when" question
+with time-range options), writes a suite of the needle questions beside it,
+and runs ``mcr eval SUITE --policy offline`` on it **in a fresh process**
+(cold: nothing loaded, nothing cached; with ``--index-dir`` that folder is
+emptied first). It reports, per length:
+
+* accuracy on the needles, evidence IoU of the accepted answers, and the
+  share right *with* evidence IoU >= 0.5;
+* seconds to the first answer cold (process start to the first task's
+  record: imports, model load, any index build, the first episode) and the
+  median of the later questions' wall time (warm);
+* frames decoded (`mcr.model.media.video.frames_decoded`, as `mcr eval`
+  records it per task) as a share of the video's frames: first question, and
+  the largest of the later ones;
+* peak RSS of the eval process and its children (``wait4``'s ``ru_maxrss``);
+* prompt tokens per policy step, the largest (from the traces'
+  ``model_call`` events; when a prompt overflowed the window the
+  ``SessionError`` names its length, and that is counted too);
+* window overflows (tasks that ended in the window ``SessionError``), other errors;
+* index size on disk (``--index-dir``; blank when none was given or it stayed empty).
+
+``--label`` names the column (e.g. ``before`` for today's "perceive everything
+into the context", ``after`` for the indexed, budgeted agent); ``--compare A B``
+prints two labels' tables side by side as markdown. Each length can be cut
+off after ``--timeout-min``; tasks without a record then count as not run.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_long.py --minutes 10 30 --label before
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_long.py --minutes 10 30 60 120 --label after
+    .venv/bin/python benchmarks/bench_long.py --compare before after
+
+Writes under ``--out`` (default runs/bench_long): ``media/`` (videos, reused
+across runs while the generator's key matches), ``long<M>.yaml`` (the suites),
+``<label>/long<M>/`` (the eval's results, traces, report) and
+``<label>/summary.json`` (one row per length; rerunning a length replaces its row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from long_questions import NEEDLE_KINDS  # noqa: E402
+from make_long_suite import make_long_video, write_suite  # noqa: E402
+
+from mcr.eval.records import TaskRecord, read_records  # noqa: E402
+from mcr.traces.recorder import read_trace  # noqa: E402
+
+WINDOW_ERROR = re.compile(r"prompt of (\d+) tokens exceeds the model's window of (\d+)")
+IOU_GOAL = 0.5
+
+
+def run_eval(suite: Path, out: Path, policy: str, timeout_s: float, extra: list[str]) -> dict:
+    """`mcr eval` in a fresh process; its wall time, exit status and peak RSS (with its children)."""
+    if out.exists():
+        shutil.rmtree(out)
+    mcr = Path(sys.executable).with_name("mcr")
+    cmd = [str(mcr), "eval", str(suite), "--policy", policy, "--out", str(out), "-q", *extra]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    t0 = time.time()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    timed_out = False
+    deadline = t0 + timeout_s
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.time() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)  # the eval's own process group (start_new_session)
+            timed_out = True
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.5)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    tail = proc.stdout.read().decode(errors="replace")[-2000:] if proc.stdout else ""
+    return {"start": t0, "wall_s": time.time() - t0, "rc": proc.returncode, "timed_out": timed_out,
+            "peak_rss_gb": usage.ru_maxrss / 2**20, "output_tail": tail}
+
+
+def prompt_tokens_max(record: TaskRecord) -> tuple[int, bool]:
+    """The largest prompt of any policy step of one task, and whether it overflowed the window."""
+    largest = 0
+    if record.trace_path and Path(record.trace_path).is_file():
+        for event in read_trace(record.trace_path, quiet=True):
+            if event.get("type") == "model_call":
+                largest = max(largest, int((event.get("usage") or {}).get("prompt_tokens") or 0))
+    match = WINDOW_ERROR.search(record.error or "")
+    if match:
+        largest = max(largest, int(match.group(1)))
+    return largest, match is not None
+
+
+def dir_bytes(path: Path | None) -> int | None:
+    if path is None or not path.exists():
+        return None
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def summarize_length(minutes: int, n_frames: int, n_tasks: int, records: list[TaskRecord], run: dict,
+                     index_bytes: int | None, render_s: float) -> dict:
+    records = sorted(records, key=lambda r: r.index)
+    prompts = [prompt_tokens_max(r) for r in records]
+    ious = [r.evidence_iou for r in records if r.evidence_iou is not None]
+    first = records[0] if records else None
+    later = records[1:]
+    frames = [r.frames_decoded / n_frames for r in records]
+    return {
+        "minutes": minutes, "n_frames": n_frames, "tasks": n_tasks, "finished": len(records),
+        "not_run": n_tasks - len(records), "render_s": round(render_s, 1),
+        "correct": sum(bool(r.correct) for r in records),
+        "accuracy": sum(bool(r.correct) for r in records) / n_tasks,
+        "right_with_iou": sum(bool(r.correct) and (r.evidence_iou or 0.0) >= IOU_GOAL for r in records) / n_tasks,
+        "evidence_iou_mean": statistics.fmean(ious) if ious else None,
+        "window_overflows": sum(over for _, over in prompts),
+        "errors": sum(r.status == "error" for r in records),
+        "error_kinds": sorted({(r.error_type or "") for r in records if r.status == "error"}),
+        "first_answer_cold_s": (first.finished_at - run["start"]) if first else None,
+        "first_task_wall_s": first.wall_s if first else None,
+        "later_median_s": statistics.median(r.wall_s for r in later) if later else None,
+        "frames_first": frames[0] if frames else None,
+        "frames_later_max": max(frames[1:]) if len(frames) > 1 else None,
+        "frames_later_median": statistics.median(frames[1:]) if len(frames) > 1 else None,
+        "frames_total": sum(r.frames_decoded for r in records) / n_frames,
+        "peak_rss_gb": run["peak_rss_gb"],
+        "prompt_tokens_max": max((p for p, _ in prompts), default=0),
+        "index_bytes": index_bytes,
+        "eval_wall_s": run["wall_s"], "eval_rc": run["rc"], "timed_out": run["timed_out"],
+        "stop_reasons": [r.stop_reason or r.error_type for r in records],
+    }
+
+
+def bench_length(minutes: int, args: argparse.Namespace) -> dict:
+    media = args.out / "media"
+    video, facts, render_s = make_long_video(media, minutes, args.seed)
+    suite = args.out / f"long{minutes}.yaml"
+    budget = {"max_steps": args.max_steps, "max_tool_calls": args.max_tool_calls, "wall_time_s": args.wall_time_s}
+    tasks = write_suite(suite, f"long{minutes}-needles", [video], NEEDLE_KINDS, budget=budget)
+    if args.index_dir is not None and args.index_dir.exists():
+        shutil.rmtree(args.index_dir)  # cold: the first question pays for the index
+    run_out = args.out / args.label / f"long{minutes}"
+    print(f"[{args.label}] {minutes} min: {len(tasks)} needle questions, eval in {run_out} ...", flush=True)
+    run = run_eval(suite, run_out, args.policy, args.timeout_min * 60, args.eval_arg)
+    records = read_records(run_out) if run_out.exists() else []
+    row = summarize_length(minutes, facts["n_frames"], len(tasks), records, run, dir_bytes(args.index_dir), render_s)
+    row["eval_output_tail"] = run["output_tail"][-600:]
+    print(json.dumps({k: v for k, v in row.items() if k != "eval_output_tail"}), flush=True)
+    return row
+
+
+def _fmt(value, kind: str = "") -> str:
+    if value is None:
+        return "–"
+    if kind == "pct":
+        return f"{100 * value:.1f}%"
+    if kind == "pct2":
+        return f"{100 * value:.2f}%"
+    if kind == "s":
+        return f"{value:.0f} s"
+    if kind == "gb":
+        return f"{value:.2f} GB"
+    if kind == "mb":
+        return f"{value / 1e6:.1f} MB"
+    if kind == "iou":
+        return f"{value:.2f}"
+    return str(value)
+
+
+ROWS = (  # (label, key, format)
+    ("needles right", "accuracy", "pct"),
+    ("right with evidence IoU ≥ 0.5", "right_with_iou", "pct"),
+    ("evidence IoU (mean, accepted)", "evidence_iou_mean", "iou"),
+    ("window overflows", "window_overflows", ""),
+    ("other errors / not run", None, ""),
+    ("first answer, cold", "first_answer_cold_s", "s"),
+    ("later answers, median", "later_median_s", "s"),
+    ("frames decoded, first question", "frames_first", "pct2"),
+    ("frames decoded, later (max)", "frames_later_max", "pct2"),
+    ("peak RSS", "peak_rss_gb", "gb"),
+    ("prompt tokens per step (max)", "prompt_tokens_max", ""),
+    ("index on disk", "index_bytes", "mb"),
+)
+
+
+def table(columns: list[tuple[str, dict]]) -> str:
+    """Markdown: one row per figure, one column per (label, length)."""
+    head = "| | " + " | ".join(f"{label} {row['minutes']} min" for label, row in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    for name, key, kind in ROWS:
+        cells = []
+        for _, row in columns:
+            if key is None:
+                cells.append(f"{row['errors'] - row['window_overflows']} / {row['not_run']}")
+            else:
+                cells.append(_fmt(row.get(key), kind))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def load_summary(out: Path, label: str) -> dict:
+    path = out / label / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {"label": label, "rows": {}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, nargs="+", default=[10, 30, 60, 120], help="video lengths")
+    parser.add_argument("--label", default="after", help="the column's name (default after)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--policy", default="offline")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_long")
+    parser.add_argument("--index-dir", type=Path, help="the per-video index's folder: emptied before each length, measured after")
+    parser.add_argument("--timeout-min", type=float, default=60.0, help="cut one length's eval off after this long")
+    parser.add_argument("--max-steps", type=int, default=8)
+    parser.add_argument("--max-tool-calls", type=int, default=10)
+    parser.add_argument("--wall-time-s", type=float, default=900.0, help="per question")
+    parser.add_argument("--eval-arg", action="append", default=[], help="passed on to mcr eval (repeatable)")
+    parser.add_argument("--compare", nargs="+", metavar="LABEL", help="print these labels' tables side by side")
+    args = parser.parse_args(argv)
+    if args.compare:
+        summaries = [load_summary(args.out, label) for label in args.compare]
+        lengths = sorted({int(m) for s in summaries for m in s["rows"]})
+        print(table([(s["label"], s["rows"][str(m)]) for m in lengths for s in summaries if str(m) in s["rows"]]))
+        return 0
+    summary = load_summary(args.out, args.label)
+    summary.update(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+                   python=platform.python_version(), seed=args.seed, policy=args.policy)
+    for minutes in args.minutes:
+        summary["rows"][str(minutes)] = bench_length(minutes, args)
+        (args.out / args.label).mkdir(parents=True, exist_ok=True)
+        (args.out / args.label / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    rows = summary["rows"]
+    print(table([(args.label, rows[k]) for k in sorted(rows, key=int)]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
