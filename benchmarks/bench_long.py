@@ -6,8 +6,8 @@ narrated sentence each; needles at seeded random depths: a spoken number, a
 spoken weekday, a word shown once for 2 s, a photograph, a "when" question
 with time-range options), writes a suite of the needle questions beside it,
 and runs ``mcr eval SUITE --policy offline`` on it **in a fresh process**
-(cold: nothing loaded, nothing cached; with ``--index-dir`` that folder is
-emptied first). It reports, per length:
+(cold: nothing loaded, nothing cached, an empty index folder). It reports,
+per length:
 
 * accuracy on the needles, evidence IoU of the accepted answers, and the
   share right *with* evidence IoU >= 0.5;
@@ -22,7 +22,8 @@ emptied first). It reports, per length:
   ``model_call`` events; when a prompt overflowed the window the
   ``SessionError`` names its length, and that is counted too);
 * window overflows (tasks that ended in the window ``SessionError``), other errors;
-* index size on disk (``--index-dir``; blank when none was given or it stayed empty).
+* index size on disk: the eval's ``MCR_INDEX_DIR`` is ``<label>/index-long<M>``,
+  emptied before the run (blank when the code under test writes no index).
 
 ``--label`` names the column (e.g. ``before`` for today's "perceive everything
 into the context", ``after`` for the indexed, budgeted agent); ``--compare A B``
@@ -67,13 +68,16 @@ WINDOW_ERROR = re.compile(r"prompt of (\d+) tokens exceeds the model's window of
 IOU_GOAL = 0.5
 
 
-def run_eval(suite: Path, out: Path, policy: str, timeout_s: float, extra: list[str]) -> dict:
-    """`mcr eval` in a fresh process; its wall time, exit status and peak RSS (with its children)."""
+def run_eval(suite: Path, out: Path, policy: str, timeout_s: float, extra: list[str], index_dir: Path) -> dict:
+    """`mcr eval` in a fresh process; its wall time, exit status and peak RSS (with its children).
+
+    The per-video index (where the code has one) goes to `index_dir` through ``MCR_INDEX_DIR``.
+    """
     if out.exists():
         shutil.rmtree(out)
     mcr = Path(sys.executable).with_name("mcr")
     cmd = [str(mcr), "eval", str(suite), "--policy", policy, "--out", str(out), "-q", *extra]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MCR_INDEX_DIR": str(index_dir)}
     t0 = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     timed_out = False
@@ -152,13 +156,14 @@ def bench_length(minutes: int, args: argparse.Namespace) -> dict:
     suite = args.out / f"long{minutes}.yaml"
     budget = {"max_steps": args.max_steps, "max_tool_calls": args.max_tool_calls, "wall_time_s": args.wall_time_s}
     tasks = write_suite(suite, f"long{minutes}-needles", [video], NEEDLE_KINDS, budget=budget)
-    if args.index_dir is not None and args.index_dir.exists():
-        shutil.rmtree(args.index_dir)  # cold: the first question pays for the index
+    index_dir = args.out / args.label / f"index-long{minutes}"
+    if index_dir.exists():
+        shutil.rmtree(index_dir)  # cold: the first question pays for the index
     run_out = args.out / args.label / f"long{minutes}"
     print(f"[{args.label}] {minutes} min: {len(tasks)} needle questions, eval in {run_out} ...", flush=True)
-    run = run_eval(suite, run_out, args.policy, args.timeout_min * 60, args.eval_arg)
+    run = run_eval(suite, run_out, args.policy, args.timeout_min * 60, args.eval_arg, index_dir)
     records = read_records(run_out) if run_out.exists() else []
-    row = summarize_length(minutes, facts["n_frames"], len(tasks), records, run, dir_bytes(args.index_dir), render_s)
+    row = summarize_length(minutes, facts["n_frames"], len(tasks), records, run, dir_bytes(index_dir), render_s)
     row["eval_output_tail"] = run["output_tail"][-600:]
     print(json.dumps({k: v for k, v in row.items() if k != "eval_output_tail"}), flush=True)
     return row
@@ -225,7 +230,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--policy", default="offline")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench_long")
-    parser.add_argument("--index-dir", type=Path, help="the per-video index's folder: emptied before each length, measured after")
     parser.add_argument("--timeout-min", type=float, default=60.0, help="cut one length's eval off after this long")
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-tool-calls", type=int, default=10)
