@@ -12,7 +12,10 @@
 (d) ``heal`` (not in the default set; runs ``--heal-seconds``): heal the 2x conversion toward the
     original on ~300K tokens of offline text, early stopping on held-out KL.
 
-Usage: ``python benchmarks/bench_m2la.py [cache] [decode] [convert] [heal] [--max-ctx 32768]``
+(b2) ``kernel`` (not in the default set): the absorbed attention core alone, SDPA form vs the
+    matmul form it replaced.
+
+Usage: ``python benchmarks/bench_m2la.py [cache] [decode] [kernel] [convert] [heal] [--max-ctx 32768]``
 """
 
 from __future__ import annotations
@@ -245,6 +248,39 @@ def bench_heal(rope_dim: int, rank: int, seconds: float, lr: float, heal_tokens:
          held_out_kl=[[s, round(k, 4)] for s, k in rep.eval_kl], threads=torch.get_num_threads())
 
 
+@torch.no_grad()
+def bench_kernel(max_ctx: int, reps: int = 7, dtype=torch.float32) -> None:
+    """(b2) The absorbed decode's attention core, 8B shapes (32 heads, latent 896 + RoPE key 128):
+    one SDPA call with the joint buffer as key and value (today's form, so GPU kernels apply) vs the
+    matmul + float32 softmax form it replaced, interleaved, min over ``reps``."""
+    import torch.nn.functional as F
+
+    heads, r, dr = 32, 896, 128
+    ctx = 1024
+    while ctx <= max_ctx:
+        q = torch.randn(1, 1, heads, r + dr, dtype=dtype)
+        joint = torch.randn(1, ctx + 8, r + dr, dtype=dtype)[:, :ctx]  # a cache view with spare rows
+        kv = joint.unsqueeze(1)
+
+        def sdpa():
+            return F.scaled_dot_product_attention(q, kv, kv, scale=0.05)[..., :r]
+
+        def matmul():
+            s = torch.matmul(q, kv.transpose(-1, -2)) * 0.05
+            return torch.matmul(s.float().softmax(-1).to(dtype), joint[..., :r].unsqueeze(1))
+
+        times: dict[str, list[float]] = {"sdpa": [], "matmul": []}
+        for _ in range(reps + 1):
+            for name, fn in (("sdpa", sdpa), ("matmul", matmul)):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+        best = {k: min(v[1:]) * 1e3 for k, v in times.items()}
+        emit(figure="absorbed_kernel", context=ctx, sdpa_ms=round(best["sdpa"], 3), matmul_ms=round(best["matmul"], 3),
+             sdpa_vs_matmul=round(best["matmul"] / best["sdpa"], 3), dtype=str(dtype), reps=reps)
+        ctx *= 2
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("what", nargs="*", default=["cache", "decode", "convert"])
@@ -260,6 +296,8 @@ def main() -> None:
         bench_cache()
     if "decode" in a.what:
         bench_decode(a.max_ctx)
+    if "kernel" in a.what:  # not in the default set
+        bench_kernel(a.max_ctx)
     if "convert" in a.what:
         bench_convert([(192, 192), (64, 320), (48, 144), (64, 128), (32, 160), (32, 64)], a.calib_tokens, a.eval_tokens)
     if "heal" in a.what:  # not in the default set: it runs for --heal-seconds
