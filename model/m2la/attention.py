@@ -243,6 +243,8 @@ class M2LAAttention(nn.Module):
         self.scaling = config.scale
         self.is_causal = True
         self.path: Literal["auto", "naive", "absorbed"] = "auto"
+        # How the absorbed path attends: one SDPA call (GPU kernels), or two matmuls (faster on the CPU).
+        self.kernel: Literal["auto", "sdpa", "matmul"] = "auto"
         self.absorb_max_q = config.absorb_max_q
         if self.absorb_max_q is None:
             extra = 2 * self.rank - self.d_nope - self.d_v  # absorbed minus naive MACs per (query, key, head)
@@ -337,12 +339,7 @@ class M2LAAttention(nn.Module):
         This is a **single-latent-head attention**: all heads share one key and one
         value (the latent), so the H*T queries are rows of one head and the cache
         is read once for all of them. The key is the joint ``[latent | rope key]``
-        row (the RoPE key rides along); the value is *the same joint buffer*, and
-        the ``dr`` RoPE columns of the output are dropped afterwards. Passing the
-        buffer whole (not ``joint[..., :r]``) means no per-step copy of a strided
-        view, at the price of ``dr / (r + dr)`` extra output columns (11% at the
-        8B shapes). ``F.scaled_dot_product_attention`` then picks the fused kernel
-        of the device (flash/efficient on CUDA, the flash CPU kernel here).
+        row (the RoPE key rides along).
         """
         B, H, T, _ = q_nope.shape
         w_uk, w_uv = self._w_kv_b()
@@ -350,12 +347,25 @@ class M2LAAttention(nn.Module):
         q = torch.cat((q_lat, q_rope), dim=-1).reshape(B, 1, H * T, self.rank + self.d_rope)  # (B, 1, H*T, r+dr)
         if joint is None:
             joint = torch.cat((c, k_rope), dim=-1)  # (B, S, r + dr)
-        kv = joint.unsqueeze(1)  # (B, 1, S, r + dr): one shared key/value head
         if mask is not None:
             mask = mask.expand(B, 1, T, -1).repeat(1, 1, H, 1)  # rows ordered (head, t)
-        o = F.scaled_dot_product_attention(q, kv, kv, attn_mask=mask, scale=self.scaling)  # (B, 1, H*T, r+dr)
-        o_lat = o[..., : self.rank].reshape(B, H, T, self.rank)  # drop the RoPE columns
-        return torch.einsum("bhtr,hdr->bhtd", o_lat, w_uv)  # (B, H, T, dv)
+        kernel = self.kernel if self.kernel != "auto" else ("matmul" if q.device.type == "cpu" else "sdpa")
+        if kernel == "sdpa":
+            # The value is *the same joint buffer* (no per-step copy of a strided latent view); the dr RoPE
+            # columns of the output are dropped (11% extra output at the 8B shapes). SDPA picks the device's
+            # fused kernel (flash / memory-efficient on CUDA).
+            kv = joint.unsqueeze(1)  # (B, 1, S, r + dr): one shared key/value head
+            o_lat = F.scaled_dot_product_attention(q, kv, kv, attn_mask=mask, scale=self.scaling)[..., : self.rank]
+        else:
+            # On the CPU, two matmuls with a float32 softmax beat torch's flash CPU kernel at this head width
+            # (1,024): 1.5-2.3x at 16K-128K contexts (benchmarks/RESULTS.md, M^2LA (b2)). matmul reads the
+            # strided latent view in place.
+            s = torch.matmul(q, joint.unsqueeze(1).transpose(-1, -2)) * self.scaling  # (B, 1, H*T, S)
+            if mask is not None:
+                s = s + mask
+            o_lat = torch.matmul(s.float().softmax(-1).to(joint.dtype), joint[..., : self.rank].unsqueeze(1))
+        return torch.einsum("bhtr,hdr->bhtd", o_lat.reshape(B, H, T, self.rank), w_uv)  # (B, H, T, dv)
+
 
 def _additive_mask(mask, B: int, T: int, S: int, dtype, device) -> torch.Tensor | None:
     """Normalise the host's mask to additive ``(B|1, 1, T, S)``; None -> causal aligned to the end."""

@@ -160,8 +160,9 @@ def test_auto_path_switches_at_the_cost_crossover():
 
 
 def test_absorbed_decode_is_one_sdpa_call_over_the_shared_latent(monkeypatch):
-    """The absorbed path is a single-latent-head attention through SDPA (so GPU kernels apply):
-    one call per layer, one key/value head holding [latent | rope key]."""
+    """The absorbed path is a single-latent-head attention through SDPA (what CUDA uses, so GPU kernels
+    apply): one call per layer, one key/value head holding [latent | rope key]; it and the CPU's matmul
+    form both equal the naive oracle (causal multi-token chunk, so the mask is exercised too)."""
     import torch.nn.functional as F
 
     calls = []
@@ -176,6 +177,13 @@ def test_absorbed_decode_is_one_sdpa_call_over_the_shared_latent(monkeypatch):
     a = M2LAAttention(cfg).eval()
     a.path = "absorbed"
     x = torch.randn(1, 5, 64)
+    a.kernel = "matmul"
+    by_matmul = a(x, _rope(1, 5))[0]
+    a.path = "naive"
+    naive = a(x, _rope(1, 5))[0]
+    a.path, a.kernel = "absorbed", "sdpa"
     monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
-    a(x, _rope(1, 5))
+    by_sdpa = a(x, _rope(1, 5))[0]
     assert calls == [((1, 1, 4 * 5, 32), (1, 1, 5, 32), True)]
+    torch.testing.assert_close(by_sdpa, naive, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(by_matmul, naive, atol=1e-5, rtol=1e-5)
