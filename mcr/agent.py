@@ -15,6 +15,7 @@ an episode whose process was killed, with the same final answer.
 from __future__ import annotations
 
 import re
+import shlex
 import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,7 @@ from mcr.graph import ANSWERED, STATE_TYPES, EpisodeDeps, EpisodeInput, build_gr
 from mcr.model.media.video import probe
 from mcr.policies.base import JudgingPolicy, ModelBackedPolicy, Policy
 from mcr.task import Budget, TaskSpec, VerifySettings, VideoSettings
+from mcr.threads import ThreadBusy, ThreadExists, ThreadLock
 from mcr.tools import builtin_registry, registry_for_task
 from mcr.tools.base import Tool, ToolRegistry
 from mcr.tools.side import EpisodeModel
@@ -44,6 +46,9 @@ from mcr.traces.recorder import (
     package_versions,
 )
 from mcr.verify import Verifier
+
+
+__all__ = ["Agent", "Result", "Step", "ThreadBusy", "ThreadExists"]
 
 
 class Step(BaseModel):
@@ -187,36 +192,63 @@ class Agent:
         Raises:
             VideoNotFound, VideoOpenFailure: the video cannot be read (nothing is
                 started, no trace is written).
+            ThreadExists: ``thread_id`` already has an episode (resume it instead),
+                or ``trace_path`` already holds one.
+            ThreadBusy: another run is driving ``thread_id`` right now.
         """
         info = probe(video)
-        thread_id = thread_id or f"{task.name if task else 'episode'}-{uuid.uuid4().hex[:8]}"
+        thread_id = thread_id or self.new_thread_id(task.name if task else None)
         # The id may come from a task's name: only a plain file name, so "../../x" cannot write outside the workdir.
         trace = Path(trace_path) if trace_path else self.workdir / "traces" / (re.sub(r"[^\w.-]", "_", thread_id) + ".jsonl")
-        ref = VideoRef(path=str(Path(video).resolve()), duration=info.duration, **self.video_settings.model_dump())
-        episode = EpisodeInput(
-            thread_id=thread_id,
-            question=question,
-            options=tuple(options) if options else None,
-            video=ref,
-            video_info=info.model_dump(mode="json"),
-            budget=self.budget,
-            trace_path=str(trace),
-            spec=task,
-        )
-        state = {"task": episode}
-        recorder = TraceRecorder(trace)
-        recorder.write(
-            EpisodeStart(
+        with ThreadLock(self.workdir, thread_id):  # ThreadBusy while another run drives this id
+            self._refuse_existing(thread_id, trace)
+            ref = VideoRef(path=str(Path(video).resolve()), duration=info.duration, **self.video_settings.model_dump())
+            episode = EpisodeInput(
                 thread_id=thread_id,
-                task=episode.trace_record(),
-                policy=self.policy.name,
-                tools=self.tools.names,
-                video_sha256=file_sha256(video),
-                versions=package_versions(),
+                question=question,
+                options=tuple(options) if options else None,
+                video=ref,
+                video_info=info.model_dump(mode="json"),
+                budget=self.budget,
+                trace_path=str(trace),
+                spec=task,
             )
-        )
-        self.last_thread_id = thread_id
-        yield from self._drive(state, thread_id, recorder)
+            state = {"task": episode}
+            recorder = TraceRecorder(trace)
+            recorder.write(
+                EpisodeStart(
+                    thread_id=thread_id,
+                    task=episode.trace_record(),
+                    policy=self.policy.name,
+                    tools=self.tools.names,
+                    video_sha256=file_sha256(video),
+                    versions=package_versions(),
+                )
+            )
+            self.last_thread_id = thread_id
+            yield from self._drive(state, thread_id, recorder)
+
+    @staticmethod
+    def new_thread_id(name: str | None = None) -> str:
+        """A fresh thread id: ``NAME-8 hex digits`` (``episode-…`` without a name)."""
+        return f"{name or 'episode'}-{uuid.uuid4().hex[:8]}"
+
+    def _refuse_existing(self, thread_id: str, trace: Path) -> None:
+        """Raise ThreadExists when ``thread_id`` has checkpoints, or ``trace`` already holds events.
+
+        Starting again on a used id would append a second episode to its
+        checkpoints and trace (entry ids out of order; the episode lost).
+        """
+        quoted = shlex.quote(thread_id)
+        if self.graph.get_state(self._config(thread_id)).values:
+            raise ThreadExists(
+                f"thread {thread_id!r} already has an episode in {self.workdir / 'checkpoints.sqlite'}; "
+                f"use `mcr resume {quoted} --workdir {shlex.quote(str(self.workdir))}` (Agent.resume) to continue "
+                "or show it, or another `--thread`")
+        if trace.exists() and trace.stat().st_size:
+            raise ThreadExists(
+                f"the trace {trace} already holds an episode; give another `--trace` or `--thread` "
+                "(or move the old trace aside)")
 
     def resume(self, thread_id: str) -> Result:
         """Continue an interrupted episode from its last checkpoint."""
@@ -225,6 +257,10 @@ class Agent:
         return self.result(thread_id)
 
     def resume_stream(self, thread_id: str) -> Iterator[Step]:
+        with ThreadLock(self.workdir, thread_id):  # ThreadBusy while another run drives this id
+            yield from self._resume_locked(thread_id)
+
+    def _resume_locked(self, thread_id: str) -> Iterator[Step]:
         snapshot = self.graph.get_state(self._config(thread_id))
         if not snapshot.values:
             raise KeyError(f"no episode with thread id {thread_id!r} in {self.workdir / 'checkpoints.sqlite'}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -105,9 +106,25 @@ def _report(console, task, result, workdir: str = ".mcr") -> int:
     if correct is not None:
         console.print(f"Ground truth: {task.answer} → {'[green]correct[/]' if correct else '[red]wrong[/]'}")
     console.print(f"Steps: {result.steps}, tool calls: {result.tool_calls}, time: {result.elapsed_s:.1f} s")
-    where = "" if workdir == ".mcr" else f" --workdir {workdir}"
-    console.print(f"Trace: {result.trace_path}   (view: mcr view {result.trace_path}; resume: mcr resume {result.thread_id}{where})")
+    from rich.markup import escape
+
+    view = escape(f"mcr view {shlex.quote(str(result.trace_path))}")
+    console.print(f"Trace: {escape(str(result.trace_path))}   (view: {view}; resume: {escape(resume_command(result.thread_id, workdir))})")
     return EXIT_OK if result.accepted and correct is not False else EXIT_FAILED
+
+
+def resume_command(thread_id: str, workdir: str | Path = ".mcr") -> str:
+    """The `mcr resume` command line for an episode, quoted so that a shell runs it as printed."""
+    where = "" if str(workdir) == ".mcr" else f" --workdir {shlex.quote(str(workdir))}"
+    return f"mcr resume {shlex.quote(thread_id)}{where}"
+
+
+class _Interrupted(Exception):
+    """Ctrl-C during an episode: carries which one, so the message can say how to resume it."""
+
+    def __init__(self, thread_id: str | None, workdir: str):
+        super().__init__(thread_id)
+        self.thread_id, self.workdir = thread_id, workdir
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -120,17 +137,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise tasks[0]
     if args.trace and len(tasks) > 1:
         raise _BadInput(f"--trace names one file but {args.task} holds {len(tasks)} tasks; drop --trace")
+    if args.thread and len(tasks) > 1:
+        raise _BadInput(f"--thread names one episode but {args.task} holds {len(tasks)} tasks; drop --thread")
     worst = EXIT_OK
     for task in tasks:
+        thread_id = None
         try:
             if isinstance(task, TaskFileError):
                 raise task
+            from mcr.model.media.video import probe
+
+            probe(task.video)  # a bad video is reported now, not after the model has loaded
+            if args.thread:
+                _refuse_used_thread(args.workdir, args.thread)  # also before loading (Agent.stream checks again, locked)
+            thread_id = args.thread or Agent.new_thread_id(task.name)
             with Agent.from_task(task, workdir=args.workdir) as agent:
-                console.print(f"[bold]Task[/] {task.name}: {task.video.name} — policy {agent.policy.name}, "
-                              f"tools {', '.join(agent.tools.names)}")
-                steps = agent.stream_task(task, trace_path=args.trace, thread_id=args.thread)
+                from rich.markup import escape
+
+                console.print(f"[bold]Task[/] {escape(task.name)}: {escape(task.video.name)} — thread "
+                              f"{escape(thread_id)}, policy {agent.policy.name}, tools {', '.join(agent.tools.names)}")
+                steps = agent.stream_task(task, trace_path=args.trace, thread_id=thread_id)
                 _print_steps(console, steps)
-                worst = max(worst, _report(console, task, agent.result(agent.last_thread_id), args.workdir))
+                worst = max(worst, _report(console, task, agent.result(thread_id), args.workdir))
+        except KeyboardInterrupt:
+            raise _Interrupted(thread_id, args.workdir) from None
         except _bad_input_errors() as exc:
             if len(tasks) == 1:
                 raise
@@ -143,13 +173,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _bad_input_errors() -> tuple[type[BaseException], ...]:
     """The errors bad input raises (a task file, a video, a plugin, a tool name): exit code 2."""
+    from mcr.threads import ThreadBusy, ThreadExists
     from mcr.model.media.video import VideoError
     from mcr.policies.factory import PolicyUnavailable
     from mcr.task import TaskFileError
     from mcr.tools.base import UnknownToolError
     from mcr.tools.errors import PluginError
 
-    return (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, PluginError, _BadInput, FileNotFoundError)
+    return (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, PluginError, _BadInput, FileNotFoundError,
+            ThreadExists, ThreadBusy)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -161,10 +193,29 @@ def cmd_resume(args: argparse.Namespace) -> int:
     task = probe["task"].spec if "task" in probe else None
     if task is None:
         raise _BadInput(f"episode {args.thread_id} was started from Python, not a task file; resume it with Agent.resume()")
-    with Agent.from_task(task, workdir=args.workdir) as agent:
-        console.print(f"[bold]Resuming[/] {args.thread_id} ({len(probe.get('entries', []))} entries so far)")
-        _print_steps(console, agent.resume_stream(args.thread_id))
-        return _report(console, task, agent.result(args.thread_id), args.workdir)
+    try:
+        with Agent.from_task(task, workdir=args.workdir) as agent:
+            from rich.markup import escape
+
+            console.print(f"[bold]Resuming[/] {escape(args.thread_id)} ({len(probe.get('entries', []))} entries so far)")
+            _print_steps(console, agent.resume_stream(args.thread_id))
+            return _report(console, task, agent.result(args.thread_id), args.workdir)
+    except KeyboardInterrupt:
+        raise _Interrupted(args.thread_id, args.workdir) from None
+
+
+def _refuse_used_thread(workdir: str, thread_id: str) -> None:
+    """Raise ThreadExists if ``thread_id`` already has an episode in ``workdir``'s checkpoints."""
+    from mcr.threads import ThreadExists
+
+    if not (Path(workdir) / "checkpoints.sqlite").is_file():
+        return
+    try:
+        _open_state(workdir, thread_id)
+    except _BadInput:
+        return
+    raise ThreadExists(f"thread {thread_id!r} already has an episode in {Path(workdir) / 'checkpoints.sqlite'}; "
+                       f"use `{resume_command(thread_id, workdir)}` to continue or show it, or another `--thread`")
 
 
 def _open_state(workdir: str, thread_id: str) -> dict[str, Any]:
@@ -368,25 +419,54 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline-first: never hang on a hub look-up
     args = build_parser().parse_args(argv)
-    from mcr.model.media.video import VideoError
-    from mcr.policies.factory import PolicyUnavailable
-    from mcr.task import TaskFileError
-    from mcr.tools.base import UnknownToolError
-    from mcr.tools.errors import PluginError
     from mcr.traces.recorder import TraceWriteError
 
     try:
         return args.func(args)
-    except (TaskFileError, VideoError, UnknownToolError, PolicyUnavailable, PluginError, _BadInput,
-            FileNotFoundError) as exc:
+    except _bad_input_errors() as exc:
         print(f"mcr: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("mcr: interrupted; the episode can be resumed with `mcr resume THREAD_ID`", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, _Interrupted) as exc:
+        thread_id = getattr(exc, "thread_id", None)
+        if thread_id:
+            print(f"mcr: interrupted; episode {thread_id} can be resumed with "
+                  f"`{resume_command(thread_id, exc.workdir)}`", file=sys.stderr)
+        else:
+            print("mcr: interrupted", file=sys.stderr)
+        return _exit_interrupted()
     except TraceWriteError as exc:  # a full disk: the checkpoint holds the episode, the message says what to do
         print(f"mcr: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def _exit_interrupted() -> int:
+    """Exit code 130 after Ctrl-C, with no tool left running native code.
+
+    A tool call runs on a worker thread (tools/limits.py); Ctrl-C reaches only
+    the main thread. Left running, a worker inside CTranslate2 or ONNX Runtime
+    aborts the interpreter's teardown (``terminate called without an active
+    exception``, SIGABRT). So the running calls are cancelled and given a few
+    seconds to stop at their next check; one that does not (or a second
+    Ctrl-C) ends the process at once with ``os._exit``, which runs no teardown —
+    nothing is lost: checkpoints are committed and trace lines written as they happen.
+    """
+    from mcr.tools.limits import running_calls, stop_running_calls
+
+    try:
+        if running_calls():
+            print(f"mcr: stopping the running tool call (up to {INTERRUPT_GRACE_S:g} s; Ctrl-C again to stop at once)",
+                  file=sys.stderr, flush=True)
+        stopped = stop_running_calls(grace_s=INTERRUPT_GRACE_S)
+    except KeyboardInterrupt:
+        stopped = False
+    if not stopped:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130
+
+
+INTERRUPT_GRACE_S = 5.0  # how long Ctrl-C waits for a running tool to stop between pieces of work
 
 
 if __name__ == "__main__":  # pragma: no cover

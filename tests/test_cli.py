@@ -28,3 +28,28 @@ def test_unknown_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as info:
         main(["teleport"])
     assert info.value.code == 2
+
+
+def test_printed_next_step_commands_are_shell_quoted(tmp_path, capsys):
+    """`mcr view …` and `mcr resume … --workdir …` run as printed, also from a folder with spaces and quotes."""
+    import shlex
+    import shutil
+
+    import yaml
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[1]
+    folder = tmp_path / "my videos" / "it's here"
+    folder.mkdir(parents=True)
+    shutil.copyfile(repo / "examples" / "media" / "sample.mp4", folder / "sample.mp4")
+    task = folder / "task.yaml"
+    task.write_text(yaml.safe_dump({"name": "quote me", "video": "sample.mp4", "question": "What is it?",
+                                    "verify": {"evidence": False},
+                                    "policy": {"name": "scripted", "plan": [{"answer": "a lighthouse"}]}}))
+    work = folder / "work dir"
+    assert main(["run", str(task), "--workdir", str(work), "--thread", "a b;c"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("Trace: "))
+    view = line[line.index("view: ") + 6: line.index("; resume: ")]
+    resume = line[line.index("; resume: ") + 10: line.rindex(")")]
+    assert shlex.split(view) == ["mcr", "view", str(work / "traces" / "a_b_c.jsonl")]
+    assert shlex.split(resume) == ["mcr", "resume", "a b;c", "--workdir", str(work)]
+    assert main(shlex.split(resume)[1:] + ["-q"]) == 0  # the printed command works as printed

@@ -27,7 +27,7 @@ _PACKAGE_DIR = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["set
 PACKAGES = {folder: name for name, folder in _PACKAGE_DIR.items() if "/" not in folder}
 VOCABULARY = {"mcr.context", "mcr.usage", "mcr.task", "mcr.verify", "mcr.progress"}
 LOOP = ("mcr.graph", "mcr.agent", "mcr.cli", "mcr.replay", "mcr.eval", "mcr.serving", "mcr.mcp_server",
-        "mcr.checkpoints")
+        "mcr.checkpoints", "mcr.threads")
 
 
 def _modules() -> dict[str, Path]:

@@ -21,7 +21,7 @@ An audio backend's ``default_vad`` / ``vad_pad_s`` say which gate suits it.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,12 +196,25 @@ def _ass_text(sub: Any) -> str:
 
 
 def progress_bar(items: Iterable[Any], clip: AudioClip, what: str, unit: str = "region") -> Iterable[Any]:
-    """`items`, with a tqdm bar when the audio is long and stderr is a terminal."""
-    if clip.duration < _PROGRESS_MIN_S or not sys.stderr.isatty():
-        return items
-    from tqdm import tqdm
+    """`items`, with a tqdm bar when the audio is long and stderr is a terminal.
 
-    return tqdm(items, desc=f"transcribe ({what})", unit=unit, leave=False)
+    Each item first checks that the call was not cancelled (Ctrl-C, a timeout):
+    a backend stops between segments rather than finishing the whole audio
+    on native threads while the process exits (see tools/limits.py).
+    """
+    if clip.duration >= _PROGRESS_MIN_S and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        items = tqdm(items, desc=f"transcribe ({what})", unit=unit, leave=False)
+    return _until_cancelled(items)
+
+
+def _until_cancelled(items: Iterable[Any]) -> Iterator[Any]:
+    from mcr.tools.limits import raise_if_cancelled
+
+    for item in items:
+        raise_if_cancelled()
+        yield item
 
 
 _progress = progress_bar  # the old name

@@ -46,7 +46,8 @@ from mcr.tools.base import Tool, ToolContext
 from mcr.tools.errors import ToolFailure
 
 __all__ = ["DEFAULT_TIMEOUT_S", "DEFAULT_MAX_OUTPUT_BYTES", "LIMIT_KEYS", "ToolLimits", "ToolTimeout",
-           "run_limited", "bound_output", "bound_summary", "output_copy_path"]
+           "ToolCancelled", "run_limited", "raise_if_cancelled", "running_calls", "stop_running_calls",
+           "bound_output", "bound_summary", "output_copy_path"]
 
 #: Seconds a call may run unless its tool or the task says otherwise.
 DEFAULT_TIMEOUT_S = 600.0
@@ -64,6 +65,31 @@ class ToolTimeout(ToolFailure):
 
     def __init__(self, message: str):
         super().__init__(message, "tool_timeout")
+
+
+class ToolCancelled(ToolFailure):
+    """A tool call stopped early because it was cancelled (timed out, or the user pressed Ctrl-C)."""
+
+    def __init__(self, message: str = "the tool call was cancelled before it finished"):
+        super().__init__(message, "tool_cancelled")
+
+
+#: The running call's cancel event, set in the worker's context (see :func:`raise_if_cancelled`).
+_CANCEL_EVENT: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("mcr_tool_cancel", default=None)
+
+
+def raise_if_cancelled() -> None:
+    """Raise :class:`ToolCancelled` if the tool call running in this thread was cancelled.
+
+    Long tools call it between pieces of work (an ASR backend between
+    segments), so a cancelled call returns within one piece instead of
+    running its native threads on while the process exits (Ctrl-C during
+    ``transcribe`` used to end in ``terminate called without an active
+    exception``, SIGABRT).
+    """
+    event = _CANCEL_EVENT.get()
+    if event is not None and event.is_set():
+        raise ToolCancelled()
 
 
 @dataclass(frozen=True)
@@ -112,8 +138,12 @@ def _snapshot(context: Context) -> Context:
 class _Call:
     """One call handed to a worker: its result, and who gave up on whom (under one lock)."""
 
-    def __init__(self, fn: Callable[[], Any]):
+    running: set[_Call] = set()  # calls handed to a worker that have not returned (see stop_running_calls)
+    running_lock = threading.Lock()
+
+    def __init__(self, fn: Callable[[], Any], cancelled: threading.Event | None = None):
         self.fn, self.lock, self.done = fn, threading.Lock(), threading.Event()
+        self.cancelled = cancelled or threading.Event()
         self.finished = self.abandoned = False
         self.value: Any = None
         self.error: BaseException | None = None
@@ -128,6 +158,8 @@ class _Call:
             with self.lock:
                 self.finished = True
                 keep = not self.abandoned
+            with _Call.running_lock:
+                _Call.running.discard(self)
             self.done.set()
         return keep
 
@@ -177,6 +209,37 @@ def _forget_workers_after_fork() -> None:
     """A forked child has none of its parent's threads: the idle list would hand calls to no one."""
     _Worker._idle = []
     _Worker._idle_lock = threading.Lock()
+    _Call.running = set()
+    _Call.running_lock = threading.Lock()
+
+
+def running_calls() -> int:
+    """How many tool calls are running on workers now."""
+    with _Call.running_lock:
+        return len(_Call.running)
+
+
+def stop_running_calls(grace_s: float) -> bool:
+    """Cancel every tool call still running on a worker and wait up to ``grace_s`` for them to return.
+
+    The process is about to exit (Ctrl-C): a worker still inside native code
+    (CTranslate2, ONNX Runtime) when the interpreter tears down aborts the
+    process. Tools that call :func:`raise_if_cancelled` return within one
+    piece of work. Returns whether none is left running; if one is, the caller
+    ends the process with ``os._exit`` (no teardown for the native threads to
+    trip over: the checkpoints and trace are already on disk).
+    """
+    import time
+
+    with _Call.running_lock:
+        calls = list(_Call.running)
+    for call in calls:
+        call.cancelled.set()
+    deadline = time.monotonic() + grace_s
+    for call in calls:
+        if not call.done.wait(max(deadline - time.monotonic(), 0)):
+            return False
+    return True
 
 
 if hasattr(os, "register_at_fork"):
@@ -195,10 +258,19 @@ def run_limited(limits: ToolLimits, ctx: ToolContext, fn: Callable[[ToolContext]
     call_ctx = replace(ctx, context=_snapshot(ctx.context), cancelled=cancelled)
     if limits.timeout_s is None:
         return fn(call_ctx)
-    call = _Call(partial(contextvars.copy_context().run, fn, call_ctx))
+    context = contextvars.copy_context()
+    context.run(_CANCEL_EVENT.set, cancelled)
+    call = _Call(partial(context.run, fn, call_ctx), cancelled)
+    with _Call.running_lock:
+        _Call.running.add(call)
     worker = _Worker.take()
     worker.calls.put(call)
-    if not call.wait(limits.timeout_s):
+    try:
+        finished = call.wait(limits.timeout_s)
+    except BaseException:  # Ctrl-C while waiting: the call stops at its next check (see stop_running_calls)
+        cancelled.set()
+        raise
+    if not finished:
         cancelled.set()
         raise ToolTimeout(
             f"tool {limits.tool!r} did not finish within {limits.timeout_s:g} s and was abandoned; "

