@@ -12,8 +12,8 @@ Task format (paths are relative to the YAML file)::
     media_root: ..                         # relative videos may point here (default: this folder)
     question: How many ships does the keeper count at night?
     options: [five, six, seven, eight]     # optional: multiple choice
-    answer: C                              # optional ground truth (letter or text)
-    span: [6.0, 12.0]                      # optional ground-truth span, seconds
+    answer: C                              # optional ground truth (letter, text or a number)
+    span: [6.0, 12.0]                      # optional ground-truth span, seconds ({start: 6.0, end: 12.0} too)
     category: counting                     # optional, for `mcr eval` breakdowns (+ metadata: {...})
     scorer: auto                           # how `mcr eval` scores: auto|choice|span|exact|numeric|open
     tools: [segment, transcribe]           # allowed tools (default: all)
@@ -38,6 +38,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal, Union
 
 import yaml
@@ -160,6 +161,7 @@ PolicySpec = Annotated[Union[ScriptedPolicySpec, ModelPolicySpec], Field(discrim
 # --------------------------------------------------------------------------- #
 
 
+SPAN_FORMS = "a span is [start, end] in seconds, e.g. [6.0, 12.0], or a mapping {start: 6.0, end: 12.0}"
 MAX_QUESTION_CHARS = 100_000  # a question (or an option) longer than this is a pasted file, not a question
 MAX_TASK_FILE_BYTES = 8 * 2**20  # a suite of ten thousand questions fits; parsing more takes seconds per MB
 
@@ -217,6 +219,17 @@ class TaskSpec(BaseModel):
                     key=".".join(str(p) for p in key_path),
                 )
 
+    @field_validator("answer", mode="before")
+    @classmethod
+    def _answer_as_text(cls, value: Any) -> Any:
+        """``answer: 3`` (a YAML number) is the text "3": counting questions have numeric answers."""
+        return _number_as_text(value)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_as_text(cls, value: Any) -> Any:
+        return [_number_as_text(v) for v in value] if isinstance(value, list) else value
+
     @field_validator("span", mode="before")
     @classmethod
     def _span_from_pair(cls, value: Any) -> Any:
@@ -241,6 +254,13 @@ class TaskSpec(BaseModel):
         return text is not None and truth in text.strip().lower()
 
 
+def _number_as_text(value: Any) -> Any:
+    """A YAML int or float as the text it was written as (``3`` → "3"); booleans and the rest unchanged."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class SuiteSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -255,14 +275,33 @@ class SuiteSpec(BaseModel):
 
 
 class TaskFileError(ValueError):
-    """A task file is unreadable or invalid. Says file, line and key."""
+    """A task file is unreadable or invalid. Says file, line and key.
+
+    ``problems`` lists every problem found in one pass (each a TaskFileError of
+    its own); ``line``, ``key`` and ``reason`` are the first one's.
+    """
 
     def __init__(self, path: Path | str, message: str, line: int | None = None, key: str | None = None):
         self.path, self.line, self.key, self.reason = str(path), line, key, message
         self.task_name: str | None = None  # set for a suite's task (see load_task_entries)
+        self.problems: list[TaskFileError] = [self]
         where = f"{path}:{line}" if line else str(path)
         what = f" (key '{key}')" if key else ""
         super().__init__(f"{where}{what}: {message}")
+
+    @classmethod
+    def combine(cls, path: Path | str, problems: list[TaskFileError]) -> TaskFileError:
+        """One error that reports every problem: the first as its own, then each on a line of its own."""
+        if len(problems) == 1:
+            return problems[0]
+        first = problems[0]
+        listed = "\n".join(f"  {i}. " + (f"line {p.line}" if p.line else "the file")
+                           + (f" (key '{p.key}')" if p.key else "") + f": {p.reason}"
+                           for i, p in enumerate(problems, 1))
+        combined = cls(path, f"{first.reason}\n{len(problems)} problems in this task, fix them all:\n{listed}",
+                       line=first.line, key=first.key)
+        combined.reason, combined.problems = first.reason, list(problems)
+        return combined
 
 
 def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
@@ -311,13 +350,36 @@ def _known_keys() -> set[str]:
     return {name for model in models for name in model.model_fields}
 
 
-def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, int], base: tuple = ()) -> TaskFileError:
-    # A misspelt key also makes the right one "missing": report the typo first.
+def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, int], base: tuple = (),
+                           also: list[TaskFileError] = ()) -> TaskFileError:
+    """One TaskFileError for every problem pydantic found (and ``also``), so one run reports them all.
+
+    The error's ``line``/``key``/``reason`` are the first problem's; ``problems`` lists each.
+    """
+    # A misspelt key also makes the right one "missing": report the typo first, and not the missing key twice.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-    err = errors[0]
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("scripted", "internvideo3", "offline")))
-    if err["type"] == "union_tag_invalid":
-        loc += ("name",)
+    problems: list[TaskFileError] = []
+    guessed: set[tuple] = set()
+    for err in errors:
+        problem, guess = _problem(path, err, lines, base)
+        if guess is not None:
+            guessed.add(guess)
+        if err["type"] == "missing" and base + _clean_loc(err) in guessed:
+            continue  # "did you mean 'question'?" already says it
+        if not any(p.key == problem.key and p.reason == problem.reason for p in problems):
+            problems.append(problem)
+    ordered = sorted([*problems, *also], key=lambda p: p.line if p.line is not None else 1 << 30)  # stable: ties keep the typo first
+    return TaskFileError.combine(path, ordered)
+
+
+def _clean_loc(err: dict[str, Any]) -> tuple:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in ("scripted", "internvideo3", "offline", "openai")))
+    return loc + ("name",) if err["type"] == "union_tag_invalid" else loc
+
+
+def _problem(path: Path, err: dict[str, Any], lines: dict[tuple, int], base: tuple) -> tuple[TaskFileError, tuple | None]:
+    """One validation error as a TaskFileError (file, line, key, message), and the key a typo was guessed to be."""
+    loc = _clean_loc(err)
     key_path = base + loc
     line = None
     for cut in range(len(key_path), -1, -1):  # nearest enclosing key that has a line
@@ -325,20 +387,26 @@ def _error_from_validation(path: Path, exc: ValidationError, lines: dict[tuple, 
             line = lines[key_path[:cut]]
             break
     key = ".".join(str(p) for p in key_path) or None
-    kind = err["type"]
+    kind, guessed = err["type"], None
     if kind == "extra_forbidden":
         guess = difflib.get_close_matches(str(loc[-1]), _known_keys(), n=1)
         hint = f"did you mean '{guess[0]}'?" if guess else "check its spelling against the task format in the README"
         message = f"unknown key; {hint}"
+        if guess:
+            guessed = base + loc[:-1] + (guess[0],)
     elif kind == "missing":
         message = "required key is missing"
     elif kind == "string_too_long" and loc[-1:] == ("question",):
         message = f"{err['msg']} — a question this long is a pasted file; ask a question (at most {MAX_QUESTION_CHARS:,} characters)"
     elif kind in ("less_than_equal", "less_than") and "budget" in loc:
         message = f"{err['msg']} — budgets end episodes; a value this large never would"
+    elif loc[:1] == ("span",) and kind in ("model_type", "dict_type", "model_attributes_type"):
+        message = f"{SPAN_FORMS}; got {repr(err.get('input'))[:80]}"
     else:
         message = err["msg"]
-    return TaskFileError(path, message, line=line, key=key)
+    if loc[:1] == ("span",) and SPAN_FORMS not in message:
+        message = f"{message} — {SPAN_FORMS}"
+    return TaskFileError(path, message, line=line, key=key), guessed
 
 
 def _resolve_video(task: TaskSpec, base_dir: Path, path: Path, line: int | None) -> Path:
@@ -373,6 +441,25 @@ def _resolve_video(task: TaskSpec, base_dir: Path, path: Path, line: int | None)
     if not video.is_file():
         raise TaskFileError(path, f"video file not found: {video}", line=line, key="video")
     return video
+
+
+def _video_problem(raw: Any, exc: ValidationError, base_dir: Path, path: Path, lines: dict[tuple, int],
+                   base: tuple) -> list[TaskFileError]:
+    """The video's problem too (missing, outside the media root), when other keys already failed validation.
+
+    So a task with a bad key and a wrong video path reports both in one run.
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("video"), str) or not raw["video"]:
+        return []
+    if any(e["loc"][:1] in (("video",), ("media_root",)) for e in exc.errors()):
+        return []
+    root = raw.get("media_root")
+    probe = SimpleNamespace(video=Path(raw["video"]), media_root=Path(root) if isinstance(root, str) else None)
+    try:
+        _resolve_video(probe, base_dir, path, lines.get(base + ("video",)))  # type: ignore[arg-type]
+    except TaskFileError as err:
+        return [err]
+    return []
 
 
 def _resolve_paths(task: TaskSpec, base_dir: Path, path: Path, lines: dict[tuple, int], base: tuple) -> TaskSpec:
@@ -436,7 +523,8 @@ def load_task_entries(path: str | Path) -> list[TaskSpec | TaskFileError]:
             try:
                 task = TaskSpec.model_validate(raw)
             except ValidationError as exc:
-                raise _error_from_validation(path, exc, lines, base) from None
+                also = _video_problem(raw, exc, base_dir, path, lines, base)
+                raise _error_from_validation(path, exc, lines, base, also=also) from None
             tasks.append(_resolve_paths(task, base_dir, path, lines, base))
         except TaskFileError as err:
             name = raw.get("name") if isinstance(raw, dict) else None
