@@ -87,9 +87,10 @@ def _print_steps(console, steps) -> None:
                 console.print(f"{entry.id:>4} [{style or 'default'}]{label:<9}[/] {text}")
             if step.usage and step.usage.get("prompt_tokens"):
                 u = step.usage
+                scored = f", {u['scored_tokens']:,} scored (candidate replies)" if u.get("scored_tokens") else ""
                 console.print(f"     [dim]model: {u['prompt_tokens']:,} prompt tokens ({u.get('reused_tokens', 0):,} reused "
                               f"from the cache, {u.get('prefilled_tokens', 0):,} prefilled), "
-                              f"{u.get('generated_tokens', 0):,} generated, {u.get('latency_s', 0):.1f} s[/]")
+                              f"{u.get('generated_tokens', 0):,} generated{scored}, {u.get('latency_s', 0):.1f} s[/]")
             if spinner is not None:
                 spinner.update(f"{_NEXT_WORK.get(step.node, 'thinking')}…")
 

@@ -60,7 +60,7 @@ class Budget(BaseModel):
     max_steps: int = Field(default=12, ge=1, le=100_000, description="policy turns (reason steps)")
     max_tool_calls: int = Field(default=24, ge=0, le=1_000_000)
     wall_time_s: float = Field(default=900.0, gt=0, le=30 * 86_400, description="active seconds, summed over resumes (at most 30 days)")
-    max_tokens: int | None = Field(default=None, ge=1, le=10**11, description="model tokens (prefilled + generated)")
+    max_tokens: int | None = Field(default=None, ge=1, le=10**11, description="model tokens run (prefilled + scored + generated)")
 
 
 class VideoSettings(BaseModel):

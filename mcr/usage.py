@@ -22,9 +22,14 @@ class Usage(BaseModel):
         prompt_tokens: tokens of the rendered prompt.
         reused_tokens: prompt tokens served from the in-memory cache.
         prefix_loaded_tokens: prompt tokens served from a saved prefix on disk.
-        prefilled_tokens: tokens run through the model to build the cache
-            (the prompt's delta, plus any scored or forced continuation).
+        prefilled_tokens: prompt tokens run through the model to build the
+            cache (the prompt's delta), so ``cached_tokens + prefilled_tokens
+            == prompt_tokens``. A forced reply prefix counts in both.
         generated_tokens: tokens decoded.
+        scored_tokens: tokens of candidate continuations scored on forks of
+            the prompt (a policy choosing among well-formed replies): run
+            through the model, but neither prompt nor reply, so counted apart
+            (they were once counted as prefilled: "prefilled" exceeded "prompt").
         cache_bytes: size of the cache after the call.
         prefill_s: seconds spent prefilling.
         latency_s: seconds for the whole call.
@@ -38,13 +43,14 @@ class Usage(BaseModel):
     prefix_loaded_tokens: int = 0
     prefilled_tokens: int = 0
     generated_tokens: int = 0
+    scored_tokens: int = 0
     cache_bytes: int = 0
     prefill_s: float = 0.0
     latency_s: float = 0.0
     raw_output: str | None = None
 
     TOKEN_FIELDS: ClassVar[tuple[str, ...]] = (
-        "prompt_tokens", "reused_tokens", "prefix_loaded_tokens", "prefilled_tokens", "generated_tokens")
+        "prompt_tokens", "reused_tokens", "prefix_loaded_tokens", "prefilled_tokens", "generated_tokens", "scored_tokens")
 
     @classmethod
     def total(cls, records: Iterable[Usage | dict[str, Any]]) -> Usage:
@@ -64,9 +70,14 @@ class Usage(BaseModel):
 
     @property
     def spent_tokens(self) -> int:
-        """What counts against an episode's token budget: prefilled + generated."""
-        return self.prefilled_tokens + self.generated_tokens
+        """What counts against an episode's token budget: every token the model ran (prefilled, scored, generated)."""
+        return self.prefilled_tokens + self.scored_tokens + self.generated_tokens
 
-    def plus_prefilled(self, n: int) -> Usage:
-        """This record with ``n`` more prefilled tokens (a scored or forced continuation)."""
-        return self.model_copy(update={"prefilled_tokens": self.prefilled_tokens + n})
+    def plus_forced(self, n: int) -> Usage:
+        """This record with ``n`` forced reply-prefix tokens: fed like prompt, so prompt and prefilled grow."""
+        return self.model_copy(update={"prompt_tokens": self.prompt_tokens + n,
+                                       "prefilled_tokens": self.prefilled_tokens + n})
+
+    def plus_scored(self, n: int) -> Usage:
+        """This record with ``n`` more tokens of scored candidate continuations."""
+        return self.model_copy(update={"scored_tokens": self.scored_tokens + n})

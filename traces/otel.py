@@ -60,7 +60,8 @@ TOOL_RESULT = "gen_ai.tool.call.result"
 ERROR_TYPE = "error.type"
 
 _USAGE_ATTRIBUTES = {INPUT_TOKENS: "prompt_tokens", OUTPUT_TOKENS: "generated_tokens", CACHE_READ_TOKENS: "cached_tokens",
-                     "mcr.usage.prefilled_tokens": "prefilled_tokens", "mcr.cache_bytes": "cache_bytes"}
+                     "mcr.usage.prefilled_tokens": "prefilled_tokens", "mcr.usage.scored_tokens": "scored_tokens",
+                     "mcr.cache_bytes": "cache_bytes"}
 
 DEFAULT_AGENT = "mcr"
 PROVIDER_NAME = "mcr"  # the model runs in our own runtime, not behind a vendor API

@@ -225,7 +225,7 @@ class ModelSession(SavedPrefixes):
         if response_prefix:
             forced = self.tokenizer(response_prefix, add_special_tokens=False)["input_ids"]
             logits = self._forward_text(forced)
-            usage = usage.plus_prefilled(len(forced))
+            usage = usage.plus_forced(len(forced))
         budget = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         decoder = self._static_decoder()
         # Decoding on a CPU takes seconds: show it on a terminal, stay quiet in tests and pipes.
@@ -320,7 +320,7 @@ class ModelSession(SavedPrefixes):
             steps = torch.cat([last[None], logits[:-1]])  # (T, V): logits predicting each token
             logp = torch.log_softmax(steps, dim=-1).gather(1, torch.tensor(ids)[:, None])  # (T, 1)
             results.append((float(logp.sum()), len(ids)))
-            usage = usage.plus_prefilled(len(ids))
+            usage = usage.plus_scored(len(ids))
         self.last_usage = usage.model_copy(update={"latency_s": time.perf_counter() - t0})
         return results
 

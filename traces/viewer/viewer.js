@@ -154,25 +154,28 @@
   function renderChart() {
     var host = document.getElementById("chart");
     var calls = data.calls;
-    var total = calls.reduce(function (s, c) { return s + c.cached_tokens + c.prefilled_tokens + c.generated_tokens; }, 0);
+    // scored: tokens of candidate replies scored on forks of the prompt (not prompt, not reply); see mcr/usage.py
+    var ran = function (c) { return c.cached_tokens + c.prefilled_tokens + (c.scored_tokens || 0) + c.generated_tokens; };
+    var total = calls.reduce(function (s, c) { return s + ran(c); }, 0);
     if (!calls.length || total === 0) {
       host.appendChild(el("p", "muted", calls.length ? "This policy reported no token usage (e.g. a scripted plan)." : "No model calls recorded."));
       return;
     }
     var W = Math.max(320, Math.round(host.clientWidth || 600)), H = 150, L = 52, B = 24, T = 10;
-    var max = Math.max.apply(null, calls.map(function (c) { return c.cached_tokens + c.prefilled_tokens + c.generated_tokens; }));
+    var max = Math.max.apply(null, calls.map(ran));
     var y = function (v) { return H - B - (v / max) * (H - B - T); };
     var slot = (W - L) / calls.length;
     var bw = Math.min(48, slot * 0.6);
     var root = svg("svg", { viewBox: "0 0 " + W + " " + H, class: "chart", role: "img" });
-    root.appendChild(svg("title", {}, "Reused, prefilled and generated tokens per model call"));
+    root.appendChild(svg("title", {}, "Reused, prefilled, scored and generated tokens per model call"));
     [0, max / 2, max].forEach(function (v) {
       root.appendChild(svg("line", { x1: L, x2: W, y1: y(v), y2: y(v), class: "grid" }));
       root.appendChild(svg("text", { x: L - 6, y: y(v) + 4, class: "tick end" }, fmtInt(Math.round(v))));
     });
     calls.forEach(function (c, i) {
       var cx = L + slot * i + (slot - bw) / 2, base = 0;
-      [["reused", c.cached_tokens], ["prefilled", c.prefilled_tokens], ["generated", c.generated_tokens]].forEach(function (part) {
+      [["reused", c.cached_tokens], ["prefilled", c.prefilled_tokens], ["scored", c.scored_tokens || 0],
+        ["generated", c.generated_tokens]].forEach(function (part) {
         if (!part[1]) return;
         var r = svg("rect", { x: cx, y: y(base + part[1]), width: bw, height: y(base) - y(base + part[1]), class: "bar " + part[0] });
         r.appendChild(svg("title", {}, "step " + c.step + ": " + fmtInt(part[1]) + " " + part[0] + " tokens"));
@@ -183,7 +186,8 @@
     });
     host.appendChild(root);
     var legend = el("div", "legend");
-    ["reused", "prefilled", "generated"].forEach(function (k) {
+    var anyScored = calls.some(function (c) { return c.scored_tokens; });
+    (anyScored ? ["reused", "prefilled", "scored", "generated"] : ["reused", "prefilled", "generated"]).forEach(function (k) {
       var item = el("span", "legend-item"); item.appendChild(el("i", "swatch " + k)); item.appendChild(document.createTextNode(k));
       legend.appendChild(item);
     });
@@ -194,11 +198,11 @@
 
     var table = document.getElementById("calls");
     var head = el("tr");
-    ["step", "prompt", "reused", "prefilled", "generated", "cache", "latency"].forEach(function (h) { head.appendChild(el("th", "", h)); });
+    ["step", "prompt", "reused", "prefilled", "scored", "generated", "cache", "latency"].forEach(function (h) { head.appendChild(el("th", "", h)); });
     table.appendChild(head);
     calls.forEach(function (c) {
       var tr = el("tr");
-      [c.step, fmtInt(c.prompt_tokens), fmtInt(c.cached_tokens), fmtInt(c.prefilled_tokens), fmtInt(c.generated_tokens),
+      [c.step, fmtInt(c.prompt_tokens), fmtInt(c.cached_tokens), fmtInt(c.prefilled_tokens), fmtInt(c.scored_tokens || 0), fmtInt(c.generated_tokens),
         (c.cache_bytes / 1048576).toFixed(1) + " MiB", c.latency_s.toFixed(2) + " s"].forEach(function (v) { tr.appendChild(el("td", "", v)); });
       table.appendChild(tr);
     });
@@ -272,7 +276,8 @@
       group.calls.forEach(function (c) {
         if (c.prompt_tokens || c.generated_tokens) {
           head.appendChild(el("span", "usage", fmtInt(c.prompt_tokens) + " prompt · " + fmtInt(c.cached_tokens) + " reused · " +
-            fmtInt(c.prefilled_tokens) + " prefilled · " + fmtInt(c.generated_tokens) + " generated · " + c.latency_s.toFixed(2) + " s"));
+            fmtInt(c.prefilled_tokens) + " prefilled · " + (c.scored_tokens ? fmtInt(c.scored_tokens) + " scored · " : "") +
+            fmtInt(c.generated_tokens) + " generated · " + c.latency_s.toFixed(2) + " s"));
         }
       });
       section.appendChild(head);
