@@ -414,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mcr.serving.cli import add_parsers as add_serving_parsers  # mcr serve, mcr mcp (mcr/serving/cli.py)
 
     add_serving_parsers(sub)
+    from mcr.tools.video_index.cli import add_parser as add_index_parser  # mcr index: per-video indexes
+
+    add_index_parser(sub)
     return parser
 
 

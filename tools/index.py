@@ -192,10 +192,15 @@ class TextIndex:
         embedder: the sentence model; ``None`` → the shared one if installed;
             ``False`` → BM25 only.
         alpha: weight of the dense score in the fusion.
+        vectors: the docs' embeddings, ``(len(docs), dim)``, when already known
+            (the video index stores them); else they are computed.
     """
 
-    def __init__(self, docs: Iterable[Doc], embedder: Embedder | None | bool = None, alpha: float = 0.5):
-        self.docs = [d for d in docs if d.text.strip()]
+    def __init__(self, docs: Iterable[Doc], embedder: Embedder | None | bool = None, alpha: float = 0.5,
+                 vectors: np.ndarray | None = None):
+        docs = list(docs)
+        kept = [i for i, d in enumerate(docs) if d.text.strip()]
+        self.docs = [docs[i] for i in kept]
         self.embedder: Embedder | None = load_embedder() if embedder is None else (embedder or None)
         self.alpha = alpha if self.embedder is not None else 0.0
         self._bm25 = None
@@ -208,7 +213,10 @@ class TextIndex:
         self._bm25 = bm25s.BM25()
         self._bm25.index(tokens, show_progress=False)
         if self.embedder is not None:
-            self._vectors = self.embedder.encode([d.text for d in self.docs])  # (N, dim)
+            if vectors is not None and len(vectors) == len(docs):  # stored vectors (the video index): not re-embedded
+                self._vectors = np.asarray(vectors, np.float32)[kept]  # (N, dim)
+            else:
+                self._vectors = self.embedder.encode([d.text for d in self.docs])  # (N, dim)
 
     def __len__(self) -> int:
         return len(self.docs)

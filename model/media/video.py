@@ -257,6 +257,16 @@ def frames_decoded() -> int:
     return _FRAMES_DECODED[0]
 
 
+def count_frames_decoded(n: int) -> None:
+    """Count `n` frames converted to pixels outside `upright` (the video index's small analysis frames)."""
+    _FRAMES_DECODED[0] += n
+
+
+def upright(frame) -> np.ndarray:
+    """A decoded PyAV frame as an (H, W, 3) uint8 RGB array, display rotation applied (counted as decoded)."""
+    return _upright(frame)
+
+
 def _upright(frame) -> np.ndarray:
     _FRAMES_DECODED[0] += 1
     width, height = _decoded_size(frame.width, frame.height)
