@@ -21,6 +21,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "media" / "sample.mp4"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_video_indexes(tmp_path_factory):
+    """Video indexes (`mcr.tools.video_index`) of this test session live in a folder of their own.
+
+    Without it a test would read indexes a developer built under ~/.cache/mcr/index
+    (`ground` and `search` use an existing index), and its results would depend on them.
+    """
+    before = os.environ.get("MCR_INDEX_DIR")
+    os.environ["MCR_INDEX_DIR"] = str(tmp_path_factory.mktemp("video-indexes"))
+    yield
+    if before is None:
+        os.environ.pop("MCR_INDEX_DIR", None)
+    else:
+        os.environ["MCR_INDEX_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT

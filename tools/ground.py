@@ -3,9 +3,11 @@
 Two backends behind one interface:
 
 * ``index`` — the episode's own time-aligned text (transcript segments, OCR and
-  captions of shots, summaries, memories; see :mod:`mcr.tools.index`) searched
-  with sentence embeddings fused with BM25. Cheap, and exact where the words
-  were heard or read. Needs evidence in the context first.
+  captions of shots, summaries, memories; see :mod:`mcr.tools.index`) and, when
+  the video has one, its persistent index's transcript, screen text and scenes
+  (:mod:`mcr.tools.video_index`; setting ``video_index``: auto/build/off),
+  searched with sentence embeddings fused with BM25. Cheap, and exact where
+  the words were heard or read. Needs evidence in the context or an index.
 * ``model`` — ask the video model (InternVideo3 / Qwen3-VL) for the start and
   end seconds, through a *fork* of the episode's :class:`ModelSession`: the fork
   reuses the video prefix already in the cache and never touches the main
@@ -29,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.context import TimeSpan
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.index import TextIndex, docs_from_context, shot_boundaries
+from mcr.tools.video_index.for_tools import index_for, merged_index
 
 SAME_SPAN_IOU = 0.8  # ranked spans overlapping a better one this much are the same moment
 SPAN_PATTERN = r" ?[0-9]{1,5}(\.[0-9]{1,2})? ?- ?[0-9]{1,5}(\.[0-9]{1,2})?"
@@ -83,14 +86,18 @@ class GroundTool(Tool):
         docs = [d for d in docs_from_context(ctx.context) if d.span is not None and not d.source.endswith(":video")]
         if input.within is not None:
             docs = [d for d in docs if _overlap(d.span, input.within) > 0]
+        video_index = index_for(ctx) if input.backend != "model" else None
+        text_index = merged_index(docs, video_index, input.within)
         backend = input.backend
         if backend == "auto":
-            backend = "index" if docs or not ctx.sees_pixels else "model"
+            backend = "index" if len(text_index) or not ctx.sees_pixels else "model"
         boundaries = shot_boundaries(ctx.context)
+        if not boundaries and video_index is not None:  # the index's shots, when this episode segmented nothing
+            boundaries = sorted({t for shot in video_index.shots() for t in (shot.span.start, shot.span.end)})
         tolerance = float(ctx.settings.get("snap_tolerance_s", 0.75))
         usage: dict[str, float] | None = None
         if backend == "index":
-            spans = self._from_index(query, docs, input.top_k, float(ctx.settings.get("min_score", 0.15)))
+            spans = self._from_index(query, text_index, input.top_k, float(ctx.settings.get("min_score", 0.15)))
         else:
             found, usage = ground_with_model(ctx, query, duration, input.within)
             spans = [found]
@@ -105,12 +112,12 @@ class GroundTool(Tool):
         return GroundOutput(query=query, backend=backend, spans=spans, snapped=snapped, model_usage=usage)
 
     @staticmethod
-    def _from_index(query: str, docs: list, k: int, min_score: float) -> list[GroundedSpan]:
-        if not docs:
+    def _from_index(query: str, index: TextIndex, k: int, min_score: float) -> list[GroundedSpan]:
+        if not len(index):
             raise ToolFailure(
                 "no time-aligned evidence yet: call transcribe (speech) or summarize (on-screen text, "
-                "scenes) first, or use backend=model", "no_evidence")
-        hits = TextIndex(docs).search(query, k=len(docs))
+                "scenes) first, build the video's index (`mcr index VIDEO`), or use backend=model", "no_evidence")
+        hits = index.search(query, k=len(index))
         if not hits or hits[0].score < min_score:
             best = f" (best: {hits[0].score:.2f} for {hits[0].doc.text!r})" if hits else ""
             raise ToolFailure(f"nothing in the evidence matches {query!r}{best}; try other words, "

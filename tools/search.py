@@ -2,7 +2,8 @@
 
 * **local** (default) — the same fused embedding + BM25 index grounding uses
   (:mod:`mcr.tools.index`), over the episode's time-aligned text (transcript,
-  on-screen text, summaries, memories) and over any corpus the task names in
+  on-screen text, summaries, memories), the video's persistent index when it
+  has one (:mod:`mcr.tools.video_index`, setting ``video_index``), and any corpus the task names in
   ``ctx.settings["corpus"]``: a list of files — plain text / Markdown notes
   (split into paragraphs), ``.json`` transcripts (a ``transcribe`` output or a
   list of ``{span, text}``), ``.srt`` / ``.vtt`` subtitles.
@@ -28,7 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mcr.context import TimeSpan
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
-from mcr.tools.index import Doc, IndexEmpty, TextIndex, docs_from_context
+from mcr.tools.index import Doc, IndexEmpty, docs_from_context
+from mcr.tools.video_index.for_tools import index_for, merged_index
 
 
 class SearchInput(BaseModel):
@@ -58,7 +60,7 @@ class SearchHit(BaseModel):
 class SearchOutput(BaseModel):
     query: str
     results: list[SearchHit]
-    searched: list[str] = Field(description="what was searched: evidence, corpus, web")
+    searched: list[str] = Field(description="what was searched: evidence, video_index, corpus, web")
 
 
 class WebResults(BaseModel):
@@ -85,14 +87,18 @@ class SearchTool(Tool):
         if input.scope in ("local", "all"):
             evidence = docs_from_context(ctx.context)
             corpus = load_corpus(ctx.settings.get("corpus") or [])
+            text_index = merged_index(evidence + corpus, index_for(ctx))
+            indexed = len(text_index) > len([d for d in evidence + corpus if d.text.strip()])
             searched += (["evidence"] if evidence else []) + (["corpus"] if corpus else [])
-            if not evidence and not corpus and input.scope == "local":
+            searched += ["video_index"] if indexed else []
+            if not len(text_index) and input.scope == "local":
                 raise ToolFailure(
-                    "nothing to search yet: the episode holds no transcript, on-screen text or summary, and the "
-                    "task names no corpus — call transcribe or summarize first", "no_evidence")
-            if evidence or corpus:
+                    "nothing to search yet: the episode holds no transcript, on-screen text or summary, the "
+                    "video has no index and the task names no corpus — call transcribe or summarize first, "
+                    "or build the index (`mcr index VIDEO`)", "no_evidence")
+            if len(text_index):
                 try:
-                    hits = TextIndex(evidence + corpus).search(query, k=input.top_k, sources=input.sources)
+                    hits = text_index.search(query, k=input.top_k, sources=input.sources)
                 except IndexEmpty as exc:
                     raise ToolFailure(str(exc), "index_empty") from None
                 results += [_local_hit(h.doc, h.score) for h in hits]

@@ -223,12 +223,12 @@ def run_picture(store: IndexStore, video: Path, info: VideoInfo, settings: Index
                 t = float(frame.time or 0.0) - start_s
                 if t < start - 1e-4:
                     continue  # before the resume point: already analysed by an earlier run
-                counters["frames_decoded"] = counters.get("frames_decoded", 0) + 1
-                while t >= chunk_end - 1e-9:
+                while t >= chunk_end - 1e-9:  # frames before chunk_end are all in: commit them
                     commit(chunk_end)
                     chunk_end += settings.chunk_s
                     if should_stop is not None and should_stop():
                         return False
+                counters["frames_decoded"] = counters.get("frames_decoded", 0) + 1
                 if not scanner.wants(t):
                     continue
                 small = frame.to_ndarray(format="bgr24", width=width, height=height)  # (h, w, 3)

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from mcr.context import TimeSpan
+from mcr.tools.index import Doc
 from mcr.model.media.video import VideoInfo, probe
 from mcr.tools.video_index.key import index_file, index_key, index_root, key_parts
 from mcr.tools.video_index.records import (
@@ -108,6 +109,16 @@ class VideoIndex:
             handle = cls(video, settings, store, key, info)
             _OPEN[str(path)] = handle
             return handle
+
+    @classmethod
+    def find(cls, video: str | Path, settings: IndexSettings | None = None, *,
+             root: str | Path | None = None) -> VideoIndex | None:
+        """The index of `video` for `settings` if its file exists (built, or being built), else None."""
+        video = Path(video).resolve()
+        settings = settings or IndexSettings()
+        parts = key_parts(video, settings)
+        path = index_file(Path(root) if root is not None else index_root(), parts["content"], index_key(parts))
+        return cls.open(video, settings, root=root) if path.is_file() else None
 
     @classmethod
     def for_tool(cls, video: str | Path, tool_settings: dict[str, Any] | None) -> VideoIndex:
@@ -222,22 +233,32 @@ class VideoIndex:
         Before the structure stage the texts committed so far are searched
         (embedded on the fly); after it, the stored vectors are used.
         """
-        from mcr.tools.index import Doc, TextIndex
+        from mcr.tools.index import TextIndex
 
         if not query.strip():
             return []
-        docs, vectors = self._docs()
-        keep = [i for i, (src, span, _t) in enumerate(docs)
-                if (sources is None or src in set(sources)) and _inside(span, within)]
-        if not keep:
+        texts, vecs = self.documents(sources, within)
+        if not texts:
             return []
-        texts = [Doc(text=docs[i][2], span=docs[i][1], source=docs[i][0], origin=f"video_index:{self.key[:12]}")
-                 for i in keep]
-        vecs = vectors[keep] if vectors is not None else None
         index = TextIndex(texts, vectors=vecs)
         hits = index.search(query, k=k) if len(index) else []
         return [IndexHit(text=h.doc.text, span=h.doc.span, source=h.doc.source, score=h.score, dense=h.dense,
                          sparse=h.sparse) for h in hits]
+
+    def documents(self, sources: Iterable[str] | None = None,
+                  within: TimeSpan | None = None) -> tuple[list[Doc], np.ndarray | None]:
+        """The searchable texts as `mcr.tools.index.Doc`s (origin ``video_index:KEY``) and their stored
+        vectors ``(N, dim)`` (None until the embeddings stage is done): for tools that merge them with an
+        episode's own evidence in one `TextIndex`."""
+        from mcr.tools.index import Doc
+
+        docs, vectors = self._docs()
+        wanted = set(sources) if sources is not None else None
+        keep = [i for i, (src, span, _t) in enumerate(docs)
+                if (wanted is None or src in wanted) and _inside(span, within)]
+        out = [Doc(text=docs[i][2], span=docs[i][1], source=docs[i][0], origin=f"video_index:{self.key[:12]}")
+               for i in keep]
+        return out, (vectors[keep] if vectors is not None else None)
 
     def _docs(self) -> tuple[list[tuple[str, TimeSpan, str]], np.ndarray | None]:
         stages = self.store.stages()

@@ -1,0 +1,283 @@
+"""The persistent per-video index (`mcr.tools.video_index`): built once, shared, resumable, never stale.
+
+Real media and real models: the committed sample (24 s, four scenes, espeak
+narration) indexed by `mcr index` in a subprocess (PySceneDetect, RapidOCR,
+YOLOv3-tiny, Whisper tiny.en, MiniLM), and generated slide videos for the
+resume and staleness checks. Whisper's words are compared after normalising
+(never exact text).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mcr.context import Context, TimeSpan, VideoRef
+from mcr.model.media.audio import normalize_words
+from mcr.tools.base import ToolContext, ToolFailure
+from mcr.tools.video_index import IndexLocked, IndexSettings, VideoIndex
+from mcr.tools.video_index.store import IndexStore
+
+ROOT = Path(__file__).resolve().parents[2]
+MCR = [sys.executable, "-m", "mcr.cli"]
+# The picture pass alone, on text slides: fast, and OCR makes each change point cost real time.
+PICTURE_ONLY = ["--set", "speech=false", "--set", "objects=false"]
+WORDS = ["HARBOUR", "GARDEN", "TIMBER", "COPPER", "VIOLET", "MEADOW", "CANYON", "LANTERN", "PEBBLE", "ORCHARD",
+         "SADDLE", "MARBLE", "FALCON", "THISTLE", "GRANITE", "WILLOW", "BASKET", "CINDER", "HAMMER", "PLANET"]
+
+
+def make_slides(path: Path, seconds: float, slide_s: float = 1.5, fps: int = 12, size=(320, 180), seed: int = 0) -> Path:
+    """A silent H.264 video of text slides: a new word on a new background every `slide_s` seconds."""
+    import av
+    import cv2
+    import numpy as np
+
+    width, height = size
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("h264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"threads": "1"}
+        for i in range(int(seconds * fps)):
+            slide = int(i / fps / slide_s)
+            shade = 40 + (slide * 97 + seed * 31) % 170
+            img = np.full((height, width, 3), (shade, 255 - shade, (shade * 3) % 255), np.uint8)
+            word = WORDS[(slide + seed) % len(WORDS)]
+            cv2.putText(img, word, (20, height // 2 + 12), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (255, 255, 255), 3, cv2.LINE_AA)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def mcr_index(*args: str, env_root: Path | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if env_root is not None:
+        env["MCR_INDEX_DIR"] = str(env_root)
+    return subprocess.run([*MCR, "index", *args], capture_output=True, text=True, env=env, cwd=ROOT, timeout=900, **kw)
+
+
+def counter(counters: dict, name: str) -> float:
+    return counters.get(name, 0.0)
+
+
+# --------------------------------------------------------------------------- #
+# The sample, indexed by another process
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def sample_index(sample_mp4, tmp_path_factory):
+    """(root, status) of the sample's default index, built by `mcr index` in a subprocess."""
+    pytest.importorskip("faster_whisper")
+    root = tmp_path_factory.mktemp("indexes")
+    proc = mcr_index(str(sample_mp4), "--json", env_root=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return root, json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_mcr_index_builds_every_stage_of_the_sample(sample_index, sample_mp4):
+    root, status = sample_index
+    assert all(stage["done"] for stage in status["stages"].values())
+    c = status["counters"]
+    assert c["frames_decoded"] == 576  # every frame once (24 s at 24 fps), no more
+    assert c["frames_analysed"] <= 24 * 12 + 1  # analysis_fps 12
+    assert 4 <= c["captures"] <= 24  # one per cut at least, never one per analysed frame
+    assert c["asr_calls"] == 1 and c["speech_s"] < 24  # one chunk; Whisper heard the speech regions only
+    index = VideoIndex.open(sample_mp4, root=root)
+    shots = index.shots()
+    assert [round(s.span.start) for s in shots] == [0, 6, 12, 18]
+    night = TimeSpan(start=6.0, end=12.0)
+    read = " ".join(st.text for st in index.text_on_screen(night)).lower()
+    assert "night" in read and "watch" in read
+    said = index.transcript(night)
+    assert {"seven", "ships"} <= set(normalize_words(" ".join(s.text for s in said)))
+    words = [w for w in index.words(night) if normalize_words(w.word) == ["ships"]]
+    assert words and 6.0 <= words[0].start <= words[0].end <= 12.0
+    scenes = index.scenes()
+    assert 1 <= len(scenes) <= 4 and scenes[0].span.start == 0.0 and scenes[-1].span.end == pytest.approx(24.0)
+    assert [c.scenes for c in index.chapters()] == [[s.index for s in scenes]]
+    hits = index.search("how many ships does the keeper see", k=3)
+    assert hits and hits[0].span.iou(night) > 0 and hits[0].source in ("transcript", "scene")
+    assert index.search("night watch", k=5, sources=["ocr"])[0].span.start >= 6.0
+
+
+def test_a_second_process_decodes_and_transcribes_nothing(sample_index, sample_mp4):
+    """Another process (a later question) reads the index: zero frames decoded, zero Whisper calls."""
+    root, _ = sample_index
+    script = textwrap.dedent(f"""
+        import json
+        from mcr.context import Context, VideoRef
+        from mcr.model.media.video import frames_decoded
+        from mcr.tools import asr_whisper
+        from mcr.tools.base import ToolContext
+        from mcr.tools.ground import GroundTool
+        from mcr.tools.search import SearchTool
+        from mcr.tools.video_index import VideoIndex
+        from mcr.tools.video_index.speech import PROCESS_COUNTERS
+        index = VideoIndex.open({str(sample_mp4)!r})
+        status = index.build()  # complete: a no-op
+        ctx = ToolContext(context=Context(), video=VideoRef(path={str(sample_mp4)!r}), workdir={str(root / 'work')!r})
+        ground = GroundTool()(dict(query="the keeper counts ships at night"), ctx)
+        search = SearchTool()(dict(query="market"), ctx)
+        print(json.dumps(dict(frames=frames_decoded(), asr=PROCESS_COUNTERS["asr_calls"],
+                              whisper_loaded=asr_whisper._load.cache_info().currsize,
+                              runs=status.counters["build_runs"], ground=ground.model_dump(mode="json"),
+                              searched=search.searched, first=search.results[0].model_dump(mode="json"))))
+    """)
+    env = {**os.environ, "MCR_INDEX_DIR": str(root), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["frames"] == 0 and out["asr"] == 0 and out["whisper_loaded"] == 0
+    assert out["runs"] == 1  # the second process started no build
+    best = out["ground"]["spans"][0]
+    assert best["span"]["start"] < 12.0 and best["span"]["end"] > 6.0  # found in an empty context, from the index
+    assert "video_index" in out["searched"] and 18.0 <= out["first"]["span"]["end"] <= 24.0
+
+
+def test_ground_and_search_without_the_index_still_need_evidence(sample_index, sample_mp4):
+    root, _ = sample_index
+    from mcr.tools.ground import GroundTool
+
+    ctx = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "w",
+                      settings={"video_index": "off"})
+    with pytest.raises(ToolFailure) as err:
+        GroundTool()(dict(query="ships"), ctx)
+    assert err.value.error_type == "no_evidence"
+    bad = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "w",
+                      settings={"video_index": "sometimes"})
+    with pytest.raises(ToolFailure) as err:
+        GroundTool()(dict(query="ships"), bad)
+    assert err.value.error_type == "invalid_settings"
+
+
+# --------------------------------------------------------------------------- #
+# Resuming, locking, staleness — on generated slides
+# --------------------------------------------------------------------------- #
+
+
+SLIDES_S = 16.0
+
+
+@pytest.fixture(scope="module")
+def slides(tmp_path_factory) -> Path:
+    return make_slides(tmp_path_factory.mktemp("slides") / "slides.mp4", seconds=SLIDES_S, slide_s=2.0)
+
+
+def _picture_progress(db: Path) -> tuple[bool, float]:
+    if not db.is_file():
+        return False, 0.0
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+        try:
+            row = conn.execute("SELECT done, until_s FROM stage WHERE name = 'picture'").fetchone()
+        except sqlite3.OperationalError:  # the schema is being created
+            return False, 0.0
+    return (bool(row[0]), float(row[1])) if row else (False, 0.0)
+
+
+def test_a_killed_mcr_index_resumes_and_completes(slides, tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    settings = IndexSettings(speech=False, objects=False, chunk_s=2.0)
+    index = VideoIndex.open(slides, settings, root=tmp_path / "killed")
+    db = Path(index.status().path)
+    index.close()
+    env = {**os.environ, "MCR_INDEX_DIR": str(tmp_path / "killed"), "HF_HUB_OFFLINE": "1"}
+    child = subprocess.Popen([*MCR, "index", str(slides), *PICTURE_ONLY, "--set", "chunk_s=2"], env=env, cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and child.poll() is None:
+            done, until = _picture_progress(db)
+            if until >= 4.0:  # at least two chunks committed: kill it mid-build
+                break
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+    done, until = _picture_progress(db)
+    assert not done and 4.0 <= until < SLIDES_S, (done, until)  # killed mid-build, with work committed
+    partial = VideoIndex.open(slides, settings, root=tmp_path / "killed")
+    assert partial.shots()[-1].span.end == pytest.approx(until)  # a reader sees what is finished
+    decoded_before = partial.status().counters["frames_decoded"]
+
+    proc = mcr_index(str(slides), *PICTURE_ONLY, "--set", "chunk_s=2", "--json", env_root=tmp_path / "killed")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    resumed = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert resumed["stages"]["picture"]["done"] and resumed["counters"]["build_runs"] == 2
+    # The second run decoded only what the first had not committed: every frame once over both runs.
+    assert resumed["counters"]["frames_decoded"] == SLIDES_S * 12
+    assert decoded_before < SLIDES_S * 12
+
+    straight = VideoIndex.open(slides, settings, root=tmp_path / "straight")
+    straight.build()
+    assert [s.span for s in partial.shots()] == [s.span for s in straight.shots()]
+    assert [(st.t, st.text) for st in partial.text_on_screen()] == [(st.t, st.text) for st in straight.text_on_screen()]
+    assert len(straight.shots()) >= 7  # a slide every 2 s: the cuts were found
+
+
+def test_a_second_builder_waits_or_is_told(slides, tmp_path):
+    index = VideoIndex.open(slides, IndexSettings(speech=False, ocr=False, objects=False), root=tmp_path)
+    other = IndexStore(Path(index.status().path))  # another holder of the same file (as another process would be)
+    with other.build_lock():
+        with pytest.raises(IndexLocked):
+            index.build(wait=False)
+    assert index.build().complete  # the lock is free again: it builds
+    other.close()
+
+
+def test_a_stale_index_is_never_used(slides, tmp_path, monkeypatch):
+    cheap = IndexSettings(speech=False, ocr=False, objects=False)
+    built = VideoIndex.open(slides, cheap, root=tmp_path)
+    assert built.build().complete and built.shots()
+    # A changed setting is another index: nothing of the first is served.
+    changed = cheap.model_copy(update={"min_shot_s": 2.0})
+    assert VideoIndex.find(slides, changed, root=tmp_path) is None
+    fresh = VideoIndex.open(slides, changed, root=tmp_path)
+    assert fresh.key != built.key and not fresh.status().complete and fresh.shots() == []
+    # A build-only setting (commit granularity) is the same index.
+    assert VideoIndex.find(slides, cheap.model_copy(update={"chunk_s": 5.0}), root=tmp_path).key == built.key
+    # New code (the builder's version) and a changed model are other indexes too.
+    from mcr.tools.video_index import key
+
+    monkeypatch.setattr(key, "INDEX_VERSION", key.INDEX_VERSION + "-next")
+    assert VideoIndex.find(slides, cheap, root=tmp_path) is None
+    monkeypatch.undo()
+    monkeypatch.setattr(key, "model_revisions", lambda s: {"embedder": "another-minilm"})
+    assert VideoIndex.find(slides, cheap, root=tmp_path) is None
+    monkeypatch.undo()
+    # Other bytes at the same path: another index (the content is hashed, not the name).
+    edited = make_slides(tmp_path / "edited.mp4", seconds=SLIDES_S, slide_s=2.0, seed=3)
+    slides_copy = tmp_path / "same.mp4"
+    slides_copy.write_bytes(slides.read_bytes())
+    assert VideoIndex.find(slides_copy, cheap, root=tmp_path).key == built.key  # a copy hits
+    slides_copy.write_bytes(edited.read_bytes())
+    assert VideoIndex.find(slides_copy, cheap, root=tmp_path) is None  # an edit misses
+
+
+def test_a_file_whose_contents_disagree_with_its_key_is_rebuilt(slides, tmp_path):
+    cheap = IndexSettings(speech=False, ocr=False, objects=False)
+    index = VideoIndex.open(slides, cheap, root=tmp_path)
+    index.build()
+    path = Path(index.status().path)
+    index.close()
+    with sqlite3.connect(path) as conn:  # e.g. a file copied under the wrong name
+        conn.execute("UPDATE meta SET v = ? WHERE k = 'key_parts'", (json.dumps({"content": "something else"}),))
+    reopened = VideoIndex.open(slides, cheap, root=tmp_path)
+    assert not reopened.status().complete and reopened.shots() == []
+
+
+def test_mcr_index_names_a_bad_setting_and_a_missing_video(tmp_path):
+    proc = mcr_index("nothing.mp4", "--set", "colour=blue", env_root=tmp_path)
+    assert proc.returncode == 2 and "not an index setting" in proc.stderr
+    proc = mcr_index(str(tmp_path / "missing.mp4"), env_root=tmp_path)
+    assert proc.returncode == 2 and "missing.mp4" in proc.stderr
