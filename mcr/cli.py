@@ -9,7 +9,7 @@
     mcr otel TRACE [--endpoint URL] [--file OUT.json]   export OpenTelemetry spans
     mcr tools [--json]                                  list the registered tools
     mcr serve [MODEL] [--port N]                        OpenAI-compatible server with cache reuse
-    mcr mcp [--http] [--plugin FILE]                    the tools as an MCP server
+    mcr mcp [--http] [--plugin FILE] [--allowed-media-path DIR]  the tools as an MCP server
     mcr eval SUITE.yaml [--out DIR] [--resume] [--mode single|agent] | --compare A B
                                                         run and score a suite (mcr/eval/cli.py)
     mcr import FORMAT ANNOTATIONS --videos DIR -o SUITE.yaml

@@ -32,9 +32,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
-def _stdio(workdir, plugin) -> StdioServerParameters:
+def _stdio(workdir, plugin, media) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, env=_env(),
-                                 args=["-m", "mcr.cli", "mcp", "--workdir", str(workdir), "--plugin", str(plugin)])
+                                 args=["-m", "mcr.cli", "mcp", "--workdir", str(workdir), "--plugin", str(plugin),
+                                       "--allowed-media-path", str(media)])
 
 
 def _events(path) -> list[dict]:
@@ -44,11 +45,12 @@ def _events(path) -> list[dict]:
 def test_tools_over_stdio_are_cached_and_traced_as_an_episode(tmp_path, sample_with_subtitles):
     plugin = tmp_path / "my_tools.py"
     plugin.write_text(PLUGIN)
-    episode = tmp_path / "episode"
-    session = {"video": str(sample_with_subtitles), "workdir": str(episode)}
+    episode = tmp_path / "default" / "episode"  # session workdirs live under the server's --workdir
+    session = {"video": str(sample_with_subtitles), "workdir": "episode"}
+    media = sample_with_subtitles.parent
 
     async def first_server():
-        async with Client(_stdio(tmp_path / "default", plugin)) as client:
+        async with Client(_stdio(tmp_path / "default", plugin, media)) as client:
             listed = {t.name: t for t in (await client.list_tools()).tools}
             assert {"video_info", "segment", "transcribe", "search", "count_words"} <= set(listed)
             words = listed["count_words"].input_schema
@@ -78,7 +80,7 @@ def test_tools_over_stdio_are_cached_and_traced_as_an_episode(tmp_path, sample_w
         "observation", "instruction", "tool_call", "tool_result", "tool_call", "tool_result", "tool_call", "tool_error"]
 
     async def restarted_server():  # a new process continues the same session from its trace
-        async with Client(_stdio(tmp_path / "default", plugin)) as client:
+        async with Client(_stdio(tmp_path / "default", plugin, media)) as client:
             again = await client.call_tool("video_info", {"session": session})
             assert not again.is_error and again.structured_content["duration"] == pytest.approx(24.0, abs=0.1)
             return again.meta["mcr/entry"]
@@ -92,7 +94,8 @@ def test_tools_over_streamable_http(tmp_path, sample_with_subtitles):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "mcr.cli", "mcp", "--http", "--port", str(port),
-                             "--workdir", str(tmp_path)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--workdir", str(tmp_path), "--allowed-media-path", str(sample_with_subtitles.parent)],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -57,8 +57,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         description="Every registered tool (and --plugin tools) as an MCP server. Each call takes "
                     "session: {video, workdir}; results are cached and traced as in an episode.")
     mcp.add_argument("--http", action="store_true", help="streamable HTTP instead of stdio")
-    mcp.add_argument("--host", default="127.0.0.1")
-    mcp.add_argument("--port", type=int, default=8765)
-    mcp.add_argument("--workdir", default=".mcr/mcp", help="default workdir of sessions that name none")
+    mcp.add_argument("--host", default="127.0.0.1",
+                     help="with --http: address to listen on (default 127.0.0.1, this machine only; for another "
+                          "interface set --api-key-env too)")
+    mcp.add_argument("--port", type=int, default=8765, help="with --http: TCP port to listen on (default 8765)")
+    mcp.add_argument("--workdir", default=".mcr/mcp",
+                     help="the folder sessions' workdirs live under; session.workdir names a subfolder "
+                          "(default: .mcr/mcp)")
+    mcp.add_argument("--allowed-media-path", action="append", metavar="DIR",
+                     help="a folder whose videos sessions may name (repeatable); besides these, only the roots "
+                          "the client declares are allowed")
+    mcp.add_argument("--api-key-env", metavar="VAR",
+                     help="with --http: require 'Authorization: Bearer $VAR' on every request")
     mcp.add_argument("--plugin", action="append", help="also expose the tools of this module or .py file")
     mcp.set_defaults(func=cmd_mcp)

@@ -56,15 +56,18 @@ class RequestGuard:
         app: the ASGI app it guards.
         max_body_bytes: the largest request body accepted.
         allowed_hosts: Host names (without port) to accept; None accepts any.
-        api_key: the key ``/v1/`` requests must carry; None: no key.
+        api_key: the key requests under ``key_prefix`` must carry; None: no key.
+        key_prefix: the paths the key protects (``/v1/`` for mcr serve; ``/``, every
+            path, for ``mcr mcp --http``).
     """
 
     def __init__(self, app: Any, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 allowed_hosts: list[str] | None = None, api_key: str | None = None):
+                 allowed_hosts: list[str] | None = None, api_key: str | None = None, key_prefix: str = "/v1/"):
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.allowed_hosts = {h.lower() for h in allowed_hosts} if allowed_hosts is not None else None
         self.api_key = api_key
+        self.key_prefix = key_prefix
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -74,7 +77,7 @@ class RequestGuard:
             allowed = ", ".join(sorted(self.allowed_hosts))
             return await _refuse(send, 421, f"Host {headers.get('host', '(none)')!r} is not served here "
                                  f"(allowed: {allowed}; start with --allowed-host NAME to add one)", "invalid_host")
-        if self.api_key and scope.get("path", "").startswith("/v1/") and not self._key_ok(headers):
+        if self.api_key and scope.get("path", "").startswith(self.key_prefix) and not self._key_ok(headers):
             return await _refuse(send, 401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
                                  "invalid_api_key")
         declared = headers.get("content-length")
