@@ -7,6 +7,7 @@
 * policies/ never import the loop, and of the tools only the Tool protocol and the side-query seam
   (``mcr.tools.base``, ``mcr.tools.side``): the evidence checks reach a policy as the verifier the
   loop hands it, never by import;
+* language/ (the question reader) imports only the vocabulary (and language/ itself);
 * no module imports itself back through others at import time (no import cycles).
 
 An import inside ``if TYPE_CHECKING:`` counts too: a rule is about what a
@@ -109,6 +110,12 @@ def test_policies_never_import_the_loop_nor_the_tools_beyond_their_protocol():
 
 def test_traces_import_only_the_vocabulary():
     assert not violations("mcr.traces", (), allowed=(*VOCABULARY, "mcr.traces"))
+
+
+def test_language_imports_only_the_vocabulary():
+    """The question reader is imported by tools, policies, the verifier and the loop: it imports none of them."""
+    assert {"mcr.language.question", "mcr.language.lexicon", "mcr.language.similarity"} <= set(MODULES)
+    assert not violations("mcr.language", (), allowed=(*VOCABULARY, "mcr.language"))
 
 
 def test_the_checker_sees_a_violation(tmp_path):

@@ -1,0 +1,64 @@
+"""Lexical knowledge from WordNet: broader words, plurals, detector labels; soft failure without WordNet."""
+
+import importlib
+
+import pytest
+
+from mcr.language import lexicon
+from mcr.language.lexicon import relatedness, words_for_label
+
+needs_wordnet = pytest.mark.skipif(not lexicon.lexicon_available(),
+                                   reason="needs the Debian packages wordnet-base and wordnet-sense-index")
+
+
+@needs_wordnet
+@pytest.mark.parametrize("a, b", [("eagle", "bird"), ("person", "people"), ("person", "man"), ("person", "woman"),
+                                  ("van", "car"), ("van", "truck"), ("dog", "animal"), ("men", "person")])
+def test_related_words_score_high_both_ways(a, b):
+    assert relatedness(a, b) >= 0.5
+    assert relatedness(b, a) == relatedness(a, b)
+
+
+@needs_wordnet
+@pytest.mark.parametrize("a, b", [("eagle", "car"), ("umbrella", "bird"), ("kettle", "giraffe"), ("dog", "people")])
+def test_unrelated_words_score_zero(a, b):
+    assert relatedness(a, b) == 0.0
+
+
+@needs_wordnet
+def test_closer_words_score_higher():
+    assert relatedness("eagle", "eagle") == 1.0
+    assert relatedness("eagle", "bird") > relatedness("eagle", "animal") > 0
+    assert relatedness("car", "automobile") == 1.0  # synonyms share a synset
+
+
+@needs_wordnet
+def test_words_for_a_detector_label():
+    assert {"person", "people", "individual"} <= words_for_label("person")
+    assert {"eagle", "bird"} <= words_for_label("eagle")
+    assert "automobile" in words_for_label("car")
+
+
+def test_without_wordnet_relatedness_falls_back_to_spelling(monkeypatch, tmp_path):
+    monkeypatch.setattr(lexicon, "WORDNET_SOURCE", tmp_path / "nowhere")
+    monkeypatch.setenv("MCR_NLTK_DATA", str(tmp_path / "nltk"))
+    caches = (lexicon.wordnet, lexicon.relatedness, lexicon._noun_synsets, lexicon.parts_of_speech,
+              lexicon.words_for_label)
+    for fn in caches:
+        fn.cache_clear()
+    try:
+        assert not lexicon.lexicon_available()
+        assert relatedness("cars", "car") == 1.0
+        assert relatedness("eagle", "bird") == 0.0
+        assert words_for_label("person") == {"person"}
+    finally:
+        for fn in caches:
+            fn.cache_clear()
+
+
+@needs_wordnet
+def test_the_lexnames_table_comes_from_the_man_page():
+    table = lexicon._lexnames_from_man_page(lexicon.LEXNAMES_MAN_PAGE).splitlines()
+    assert len(table) == 45
+    assert table[5].split("\t") == ["05", "noun.animal", "1"]
+    assert table[44].split("\t") == ["44", "adj.ppl", "3"]

@@ -1,0 +1,276 @@
+"""The question reader on wordings written for these tests (none from any evaluation suite).
+
+Each class has at least five wordings; a failure names the wording.
+"""
+
+import pytest
+
+from mcr.language.lexicon import lexicon_available
+from mcr.language.question import AnswerType, EvidenceKind, RelationKind, read_question
+
+pytestmark = pytest.mark.skipif(not lexicon_available(),
+                                reason="needs the Debian packages wordnet-base and wordnet-sense-index")
+
+ANSWER_TYPES = {
+    AnswerType.ENTITY: [
+        "Who hands the parcel to the courier?",
+        "Where does the cook keep the spare knives?",
+        "Which tool does the carpenter pick up after sanding the plank?",
+        "What does the girl feed the goat?",
+        "Whose bicycle is parked by the gate?",
+    ],
+    AnswerType.NUMBER: [
+        "How many lanterns hang over the market stall?",
+        "How many times does the goalkeeper touch the ball?",
+        "What is the number of candles on the cake?",
+        "How much money does the vendor ask for?",
+        "How many separate rooms does the tour visit?",
+    ],
+    AnswerType.COLOUR: [
+        "What colour is the kite the boy flies?",
+        "Which color are the curtains in the hotel lobby?",
+        "What hue does the sky turn at dusk?",
+        "What is the colour of the jacket the cyclist wears?",
+        "Which shade of paint covers the garage door?",
+    ],
+    AnswerType.TEXT: [
+        "What word is printed on the delivery van?",
+        "Which headline is displayed above the anchor?",
+        "What text appears on the banner at the stadium?",
+        "Which title is written across the opening card?",
+        "What inscription can be read on the statue's base?",
+    ],
+    AnswerType.TIME: [
+        "When does the ferry leave the harbour?",
+        "At what time does the alarm ring?",
+        "At which point does the baker switch off the oven?",
+        "When is the trophy lifted?",
+        "How long does the rocket burn before separation?",
+    ],
+    AnswerType.YES_NO: [
+        "Is there a ladder against the barn?",
+        "Does the pianist wear gloves?",
+        "Did the referee show a card?",
+        "Are the shutters open when the storm arrives?",
+        "Can a lighthouse be seen from the beach?",
+    ],
+    AnswerType.REASON: [
+        "Why does the crowd start cheering?",
+        "Why is the road closed near the bridge?",
+        "For what reason does the chef throw the soup away?",
+        "Why did the puppy hide under the sofa?",
+        "For what purpose does the diver carry a net?",
+    ],
+}
+
+
+@pytest.mark.parametrize("expected, text", [(k, q) for k, qs in ANSWER_TYPES.items() for q in qs])
+def test_answer_type(expected, text):
+    assert read_question(text).answer_type == expected, text
+
+
+def test_options_of_one_kind_decide_the_answer_type():
+    assert read_question("Pick one.", ["red", "green", "blue"]).answer_type == AnswerType.COLOUR
+    assert read_question("Pick one.", ["3", "4", "7"]).answer_type == AnswerType.NUMBER
+    assert read_question("Pick one.", ["yes", "no"]).answer_type == AnswerType.YES_NO
+
+
+FIRST_EVIDENCE = {
+    EvidenceKind.SPEECH: [
+        "What does the guide say about the castle?",
+        "Which city does the presenter mention first?",
+        "What does the narrator tell us about the harvest?",
+        "What does the coach shout to the players?",
+        "Which dish does the host recommend?",
+    ],
+    EvidenceKind.SCREEN_TEXT: [
+        "What word is printed on the delivery van?",
+        "Which headline is displayed above the anchor?",
+        "What text appears on the banner at the stadium?",
+        "What caption is shown under the map?",
+        "What is written on the chalkboard?",
+    ],
+    EvidenceKind.PIXELS: [
+        "What colour is the kite the boy flies?",
+        "Which color are the curtains in the hotel lobby?",
+        "Which room is the darkest?",
+        "Which clip has the brightest lighting?",
+        "What hue does the sky turn at dusk?",
+    ],
+    EvidenceKind.OBJECTS: [
+        "How many horses stand in the paddock?",
+        "How many chairs surround the table?",
+        "How many different birds land on the fence?",
+        "How many cups are on the tray?",
+        "How many people wait at the bus stop?",
+    ],
+    EvidenceKind.SHOTS: [
+        "How many scenes does the trailer contain?",
+        "How many shots are there in the montage?",
+        "How many distinct scenes make up the advert?",
+        "How many separate scenes are shown?",
+        "How many shots does the sequence have?",
+    ],
+    EvidenceKind.MOTION: [
+        "Which way does the cyclist ride?",
+        "Where does the fox run after leaving the den?",
+        "Who walks across the bridge?",
+        "What flies over the valley?",
+        "Where does the car drive after the crossing?",
+    ],
+}
+
+
+@pytest.mark.parametrize("expected, text", [(k, q) for k, qs in FIRST_EVIDENCE.items() for q in qs])
+def test_the_first_evidence_kind(expected, text):
+    assert read_question(text).evidence[0] == expected, (text, read_question(text).evidence)
+
+
+def test_what_is_asked_decides_the_evidence_not_the_locating_clause():
+    frame = read_question("What colour is the wall while the host is speaking?")
+    assert frame.evidence[0] == EvidenceKind.PIXELS
+    assert EvidenceKind.SPEECH in frame.evidence
+
+
+RELATIONS = {
+    RelationKind.AFTER: [
+        ("What does the waiter bring after the guests sit down?", "guests sit down"),
+        ("Which animal appears after the gate opens?", "gate opens"),
+        ("What happens right after the whistle blows?", "whistle blows"),
+        ("Who speaks just after the applause ends?", "applause ends"),
+        ("What is shown immediately after the map?", "map"),
+    ],
+    RelationKind.BEFORE: [
+        ("What does the pilot check before take-off?", "take-off"),
+        ("Which song plays just before the credits?", "credits"),
+        ("Who enters the shop right before the alarm sounds?", "alarm sounds"),
+        ("What does the mechanic say before he closes the bonnet?", "closes the bonnet"),
+        ("What appears on the screen before the interview starts?", "interview starts"),
+    ],
+    RelationKind.WHILE: [
+        ("What colour is the wall while the host is speaking?", "host is speaking"),
+        ("Which sign is visible while the train passes?", "train passes"),
+        ("What does the child hold while the band plays?", "band plays"),
+        ("What is written on the board while the teacher explains fractions?", "teacher explains fractions"),
+        ("Who laughs while the clown juggles?", "clown juggles"),
+    ],
+    RelationKind.DURING: [
+        ("What is heard during the storm?", "storm"),
+        ("Which flag is shown during the parade?", "parade"),
+        ("What does the actor drink during the interview?", "interview"),
+        ("What text appears during the countdown?", "countdown"),
+        ("Who is visible during the final lap?", "final lap"),
+    ],
+}
+
+
+@pytest.mark.parametrize("kind, text, event", [(k, q, e) for k, qs in RELATIONS.items() for q, e in qs])
+def test_temporal_relations_carry_their_event(kind, text, event):
+    relation = read_question(text).relation(kind)
+    assert relation is not None, text
+    assert relation.event.lower() == event, (text, relation.event)
+
+
+@pytest.mark.parametrize("text, immediate", [
+    ("What happens right after the whistle blows?", True),
+    ("Who speaks just after the applause ends?", True),
+    ("What is shown immediately after the map?", True),
+    ("Which song plays just before the credits?", True),
+    ("What does the pilot check before take-off?", False),
+    ("What does the waiter bring after the guests sit down?", False),
+])
+def test_immediacy(text, immediate):
+    assert read_question(text).relations[0].immediate is immediate, text
+
+
+@pytest.mark.parametrize("text, kind", [
+    ("Which animal appears first?", RelationKind.FIRST),
+    ("What is the first word shown on screen?", RelationKind.FIRST),
+    ("Which guest arrives last?", RelationKind.LAST),
+    ("What is shown at the end of the film?", RelationKind.LAST),
+    ("Which logo is displayed at the beginning?", RelationKind.FIRST),
+    ("What is the final score on the board?", RelationKind.LAST),
+])
+def test_first_and_last(text, kind):
+    assert read_question(text).relation(kind) is not None, text
+
+
+@pytest.mark.parametrize("text, event", [
+    ("When does the ferry leave the harbour?", "ferry leave harbour"),
+    ("At what time does the alarm ring?", "alarm ring"),
+    ("When is the trophy lifted?", "trophy lifted"),
+    ("At which moment does the singer bow?", "singer bow"),
+    ("When does the goalkeeper dive?", "goalkeeper dive"),
+])
+def test_at_what_time(text, event):
+    frame = read_question(text)
+    relation = frame.relation(RelationKind.AT_TIME)
+    assert relation is not None, text
+    assert set(event.split()) <= set(relation.event.lower().split()), (text, relation.event)
+    assert set(frame.grounding_query.lower().split()) & set(event.split())
+
+
+@pytest.mark.parametrize("text, negated", [
+    ("Which fruit is NOT in the bowl?", True),
+    ("Which of these tools is never used?", True),
+    ("Which guest isn't wearing a hat?", True),
+    ("What does the vendor not sell?", True),
+    ("Which city was not visited on the tour?", True),
+    ("Which fruit is in the bowl?", False),
+    ("Which of these tools is used first?", False),
+])
+def test_negation(text, negated):
+    assert read_question(text).negated is negated, text
+
+
+@pytest.mark.parametrize("text, target", [
+    ("How many different animals are in the barn?", "animals"),
+    ("How many people cross the street?", "people"),
+    ("How many distinct colours does the flag have?", "colours"),
+    ("How many small boats are moored in the bay?", "boats"),
+    ("How many separate scenes are shown?", "scenes"),
+    ("How many of the runners finish the race?", "runners"),
+])
+def test_count_target_is_the_noun_not_its_adjective(text, target):
+    assert read_question(text).count_target == target, text
+
+
+@pytest.mark.parametrize("text, measure, direction", [
+    ("Which scene is the brightest?", "brightness", "max"),
+    ("Which room is the darkest?", "brightness", "min"),
+    ("Which is the largest boat in the harbour?", "size", "max"),
+    ("What is the smallest object on the desk?", "size", "min"),
+    ("Which clip is the longest?", "duration", "max"),
+    ("Which is the shortest speech?", "duration", "min"),
+    ("Which engine is the loudest?", "loudness", "max"),
+    ("Which car is the most fast?", "speed", "max"),
+    ("Which is the least bright shot?", "brightness", "min"),
+])
+def test_superlatives(text, measure, direction):
+    extreme = read_question(text).extreme
+    assert extreme is not None, text
+    assert (extreme.measure, extreme.direction) == (measure, direction), text
+
+
+def test_generic_words_are_not_anchors_but_names_and_quotes_are():
+    frame = read_question("What colour is the screen for the whole video?")
+    assert frame.answer_type == AnswerType.COLOUR
+    assert not {"whole", "video"} & {w for a in frame.anchors for w in a.lower().split()}
+    frame = read_question("What does Marguerite say about 'The Silent Orchard'?")
+    assert "The Silent Orchard" in frame.anchors
+    assert "Marguerite" in frame.hints
+    assert frame.grounding_query == "The Silent Orchard"
+
+
+def test_relation_questions_ground_the_event():
+    frame = read_question("Which word appears right after the kettle whistles?")
+    assert frame.grounding_query == "kettle whistles"
+    assert frame.answer_type == AnswerType.TEXT
+
+
+def test_the_frame_is_cached_and_carries_options_and_weights():
+    a = read_question("Who opens the door?", ["the butler", "the maid"])
+    assert a is read_question("Who opens the door?", ("the butler", "the maid"))
+    assert a.options == ("the butler", "the maid")
+    assert set(a.hints) >= {"the butler", "the maid"}
+    assert a.weights["door"] > a.weights["the"] == 0.0
