@@ -360,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume = sub.add_parser("resume", help="continue an interrupted episode", description="Continue an episode from its last checkpoint.")
     resume.add_argument("thread_id", help="the thread id printed by `mcr run`")
     resume.add_argument("--workdir", default=".mcr", help="the workdir the episode ran with (default: .mcr)")
-    resume.add_argument("-q", "--quiet", action="store_true")
+    resume.add_argument("-q", "--quiet", action="store_true", help="print nothing; use the exit code")
     resume.set_defaults(func=cmd_resume)
 
     rep = sub.add_parser("replay", help="re-run a recorded episode and check it reproduces",
@@ -373,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--continue-with", metavar="TASK.yaml", help="the task whose policy continues after step K")
     rep.add_argument("--video", help="the video, if it moved since the trace was recorded")
     rep.add_argument("--out", help="where to write the new trace")
-    rep.add_argument("--workdir", default=".mcr")
-    rep.add_argument("-q", "--quiet", action="store_true")
+    rep.add_argument("--workdir", default=".mcr", help="checkpoints and artifacts of the replay (default: .mcr)")
+    rep.add_argument("-q", "--quiet", action="store_true", help="print nothing; use the exit code")
     rep.set_defaults(func=cmd_replay)
 
     view = sub.add_parser("view", help="write a trace's viewer: one self-contained HTML file",
@@ -384,11 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("-o", "--output", help="the HTML file (default: TRACE with .html)")
     view.add_argument("--diff", metavar="OTHER", help="a second trace of the same task to compare with")
     view.add_argument("--serve", action="store_true", help="also serve it on localhost (Ctrl-C to stop)")
-    view.add_argument("--port", type=int, default=8000)
+    view.add_argument("--port", type=int, default=8000, help="with --serve: the localhost port (default: %(default)s)")
     view.set_defaults(func=cmd_view)
 
     otel = sub.add_parser("otel", help="export a trace as OpenTelemetry spans (GenAI conventions)")
-    otel.add_argument("trace")
+    otel.add_argument("trace", help="a trace written by `mcr run`")
     otel.add_argument("--endpoint", help="OTLP/HTTP collector, e.g. http://localhost:4318")
     otel.add_argument("--file", help="write the spans as OTLP JSON here")
     otel.add_argument("--include-content", action="store_true", help="also export prompts and outputs (off: counts only)")

@@ -29,9 +29,12 @@ Message content (raw model output, tool arguments and results) is opt-in
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
+import logging
 import random
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,6 +222,33 @@ def _traces_url(endpoint: str) -> str:
     return endpoint if parts.path.rstrip("/") else endpoint.rstrip("/") + "/v1/traces"
 
 
+@contextlib.contextmanager
+def _exporter_logs():
+    """Hold back the OTLP exporter's log records (retry warnings with tracebacks) and hand them to the caller."""
+    records: list[logging.LogRecord] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("opentelemetry.exporter.otlp")
+    handler, propagate = _Keep(level=logging.DEBUG), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _first_cause(records: list[logging.LogRecord]) -> str:
+    """The reason the exporter logged, short: e.g. "[Errno 111] Connection refused"."""
+    text = records[0].getMessage()
+    found = re.search(r"\[Errno -?\d+\][^\")']*|timed? ?out[^\")']*|\b[45]\d\d\b[^\")']*", text)
+    return (found.group(0) if found else text)[:200].strip()
+
+
 def export_otel(trace: str | Path, endpoint: str | None = None, file: str | Path | None = None, *,
                 exporter: Any = None, agent: str = DEFAULT_AGENT, include_content: bool = False,
                 headers: dict[str, str] | None = None, timeout_s: float = 10.0) -> OtelExport:
@@ -256,10 +286,12 @@ def export_otel(trace: str | Path, endpoint: str | None = None, file: str | Path
 
         url = _traces_url(endpoint)
         otlp = OTLPSpanExporter(endpoint=url, headers=headers, timeout=timeout_s)
-        try:
-            result = otlp.export(spans)
-        finally:
-            otlp.shutdown()
+        with _exporter_logs() as logged:  # its retry warnings become one line of our error, not raw log lines
+            try:
+                result = otlp.export(spans)
+            finally:
+                otlp.shutdown()
         if result is not SpanExportResult.SUCCESS:
-            raise OtelError(f"the OTLP endpoint {url} did not accept the spans (is a collector listening there?)")
+            why = f" — {_first_cause(logged)}" if logged else ""
+            raise OtelError(f"the OTLP endpoint {url} did not accept the spans (is a collector listening there?){why}")
     return OtelExport(trace_id=trace_id, spans=len(spans), endpoint=endpoint, file=file)

@@ -110,15 +110,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kv-lora-rank", type=int, default=None, help="latent width (default: lossless G*head_dim)")
     p.add_argument("--calib", nargs="+", default=[],
                    help="calibration text file(s) or folders of *.txt (default: Python's own reference text)")
-    p.add_argument("--calib-tokens", type=int, default=4096)
+    p.add_argument("--calib-tokens", type=int, default=4096,
+                   help="calibration tokens read from --calib for the latent PCA (default: %(default)s)")
     p.add_argument("--rope-horizon", type=int, default=128,
-                   help="distance scale (tokens) deciding which leftover rotary components lose rotation (0: drop)")
-    p.add_argument("--key-weight", type=float, default=10.0)
+                   help="distance scale (tokens) deciding which leftover rotary components lose rotation "
+                        "(0: drop; default: %(default)s)")
+    p.add_argument("--key-weight", type=float, default=10.0,
+                   help="weight of attention-score error against output error in the latent PCA (default: %(default)s)")
     p.add_argument("--eval", nargs="*", default=None, help="held-out text file(s): report perplexity and KL")
-    p.add_argument("--eval-tokens", type=int, default=1024)
+    p.add_argument("--eval-tokens", type=int, default=1024,
+                   help="tokens of the --eval text scored for perplexity and KL (default: %(default)s)")
     p.add_argument("--heal-seconds", type=float, default=0.0,
-                   help="after converting, distil toward the original for this long (wall clock; 0: no healing)")
-    p.add_argument("--heal-lr", type=float, default=HEAL_LR)
+                   help="after converting, distil toward the original for this long (wall clock; 0: no healing; "
+                        "default: %(default)s)")
+    p.add_argument("--heal-lr", type=float, default=HEAL_LR,
+                   help="learning rate of the healing distillation (default: %(default)s)")
     p.add_argument("--heal-tokens", type=int, default=None,
                    help="healing text: the --calib sources then Python's reference text, this many tokens "
                         "(default: all of it; the last 2,048 are held out to pick the best weights)")
