@@ -65,3 +65,24 @@ def test_readme_opens_with_the_two_commands(repo_root):
     assert [line.split()[0:2] for line in block] == [["make", "demo"], ["make", "test"]]
     ci = (repo_root / ".ci" / "run").read_text()
     assert "\nmake test\n" in ci
+
+
+def test_the_lmms_eval_command_comes_with_the_install_line_that_runs_it(repo_root):
+    """`make` installs lmms-eval --no-deps (its model interface only), so its command line needs another venv:
+    the README gives that venv's install lines right before the command, with the Makefile's lmms-eval pin."""
+    readme = (repo_root / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "-m lmms_eval" in b)
+    lines = block.splitlines()
+    run = next(i for i, line in enumerate(lines) if "-m lmms_eval --model mcr_agent" in line)
+    pin = re.search(r"lmms-eval==([\d.]+)", (repo_root / "Makefile").read_text()).group(1)
+    installs = [line for line in lines[:run] if "pip install" in line and f"lmms-eval=={pin}" in line]
+    assert installs and all("--no-deps" not in line for line in installs), block
+    venv = installs[0].split("/bin/pip")[0].split()[-1]
+    assert f"{venv}/bin/python -m lmms_eval" in lines[run]  # run in the venv it built
+    # In make's venv the command line indeed does not start, which is why the README says so.
+    proc = subprocess.run([sys.executable, "-c", "import lmms_eval.__main__"], capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode != 0:
+        missing = re.search(r"No module named '([\w.]+)'", proc.stderr)
+        assert missing, proc.stderr[-2000:]
+        assert "ModuleNotFoundError" in readme and "--no-deps" in readme
