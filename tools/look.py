@@ -11,8 +11,16 @@ Results are cached by file content, span and settings (`ResultCache`), and
 decoded frames are kept in a `FrameStore`, so looking again costs nothing and
 looking at an overlapping span decodes only the new frames.
 
+Text is read on the sampled frames and also where the picture changes between
+them (a word shown for half a second, a shot shorter than the sampling step:
+`mcr.tools.change_points`); those frames are in ``frames`` with trigger
+``change``. Objects, drawn shapes and text lines carry their own colours
+(``SeenObject.colours``, ``SeenShape.colours``, ``TextLine.ground/ink``), so
+"the colour of the van" is judged on the van's pixels, not the frame's.
+
 Settings (``ctx.settings``): ``max_frames`` (cap on sampled frames, default 8),
-``min_score`` (detector threshold, default 0.4).
+``min_score`` (detector threshold, default 0.4), ``text_change_frames`` (frames
+read for text where the picture changed, default 6; 0 turns it off).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from mcr.context import TimeSpan
 from mcr.model.media.video import FrameStore, VideoError, probe
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
-from mcr.tools.span_facts import SpanFacts, measure_span, mean_motion, motion_word
+from mcr.tools.span_facts import TEXT_CHANGE_FRAMES, SpanFacts, measure_span, mean_motion, motion_word
 
 
 class LookInput(BaseModel):
@@ -75,9 +83,10 @@ class LookTool(Tool):
             start, end = input.span.start, input.span.end
         max_frames = int(ctx.settings.get("max_frames", 8))
         min_score = float(ctx.settings.get("min_score", 0.4))
+        text_changes = int(ctx.settings.get("text_change_frames", TEXT_CHANGE_FRAMES)) if not one_frame else 0
         cache = ResultCache.for_context(ctx)
         settings = {"fps": input.fps, "objects": input.objects, "ocr": input.ocr, "max_frames": max_frames,
-                    "min_score": min_score, "one_frame": one_frame}
+                    "min_score": min_score, "one_frame": one_frame, "text_changes": text_changes if input.ocr else 0}
         if input.detail:  # without it the key is what it always was (existing caches stay valid)
             settings["detail"] = True
         key = cache.key(self.name, info.path, TimeSpan(start=start, end=max(start, end)), settings)
@@ -86,7 +95,7 @@ class LookTool(Tool):
             try:
                 facts = measure_span(info.path, start, end, fps=input.fps, max_frames=max_frames,
                                      detect_objects=input.objects, ocr=input.ocr, min_score=min_score, detail=input.detail,
-                                     store=self.frames, info=info)
+                                     text_changes=text_changes, store=self.frames, info=info)
             except VideoError as exc:  # SpanOutsideVideo, or a file that fails mid-decode
                 error = "span_outside_video" if isinstance(exc, ValueError) else "unreadable_video"
                 raise ToolFailure(str(exc), error) from None
@@ -103,14 +112,19 @@ class LookTool(Tool):
             bits = [", ".join(f"{c.name} {c.share:.0%}" for c in f.colours[:3]) or "no dominant colour",
                     f"brightness {f.brightness:.0f}"]
             if f.objects:
-                counts: dict[str, int] = {}
+                counts: dict[tuple[str, str], int] = {}
                 for d in f.objects:
-                    counts[d.label] = counts.get(d.label, 0) + 1
-                bits.append("objects " + ", ".join(f"{n} {label}" for label, n in counts.items()))
+                    key = (d.label, d.colours[0].name if d.colours else "")
+                    counts[key] = counts.get(key, 0) + 1
+                bits.append("objects " + ", ".join(f"{n} {label}" + (f" ({colour})" if colour else "")
+                                                   for (label, colour), n in counts.items()))
             if f.shapes:
                 bits.append(f"{len(f.shapes)} shapes")
             if f.text:
-                bits.append("text " + " / ".join(f'"{x.text}"' for x in f.text[:3]))
+                bits.append("text " + " / ".join(f'"{x.text}"' + (f" on {x.ground}" if x.ground else "")
+                                                 for x in f.text[:3]))
+            if f.trigger == "change":
+                bits.append("read where the picture changed")
             line = "; ".join(bits)
             if runs and runs[-1][2] == line:
                 runs[-1] = (runs[-1][0], f.t, line)

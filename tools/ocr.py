@@ -34,6 +34,9 @@ class TextLine(BaseModel):
     box: tuple[float, float, float, float] = Field(description="[x0, y0, x1, y1] in frame pixels")
     score: float
     t: float | None = Field(default=None, description="time (s) of the frame it was read in")
+    ground: str | None = Field(default=None, description="named colour behind the letters (the box's edge), "
+                               "e.g. the card or screen the text is on")
+    ink: str | None = Field(default=None, description="named colour of the letters")
 
 
 def engine() -> Any:
@@ -58,18 +61,28 @@ def read_text(
 ) -> list[TextLine]:
     """Lines of text in an (H, W, 3) uint8 RGB frame or an image file, top to bottom.
 
+    Each line carries the colour it is written on (`ground`) and its letters'
+    colour (`ink`), measured on the line's own box (`mcr.tools.pixels.text_colours`),
+    so "the word on the red card" is judged on the card, not on the whole frame.
+
     Args:
         t: the frame's time, copied into each line (so facts can cite it).
         min_score: drop lines RapidOCR scores below this.
         respaced: put back spaces OCR dropped between words.
     """
+    from mcr.tools.pixels import text_colours
+
     ocr = engine()
-    if isinstance(image, np.ndarray):
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise ValueError(f"read_text wants an (H, W, 3) uint8 RGB image, not {image.dtype} {image.shape}")
-        source: Any = np.ascontiguousarray(image[..., ::-1])  # RapidOCR reads arrays as OpenCV BGR
-    else:
-        source = str(image)
+    if not isinstance(image, np.ndarray):
+        import cv2
+
+        bgr = cv2.imread(str(image))
+        if bgr is None:
+            raise ValueError(f"read_text cannot read the image file {image}; is it a JPEG or PNG?")
+        image = np.ascontiguousarray(bgr[..., ::-1])
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"read_text wants an (H, W, 3) uint8 RGB image, not {image.dtype} {image.shape}")
+    source: Any = np.ascontiguousarray(image[..., ::-1])  # RapidOCR reads arrays as OpenCV BGR
     with _lock:  # onnxruntime sessions are not re-entrant across our threads
         result, _ = ocr(source)
     lines = []
@@ -83,6 +96,7 @@ def read_text(
             from mcr.tools.summarize import respace
 
             value = respace(value)
+        ground, ink = text_colours(image, box)
         lines.append(TextLine(text=value, box=tuple(round(v, 1) for v in box), score=round(float(score), 3),
-                              t=None if t is None else round(t, 3)))
+                              t=None if t is None else round(t, 3), ground=ground, ink=ink))
     return sorted(lines, key=lambda line: (line.box[1], line.box[0]))

@@ -125,14 +125,30 @@ def frame_pixels(image: np.ndarray, t: float) -> FramePixels:
     )
 
 
-def motion(a: np.ndarray, b: np.ndarray, t_a: float, t_b: float) -> Motion:
-    """Change between two (H, W, 3) uint8 RGB frames of the same size."""
+def grey_thumbnail(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB frame as the (h, w) int16 grey image motion is measured on (~160 px wide).
+
+    Small enough to keep hundreds of them in memory while a span is scanned for
+    changes (`mcr.tools.change_points`), large enough that a short word appearing
+    changes well over `CHANGE_SHARE` of it.
+    """
     import cv2
 
+    return cv2.cvtColor(_small(image), cv2.COLOR_RGB2GRAY).astype(np.int16)
+
+
+def changed_share(a: np.ndarray, b: np.ndarray) -> float:
+    """Share of pixels of two `grey_thumbnail`s that differ by more than `MOTION_PIXEL_DELTA` grey levels."""
+    if a.shape != b.shape:
+        raise ValueError(f"changed_share needs thumbnails of one size, not {a.shape} and {b.shape}")
+    return float((np.abs(a - b) > MOTION_PIXEL_DELTA).mean())
+
+
+def motion(a: np.ndarray, b: np.ndarray, t_a: float, t_b: float) -> Motion:
+    """Change between two (H, W, 3) uint8 RGB frames of the same size."""
     if a.shape != b.shape:
         raise ValueError(f"motion needs frames of one size, not {a.shape} and {b.shape}")
-    ga = cv2.cvtColor(_small(a), cv2.COLOR_RGB2GRAY).astype(np.int16)
-    gb = cv2.cvtColor(_small(b), cv2.COLOR_RGB2GRAY).astype(np.int16)
+    ga, gb = grey_thumbnail(a), grey_thumbnail(b)
     diff = np.abs(ga - gb)  # (h, w)
     return Motion(
         start=round(t_a, 3),
@@ -140,6 +156,99 @@ def motion(a: np.ndarray, b: np.ndarray, t_a: float, t_b: float) -> Motion:
         mean_change=round(float(diff.mean()) / 255.0, 4),
         changed_share=round(float((diff > MOTION_PIXEL_DELTA).mean()), 4),
     )
+
+
+# --------------------------------------------------------------------------- #
+# Colours of a region (an object's box, a line of text), not of the whole frame
+# --------------------------------------------------------------------------- #
+
+REGION_MIN_SHARE = 0.1  # a region's colours below this share are not reported
+OBJECT_CORE = 0.6  # an object's colours come from the middle of its box (this fraction of width and height)
+OBJECT_RING = 0.25  # ... less those of a band around the box this wide (fraction of the box's size)
+
+
+def _crop(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    x0, x1 = max(0, min(x0, w - 1)), max(0, min(x1, w))
+    y0, y1 = max(0, min(y0, h - 1)), max(0, min(y1, h))
+    return image[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)]
+
+
+def _name_counts(pixels: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 RGB pixels -> (P,) share of each palette name."""
+    if pixels.size == 0:
+        return np.zeros(len(_NAMES))
+    lab = _to_lab(pixels.reshape(-1, 1, 3)).reshape(-1, 3)  # (N, 3)
+    nearest = np.argmin(((lab[:, None, :] - _PALETTE_LAB[None]) ** 2).sum(-1), axis=1)  # (N,)
+    return np.bincount(nearest, minlength=len(_NAMES)) / nearest.size
+
+
+def _sampled(pixels: np.ndarray, most: int = 4096) -> np.ndarray:
+    """At most `most` of (N, 3) pixels, evenly strided (shares do not need more)."""
+    step = max(1, len(pixels) // most)
+    return pixels[::step]
+
+
+def _ranked(shares: np.ndarray, min_share: float) -> list[ColourShare]:
+    order = np.argsort(-shares, kind="stable")
+    return [ColourShare(name=_NAMES[i], share=round(float(shares[i]), 3)) for i in order if shares[i] >= min_share]
+
+
+def region_colours(image: np.ndarray, box: tuple[float, float, float, float],
+                   min_share: float = REGION_MIN_SHARE) -> list[ColourShare]:
+    """Named colours inside `box` ([x0, y0, x1, y1] pixels) of an RGB frame, largest share first."""
+    return _ranked(_name_counts(_sampled(_crop(image, box).reshape(-1, 3))), min_share)
+
+
+def object_colours(image: np.ndarray, box: tuple[float, float, float, float],
+                   min_share: float = REGION_MIN_SHARE) -> list[ColourShare]:
+    """The colours of the object in `box`, not of what is around it.
+
+    A detector's box also holds background (road under a van, sky around a
+    kite), so the middle of the box (`OBJECT_CORE`) is measured and each
+    colour's share of a band around the box (`OBJECT_RING`) is taken off it:
+    what remains is over-represented on the object. Shares are renormalised
+    over what remains; if nothing does (an object the colour of its
+    surroundings) the middle's own colours are returned.
+    """
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(np.clip(box[0], 0, w)), float(np.clip(box[1], 0, h)),
+                      float(np.clip(box[2], 0, w)), float(np.clip(box[3], 0, h)))
+    bw, bh = max(1.0, x1 - x0), max(1.0, y1 - y0)
+    mx, my = bw * (1 - OBJECT_CORE) / 2, bh * (1 - OBJECT_CORE) / 2
+    core = _name_counts(_sampled(_crop(image, (x0 + mx, y0 + my, x1 - mx, y1 - my)).reshape(-1, 3)))
+    ox0, oy0 = int(max(0.0, x0 - bw * OBJECT_RING)), int(max(0.0, y0 - bh * OBJECT_RING))
+    ox1, oy1 = int(min(float(w), x1 + bw * OBJECT_RING)), int(min(float(h), y1 + bh * OBJECT_RING))
+    around = image[oy0:oy1, ox0:ox1]
+    outside = np.ones(around.shape[:2], bool)  # (h', w') True on the band around the box
+    outside[int(y0) - oy0:int(np.ceil(y1)) - oy0, int(x0) - ox0:int(np.ceil(x1)) - ox0] = False
+    ring = _name_counts(_sampled(around[outside]))
+    if ring.sum() == 0:  # the box fills the frame: nothing around it to take off
+        return _ranked(core, min_share)
+    lift = np.clip(core - ring, 0.0, None)
+    if lift.sum() < min_share:
+        return _ranked(core, min_share)
+    return _ranked(lift / lift.sum(), min_share)
+
+
+def text_colours(image: np.ndarray, box: tuple[float, float, float, float]) -> tuple[str | None, str | None]:
+    """(ground, ink) of a line of text: the colour behind the letters and the letters' own colour.
+
+    The ground is the commonest name on the box's border (text boxes hug the
+    letters, so their edge is background); the ink is the commonest name
+    inside the box that is not the ground. Either is None when not measurable.
+    """
+    crop = _crop(image, box)
+    if crop.shape[0] < 3 or crop.shape[1] < 3:
+        return None, None
+    border = np.concatenate([crop[0], crop[-1], crop[1:-1, 0], crop[1:-1, -1]])  # (N, 3)
+    ground_shares = _name_counts(border)
+    ground = int(np.argmax(ground_shares))
+    inner = _name_counts(_sampled(crop[1:-1, 1:-1].reshape(-1, 3)))
+    inner[ground] = 0.0
+    ink = _NAMES[int(np.argmax(inner))] if inner.max() >= 0.03 else None
+    return _NAMES[ground], ink
 
 
 def merge_shares(frames: list[FramePixels]) -> list[ColourShare]:

