@@ -5,12 +5,14 @@ frame (RGB array) or an image file and returns each line read with its box
 and score. Lines under `MIN_SCORE` are dropped: RapidOCR's low-score lines on
 video frames are mostly texture read as letters. OCR engines trained on
 Chinese+Latin drop spaces between capital words ("THERED LIGHTHOUSE"); the
-lines are re-spaced with `mcr.tools.summarize.respace` (the unigram splitter
-that already serves scene summaries).
+lines are re-spaced with `respace`: tokens that are not words are split with a
+unigram lexicon (the embedding model's WordPiece vocabulary, ranked by frequency).
 """
 
 from __future__ import annotations
 
+import functools
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -93,10 +95,77 @@ def read_text(
         box = (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
         value = str(text).strip()
         if respaced:
-            from mcr.tools.summarize import respace
-
             value = respace(value)
         ground, ink = text_colours(image, box)
         lines.append(TextLine(text=value, box=tuple(round(v, 1) for v in box), score=round(float(score), 3),
                               t=None if t is None else round(t, 3), ground=ground, ink=ink))
     return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
+
+
+# A fixed cost per word on top of its rank cost, so a split into more, commoner
+# words ("NO ON MARKET") loses to fewer, rarer ones ("NOON MARKET").
+_WORD_COST = 4.0
+
+
+@functools.lru_cache(maxsize=1)
+def _lexicon() -> dict[str, float]:
+    """Word → cost (log frequency rank), from the embedding model's WordPiece vocabulary."""
+    from mcr.tools.index import load_embedder
+
+    embedder = load_embedder()
+    if embedder is None:
+        return {}
+    vocab = embedder.tokenizer.get_vocab()
+    first = vocab.get("the", 0)  # BERT vocabularies list whole words by frequency from "the" on
+    costs = {}
+    for word, rank in vocab.items():
+        if rank < first and word not in ("a", "i"):
+            continue  # single characters and reserved tokens are not words
+        if word.isalpha():
+            costs[word] = math.log(max(rank - first, 0) + 2) + _WORD_COST
+    return costs
+
+
+def respace(text: str) -> str:
+    """Put back the spaces OCR dropped: ``'THERED LIGHTHOUSE'`` → ``'THE RED LIGHTHOUSE'``.
+
+    Each token that is not a word is split into the cheapest sequence of words
+    (unigram costs); a token that cannot be split is kept as it is.
+    """
+    lexicon = _lexicon()
+    if not lexicon:
+        return text
+    out = []
+    for token in text.split():
+        low = token.lower()
+        if not low.isalpha() or low in lexicon or len(low) < 4:
+            out.append(token)
+            continue
+        words = _split(low, lexicon)
+        if words is None:
+            out.append(token)
+            continue
+        pos, pieces = 0, []
+        for w in words:
+            pieces.append(token[pos : pos + len(w)])
+            pos += len(w)
+        out.append(" ".join(pieces))
+    return " ".join(out)
+
+
+def _split(s: str, lexicon: dict[str, float], longest: int = 20) -> list[str] | None:
+    best = np.full(len(s) + 1, np.inf)  # (n+1,) cheapest cost of s[:i]
+    back = [0] * (len(s) + 1)
+    best[0] = 0.0
+    for i in range(1, len(s) + 1):
+        for j in range(max(0, i - longest), i):
+            cost = lexicon.get(s[j:i])
+            if cost is not None and best[j] + cost < best[i]:
+                best[i], back[i] = best[j] + cost, j
+    if not np.isfinite(best[-1]):
+        return None
+    words, i = [], len(s)
+    while i > 0:
+        words.append(s[back[i] : i])
+        i = back[i]
+    return words[::-1]

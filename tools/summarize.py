@@ -29,25 +29,21 @@ be invented — so with it, or without a model, the summary is the measured
 facts alone, and ``use_model=true`` is a typed ``no_model`` error.
 
 OCR engines for Chinese+Latin often drop the spaces between capital words
-("MORNINGFIELD"); tokens that are not words are re-spaced with a unigram
-lexicon (the embedding model's WordPiece vocabulary, ranked by frequency).
+("MORNINGFIELD"); `mcr.tools.ocr.respace` puts them back.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mcr.context import Memory, TimeSpan, ToolResult
 from mcr.progress import progress
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
-from mcr.tools.ocr import TextLine
+from mcr.tools.ocr import TextLine, respace  # respace: re-exported, summaries used to own it
 
 # Frames read for text where the picture changes inside a shot: at most this many per shot, and at most
 # TEXT_CHANGE_TOTAL over a summary (a film of many shots reads its keyframes only; memory and time stay bounded).
@@ -350,72 +346,3 @@ def _group_scenes(keyframes: list[str], threshold: float) -> list[list[int]]:
         else:
             groups.append([i])
     return groups
-
-
-# A fixed cost per word on top of its rank cost, so a split into more, commoner
-# words ("NO ON MARKET") loses to fewer, rarer ones ("NOON MARKET").
-_WORD_COST = 4.0
-
-
-@functools.lru_cache(maxsize=1)
-def _lexicon() -> dict[str, float]:
-    """Word → cost (log frequency rank), from the embedding model's WordPiece vocabulary."""
-    from mcr.tools.index import load_embedder
-
-    embedder = load_embedder()
-    if embedder is None:
-        return {}
-    vocab = embedder.tokenizer.get_vocab()
-    first = vocab.get("the", 0)  # BERT vocabularies list whole words by frequency from "the" on
-    costs = {}
-    for word, rank in vocab.items():
-        if rank < first and word not in ("a", "i"):
-            continue  # single characters and reserved tokens are not words
-        if word.isalpha():
-            costs[word] = math.log(max(rank - first, 0) + 2) + _WORD_COST
-    return costs
-
-
-def respace(text: str) -> str:
-    """Put back the spaces OCR dropped: ``'THERED LIGHTHOUSE'`` → ``'THE RED LIGHTHOUSE'``.
-
-    Each token that is not a word is split into the cheapest sequence of words
-    (unigram costs); a token that cannot be split is kept as it is.
-    """
-    lexicon = _lexicon()
-    if not lexicon:
-        return text
-    out = []
-    for token in text.split():
-        low = token.lower()
-        if not low.isalpha() or low in lexicon or len(low) < 4:
-            out.append(token)
-            continue
-        words = _split(low, lexicon)
-        if words is None:
-            out.append(token)
-            continue
-        pos, pieces = 0, []
-        for w in words:
-            pieces.append(token[pos : pos + len(w)])
-            pos += len(w)
-        out.append(" ".join(pieces))
-    return " ".join(out)
-
-
-def _split(s: str, lexicon: dict[str, float], longest: int = 20) -> list[str] | None:
-    best = np.full(len(s) + 1, np.inf)  # (n+1,) cheapest cost of s[:i]
-    back = [0] * (len(s) + 1)
-    best[0] = 0.0
-    for i in range(1, len(s) + 1):
-        for j in range(max(0, i - longest), i):
-            cost = lexicon.get(s[j:i])
-            if cost is not None and best[j] + cost < best[i]:
-                best[i], back[i] = best[j] + cost, j
-    if not np.isfinite(best[-1]):
-        return None
-    words, i = [], len(s)
-    while i > 0:
-        words.append(s[back[i] : i])
-        i = back[i]
-    return words[::-1]
