@@ -44,6 +44,8 @@ from mcr.progress import progress
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
 from mcr.tools.ocr import TextLine, respace  # respace: re-exported, summaries used to own it
+from mcr.tools.pixels import ColourShare
+from mcr.tools.span_facts import ObjectCount
 
 # Frames read for text where the picture changes inside a shot: at most this many per shot, and at most
 # TEXT_CHANGE_TOTAL over a summary (a film of many shots reads its keyframes only; memory and time stay bounded).
@@ -62,7 +64,10 @@ class SpanSummary(BaseModel):
                                        "colours (ground, ink) of the frame each was first read in")
     speech: str = Field(default="", description="what is said during the span")
     caption: str | None = Field(default=None, description="a vision-language model's description of the frames")
-    pixels: str | None = Field(default=None, description="what the sampled frames' pixels measure (scenes)")
+    pixels: str | None = Field(default=None, description="what the sampled frames' pixels measure (scenes), as a line")
+    colours: list[ColourShare] = Field(default_factory=list, description="the same, typed: named colours (scenes)")
+    brightness: float | None = Field(default=None, description="mean CIELAB L*, 0-100 (scenes)")
+    objects: list[ObjectCount] = Field(default_factory=list, description="objects seen, with their own colours (scenes)")
     shots: list[int] = Field(default_factory=list, description="indices of the shots it covers")
 
 
@@ -241,7 +246,8 @@ class SummarizeTool(Tool):
             measured.update(facts.measured)
             missing.extend(m for m in facts.missing if m not in missing)
             line = pixel_line(facts)
-            out.append(scene.model_copy(update={"pixels": line, "text": f"{scene.text}; {line}"}))
+            out.append(scene.model_copy(update={"pixels": line, "text": f"{scene.text}; {line}", "colours": facts.colours,
+                                                "brightness": facts.brightness, "objects": facts.objects}))
         sources.extend(name for name in ("pixels", "objects") if name in measured)
         return out
 
