@@ -25,6 +25,8 @@ per length:
 * index size on disk: the eval's ``MCR_INDEX_DIR`` is ``<label>/index-long<M>``,
   emptied before the run (blank when the code under test writes no index).
 
+``--prebuild`` runs ``mcr index VIDEO`` first in its own fresh process; its
+wall time and frames are added to the first answer's, its RSS compared.
 ``--label`` names the column (e.g. ``before`` for today's "perceive everything
 into the context", ``after`` for the indexed, budgeted agent); ``--compare A B``
 prints two labels' tables side by side as markdown. Each length can be cut
@@ -52,6 +54,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -68,34 +71,55 @@ WINDOW_ERROR = re.compile(r"prompt of (\d+) tokens exceeds the model's window of
 IOU_GOAL = 0.5
 
 
-def run_eval(suite: Path, out: Path, policy: str, timeout_s: float, extra: list[str], index_dir: Path) -> dict:
-    """`mcr eval` in a fresh process; its wall time, exit status and peak RSS (with its children).
+def run_measured(cmd: list[str], index_dir: Path, timeout_s: float) -> dict:
+    """Run `cmd` in a fresh process (its own session); wall time, exit status, output and peak RSS.
 
-    The per-video index (where the code has one) goes to `index_dir` through ``MCR_INDEX_DIR``.
+    Peak RSS is ``wait4``'s ``ru_maxrss`` of that process, which covers its
+    children too. After `timeout_s` the whole session is killed.
     """
-    if out.exists():
-        shutil.rmtree(out)
-    mcr = Path(sys.executable).with_name("mcr")
-    cmd = [str(mcr), "eval", str(suite), "--policy", policy, "--out", str(out), "-q", *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MCR_INDEX_DIR": str(index_dir)}
     t0 = time.time()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout), daemon=True)  # never blocks on a full pipe
+    reader.start()
     timed_out = False
-    deadline = t0 + timeout_s
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
-        if time.time() > deadline:
-            os.killpg(proc.pid, signal.SIGKILL)  # the eval's own process group (start_new_session)
+        if time.time() > t0 + timeout_s:
+            os.killpg(proc.pid, signal.SIGKILL)  # the process's own group (start_new_session)
             timed_out = True
             pid, status, usage = os.wait4(proc.pid, 0)
             break
         time.sleep(0.5)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    tail = proc.stdout.read().decode(errors="replace")[-2000:] if proc.stdout else ""
-    return {"start": t0, "wall_s": time.time() - t0, "rc": proc.returncode, "timed_out": timed_out,
-            "peak_rss_gb": usage.ru_maxrss / 2**20, "output_tail": tail}
+    reader.join(timeout=10)
+    text = b"".join(output).decode(errors="replace")
+    return {"start": t0, "wall_s": time.time() - t0, "rc": os.waitstatus_to_exitcode(status), "timed_out": timed_out,
+            "peak_rss_gb": usage.ru_maxrss / 2**20, "output": text}
+
+
+def run_eval(suite: Path, out: Path, policy: str, timeout_s: float, extra: list[str], index_dir: Path) -> dict:
+    """`mcr eval` in a fresh process; the per-video index (where the code has one) goes to `index_dir`."""
+    if out.exists():
+        shutil.rmtree(out)
+    mcr = Path(sys.executable).with_name("mcr")
+    run = run_measured([str(mcr), "eval", str(suite), "--policy", policy, "--out", str(out), "-q", *extra],
+                       index_dir, timeout_s)
+    run["output_tail"] = run.pop("output")[-2000:]
+    return run
+
+
+def run_prebuild(video: Path, index_dir: Path, timeout_s: float) -> dict:
+    """`mcr index VIDEO --json` in a fresh process: wall time, peak RSS, and the frames its status counts."""
+    mcr = Path(sys.executable).with_name("mcr")
+    run = run_measured([str(mcr), "index", str(video), "--json"], index_dir, timeout_s)
+    lines = run.pop("output").splitlines()
+    status = next((json.loads(line) for line in reversed(lines) if line.startswith("{")), {})
+    run.update(frames_decoded=int((status.get("counters") or {}).get("frames_decoded") or 0),
+               complete=bool(status.get("complete")), output_tail="\n".join(lines[-5:])[-600:])
+    return run
 
 
 def prompt_tokens_max(record: TaskRecord) -> tuple[int, bool]:
@@ -161,9 +185,18 @@ def bench_length(minutes: int, args: argparse.Namespace) -> dict:
         shutil.rmtree(index_dir)  # cold: the first question pays for the index
     run_out = args.out / args.label / f"long{minutes}"
     print(f"[{args.label}] {minutes} min: {len(tasks)} needle questions, eval in {run_out} ...", flush=True)
+    prebuild = None
+    if args.prebuild:
+        prebuild = run_prebuild(media / f"{video.id}.mp4", index_dir, args.timeout_min * 60)
+        print(f"  mcr index: {json.dumps(prebuild)}", flush=True)
     run = run_eval(suite, run_out, args.policy, args.timeout_min * 60, args.eval_arg, index_dir)
     records = read_records(run_out) if run_out.exists() else []
     row = summarize_length(minutes, facts["n_frames"], len(tasks), records, run, dir_bytes(index_dir), render_s)
+    if prebuild is not None:  # the index build is part of the cold first answer
+        row["prebuild"] = prebuild
+        row["first_answer_cold_s"] = (row["first_answer_cold_s"] or 0.0) + prebuild["wall_s"]
+        row["frames_first"] = (row["frames_first"] or 0.0) + prebuild["frames_decoded"] / facts["n_frames"]
+        row["peak_rss_gb"] = max(row["peak_rss_gb"], prebuild["peak_rss_gb"])
     row["eval_output_tail"] = run["output_tail"][-600:]
     print(json.dumps({k: v for k, v in row.items() if k != "eval_output_tail"}), flush=True)
     return row
@@ -234,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=8)
     parser.add_argument("--max-tool-calls", type=int, default=10)
     parser.add_argument("--wall-time-s", type=float, default=900.0, help="per question")
+    parser.add_argument("--prebuild", action="store_true",
+                        help="build the index with `mcr index` first (timed, and counted in the cold first answer)")
     parser.add_argument("--eval-arg", action="append", default=[], help="passed on to mcr eval (repeatable)")
     parser.add_argument("--compare", nargs="+", metavar="LABEL", help="print these labels' tables side by side")
     args = parser.parse_args(argv)
