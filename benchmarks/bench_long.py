@@ -21,7 +21,8 @@ per length:
 * prompt tokens per policy step, the largest (from the traces'
   ``model_call`` events; when a prompt overflowed the window the
   ``SessionError`` names its length, and that is counted too);
-* window overflows (tasks that ended in the window ``SessionError``), other errors;
+* window overflows (tasks that ended in the window ``SessionError``, or with the
+  stop reason ``context_exhausted``), other errors;
 * index size on disk: the eval's ``MCR_INDEX_DIR`` is ``<label>/index-long<M>``,
   emptied before the run (blank when the code under test writes no index).
 
@@ -132,7 +133,8 @@ def prompt_tokens_max(record: TaskRecord) -> tuple[int, bool]:
     match = WINDOW_ERROR.search(record.error or "")
     if match:
         largest = max(largest, int(match.group(1)))
-    return largest, match is not None
+    # A budgeted loop that still cannot fit its prompt ends with this stop reason instead of the error.
+    return largest, match is not None or record.stop_reason == "context_exhausted"
 
 
 def dir_bytes(path: Path | None) -> int | None:
