@@ -53,6 +53,7 @@ import re
 import shutil
 import signal
 import statistics
+from collections import Counter
 import subprocess
 import sys
 import threading
@@ -228,8 +229,9 @@ ROWS = (  # (label, key, format)
     ("evidence IoU (mean, accepted)", "evidence_iou_mean", "iou"),
     ("window overflows", "window_overflows", ""),
     ("other errors / not run", None, ""),
-    ("first answer, cold", "first_answer_cold_s", "s"),
-    ("later answers, median", "later_median_s", "s"),
+    ("how the questions ended", "ended", ""),
+    ("first question, cold (to its record)", "first_answer_cold_s", "s"),
+    ("later questions, median", "later_median_s", "s"),
     ("frames decoded, first question", "frames_first", "pct2"),
     ("frames decoded, later (max)", "frames_later_max", "pct2"),
     ("peak RSS", "peak_rss_gb", "gb"),
@@ -247,6 +249,9 @@ def table(columns: list[tuple[str, dict]]) -> str:
         for _, row in columns:
             if key is None:
                 cells.append(f"{row['errors'] - row['window_overflows']} / {row['not_run']}")
+            elif key == "ended":
+                ended = Counter("answered" if r == "answered" else r or "?" for r in row["stop_reasons"])
+                cells.append(", ".join(f"{n} {why}" for why, n in ended.most_common()))
             else:
                 cells.append(_fmt(row.get(key), kind))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
