@@ -190,9 +190,12 @@ class ToolResult(_Entry):
     tool: str
     output: dict[str, Any] = Field(default_factory=dict)
     summary: str = ""
+    rendering: str | None = Field(
+        default=None, description="what the policy reads when the summary is longer than the window allows "
+        "(a bounded rendering: counts, the top lines, a handle to the rest); the summary stays whole")
 
     def render_text(self) -> str:
-        body = self.summary or json.dumps(self.output, sort_keys=True)
+        body = self.rendering or self.summary or json.dumps(self.output, sort_keys=True)
         return f'<tool_response name="{self.tool}"{_span_tag(self.span)}>{body}</tool_response>'
 
 
@@ -219,9 +222,38 @@ class Memory(_Entry):
     kind: Literal["memory"] = "memory"
     text: str
     source: str = ""
+    rendering: str | None = Field(default=None, description="a bounded rendering of a long text (see ToolResult)")
 
     def render_text(self) -> str:
-        return f"<memory{_span_tag(self.span)}>{self.text}</memory>"
+        return f"<memory{_span_tag(self.span)}>{self.rendering or self.text}</memory>"
+
+
+class Fold(_Entry):
+    """A digest of every entry before it, so the prompt stays inside the model's window.
+
+    Appended, never edited (built by :mod:`mcr.folding`): the entries it
+    digests stay in the context with their ids, spans and outputs, so
+    citations resolve and tools and the verifier read them as before; only the
+    rendering changes. From the latest fold on, :meth:`Context.render` gives
+    the system text, the ``kept`` entries verbatim (the video's opening look
+    and the question), this digest, then the entries after it. Rendering
+    stays append-stable from the fold on, and a model session reuses its cache
+    up to the kept entries: a fold costs one prefill of its digest.
+
+    Attributes:
+        kept: ids rendered verbatim before the digest, in order.
+        folded: how many entries the digest stands for.
+        text: the digest: one line per entry or run of alike entries, with ids and spans.
+    """
+
+    kind: Literal["fold"] = "fold"
+    kept: tuple[str, ...] = ()
+    folded: int = Field(default=0, ge=0)
+    text: str
+
+    def render_text(self) -> str:
+        return (f'<folded entries="{self.folded}">Earlier entries, digested to fit the window (their ids still '
+                f"count as evidence; search or ground finds their details):\n{self.text}</folded>")
 
 
 class Verdict(_Entry):
@@ -256,11 +288,11 @@ class Answer(_Entry):
 
 
 Entry = Annotated[
-    Union[Instruction, Observation, Thought, ToolCall, ToolResult, ToolError, Memory, Verdict, Answer],
+    Union[Instruction, Observation, Thought, ToolCall, ToolResult, ToolError, Memory, Verdict, Answer, Fold],
     Field(discriminator="kind"),
 ]
 ENTRY_ADAPTER: TypeAdapter[Entry] = TypeAdapter(Entry)
-ENTRY_TYPES = (Instruction, Observation, Thought, ToolCall, ToolResult, ToolError, Memory, Verdict, Answer)
+ENTRY_TYPES = (Instruction, Observation, Thought, ToolCall, ToolResult, ToolError, Memory, Verdict, Answer, Fold)
 
 E = TypeVar("E", bound=_Entry)
 
@@ -317,6 +349,7 @@ class Context:
         self.system_prompt = system_prompt
         self._entries: list[Entry] = []
         self._by_id: dict[str, Entry] = {}
+        self._last_fold: int | None = None  # position of the latest Fold (rendering starts there)
         for entry in entries:
             self._add_existing(entry)
 
@@ -331,12 +364,11 @@ class Context:
             ValueError: a ref names an entry that does not exist yet (evidence can
                 only point backwards, which keeps the evidence graph acyclic).
         """
-        missing = [ref for ref in entry.refs if ref not in self._by_id]
+        missing = [ref for ref in (*entry.refs, *getattr(entry, "kept", ())) if ref not in self._by_id]
         if missing:
             raise ValueError(f"{entry.kind} refers to unknown entries {missing}")
         stored = entry.model_copy(update={"id": self.next_id()})
-        self._entries.append(stored)
-        self._by_id[stored.id] = stored
+        self._store(stored)
         return stored
 
     def extend_existing(self, data: Iterable[dict[str, Any]]) -> None:
@@ -347,6 +379,11 @@ class Context:
     def _add_existing(self, entry: Entry) -> None:
         if entry.id != self.next_id():
             raise ValueError(f"entry id {entry.id!r} out of order; expected {self.next_id()!r}")
+        self._store(entry)
+
+    def _store(self, entry: Entry) -> None:
+        if isinstance(entry, Fold):
+            self._last_fold = len(self._entries)
         self._entries.append(entry)
         self._by_id[entry.id] = entry
 
@@ -423,9 +460,23 @@ class Context:
         """Chat messages for a Qwen-VL style processor: system, then one per entry.
 
         Append-stable: ``render()[: k + 1]`` is the same before and after more
-        entries are appended.
+        entries are appended — from the latest :class:`Fold` on, which renders
+        as its kept entries, its digest, then every entry after it.
         """
         system = system_prompt if system_prompt is not None else self.system_prompt
         messages = [{"role": "system", "content": [{"type": "text", "text": system}]}]
-        messages += [entry.render() for entry in self._entries]
+        messages += [entry.render() for entry in self.rendered_entries()]
         return messages
+
+    def rendered_entries(self) -> list[Entry]:
+        """The entries the prompt shows, in order: all of them, or (after a fold) the latest fold's kept
+        entries, the fold, and what follows it."""
+        if self._last_fold is None:
+            return list(self._entries)
+        fold = self._entries[self._last_fold]
+        assert isinstance(fold, Fold)
+        return [self._by_id[k] for k in fold.kept] + self._entries[self._last_fold:]
+
+    @property
+    def last_fold(self) -> Fold | None:
+        return self._entries[self._last_fold] if self._last_fold is not None else None  # type: ignore[return-value]

@@ -47,12 +47,14 @@ from mcr.context import (
     ToolResult,
     VideoRef,
 )
-from mcr.policies.base import FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
+from mcr.policies.base import FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls, WindowedPolicy
 from mcr.task import Budget, TaskSpec
 from mcr.tools.base import ToolContext, ToolFailure, ToolRegistry
 from mcr.tools.limits import LIMIT_KEYS, ToolLimits, bound_output, bound_summary, output_copy_path, run_limited
+from mcr.tools.rendering import bounded_rendering
 from mcr.tools.side import EpisodeModel
 from mcr.verify import BUDGET_NOTE, Verifier, budget_nearly_spent
+from mcr.window import ContextExhausted
 
 ACT_PREFIX = "act/"
 
@@ -63,6 +65,7 @@ MAX_TOOL_CALLS = "max_tool_calls"
 WALL_TIME = "wall_time"
 MAX_TOKENS = "max_tokens"
 POLICY_ERROR = "policy_error"
+CONTEXT_EXHAUSTED = "context_exhausted"  # the prompt cannot fit the model's window, even folded (mcr/window.py)
 
 
 class EpisodeInput(BaseModel):
@@ -253,10 +256,18 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
     note = budget_note(state, budget, step)
     if note and not budget_nearly_spent(ctx):
         ctx.append(Memory(step=step, source=BUDGET_NOTE, text=note))
+    schemas = deps.tools.schemas()
     try:
-        decision = deps.policy.decide(ctx, deps.tools.schemas())
+        if isinstance(deps.policy, WindowedPolicy):  # keep the prompt inside the model's window: fold when near
+            fold = deps.policy.fit_context(ctx, schemas, step)
+            if fold is not None:
+                ctx.append(fold)
+        decision = deps.policy.decide(ctx, schemas)
     except PolicyError as exc:
         return {"step": step, "stop_reason": POLICY_ERROR, "stop_detail": str(exc)}
+    except ContextExhausted as exc:  # never a traceback: the episode ends with the reason and what to shorten
+        return {"step": step, "entries": ctx.to_dicts(before), "stop_reason": CONTEXT_EXHAUSTED,
+                "stop_detail": f"context exhausted: {exc}"}
     except Exception as exc:
         if is_infrastructure_error(exc):
             free_model_memory(deps)
@@ -333,15 +344,22 @@ def make_act_node(tool_name: str):
                 raise TypeError(f"tool {tool_name} returned {type(output).__name__}, not {tool.Output.__name__}")
             full_copy = output_copy_path(deps.workdir, state["task"].thread_id, call.id)
             dumped, note = bound_output(output.model_dump(mode="json"), limits, full_copy)
+            summary = bound_summary(tool.summarize(output), limits, note)
             entry: ToolResult | ToolError = ToolResult(
-                step=state["step"], refs=(call.id,), tool=tool_name, output=dumped,
-                summary=bound_summary(tool.summarize(output), limits, note), span=tool.span_of(tool_input, output),
+                step=state["step"], refs=(call.id,), tool=tool_name, output=dumped, summary=summary,
+                rendering=_recorded_rendering(tool) or _rendering(
+                    deps.policy, ctx, summary, f"entry {ctx.next_id()}'s output" + (f" (whole in {full_copy})" if note else "")),
+                span=tool.span_of(tool_input, output),
             )
             event["output"] = entry.output
-            extra = tool.entries(tool_input, output)
+            extra = [_bounded_memory(deps.policy, ctx, more) for more in tool.entries(tool_input, output)]
         except ToolFailure as exc:
             entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type=exc.error_type, message=str(exc))
             event["error"] = f"{exc.error_type}: {exc}"
+        except ContextExhausted as exc:  # a side query on the episode's model did not fit its window
+            entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type="context_exhausted",
+                              message=f"{exc}; call it on a shorter span or with fewer items")
+            event["error"] = f"context_exhausted: {exc}"
         except Exception as exc:
             if is_infrastructure_error(exc):  # out of memory is ours, not the tool's: free the cache, raise
                 free_model_memory(deps)
@@ -367,6 +385,31 @@ def make_act_node(tool_name: str):
 
     act.__name__ = f"act_{tool_name}"
     return act
+
+
+def _rendering(policy: Policy, ctx: Context, text: str, handle: str) -> str | None:
+    """A bounded rendering of ``text`` for a windowed policy (None: it fits, or the policy has no window)."""
+    limit = policy.entry_limit() if isinstance(policy, WindowedPolicy) else None
+    if limit is None:
+        return None
+    max_tokens, count = limit
+    instruction = ctx.instruction
+    return bounded_rendering(text, max_tokens=max_tokens, count=count, handle=handle,
+                             question=" ".join([instruction.text, *(instruction.options or ())]) if instruction else "")
+
+
+def _recorded_rendering(tool: Any) -> str | None:
+    """A replayed result's rendering as recorded (:mod:`mcr.tools.served`), so a replay reads the same prompt."""
+    recorded = getattr(tool, "recorded_rendering", None)
+    return recorded() if callable(recorded) else None
+
+
+def _bounded_memory(policy: Policy, ctx: Context, entry: Any) -> Any:
+    """A tool's extra Memory entry, with a bounded rendering when its text is too long for the window."""
+    if not isinstance(entry, Memory):
+        return entry
+    rendering = _rendering(policy, ctx, entry.text, "the summary's output (search or ground it)")
+    return entry.model_copy(update={"rendering": rendering}) if rendering else entry
 
 
 def verify(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:

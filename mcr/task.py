@@ -43,8 +43,10 @@ from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mcr.context import TimeSpan
+from mcr.window import DEFAULT_WINDOW_TOKENS, question_char_limit
 
 # --------------------------------------------------------------------------- #
 # Shared settings types (also used by the Agent API)
@@ -244,6 +246,19 @@ class TaskSpec(BaseModel):
             raise ValueError("a multiple-choice task needs 2 to 26 options")
         return value
 
+    @model_validator(mode="after")
+    def _question_fits_the_window(self) -> TaskSpec:
+        """A question longer than the policy's window allows (:func:`mcr.window.question_char_limit`) is refused
+        here; the exact check, in the model's tokens, ends a run with ``context_exhausted`` instead."""
+        window = policy_window(self.policy)
+        limit = question_char_limit(window, fallback=MAX_QUESTION_CHARS)
+        if len(self.question) > limit:
+            message = (f"the question has {len(self.question):,} characters; the {self.policy.name} policy's model "
+                       f"reads {window or 0:,} tokens, so a question may have at most {limit:,} characters (a quarter "
+                       "of its window): shorten it")
+            raise PydanticCustomError("question_window", message.replace("{", "{{").replace("}", "}}"))
+        return self
+
     def answer_is_correct(self, text: str | None, option: str | None) -> bool | None:
         """Compare a final answer to the ground truth; None when there is none."""
         if self.answer is None:
@@ -259,6 +274,17 @@ def _number_as_text(value: Any) -> Any:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     return value
+
+
+def policy_window(policy: ScriptedPolicySpec | ModelPolicySpec) -> int | None:
+    """The window (tokens) of the policy's model where the task alone tells it: the offline default's SmolLM2.
+
+    Other models' windows are read from their config when they load; their runs
+    check the prompt exactly then (``context_exhausted``).
+    """
+    if policy.name == "offline" and not getattr(policy, "settings", {}).get("model"):
+        return DEFAULT_WINDOW_TOKENS
+    return None
 
 
 class SuiteSpec(BaseModel):
@@ -396,6 +422,9 @@ def _problem(path: Path, err: dict[str, Any], lines: dict[tuple, int], base: tup
             guessed = base + loc[:-1] + (guess[0],)
     elif kind == "missing":
         message = "required key is missing"
+    elif kind == "question_window":
+        message, key = err["msg"], ".".join(str(p) for p in (*base, "question"))
+        line = lines.get((*base, "question"), line)
     elif kind == "string_too_long" and loc[-1:] == ("question",):
         message = f"{err['msg']} — a question this long is a pasted file; ask a question (at most {MAX_QUESTION_CHARS:,} characters)"
     elif kind in ("less_than_equal", "less_than") and "budget" in loc:

@@ -12,11 +12,12 @@ crash the graph resumes from a checkpoint with a freshly built policy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcr.context import Context
+from mcr.context import Context, Fold
 from mcr.tools.side import EpisodeModel
 from mcr.usage import Usage
 from mcr.verify import Verifier
@@ -123,6 +124,33 @@ class JudgingPolicy(Protocol):
     """
 
     def use_verifier(self, verifier: Verifier) -> None: ...
+
+
+@runtime_checkable
+class WindowedPolicy(Protocol):
+    """A policy whose model reads the context through a window of limited length (:mod:`mcr.window`).
+
+    Before each decision the graph calls :meth:`fit_context` and appends the
+    fold it returns; a ``ContextExhausted`` it raises ends the episode with stop
+    reason ``context_exhausted``. After each tool call the graph bounds the
+    result's rendering to :meth:`entry_limit`.
+    """
+
+    name: str
+
+    def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision: ...
+
+    def fit_context(self, context: Context, tools: list[dict[str, Any]], step: int) -> Fold | None:
+        """The fold that keeps the next prompt inside the window (None: none needed).
+
+        Raises:
+            mcr.window.ContextExhausted: it cannot fit, folded or not.
+        """
+        ...
+
+    def entry_limit(self) -> tuple[int, Callable[[str], int]]:
+        """The most tokens one entry's rendering may take, and the model's token count of a text."""
+        ...
 
 
 class PolicyError(Exception):

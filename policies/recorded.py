@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcr.context import Context
+from mcr.context import Context, Fold, parse_entry
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
 from mcr.traces.recorded import RecordedEpisode, next_step
 from mcr.usage import Usage
@@ -25,6 +25,22 @@ class ReplayPolicy:
             raise ValueError("forking at a step needs a policy to continue with")
         self.recorded, self.until, self.then = recorded, until, then
         self.name = recorded.start.get("policy", "replay")
+
+    def fit_context(self, context: Context, tools: list[dict[str, Any]], step: int) -> Fold | None:
+        """The fold the recorded episode appended before this step's decision (so ids stay the same)."""
+        if self.until is not None and step > self.until:
+            fit = getattr(self.then, "fit_context", None)
+            return fit(context, tools, step) if fit is not None else None
+        for entry in self.recorded.decisions.get(step, []):
+            if entry.get("kind") == "fold":
+                fold = parse_entry(entry)
+                return fold.model_copy(update={"id": ""}) if isinstance(fold, Fold) else None
+        return None
+
+    def entry_limit(self) -> tuple[int, Any] | None:
+        """Renderings come from the trace (the served tools), or from the live policy after ``until``."""
+        limit = getattr(self.then, "entry_limit", None)
+        return limit() if limit is not None else None
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
         step = next_step(context)

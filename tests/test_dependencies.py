@@ -1,6 +1,6 @@
 """The design's dependency rules, checked on the imports of every module (AST, not grep).
 
-* the vocabulary (context, usage, task specs, verify, progress) imports no tool, policy, model or loop code;
+* the vocabulary (context, usage, task specs, verify, progress, window, folding) imports no tool, policy, model or loop code;
 * tools never import the loop (graph, agent, cli, replay, eval, serving) nor the policies;
 * model/ imports no policies, tools, traces or loop;
 * traces/ imports only the vocabulary (and traces/ itself);
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # folder -> import namespace: pyproject's package-dir (top-level folders only; subpackages follow their parent)
 _PACKAGE_DIR = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
 PACKAGES = {folder: name for name, folder in _PACKAGE_DIR.items() if "/" not in folder}
-VOCABULARY = {"mcr.context", "mcr.usage", "mcr.task", "mcr.verify", "mcr.progress"}
+VOCABULARY = {"mcr.context", "mcr.usage", "mcr.task", "mcr.verify", "mcr.progress", "mcr.window", "mcr.folding"}
 LOOP = ("mcr.graph", "mcr.agent", "mcr.cli", "mcr.replay", "mcr.eval", "mcr.serving", "mcr.mcp_server",
         "mcr.checkpoints", "mcr.threads")
 

@@ -65,6 +65,10 @@ class ServedTool(Tool):
             return self._served.get("summary", "")
         return self.live.summarize(output) if self.live else super().summarize(output)
 
+    def recorded_rendering(self) -> str | None:
+        """The bounded rendering the recorded result had (the policy read that, not the whole summary)."""
+        return self._served.get("rendering") if self._served is not None else None
+
     def span_of(self, input: BaseModel, output: BaseModel) -> TimeSpan | None:
         if self._served is not None:
             span = self._served.get("span")

@@ -19,15 +19,22 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from mcr.window import ContextExhausted
+
 if TYPE_CHECKING:
     from mcr.model.runtime.prompt import Prompt
 
-__all__ = ["SavedPrefixes", "SessionError", "PrefixFileError", "fork_cache", "cache_bytes", "crop_to", "write_cache",
+__all__ = ["SavedPrefixes", "SessionError", "ContextOverflow", "PrefixFileError", "fork_cache", "cache_bytes", "crop_to", "write_cache",
            "read_cache", "prefix_name"]
 
 
 class SessionError(RuntimeError):
     """The session cannot run a call (e.g. a prompt longer than the model's window, nothing to save)."""
+
+
+class ContextOverflow(SessionError, ContextExhausted):
+    """A prompt longer than the model's window. The loop ends the episode with stop reason
+    ``context_exhausted`` (:mod:`mcr.window`); a tool's side query that overflows is that tool's error."""
 
 
 class PrefixFileError(ValueError):

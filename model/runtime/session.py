@@ -34,12 +34,12 @@ from typing import Any
 import torch
 
 from mcr.model.runtime.loader import LoadedModel, user_cache_dir
-from mcr.model.runtime.prefix import SavedPrefixes, SessionError, cache_bytes, crop_to, fork_cache
+from mcr.model.runtime.prefix import ContextOverflow, SavedPrefixes, SessionError, cache_bytes, crop_to, fork_cache
 from mcr.model.runtime.prompt import Prompt, PromptRenderer
 from mcr.progress import progress
 from mcr.usage import Usage
 
-__all__ = ["ModelSession", "Generation", "SessionError"]
+__all__ = ["ModelSession", "Generation", "SessionError", "ContextOverflow"]
 
 
 @dataclass
@@ -90,6 +90,8 @@ class ModelSession(SavedPrefixes):
         max_new_tokens: default decode budget per call.
         temperature: 0 is greedy (deterministic); otherwise sample with ``top_p``.
         seed: for sampling.
+        window: use at most this many tokens of the model's window (a smaller prompt is faster on a CPU
+            and needs less memory); None uses all of it.
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class ModelSession(SavedPrefixes):
         seed: int = 0,
         renderer: PromptRenderer | None = None,
         static_decode: bool | None = None,
+        window: int | None = None,
     ):
         self.loaded = loaded
         self.model = loaded.model
@@ -113,6 +116,9 @@ class ModelSession(SavedPrefixes):
         self.use_saved_prefixes = use_saved_prefixes
         if use_saved_prefixes:
             self.renderer.use_layouts_from(self.prefix_dir)
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 256):
+            raise ValueError(f"window must be a whole number of tokens >= 256, not {window!r}")
+        self.window_cap = window
         self.max_new_tokens = max_new_tokens
         self.temperature = temperature
         self.top_p = top_p
@@ -145,6 +151,18 @@ class ModelSession(SavedPrefixes):
         return DynamicCache(config=self.model.config)
 
     @property
+    def window(self) -> int | None:
+        """The context window in tokens: the model's (its text config's ``max_position_embeddings``), or the
+        session's ``window`` setting when that is smaller; None when neither says."""
+        value = getattr(self.model.config.get_text_config(decoder=True), "max_position_embeddings", None)
+        sizes = [int(v) for v in (value, self.window_cap) if v]
+        return min(sizes) if sizes else None
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens ``text`` is for this model (no special tokens added)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
     def cached_tokens(self) -> int:
         return len(self.state.ids)
 
@@ -171,9 +189,9 @@ class ModelSession(SavedPrefixes):
     def prefill(self, prompt: Prompt) -> torch.Tensor:
         """Bring the cache to ``prompt`` (reusing the common prefix); return next-token logits ``(V,)``."""
         t0 = time.perf_counter()
-        window = getattr(self.model.config.get_text_config(decoder=True), "max_position_embeddings", None)
+        window = self.window
         if window and len(prompt) >= window:
-            raise SessionError(f"prompt of {len(prompt)} tokens exceeds the model's window of {window}")
+            raise ContextOverflow(f"prompt of {len(prompt)} tokens exceeds the model's window of {window}")
         keep = self.state.common_prefix(prompt)
         loaded = 0
         if self.use_saved_prefixes:
