@@ -31,7 +31,8 @@ from mcr.tools.pixels import changed_share, grey_thumbnail
 
 SCAN_FPS = 4.0  # a word on screen for 0.5 s is on two scan frames, at least one fully
 MAX_SCAN_FRAMES = 240  # per call: longer spans are scanned more sparsely, never decoded whole
-CHANGE_SHARE = 0.002  # share of a thumbnail's pixels that must change for "the picture changed"
+CHANGE_SHARE = 0.005  # share of a thumbnail's pixels that must change: above the 0.25-0.4% a small animated element
+# of the truth suite's videos flickers by every 0.25 s (measured), below a short word appearing (~1% and up)
 CHUNK_BYTES = 64 * 2**20  # decoded RGB frames held at once while scanning
 
 

@@ -20,7 +20,7 @@ them (a word shown for half a second, a shot shorter than the sampling step:
 
 Settings (``ctx.settings``): ``max_frames`` (cap on sampled frames, default 8),
 ``min_score`` (detector threshold, default 0.4), ``text_change_frames`` (frames
-read for text where the picture changed, default 6; 0 turns it off).
+read for text where the picture changed, default 3; 0 turns it off).
 """
 
 from __future__ import annotations

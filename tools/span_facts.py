@@ -36,7 +36,7 @@ from mcr.tools.shapes import Shape, find_shapes
 # from the last one read (this share of pixels changed, or less) keeps its text.
 OCR_REUSE_CHANGED_SHARE = 0.002
 # Frames read for their text where the picture changed between samples (`mcr.tools.change_points`), per span.
-TEXT_CHANGE_FRAMES = 6
+TEXT_CHANGE_FRAMES = 3
 
 
 class SeenObject(Detection):
