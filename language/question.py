@@ -321,7 +321,7 @@ def _nearest(question: str, prototypes: dict) -> list[tuple[float, object]]:
 
 _RELATION_WORDS = {"after": RelationKind.AFTER, "before": RelationKind.BEFORE, "while": RelationKind.WHILE,
                    "during": RelationKind.DURING, "until": RelationKind.BEFORE, "since": RelationKind.AFTER,
-                   "as": RelationKind.WHILE, "when": RelationKind.WHILE, "once": RelationKind.AFTER}
+                   "as": RelationKind.AFTER, "when": RelationKind.WHILE, "once": RelationKind.AFTER}
 _IMMEDIATE = {"right", "just", "immediately", "directly", "shortly", "soon", "straight"}
 _ORDER = {"first": RelationKind.FIRST, "last": RelationKind.LAST, "earliest": RelationKind.FIRST,
           "latest": RelationKind.LAST, "final": RelationKind.LAST, "initial": RelationKind.FIRST,
@@ -384,16 +384,11 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
             continue
         kind = _RELATION_WORDS.get(t.low)
         if kind is not None and i > 0:
-            if t.low == "as" and not (i + 1 < len(toks) and toks[i + 1].tag in ("F", "P", "N") and
-                                      lows[i + 1] not in ("well", "many", "much")):
-                continue
-            if t.low == "as" and i + 2 < len(toks) and lows[i + 1] == "soon" and lows[i + 2] == "as":
-                continue
+            if t.low == "as" and not (i >= 2 and lows[i - 1] == "soon" and lows[i - 2] == "as"):
+                continue  # only "as soon as" is temporal; "as the host tells it" is manner
             if t.low in ("when",) and i == 0:
                 continue
             start = i + 1
-            if t.low == "as" and i >= 2 and lows[i - 1] == "soon" and lows[i - 2] == "as":
-                kind = RelationKind.AFTER
             end = _clause_end(toks, start)
             event = _strip_function(words[start:end]) if end > start else ""
             immediate = any(lows[j] in _IMMEDIATE for j in range(max(0, i - 2), i)) or \
@@ -460,14 +455,13 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
 
     # -- grounding query, hints, weights -------------------------------------- #
     event_rel = next((r for r in relations if r.event and r.kind != RelationKind.AT_TIME), None)
+    at = next((r for r in relations if r.kind == RelationKind.AT_TIME and r.event), None)
     if quoted:
         grounding = quoted[0]
-    elif event_rel is not None:
-        grounding = event_rel.event
+    elif event_rel is not None or at is not None:
+        grounding = _event_query((event_rel or at).event)
     else:
-        at = next((r for r in relations if r.kind == RelationKind.AT_TIME and r.event), None)
-        grounding = _content_phrase(at.event) if at else " ".join(
-            a for a in anchors if a not in quoted) or focus
+        grounding = " ".join(a for a in anchors if a not in quoted) or focus
     names = [t.text for t in toks if t.tag == "P"]
     hints = [o.strip() for o in options if o.strip()] + names + quoted
     hints += [t.low for t in toks if t.tag in ("N", "V", "A") and len(t.low) >= 4 and word_weight(t.low) >= 0.5]
@@ -485,6 +479,22 @@ def _graded(word: str) -> bool:
     wn = lexicon.wordnet()
     base = wn.morphy(word, "a") if wn is not None else None
     return bool(base and base != word)
+
+
+def _event_query(event: str) -> str:
+    """What to ground for an event: what is said when the event is reported speech ("the host says that the
+    bridge is closed" → "bridge is closed", since the transcript holds the words, not the saying), without
+    articles; else the event's content words."""
+    words = [w for w in tokens(event) if w not in _PUNCT and w not in _QUOTES]
+    for i, w in enumerate(words):
+        if i + 2 < len(words) and _verb_field(w.lower()) == "verb.communication" and \
+                lexicon.parts_of_speech(w.lower()) & {"v"}:
+            rest = words[i + 1:]
+            if rest and rest[0].lower() in ("that", "how", "about"):
+                rest = rest[1:]
+            if len(rest) >= 2:
+                return " ".join(x for x in rest if x.lower() not in DETERMINERS)
+    return _content_phrase(event)
 
 
 def _content_phrase(text: str) -> str:
@@ -695,6 +705,12 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
                 vote(EvidenceKind.SPEECH, weight + 0.3)
             elif field == "verb.motion":
                 vote(EvidenceKind.MOTION, weight)
+            elif field == "verb.perception":
+                if _heard(t.low):
+                    vote(EvidenceKind.SPEECH, weight)
+                else:  # "shown", "seen", "appears": something on screen, an object or a text
+                    vote(EvidenceKind.OBJECTS, weight * 0.6)
+                    vote(EvidenceKind.SCREEN_TEXT, weight * 0.55)
         if t.tag == "N":
             kind = _kind_of(t.low)
             if kind == AnswerType.TEXT:
@@ -709,6 +725,18 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
         vote(kind, score)
     ranked = sorted((k for k in EvidenceKind if scores[k] > 0), key=lambda k: -scores[k])
     return tuple(ranked) or (EvidenceKind.SPEECH, EvidenceKind.PIXELS)
+
+
+@functools.lru_cache(maxsize=8192)
+def _heard(verb: str) -> bool:
+    """A perception verb of hearing rather than seeing: nearer (MiniLM) to "hear" than to "see"."""
+    from mcr.language.embedder import load_embedder
+
+    embedder = load_embedder()
+    if embedder is None:
+        return False
+    v, hear, see = embedder.encode([verb, "hear", "see"])
+    return float(v @ hear) > float(v @ see)
 
 
 @functools.lru_cache(maxsize=8192)

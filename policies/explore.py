@@ -5,21 +5,34 @@ good ones. This module builds them, with no model at all, so every choice the
 model makes is well-formed, new and relevant; :mod:`mcr.policies.offline`
 lets the model's likelihood pick. The rules, in the order an episode meets them:
 
-1. **Perceive.** Every argument-free tool not called yet (``transcribe``,
+The question is read once, by :func:`mcr.language.read_question`; this module
+never re-reads its text. What it uses of the record (:func:`question_frame`):
+``evidence`` (which perception first, listen or look first), ``grounding_query``
+(what to ground), ``hints`` (what to listen for), ``relations`` (where to look
+relative to the grounded event) and ``weights`` (which words make a transcript
+segment or a scene like the question).
+
+1. **Perceive.** The argument-free tools not called yet (``transcribe``,
    ``summarize``, ``segment``, plugins ...), with no arguments, so their results
-   are cached and shared by every question about the same video.
-   ``verify_answer`` and ``video_info`` are not offered (the policy judges
-   candidates itself; the observation already gives the video's length and
-   size).
+   are cached and shared by every question about the same video; one at a time,
+   the one that measures the question's likeliest evidence kind first
+   (:data:`PERCEPTION_FOR`; tools it does not name are all offered at once and
+   the model's likelihood picks). ``verify_answer`` and ``video_info`` are not
+   offered (the policy judges candidates itself; the observation already gives
+   the video's length and size).
 2. **Ground the question.** Once there is time-aligned text, ``ground`` the
-   question's key phrase: a quoted phrase if it has one, the clause after
-   "says that" if it has one, else its content words.
-3. **Look again where it matters.** On the best grounded span: ``look`` with
-   ``detail`` (colours, text, objects in zoomed tiles of those frames) and, where
-   speech overlaps it, ``transcribe`` with the options and the question's names
-   as *hints* (Whisper then spells what it hears the way the question does).
-   Then ``look`` at the scenes of the summary that share most words with the
-   question (at most ``MAX_SCENE_LOOKS`` offered at once).
+   record's ``grounding_query``: a quoted phrase, else the event of a temporal
+   relation ("what is shown right after *the bell rings*"), else its anchors.
+3. **Look again where it matters.** For "after"/"before" questions, first the
+   unit that follows (precedes) the grounded event — the next transcript
+   segment when the answer is speech, else the next shot or scene (only the
+   first one for "right after"/"just before"). Then the grounded span itself:
+   ``look`` with ``detail`` (colours, text, objects in zoomed tiles of those
+   frames) and, where speech overlaps it, ``transcribe`` with the record's
+   ``hints`` (Whisper then spells what it hears the way the question does).
+   Then the transcript segments and summary scenes most like the question
+   (its words weighted by :func:`mcr.language.similarity.word_weight`), the
+   modality the question asks about first.
 4. **Search the evidence for the options** (``search`` over the episode's own
    results), only when nothing else is left to try.
 
@@ -37,20 +50,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcr.context import Context, ToolCall, ToolError, ToolResult, TimeSpan, Verdict
+from mcr.language import EvidenceKind, QuestionFrame, RelationKind, read_question
+from mcr.language.similarity import word_weight
 from mcr.tools.base import schema_function
 
-__all__ = ["Candidate", "candidate_calls", "key_phrase", "grounded_span", "call_key", "rejected_options",
-           "named_tools", "hints_for"]
+__all__ = ["Candidate", "candidate_calls", "question_frame", "grounded_span", "call_key", "rejected_options",
+           "named_tools", "hints_for", "listens_first", "relation_spans", "segments_like", "PERCEPTION_FOR"]
 
 NOT_OFFERED = frozenset({"verify_answer", "video_info"})
-_QUESTION_WORDS = frozenset(
-    "what which who whom whose when where why how many much does do did is are was were the a an of in on at "
-    "to this that these those video clip film narration narrator according say says said tell answer with "
-    "seconds second time start end and or between please".split()
-)
-_QUOTED = re.compile(r"""['"‘“]([^'"’”]{2,80})['"’”]""")
-_SAYS_THAT = re.compile(r"\b(?:says?|said|mentions?|tells?)\s+(?:that\s+)?(.+?)[?.!]?$", re.I)
+# Which argument-free perception measures each evidence kind (the first the question needs is called first).
+PERCEPTION_FOR = {
+    EvidenceKind.SPEECH: "transcribe",
+    EvidenceKind.SCREEN_TEXT: "summarize",
+    EvidenceKind.PIXELS: "summarize",
+    EvidenceKind.OBJECTS: "summarize",
+    EvidenceKind.MOTION: "summarize",
+    EvidenceKind.SHOTS: "segment",
+}
 _TOOL_WORDS = re.compile(r"\b(ground|search|transcribe|look|summarize|segment)\b")
+_VISUAL = (EvidenceKind.SCREEN_TEXT, EvidenceKind.PIXELS, EvidenceKind.OBJECTS, EvidenceKind.SHOTS,
+           EvidenceKind.MOTION)
 
 
 @dataclass(frozen=True)
@@ -86,39 +105,26 @@ def call_key(tool: str, arguments: dict[str, Any]) -> str:
     return json.dumps([tool, norm(arguments)], sort_keys=True)
 
 
-def key_phrase(question: str) -> str:
-    """The part of a question worth grounding (see rule 2 of the module docstring)."""
-    quoted = _QUOTED.findall(question)
-    if quoted:
-        return quoted[0].strip()
-    said = _SAYS_THAT.search(question)
-    if said and len(said.group(1).split()) >= 2:
-        return _strip_articles(said.group(1))
-    words = [w for w in re.findall(r"[A-Za-z0-9']+", question) if w.lower() not in _QUESTION_WORDS]
-    return " ".join(words) or question.strip()
-
-
-def _strip_articles(text: str) -> str:
-    return " ".join(w for w in text.split() if w.lower() not in {"the", "a", "an"}).strip(" ?.!")
+def question_frame(context: Context) -> QuestionFrame | None:
+    """The episode's question, read once (cached by :func:`mcr.language.read_question`)."""
+    instruction = context.instruction
+    if instruction is None:
+        return None
+    return read_question(instruction.text, instruction.options or ())
 
 
 def hints_for(context: Context) -> list[str]:
-    """Words to listen for: the options, the question's capitalised names and quoted phrases, and the
-    lower-case words of its key phrase (what the question is about is likely said in those words)."""
-    instruction = context.instruction
-    if instruction is None:
-        return []
-    hints = [o.strip() for o in instruction.options or () if o.strip()]
-    text = instruction.text
-    names = re.findall(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]{2,})\b", text)
-    hints += [n for n in names if n.lower() not in _QUESTION_WORDS]
-    hints += _QUOTED.findall(text)
-    hints += [w for w in re.findall(r"\b[a-z]{4,}\b", key_phrase(text)) if w not in _QUESTION_WORDS]
-    seen: dict[str, None] = {}
-    for h in hints:
-        if len(h) <= 80:
-            seen.setdefault(h, None)
-    return list(seen)[:20]
+    """Words to listen for: the record's hints (the options, names, quoted phrases, informative words)."""
+    frame = question_frame(context)
+    return list(frame.hints) if frame is not None else []
+
+
+def listens_first(frame: QuestionFrame | None) -> bool:
+    """The question asks what is said: speech ranks above every visual evidence kind."""
+    if frame is None or EvidenceKind.SPEECH not in frame.evidence:
+        return False
+    speech = frame.evidence.index(EvidenceKind.SPEECH)
+    return all(speech < frame.evidence.index(k) for k in _VISUAL if k in frame.evidence)
 
 
 def grounded_span(context: Context) -> TimeSpan | None:
@@ -165,49 +171,43 @@ def _has_timed_text(context: Context) -> bool:
 
 MAX_SCENE_LOOKS = 4  # scenes offered for a closer look at once (the ones most like the question)
 MAX_SEGMENT_LISTENS = 2  # transcript segments offered for a second, hinted listen
-_SPEECH_WORDS = re.compile(r"\b(narrat\w*|say|says|said|speak\w*|spoke\w*|hear\w*|mention\w*|talk\w*|voice|"
-                           r"tell|tells|told|sound\w*|words?)\b", re.I)
-
-
-_SIGHT_WORDS = re.compile(r"\b(colou?rs?|shown?|appears?|screen|written|titles?|see|seen|wears?|wearing|photo\w*|"
-                          r"picture|animal|objects?|background|looks?)\b", re.I)
-_LOCATOR = re.compile(r"\b(?:while|when|after|before|as soon as)\b", re.I)
-
-
-def asks_about_speech(question: str) -> bool:
-    """The question asks what is said, so listening comes before looking.
-
-    What is asked sits before a locating clause ("What colour is the background
-    *while the narrator says* ..." asks about sight): the head must name speech
-    and not sight.
-    """
-    head = _LOCATOR.split(question)[0]
-    if len(head.split()) < 2:
-        head = question
-    return bool(_SPEECH_WORDS.search(head)) and not _SIGHT_WORDS.search(head)
-
 
 def _where(span: TimeSpan) -> dict[str, float]:
     return {"start": round(span.start, 2), "end": round(span.end, 2)}
 
 
-def segments_like(context: Context, question: str) -> list[TimeSpan]:
+def _asked(context: Context) -> dict[str, float]:
+    """The question's and the options' words, each with its weight (how much it says)."""
+    frame = question_frame(context)
+    if frame is None:
+        return {}
+    asked = {w: wt for w, wt in frame.weights.items() if len(w) >= 3 and wt > 0}
+    for option in frame.options:
+        for w in re.findall(r"[A-Za-z]{3,}|\d+", option.lower()):
+            asked.setdefault(w, word_weight(w))
+    return asked
+
+
+def _likeness(asked: dict[str, float], text: str) -> float:
+    words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}|\d+", text)}
+    return sum(weight for a, weight in asked.items() if any(_near(a, w) for w in words))
+
+
+def segments_like(context: Context) -> list[TimeSpan]:
     """Transcript segments of the first whole-video transcript, most like the question first.
 
-    Likeness is shared words, counting near-misses (a tiny ASR model writes "Oscar" for "Oskar"):
+    Likeness is the summed weight of the question's (and options') words a segment
+    contains, counting near-misses (a tiny ASR model writes "Oscar" for "Oskar"):
     two words match when one is a prefix of the other or they differ in at most one letter.
     """
     results = [r for r in context.results_of("transcribe") if r.span is None]
     if not results:
         return []
-    asked = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", question)} - _QUESTION_WORDS
-    instruction = context.instruction
-    asked |= {w.lower() for o in (instruction.options or ()) for w in re.findall(r"[A-Za-z]{3,}", o)} if instruction else set()
+    asked = _asked(context)
     scored = []
     for i, seg in enumerate(results[0].output.get("segments") or []):
-        words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", seg.get("text", ""))}
-        score = sum(any(_near(a, w) for w in words) for a in asked)
-        if score:
+        score = _likeness(asked, seg.get("text", ""))
+        if score > 0:
             scored.append((-score, i, TimeSpan.model_validate(seg["span"])))
     return [span for _, _, span in sorted(scored, key=lambda x: (x[0], x[1]))]
 
@@ -232,17 +232,73 @@ def _speech_in(context: Context, span: TimeSpan) -> bool:
     return False
 
 
-def _scenes_like(context: Context, question: str) -> list[TimeSpan]:
-    """Scene spans of the latest ``summarize`` result, most words shared with the question first."""
+def _scenes_like(context: Context) -> list[TimeSpan]:
+    """Scene spans of the latest ``summarize`` result, most like the question first (weighted shared words)."""
     results = context.results_of("summarize")
     if not results:
         return []
-    asked = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", question)} - _QUESTION_WORDS
+    asked = _asked(context)
     scenes = []
     for i, scene in enumerate(results[-1].output.get("scenes") or []):
-        words = {w.lower() for w in re.findall(r"[A-Za-z]{3,}", json.dumps(scene))}
-        scenes.append((-len(asked & words), i, TimeSpan.model_validate(scene["span"])))
+        scenes.append((-_likeness(asked, json.dumps(scene)), i, TimeSpan.model_validate(scene["span"])))
     return [span for _, _, span in sorted(scenes, key=lambda x: (x[0], x[1]))]
+
+
+def _units(context: Context, speech: bool) -> list[TimeSpan]:
+    """The video's units in time order: transcript segments when the answer is speech, else shots
+    (``segment``) or scenes (``summarize``); the first kind found."""
+    sources = (("transcribe", "segments"),) if speech else (("segment", "shots"), ("summarize", "shots"),
+                                                             ("summarize", "scenes"))
+    for tool, key in sources:
+        for result in context.results_of(tool):
+            if result.span is not None and tool == "transcribe":
+                continue
+            spans = [TimeSpan.model_validate(item["span"]) for item in result.output.get(key) or []
+                     if isinstance(item, dict) and item.get("span")]
+            if spans:
+                return sorted(spans, key=lambda s: (s.start, s.end))
+    return []
+
+
+RELATION_WINDOW_S = (2.0, 10.0)  # with no units measured, "after X" looks this long past X (its length, bounded)
+_EDGE_S = 0.25  # a unit that starts this close before the event's end still follows it
+
+
+def relation_spans(context: Context, frame: QuestionFrame | None, event: TimeSpan) -> list[TimeSpan]:
+    """Where a before/after question's answer lies, given the span its event was grounded to.
+
+    "after X": the units that start once X ends (only the first for "right after");
+    "before X": the units that end before X starts, nearest first. Units are
+    transcript segments when the answer is speech, else shots or scenes. With no
+    units measured, a window as long as X (2–10 s) on that side. Empty for other
+    relations (while/during overlap X: the grounded span itself is the place).
+    """
+    relation = frame.relation(RelationKind.AFTER, RelationKind.BEFORE) if frame is not None else None
+    if relation is None:
+        return []
+    take = 1 if relation.immediate else 2
+    units = _units(context, speech=listens_first(frame))
+    if relation.kind == RelationKind.AFTER:
+        out = [u for u in units if u.start >= event.end - _EDGE_S and u.end > event.end][:take]
+    else:
+        out = [u for u in reversed(units) if u.end <= event.start + _EDGE_S and u.start < event.start][:take]
+    if out:
+        return out
+    width = min(max(event.end - event.start, RELATION_WINDOW_S[0]), RELATION_WINDOW_S[1])
+    duration = _duration(context)
+    if relation.kind == RelationKind.AFTER:
+        start, end = event.end, event.end + width
+        if duration is not None:
+            end = min(end, duration)
+    else:
+        start, end = max(0.0, event.start - width), event.start
+    return [TimeSpan(start=start, end=end)] if end - start > 0.1 else []
+
+
+def _duration(context: Context) -> float | None:
+    instruction = context.instruction
+    video = instruction.video if instruction is not None else None
+    return video.duration if video is not None else None
 
 
 def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candidate]:
@@ -255,7 +311,7 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
     available = {schema_function(t)["name"]: schema_function(t) for t in tools}
     made = _made(context)
     instruction = context.instruction
-    question = instruction.text if instruction is not None else ""
+    frame = question_frame(context)
     hints = hints_for(context)
     out: list[Candidate] = []
 
@@ -264,38 +320,49 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
                                                                                for c in out):
             out.append(Candidate(tool, arguments, why))
 
-    # 1. perceive (plain calls: their results are cached and shared by every question about the video)
-    for name, fn in available.items():
-        if name in NOT_OFFERED or fn.get("parameters", {}).get("required"):
-            continue
-        if name == "transcribe" and _no_audio(context):
-            continue
-        if not any(isinstance(e, ToolCall) and e.tool == name for e in context):
-            offer(name, {}, "a first look at the whole video" if name != "transcribe" else "hear the speech")
+    # 1. perceive (plain calls: their results are cached and shared by every question about the video),
+    #    one at a time, the tool that measures the question's likeliest evidence first
+    perception = [name for name, fn in available.items()
+                  if name not in NOT_OFFERED and not fn.get("parameters", {}).get("required")
+                  and not (name == "transcribe" and _no_audio(context))
+                  and not any(isinstance(e, ToolCall) and e.tool == name for e in context)]
+    ranked = sorted(perception, key=lambda n: (_perception_rank(frame, n), list(available).index(n)))
+    if ranked and _perception_rank(frame, ranked[0]) < len(frame.evidence if frame is not None else ()):
+        ranked = ranked[:1]  # a tool measures the question's likeliest evidence: it goes first, alone
+    for name in ranked:  # else (tools the record knows nothing of) every one, and the model's likelihood picks
+        offer(name, {}, "a first look at the whole video" if name != "transcribe" else "hear the speech")
     if not _has_timed_text(context):
         return out
-    # 2. ground the question
-    phrase = key_phrase(question) if question else ""
+    # 2. ground the question (the record's query: a quoted phrase, a relation's event, its anchors)
+    phrase = frame.grounding_query if frame is not None else ""
     if phrase:
         offer("ground", {"query": phrase}, f"find when {phrase!r} happens")
-    # 3. look and listen again where it matters: the grounded span, then the scenes most like the question
+    # 3. look and listen again where it matters: for before/after questions the unit next to the grounded
+    #    event first, then the grounded span, then the scenes most like the question
     span = grounded_span(context)
+    listen = listens_first(frame)
+    can_listen = not _no_audio(context) and bool(hints)
     if span is not None:
-        where = {"start": round(span.start, 2), "end": round(span.end, 2)}
-        offer("look", {"span": where, "detail": True}, f"see the frames of {span} closely")
-        if not _no_audio(context) and hints and _speech_in(context, span):
-            offer("transcribe", {"span": where, "hints": hints}, f"hear {span} again, listening for the options")
+        for target in relation_spans(context, frame, span) + [span]:
+            where = _where(target)
+            looks = [("look", {"span": where, "detail": True}, f"see the frames of {target} closely")]
+            listens = [("transcribe", {"span": where, "hints": hints}, f"hear {target} again, listening for the options")
+                       ] if can_listen and _speech_in(context, target) else []
+            for tool, arguments, why in (listens + looks if listen else looks + listens):
+                offer(tool, arguments, why)
+            if out:
+                break
     grounded_tried = any(isinstance(e, ToolCall) and e.tool == "ground" for e in context) or "ground" not in available
     if out or not grounded_tried:  # scenes are the fallback once grounding and its span are done
         return _named_first(context, out)
     # the fallback: listen again to the transcript segments and look closer at the scenes most like the
     # question; the modality the question asks about comes first (the other only once it is exhausted)
-    listens = [] if _no_audio(context) or not hints else [
+    listens = [] if not can_listen else [
         Candidate("transcribe", {"span": _where(seg), "hints": hints}, f"hear {seg} again, listening for the options")
-        for seg in segments_like(context, question)[:MAX_SEGMENT_LISTENS]]
+        for seg in segments_like(context)[:MAX_SEGMENT_LISTENS]]
     looks = [Candidate("look", {"span": _where(scene), "detail": True}, f"see the scene {scene} closely")
-             for scene in _scenes_like(context, question)[:MAX_SCENE_LOOKS]]
-    first, second = (listens, looks) if asks_about_speech(question) else (looks, listens)
+             for scene in _scenes_like(context)[:MAX_SCENE_LOOKS]]
+    first, second = (listens, looks) if listen else (looks, listens)
     for group in (first, second):
         for c in group:
             offer(c.tool, c.arguments, c.why)
@@ -305,6 +372,14 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
     if instruction is not None and instruction.options and len(out) == 0:
         offer("search", {"query": " / ".join(instruction.options), "scope": "local"}, "where do the options occur")
     return _named_first(context, out)
+
+
+def _perception_rank(frame: QuestionFrame | None, tool: str) -> int:
+    """Where a perception tool stands for this question: the rank of the first evidence kind it measures."""
+    if frame is None:
+        return 0
+    ranks = [i for i, kind in enumerate(frame.evidence) if PERCEPTION_FOR.get(kind) == tool]
+    return min(ranks) if ranks else len(frame.evidence)
 
 
 def _named_first(context: Context, out: list[Candidate]) -> list[Candidate]:

@@ -29,7 +29,8 @@ three parts, each small enough to test on its own:
   note) the policy gives its best remaining option marked
   ``confidence="low"`` instead of ending with no answer.
 
-Questions without options: "when ..." questions are answered with the best
+Questions without options: a question whose record (:func:`mcr.language.read_question`)
+asks for a time — answer type TIME or an at-what-time relation — is answered with the best
 grounded span; others with one sentence the model writes on a fork after the
 evidence (the one place the model writes, flagged as such in the docstring of
 :meth:`OfflinePolicy._sentence`).
@@ -47,7 +48,8 @@ from typing import Any
 from mcr.context import Answer, Context, TimeSpan, ToolCall, ToolResult, Verdict
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, PolicyError, ToolCalls
 from mcr.policies.choose import OptionJudgement, citable, first_accepted, judge_options
-from mcr.policies.explore import Candidate, candidate_calls, rejected_options, segments_like
+from mcr.language import AnswerType, RelationKind
+from mcr.policies.explore import Candidate, candidate_calls, question_frame, rejected_options, segments_like
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.usage import Usage
 from mcr.verify import Verifier, budget_nearly_spent
@@ -57,7 +59,6 @@ __all__ = ["OfflinePolicy", "offline_default_policy"]
 # A 135M model copies what is near the end of its prompt: restating the question
 # after the evidence is what makes its one-sentence reply use that evidence.
 ASK_PREFIX = "Using the evidence above, answer in one sentence:"
-_WHEN = re.compile(r"^\s*(when|at what time)\b|start and end time", re.I)
 
 
 class OfflinePolicy(ModelPolicy):
@@ -124,7 +125,7 @@ class OfflinePolicy(ModelPolicy):
                 if (len(passing) == 1 and not perceiving) or not candidates or not judged:
                     return self._choose_option(context, messages, tools, judged, passing, last_step)
         else:  # an open question
-            if _WHEN.search(_question(context)) and _spans_to_answer(context) and not perceiving:
+            if _asks_when(context) and _spans_to_answer(context) and not perceiving:
                 answer = self._span_answer(context, step, last_step, gather=bool(candidates))
                 if answer is not None:
                     return answer
@@ -221,8 +222,15 @@ def _spans_to_answer(context: Context) -> list[tuple[str, TimeSpan]]:
     transcripts = [r for r in context.results_of("transcribe") if r.span is None]
     ground_tried = any(isinstance(e, ToolCall) and e.tool == "ground" for e in context)
     if not out and transcripts and ground_tried:
-        out = [(transcripts[0].id, span) for span in segments_like(context, _question(context))]
+        out = [(transcripts[0].id, span) for span in segments_like(context)]
     return out
+
+
+def _asks_when(context: Context) -> bool:
+    """The question asks for a time: its answer type is a time, or it asks at what time something happens."""
+    frame = question_frame(context)
+    return frame is not None and (frame.answer_type == AnswerType.TIME or
+                                  frame.relation(RelationKind.AT_TIME) is not None)
 
 
 def _rejected_answers(context: Context) -> list[Answer]:
