@@ -24,8 +24,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, Fold, ToolError, letters_for
+from mcr.context import DEFAULT_SYSTEM_PROMPT, Context, Fold, Instruction, ToolError, letters_for
 from mcr.folding import fit_context
+from mcr.language import AnswerType, QuestionFrame, RelationKind, read_question
 from mcr.policies.base import Decision, FinalAnswer, InvalidOutput, PolicyError
 from mcr.model.runtime.grammar import GrammarConstraint
 from mcr.tools.base import schema_function
@@ -52,8 +53,11 @@ FORMAT_INSTRUCTIONS = (
 EXPLORE_GUIDE = (
     "How to explore:\n"
     "1. Perceive first: transcribe, summarize (scenes with on-screen text, colours, objects), segment.\n"
-    "2. Ground the question: ground(query=<its key phrase>) finds when it happens.\n"
-    "3. Look closer where it matters: look(span=<the grounded span>, detail=true), and "
+    "2. Ground the question: ground(query=<the reading's ground query>) finds when it happens. "
+    "For 'after X' / 'before X' ground X, then look and listen at the shot or sentence that follows "
+    "(precedes) it; for 'while X' at X itself.\n"
+    "3. Look closer where it matters, starting with the evidence kind the reading names first: "
+    "look(span=<the grounded span>, detail=true), and "
     "transcribe(span=<that span>, hints=<the options and names>).\n"
     "4. Never make the same call twice; the results are above.\n"
     "5. Answer when the evidence decides, citing the most specific entries (the ones whose span holds the fact).\n"
@@ -61,6 +65,37 @@ EXPLORE_GUIDE = (
     "or choose the next-best option.\n"
     '7. When a Budget note says it is the last step, answer now; if unsure, add confidence="low".'
 )
+
+def reading_text(frame: QuestionFrame) -> str:
+    """One line telling the model how the question was read (answer type, evidence kinds, relation, ...).
+
+    It cites the record, it does not re-read the question: the same reading the
+    offline explorer and the verifier use.
+    """
+    parts = [f"the answer is {_ANSWER_PHRASES[frame.answer_type]}",
+             "evidence most likely in " + ", ".join(k.value.replace("_", " ") for k in frame.evidence[:3])]
+    if frame.focus:
+        parts.append(f"about: {frame.focus}")
+    for relation in frame.relations[:2]:
+        if relation.kind == RelationKind.AT_TIME:
+            continue
+        near = ("right " if relation.immediate else "") + relation.kind.value
+        parts.append(f"{near} {relation.event!r}" if relation.event else f"the {relation.kind.value} one")
+    if frame.negated:
+        parts.append("negated: the option that does NOT hold")
+    if frame.count_target:
+        parts.append(f"count: {frame.count_target}")
+    if frame.extreme is not None:
+        parts.append(f"the {frame.extreme.direction} of {frame.extreme.measure}")
+    parts.append(f"ground query: {frame.grounding_query!r}")
+    return "Reading of the question: " + "; ".join(parts) + "."
+
+
+_ANSWER_PHRASES = {
+    AnswerType.ENTITY: "a thing, person or place", AnswerType.NUMBER: "a number", AnswerType.COLOUR: "a colour",
+    AnswerType.TEXT: "text shown on screen", AnswerType.TIME: "a time span", AnswerType.YES_NO: "yes or no",
+    AnswerType.REASON: "a reason",
+}
 
 # Settings keys the factories read for the model and its session.
 SESSION_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "prefix_dir", "use_saved_prefixes", "window")
@@ -198,6 +233,22 @@ class InternVideo3Policy(ModelPolicy):
     def system_text(self, context_default: str = DEFAULT_SYSTEM_PROMPT) -> str:
         """The shared system text plus :data:`EXPLORE_GUIDE`: this model plans its own calls."""
         return f"{super().system_text(context_default)}\n\n{EXPLORE_GUIDE}"
+
+    def messages(self, context: Context) -> list[dict[str, Any]]:
+        """The chat messages, with the question's reading (:func:`reading_text`) after the question.
+
+        The reading is fixed for an episode, so the prompt stays append-stable and its cache is reused.
+        """
+        messages = super().messages(context)
+        entries = context.rendered_entries()
+        for i, entry in enumerate(entries):
+            if isinstance(entry, Instruction):
+                frame = read_question(entry.text, entry.options or ())
+                message = messages[i + 1]
+                messages[i + 1] = {**message, "content": [*message["content"],
+                                                          {"type": "text", "text": reading_text(frame)}]}
+                break
+        return messages
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any] | None = None, registry: Any = None) -> InternVideo3Policy:

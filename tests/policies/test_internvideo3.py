@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mcr.agent import Agent
-from mcr.context import Context, Instruction, Observation, ToolError, VideoRef
+from mcr.context import Context, Instruction, Memory, Observation, ToolError, VideoRef
 from mcr.model.runtime.loader import WeightsNotFound, load_model
 from mcr.model.runtime.session import ModelSession
 from mcr.policies.base import FinalAnswer, InvalidOutput, PolicyError, ToolCalls
@@ -159,3 +159,22 @@ def test_the_prompt_carries_the_exploration_rules(tiny, test_registry):
     assert EXPLORE_GUIDE in text and "ground(query=" in text and 'confidence="low"' in text
     parsed = parse_decision('<answer option="B" evidence="e1" confidence="low">b</answer>', [], options=("a", "b"))
     assert parsed.low_confidence and parsed.option == "B"
+
+
+def test_the_prompt_cites_the_question_reading_after_the_question(tiny, test_registry):
+    """The model is told how the question was read (the same record the explorer and verifier use),
+    in the question's own message, so the prompt stays append-stable."""
+    from mcr.language.lexicon import lexicon_available
+
+    policy = InternVideo3Policy(ModelSession(tiny), registry=test_registry)
+    ctx = Context()
+    ctx.append(Instruction(text="Which word is shown right after the bell rings?", options=("OPEN", "SHUT")))
+    first = policy.messages(ctx)
+    question = first[1]["content"]
+    assert question[0]["text"].startswith("Question:")
+    reading = question[-1]["text"]
+    assert reading.startswith("Reading of the question:") and "'bell rings'" in reading
+    if lexicon_available():
+        assert "text shown on screen" in reading and "right after" in reading
+    ctx.append(Memory(step=1, text="a note", source="test"))
+    assert policy.messages(ctx)[: len(first)] == first  # append-stable
