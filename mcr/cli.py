@@ -17,8 +17,9 @@
 
 Exit codes: 0 the task was answered (and matched its ground truth, if it has
 one); 1 the task failed (no accepted answer, a budget ran out, wrong answer);
-2 bad input (a task file, video or tool name that is wrong — the message says
-which file, line and key).
+2 bad input (a task file, video or tool name that is wrong, a thread id that is
+used or running — the message says which file, line and key); 130 interrupted
+(Ctrl-C: the running tool is stopped, the message names `mcr resume THREAD`).
 """
 
 from __future__ import annotations
