@@ -24,6 +24,12 @@ every segment sits inside a stretch of real sound. Each file's audio track is
 decoded once (`mcr.model.media.audio_tracks.AudioTracks`, under
 ``<workdir>/cache/audio``) and every span is cut from it.
 
+When the video has a persistent index (`mcr.tools.video_index`, built by
+``mcr index`` or an earlier question) that heard it with the same backend and
+settings, a call without hints is answered from it: no audio is decoded and
+Whisper does not run again (the output's ``index`` names it; setting
+``video_index: off`` turns this off).
+
 Settings (``ctx.settings``): ``whisper_model`` (folder), ``vad``, Whisper's
 ``beam_size`` (default 5), ``temperature`` (default: faster-whisper's
 fallback ladder), ``max_new_tokens``, ``whisper_compute_type`` (default
@@ -104,6 +110,8 @@ class TranscribeOutput(BaseModel):
     model: str | None = Field(default=None, description="the recogniser's model, e.g. 'whisper tiny.en (...)'")
     note: str | None = Field(default=None, description="why a better backend was not used, when it was not")
     hints: list[str] = Field(default_factory=list, description="the words the recogniser was told to listen for")
+    index: str | None = Field(default=None, description="the video index it was read from (nothing decoded or "
+                                                        "transcribed again), when it was")
 
 
 # --------------------------------------------------------------------------- #
@@ -131,6 +139,9 @@ class TranscribeTool(Tool):
         job = Job(path=path, start=start, end=end, language=input.language, settings=dict(ctx.settings),
                   hints=tuple(input.hints))
         backend, note = self._choose(input.backend, job)
+        indexed = self._from_video_index(backend, job, ctx)
+        if indexed is not None:
+            return indexed
         use_cache = bool(ctx.settings.get("cache", True))
         cache = self._caches.setdefault(Path(ctx.workdir), ResultCache.for_context(ctx)) if use_cache else None
         compute = lambda: self._compute(backend, job, note, cache)  # noqa: E731
@@ -152,6 +163,30 @@ class TranscribeTool(Tool):
             key_settings["sidecar"] = cache.digest(source[0]) if source and source[0] != path else None
         key = cache.key(self.name, path, (start, end), key_settings)
         return cache.get_or_compute(key, TranscribeOutput, compute)
+
+    def _from_video_index(self, backend: str, job: Job, ctx: ToolContext) -> TranscribeOutput | None:
+        """The span's transcript from the video's index, when one heard the whole video the way this call would.
+
+        Only without hints (hints change what Whisper writes) and only when the
+        task sets no Whisper option the index does not record (temperature,
+        max_new_tokens, compute type): the index must have heard exactly what
+        this call would hear. Segments overlapping the span's edges come whole,
+        as subtitle cues do.
+        """
+        unrecorded = {"temperature", "max_new_tokens", "whisper_compute_type", "whisper_threads"}
+        if job.hints or unrecorded & set(ctx.settings) or backend not in ("faster_whisper", "subtitles"):
+            return None
+        from mcr.tools.video_index.for_tools import index_for
+
+        index = index_for(ctx)
+        if index is None or not index.status().stages["speech"].done:
+            return None
+        if index.store.get_meta("speech_backend") != backend or index.settings.language != job.language:
+            return None
+        segments = index.transcript(TimeSpan(start=job.start, end=job.end))
+        model = self._backends[backend].describe(job) if backend == "faster_whisper" else None
+        return TranscribeOutput(segments=segments, text=" ".join(s.text for s in segments), backend=backend,
+                                model=model, note=None, index=f"video_index:{index.key[:12]}")
 
     def _choose(self, requested: str, job: Job) -> tuple[str, str | None]:
         """The backend to run, and a note when ``auto`` had to pass over Whisper."""

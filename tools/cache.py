@@ -67,12 +67,18 @@ class ResultCache:
         root: folder for the JSON files (created on first write); None keeps
             results in memory only.
         max_memory_items: size of the in-memory LRU.
+        max_memory_bytes: and its bound in bytes (of the values' JSON): an hour's
+            transcripts or shot lists are large, and memory must stay flat in
+            the video's length (issue 22). The disk layer is unbounded.
     """
 
-    def __init__(self, root: str | Path | None, max_memory_items: int = 256):
+    def __init__(self, root: str | Path | None, max_memory_items: int = 256, max_memory_bytes: int = 64 << 20):
         self.root = Path(root) if root is not None else None
         self.max_memory_items = max_memory_items
+        self.max_memory_bytes = max_memory_bytes
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._sizes: dict[str, int] = {}  # JSON bytes of each value in memory
+        self._bytes = 0
         self.digest = FileDigests()
         self.hits = self.misses = 0
 
@@ -117,9 +123,11 @@ class ResultCache:
             files: the paths a value points at; a value whose files are gone is a miss.
         """
         data = self._memory.get(key)
+        size = self._sizes.get(key, 0)
         if data is None and (file := self._file(key)) is not None and file.is_file():
             try:
-                data = json.loads(file.read_text(encoding="utf-8"))
+                text = file.read_text(encoding="utf-8")
+                data, size = json.loads(text), len(text)
             except (OSError, ValueError, RecursionError):  # damaged, not UTF-8 (a pickle), nested too deep
                 data = None
         value = None
@@ -131,16 +139,17 @@ class ResultCache:
         if value is not None and files is not None and not all(Path(p).exists() for p in files(value)):
             value = None
         if value is None:
-            self._memory.pop(key, None)
+            self._forget(key)
             self.misses += 1
             return None
-        self._remember(key, data)
+        self._remember(key, data, size)
         self.hits += 1
         return value
 
     def put(self, key: str, value: BaseModel) -> None:
         data = value.model_dump(mode="json")
-        self._remember(key, data)
+        text = json.dumps(data)
+        self._remember(key, data, len(text))
         file = self._file(key)
         if file is None:
             return
@@ -148,7 +157,7 @@ class ResultCache:
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=".json")
         try:
             with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
+                f.write(text)
             os.replace(tmp, file)  # atomic: readers see the old file or the whole new one
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -169,15 +178,30 @@ class ResultCache:
         self.put(key, value)
         return value
 
-    def _remember(self, key: str, data: dict[str, Any]) -> None:
+    def _remember(self, key: str, data: dict[str, Any], size: int) -> None:
+        self._forget(key)
+        if size > self.max_memory_bytes:
+            return  # too big to keep in memory: the disk layer serves it
         self._memory[key] = data
-        self._memory.move_to_end(key)
-        while len(self._memory) > self.max_memory_items:
-            self._memory.popitem(last=False)
+        self._sizes[key] = size
+        self._bytes += size
+        while len(self._memory) > self.max_memory_items or self._bytes > self.max_memory_bytes:
+            self._forget(next(iter(self._memory)))
+
+    def _forget(self, key: str) -> None:
+        if self._memory.pop(key, None) is not None:
+            self._bytes -= self._sizes.pop(key, 0)
+
+    @property
+    def memory_bytes(self) -> int:
+        """JSON bytes of the values held in memory (bounded by ``max_memory_bytes``)."""
+        return self._bytes
 
     def clear_memory(self) -> None:
         """Drop the in-memory layer (the disk layer stays)."""
         self._memory.clear()
+        self._sizes.clear()
+        self._bytes = 0
 
 
 def _safe(name: str) -> str:

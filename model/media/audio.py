@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +126,32 @@ def load_audio(
         NoAudioStream: the container has no audio track.
         AudioDecodeError: the audio track is corrupt.
     """
+    chunks: list[np.ndarray] = []
+    t0: float | None = None
+    for first, block in decode_blocks(path, start, end, sample_rate):
+        t0 = first if t0 is None else t0
+        chunks.append(block)
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)  # (N,)
+    t0 = t0 or 0.0
+    if t0 < 0:  # encoder priming (AAC): samples before time zero
+        samples, t0 = samples[int(round(-t0 * sample_rate)):], 0.0
+    clip = AudioClip(samples, sample_rate, t0)
+    return clip.cut(max(start, t0), end if end is not None else clip.end)
+
+
+def decode_blocks(
+    path: str | Path, start: float = 0.0, end: float | None = None, sample_rate: int = SAMPLE_RATE
+) -> Iterator[tuple[float, np.ndarray]]:
+    """The resampled audio as it is decoded: ``(t0, block)`` pairs, `t0` the source time of the
+    first sample of the *first* block (the same in every pair), each block ``(n,)`` float32 mono.
+
+    `load_audio` joins them; `mcr.model.media.audio_tracks.AudioTracks` writes them to
+    disk one by one, so a whole hour is decoded without ever being held in memory.
+    Priming samples before time zero are *not* dropped here (``t0`` may be negative).
+
+    Raises:
+        as `load_audio`.
+    """
     import av
 
     path = Path(path)
@@ -139,7 +166,6 @@ def load_audio(
             raise NoAudioStream(path)
         stream = container.streams.audio[0]
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        chunks: list[np.ndarray] = []
         n_out = 0
         t0: float | None = None  # source time of the first resampled sample
         try:
@@ -153,20 +179,14 @@ def load_audio(
                     if frame is None:  # too short to reach the grid: try the next one
                         continue
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))  # (n,) packed mono
+                    yield t0, out.to_ndarray().reshape(-1).astype(np.float32, copy=False)  # (n,) packed mono
                     n_out += out.samples
                 if end is not None and t0 + n_out / sample_rate >= end + _PREROLL_S:
                     break
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                yield t0 if t0 is not None else 0.0, out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
         except Exception as exc:  # InvalidDataError and friends from FFmpeg
             raise AudioDecodeError(path, f"{type(exc).__name__}: {exc}") from None
-    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)  # (N,)
-    t0 = t0 or 0.0
-    if t0 < 0:  # encoder priming (AAC): samples before time zero
-        samples, t0 = samples[int(round(-t0 * sample_rate)):], 0.0
-    clip = AudioClip(samples, sample_rate, t0)
-    return clip.cut(max(start, t0), end if end is not None else clip.end)
 
 
 def _on_output_grid(frame, sample_rate: int):

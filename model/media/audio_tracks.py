@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mcr.model.media.audio import SAMPLE_RATE, AudioClip, load_audio
+from mcr.model.media.audio import SAMPLE_RATE, AudioClip, decode_blocks, load_audio
 from mcr.model.media.video import VideoNotFound
 
 __all__ = ["AudioTracks"]
@@ -29,9 +29,10 @@ class AudioTracks:
 
     The first request for a file decodes its entire first audio track (16 kHz
     mono float32, ~500x real time for AAC on one core, 3.8 MB per minute) and,
-    with a `root`, writes it to ``root/<key>.npy`` atomically; later requests —
-    in this process or a later one — memory-map that file, so a long film costs
-    disk, not memory. The last `max_tracks` tracks stay open.
+    with a `root`, streams it block by block into ``root/<key>.npy`` (written
+    atomically) and memory-maps that file — in this process and any later one —
+    so a long film costs disk, not memory, even while it is decoded. The last
+    `max_tracks` tracks stay open.
 
     Args:
         root: folder for the decoded tracks; None keeps them in memory only.
@@ -66,7 +67,10 @@ class AudioTracks:
             self._open.move_to_end(name)
             return clip
         file = self.root / f"{name}.npy" if self.root is not None else None
-        if file is not None and file.is_file():
+        if file is not None:
+            if not file.is_file():
+                _stream_to_file(path, file)  # block by block: the track is never whole in memory
+                self.decodes += 1
             clip = AudioClip(np.load(file, mmap_mode="r"), SAMPLE_RATE, 0.0)
         else:
             clip = load_audio(path)  # the whole track, from time zero
@@ -74,8 +78,6 @@ class AudioTracks:
             if clip.offset > 0:  # a track that starts late: pad so sample 0 is time 0
                 lead = np.zeros(int(round(clip.offset * SAMPLE_RATE)), np.float32)
                 clip = AudioClip(np.concatenate([lead, clip.samples]), SAMPLE_RATE, 0.0)
-            if file is not None:
-                _save_atomically(file, clip.samples)
         self._open[name] = clip
         while len(self._open) > self.max_tracks:
             self._open.popitem(last=False)
@@ -87,14 +89,46 @@ class AudioTracks:
         return whole.cut(start, whole.end if end is None else end)
 
 
-def _save_atomically(file: Path, samples: np.ndarray) -> None:
-    """np.save to a temporary file, then rename: a crash never leaves half a track."""
+def _stream_to_file(path: Path, file: Path) -> None:
+    """Decode `path`'s whole track into the ``.npy`` `file`, one decoded block at a time.
+
+    The samples are exactly `load_audio(path)`'s (priming before time zero
+    dropped, a late start padded with zeros so sample 0 is time 0), written as
+    they come to a raw temporary file; the ``.npy`` header, which needs the
+    length, is written last and the file renamed into place, so a crash never
+    leaves half a track. Memory: one block, whatever the length (issue 22).
+    """
     file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, suffix=".npy.tmp")
+    fd, raw = tempfile.mkstemp(dir=file.parent, suffix=".raw.tmp")
+    out = None
     try:
+        count = 0
         with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(samples, np.float32))
-        os.replace(tmp, file)
+            skip = 0
+            started = False
+            for t0, block in decode_blocks(path):
+                if not started:
+                    started = True
+                    if t0 < 0:  # encoder priming (AAC): samples before time zero
+                        skip = int(round(-t0 * SAMPLE_RATE))
+                    elif t0 > 0:  # a track that starts late
+                        lead = np.zeros(int(round(t0 * SAMPLE_RATE)), np.float32)
+                        f.write(lead.tobytes())
+                        count += len(lead)
+                if skip:
+                    cut = min(skip, len(block))
+                    block, skip = block[cut:], skip - cut
+                f.write(np.ascontiguousarray(block, np.float32).tobytes())
+                count += len(block)
+        fd, out = tempfile.mkstemp(dir=file.parent, suffix=".npy.tmp")
+        with os.fdopen(fd, "wb") as f, open(raw, "rb") as src:
+            np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (count,)})
+            while chunk := src.read(1 << 22):
+                f.write(chunk)
+        os.replace(out, file)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if out is not None:
+            Path(out).unlink(missing_ok=True)
         raise
+    finally:
+        Path(raw).unlink(missing_ok=True)

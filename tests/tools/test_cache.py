@@ -71,6 +71,19 @@ def test_memory_only_cache(video):
     assert cache.get(keys[2], Out).value == 2
 
 
+def test_the_memory_layer_is_bounded_in_bytes(tmp_path, video):
+    """Long videos make big outputs (an hour's transcript): memory holds at most max_memory_bytes of them."""
+    cache = ResultCache(tmp_path / "c", max_memory_bytes=200)
+    keys = [cache.key("t", video, (i, i + 1)) for i in range(6)]
+    for i, key in enumerate(keys):
+        cache.put(key, Out(value=i, image="x" * 60))  # ~85 bytes of JSON each
+    assert 0 < cache.memory_bytes <= 200 and len(cache._memory) == 2
+    assert all(cache.get(key, Out).value == i for i, key in enumerate(keys))  # the disk layer serves the rest
+    cache.put(keys[0], Out(value=0, image="y" * 500))  # bigger than the bound: on disk only
+    assert keys[0] not in cache._memory and cache.get(keys[0], Out).image == "y" * 500
+    assert cache.memory_bytes <= 200
+
+
 def test_values_pointing_at_missing_files_are_misses(tmp_path, video):
     image = tmp_path / "k.jpg"
     image.write_bytes(b"jpg")

@@ -281,3 +281,22 @@ def test_mcr_index_names_a_bad_setting_and_a_missing_video(tmp_path):
     assert proc.returncode == 2 and "not an index setting" in proc.stderr
     proc = mcr_index(str(tmp_path / "missing.mp4"), env_root=tmp_path)
     assert proc.returncode == 2 and "missing.mp4" in proc.stderr
+
+
+def test_transcribe_reads_the_index_instead_of_listening_again(sample_index, sample_mp4, monkeypatch):
+    from mcr.tools import asr_whisper
+    from mcr.tools.asr import TranscribeTool
+    from mcr.tools.video_index.speech import PROCESS_COUNTERS
+
+    root, _ = sample_index
+    monkeypatch.setenv("MCR_INDEX_DIR", str(root))
+    loads, calls = asr_whisper._load.cache_info().misses, PROCESS_COUNTERS["asr_calls"]
+    ctx = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "t")
+    out = TranscribeTool()(dict(span={"start": 6.0, "end": 12.0}), ctx)
+    assert out.index and out.backend == "faster_whisper"
+    assert {"seven", "ships"} <= set(normalize_words(out.text))
+    assert asr_whisper._load.cache_info().misses == loads and PROCESS_COUNTERS["asr_calls"] == calls
+    # Hints change what Whisper writes: such a call listens itself.
+    hinted = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "t",
+                         settings={"video_index": "off"})
+    assert TranscribeTool()(dict(span={"start": 6.0, "end": 12.0}), hinted).index is None

@@ -37,13 +37,20 @@ def index_for(ctx: Any) -> VideoIndex | None:
         raise ToolFailure(f"settings.video_index={mode!r}: use auto, build or off", "invalid_settings")
     if mode == "off" or ctx.video is None:
         return None
+    from pydantic import ValidationError
+
+    from mcr.tools.video_index.records import IndexSettings
+
+    try:
+        IndexSettings.from_tool_settings(ctx.settings)
+    except (ValidationError, TypeError):
+        return None  # settings no index is built with (e.g. an unknown vad): the tool reports them itself
     try:
         if mode == "build":
             index = VideoIndex.for_tool(ctx.video.path, ctx.settings)
             index.build(should_stop=ctx.cancelled.is_set)
             return index
         from mcr.tools.video_index.key import index_root
-        from mcr.tools.video_index.records import IndexSettings
 
         return VideoIndex.find(ctx.video.path, IndexSettings.from_tool_settings(ctx.settings),
                                root=index_root(ctx.settings))
