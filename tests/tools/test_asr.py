@@ -299,3 +299,15 @@ def test_progress_only_on_a_terminal_for_long_audio(monkeypatch):
     bar = _progress(regions, long_clip, "x")
     assert list(bar) == regions and bar is not regions
     assert _progress(regions, AudioClip(np.zeros(16000, np.float32)), "x") is regions  # short: no bar
+
+
+def test_long_speech_is_heard_in_bounded_groups():
+    from mcr.tools.asr import speech_groups
+
+    regions = [(i * 10.0, i * 10.0 + 8.0) for i in range(100)]  # 800 s of speech in 1000 s
+    groups = speech_groups(regions, max_s=300.0)
+    assert [r for g in groups for r in g] == regions  # nothing lost, nothing split, in order
+    assert all(sum(b - a for a, b in g) <= 300.0 for g in groups) and len(groups) == 3
+    assert speech_groups([(0.0, 400.0), (401.0, 402.0)], max_s=300.0) == [[(0.0, 400.0)], [(401.0, 402.0)]]
+    assert speech_groups([(0.0, 5.0), (6.0, 9.0)]) == [[(0.0, 5.0), (6.0, 9.0)]]  # a short span: one call
+    assert speech_groups([]) == []

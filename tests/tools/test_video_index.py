@@ -103,6 +103,8 @@ def test_mcr_index_builds_every_stage_of_the_sample(sample_index, sample_mp4):
     assert {"seven", "ships"} <= set(normalize_words(" ".join(s.text for s in said)))
     words = [w for w in index.words(night) if normalize_words(w.word) == ["ships"]]
     assert words and 6.0 <= words[0].start <= words[0].end <= 12.0
+    points = index.change_points()
+    assert points[0] == 0.0 and all(any(abs(p - s.span.start) < 1.0 for p in points) for s in shots)
     scenes = index.scenes()
     assert 1 <= len(scenes) <= 4 and scenes[0].span.start == 0.0 and scenes[-1].span.end == pytest.approx(24.0)
     assert [c.scenes for c in index.chapters()] == [[s.index for s in scenes]]
@@ -300,3 +302,45 @@ def test_transcribe_reads_the_index_instead_of_listening_again(sample_index, sam
     hinted = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "t",
                          settings={"video_index": "off"})
     assert TranscribeTool()(dict(span={"start": 6.0, "end": 12.0}), hinted).index is None
+
+
+# --------------------------------------------------------------------------- #
+# Memory: flat in the video's length (slow: builds two long-suite videos)
+# --------------------------------------------------------------------------- #
+
+_PEAK_RSS = """
+import resource, sys
+from mcr.cli import main
+code = main(["index", sys.argv[1], "--json"])
+print("RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.slow
+def test_peak_memory_of_a_build_is_flat_in_the_videos_length(tmp_path):
+    """`mcr index` on a 5- and a 15-minute needle video: peak RSS may grow at most 10% (issue 22's goal).
+
+    Each build runs in a fresh process that reports its own ``ru_maxrss``
+    (every model loaded: RapidOCR, YOLOv3-tiny, Whisper, MiniLM). Measured:
+    benchmarks/RESULTS.md, "Video index".
+    """
+    import shutil
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("the long-suite videos are narrated by espeak-ng: apt-get install espeak-ng")
+    sys.path.insert(0, str(ROOT / "examples"))
+    from make_long_suite import make_long_video
+
+    peaks = {}
+    for minutes in (5, 15):
+        make_long_video(tmp_path / "media", minutes, seed=0)
+        env = {**os.environ, "MCR_INDEX_DIR": str(tmp_path / f"index{minutes}"), "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(tmp_path / "media" / f"long{minutes}.mp4")],
+                              capture_output=True, text=True, env=env, cwd=ROOT, timeout=3600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        status = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert all(stage["done"] for stage in status["stages"].values())
+        assert status["counters"]["frames_decoded"] == pytest.approx(minutes * 60 * 4, abs=4)  # every frame once
+        peaks[minutes] = int(next(x.split()[1] for x in proc.stderr.splitlines() if x.startswith("RSS_KB")))
+    assert peaks[15] <= 1.10 * peaks[5], peaks

@@ -159,17 +159,21 @@ def analyse_capture(image: np.ndarray, small: np.ndarray, t: float, settings: In
         from mcr.tools.ocr import read_text
 
         try:
+            began = time.perf_counter()
             lines = [line.model_dump(mode="json") for line in read_text(image, t=t, min_score=settings.ocr_min_score)]
             counters["ocr_frames"] = counters.get("ocr_frames", 0) + 1
+            counters["ocr_s"] = counters.get("ocr_s", 0) + time.perf_counter() - began
         except ToolFailure:  # rapidocr not installed: the index holds no screen text (its key says OCR was on)
             pass
     if settings.objects:
         from mcr.tools.objects import Detector
 
         try:
+            began = time.perf_counter()
             found = Detector.shared().detect(image, t, min_score=settings.object_min_score)
             objects = [d.model_dump(mode="json") for d in found]
             counters["detector_frames"] = counters.get("detector_frames", 0) + 1
+            counters["detector_s"] = counters.get("detector_s", 0) + time.perf_counter() - began
         except ToolFailure:
             pass
     return Capture(t=round(t, 3), hist=colour_histogram(small), lines=lines, objects=objects)

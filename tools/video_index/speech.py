@@ -75,25 +75,31 @@ def run_speech(store: IndexStore, video: Path, info: VideoInfo, settings: IndexS
     while start < total - 1e-3:
         end = min(total, start + settings.audio_chunk_s)
         counters: dict[str, float] = {"audio_chunks": 1}
+        began = time.perf_counter()
         try:
             clip = load_audio(video, start, end)
         except NoAudioStream:
             clip = None
+        counters["audio_decode_s"] = time.perf_counter() - began
         if clip is None or len(clip.samples) == 0:
             regions, following = [], total
         else:
             counters["audio_decoded_s"] = clip.duration
+            began = time.perf_counter()
             if settings.vad == "silero":
                 regions = silero_regions(clip, pad_s=pad) if pad is not None else silero_regions(clip)
             else:
                 regions = energy_regions(clip)
+            counters["vad_s"] = time.perf_counter() - began
             following = end
             if end < total and regions and regions[-1][1] >= end - _EDGE_S and regions[-1][0] > start + 1.0:
                 following = regions[-1][0]  # this sentence runs on: the next chunk starts with it
                 regions = regions[:-1]
         segments: list[TranscriptSegment] = []
         if regions:
+            began = time.perf_counter()
             segments = backend.transcribe(clip, regions, Job(video, start, end, settings.language, job.settings))
+            counters["asr_s"] = time.perf_counter() - began
             counters["asr_calls"] = 1
             counters["speech_s"] = sum(b - a for a, b in regions)
             PROCESS_COUNTERS["asr_calls"] += 1

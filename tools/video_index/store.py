@@ -65,36 +65,48 @@ class IndexStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
+        self._connect()
         with self.transaction() as db:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
             for name in STAGES:
                 db.execute("INSERT OR IGNORE INTO stage(name) VALUES (?)", (name,))
 
+    def _connect(self) -> None:
+        self._pid = os.getpid()
+        self._db = sqlite3.connect(str(self.path), timeout=60.0, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _conn(self) -> sqlite3.Connection:
+        """This process's connection: a forked child (a worker) opens its own, never the parent's."""
+        if self._pid != os.getpid():
+            self._connect()
+        return self._db
+
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._pid == os.getpid():
+                self._db.close()
 
     # -- transactions and locks ------------------------------------------ #
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One atomic write: everything inside commits together or not at all."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
 
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            return self._conn().execute(sql, args).fetchall()
 
     @contextmanager
     def build_lock(self, wait: bool = True) -> Iterator[None]:

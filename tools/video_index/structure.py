@@ -18,6 +18,7 @@ read again):
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -175,10 +176,12 @@ def run_embeddings(store: IndexStore, duration: float, embed: Callable[[list[str
         rows = store.query("SELECT id, text FROM docs WHERE vec IS NULL ORDER BY id LIMIT ?", (EMBED_BATCH,))
         if not rows:
             break
+        began = time.perf_counter()
         vecs = embed([text for _, text in rows])  # (B, dim)
+        spent = time.perf_counter() - began
         with store.transaction() as db:
             db.executemany("UPDATE docs SET vec = ? WHERE id = ?", [(vec_to_blob(v), i) for (i, _), v in zip(rows, vecs)])
-            store.add_counters(db, {"texts_embedded": len(rows)})
+            store.add_counters(db, {"texts_embedded": len(rows), "embed_s": spent})
             store.set_stage(db, "embeddings", until_s=0.0, seconds=clock.lap())
         if report is not None:
             left = store.query("SELECT COUNT(*) FROM docs WHERE vec IS NULL")[0][0]

@@ -15,6 +15,7 @@ Usage::
     index.build(progress=print)                    # once per video; resumes a killed build
     index.transcript(TimeSpan(start=60, end=120))  # speech with word times
     index.text_on_screen()                         # what was read wherever the picture changed
+    index.change_points(span)                      # times where the picture changed (overview frames)
     index.scenes(); index.chapters(); index.shots()
     index.search("the keeper counts ships", k=5)   # IndexHit(text, span, source, score)
 
@@ -203,6 +204,12 @@ class VideoIndex:
         rows = self.store.query("SELECT t, lines FROM captures ORDER BY t")
         texts = screen_texts([(t, json.loads(lines)) for t, lines in rows], cuts, self._picture_end())
         return [st for st in texts if _inside(st.span, span)]
+
+    def change_points(self, span: TimeSpan | None = None) -> list[float]:
+        """Times where the picture changed and settled (the first of every shot among them): the frames
+        worth showing for an overview of a span, since each differs from the one before."""
+        lo, hi = (span.start, span.end) if span else (-1.0, float("inf"))
+        return [t for (t,) in self.store.query("SELECT t FROM captures WHERE t >= ? AND t <= ? ORDER BY t", (lo, hi))]
 
     def detections(self, span: TimeSpan | None = None, label: str | None = None) -> list[Detection]:
         """YOLOv3-tiny detections at the change points inside `span` (optionally one label)."""
