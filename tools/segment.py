@@ -15,6 +15,10 @@ SAM loading and prompting, COCO RLE encoding and overlay drawing live in
 re-exports them (`MaskPredictor`, `Rle`, `encode_rle`, `decode_rle`,
 `draw_overlay`, `SAM_WEIGHTS_HELP`).
 
+Temporal mode reads the shots from the video's persistent index when one
+exists with the same detector settings (`mcr.tools.video_index`; setting
+``video_index``): only the keyframes are decoded then, not the span.
+
 Both modes are slow, so results go through `mcr.tools.cache.ResultCache` (keyed by
 the video's content hash, the span and every setting): asking twice is free.
 Images are written under ``ctx.workdir/segment/``; outputs hold their paths.
@@ -160,11 +164,16 @@ class SegmentTool(Tool):
     def _temporal(self, input: SegmentInput, ctx: ToolContext, info: VideoInfo, span: TimeSpan) -> SegmentOutput:
         cache = self._cache(ctx)
         settings = input.model_dump(include={"detector", "threshold", "min_shot_seconds"})
+        indexed, index_key = self._indexed_cuts(input, ctx, span)
+        if index_key is not None:  # shots read from an index are keyed by it (they may differ by a frame)
+            settings["video_index"] = index_key
         key = cache.key(self.name, info.path, span, {"mode": "temporal", **settings})
         out_dir = Path(ctx.workdir).resolve() / "segment" / key
 
         def compute() -> SegmentOutput:
-            cuts = detect_shots(info, span, input.detector, input.threshold, input.min_shot_seconds)
+            cuts = indexed
+            if cuts is None:
+                cuts = detect_shots(info, span, input.detector, input.threshold, input.min_shot_seconds)
             mids = [(a + b) / 2 for a, b in cuts]
             shots = []
             for i, ((a, b), frame) in enumerate(zip(cuts, read_frames_at(info.path, mids)), start=1):
@@ -173,6 +182,30 @@ class SegmentTool(Tool):
             return SegmentOutput(mode="temporal", frame_size=(info.width, info.height), shots=shots)
 
         return cache.get_or_compute(key, SegmentOutput, compute, files=lambda o: [s.keyframe for s in o.shots])
+
+    @staticmethod
+    def _indexed_cuts(input: SegmentInput, ctx: ToolContext,
+                      span: TimeSpan) -> tuple[list[tuple[float, float]] | None, str | None]:
+        """The span's shots from the video's index, when it found them with this call's detector settings.
+
+        The index's picture pass ran the same PySceneDetect detector over the
+        whole video once (on frames scaled to its ``analysis_width``, at its
+        ``analysis_fps``); reading its cuts saves decoding the span again —
+        only the keyframes are decoded. Returns (cuts, the index's key), or
+        (None, None) when there is no finished index or its detector settings
+        differ from this call's.
+        """
+        from mcr.tools.video_index.for_tools import index_for
+
+        index = index_for(ctx)
+        if index is None or not index.status().stages["picture"].done:
+            return None, None
+        s = index.settings
+        if (s.shot_detector, s.shot_threshold, s.min_shot_s) != (input.detector, input.threshold, input.min_shot_seconds):
+            return None, None
+        cuts = [(max(span.start, shot.span.start), min(span.end, shot.span.end)) for shot in index.shots(span)]
+        cuts = [(a, b) for a, b in cuts if b - a > 1e-3]
+        return cuts or [(span.start, span.end)], index.key[:12]
 
     # -- spatial ---------------------------------------------------------- #
     def _spatial(self, input: SegmentInput, ctx: ToolContext, info: VideoInfo, span: TimeSpan) -> SegmentOutput:

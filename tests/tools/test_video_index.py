@@ -344,3 +344,19 @@ def test_peak_memory_of_a_build_is_flat_in_the_videos_length(tmp_path):
         assert status["counters"]["frames_decoded"] == pytest.approx(minutes * 60 * 4, abs=4)  # every frame once
         peaks[minutes] = int(next(x.split()[1] for x in proc.stderr.splitlines() if x.startswith("RSS_KB")))
     assert peaks[15] <= 1.10 * peaks[5], peaks
+
+
+def test_segment_reads_shots_from_the_index_and_decodes_only_keyframes(sample_index, sample_mp4, monkeypatch, tmp_path):
+    from mcr.model.media.video import frames_decoded
+    from mcr.tools.segment import SegmentTool
+
+    root, _ = sample_index
+    monkeypatch.setenv("MCR_INDEX_DIR", str(root))
+    ctx = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=tmp_path / "seg")
+    before = frames_decoded()
+    out = SegmentTool()(dict(), ctx)
+    assert [round(s.span.start) for s in out.shots] == [0, 6, 12, 18]
+    assert frames_decoded() - before == len(out.shots)  # the keyframes, not the video
+    assert all(Path(s.keyframe).is_file() for s in out.shots)
+    other = SegmentTool()(dict(min_shot_seconds=1.0), ctx)  # settings the index was not built with: detected
+    assert [round(s.span.start) for s in other.shots] == [0, 6, 12, 18]
