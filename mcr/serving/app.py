@@ -4,20 +4,27 @@ It exists for two reasons. It is how the OpenAI-compatible policy is tested
 here against a real model (SmolLM2), not canned replies; and it carries what
 no general server does for an M^2LA cache: cross-request prefix reuse of a
 :class:`~mcr.model.runtime.session.ModelSession` (see :mod:`.pool`), reported
-as ``usage.prompt_tokens_details.cached_tokens``.
+as ``usage.prompt_tokens_details.cached_tokens``, with continuous batched
+decode over those sessions' caches (:mod:`.engine`).
 
 Endpoints: ``GET /health``, ``GET /v1/models``, ``GET /v1/slots`` (what each
-pooled session holds), ``POST /v1/chat/completions``. Errors use OpenAI's
-error body: 400 a bad request (the message names the field), 401 a missing or
-wrong key (when started with ``--api-key-env``), 403 media outside the allowed
-paths, 404 a model name the server does not serve, 503 busy (with
-``Retry-After``). Greedy decoding unless the request sets ``temperature``;
-no streaming (``stream: true`` is refused with a message).
+pooled session holds), ``POST /v1/chat/completions`` (streamed as server-sent
+events with ``stream: true``; ``tool_choice`` and ``response_format`` enforced
+by a grammar, :mod:`.structured`; ``logprobs``). Every other path answers 404
+in OpenAI's error format naming what is served. Errors use OpenAI's error
+body: 400 a bad or unsupported request (the message names the field; nothing
+that would change the reply is silently ignored), 401 a missing or wrong key,
+403 media outside the allowed paths, 404 a model name the server does not
+serve, 413 a body over the cap, 421 a Host not served (:mod:`.guard`), 503
+busy (with ``Retry-After``). Greedy decoding unless the request sets
+``temperature``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
 import os
 import socket
 import threading
@@ -25,22 +32,24 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from mcr.serving.engine import Engine, Finished, Job
 from mcr.serving.guard import DEFAULT_MAX_BODY_BYTES, RequestGuard, loopback_hosts
 from mcr.serving.pool import PoolBusy, SessionPool
 from mcr.serving.protocol import (
     ChatRequest,
     MediaResolver,
     RequestError,
-    chat_response,
     error_body,
     prompt_chars,
-    split_tool_calls,
     to_runtime_messages,
 )
+from mcr.serving.reply import Reply
+from mcr.serving.structured import constraint_for
 
 __all__ = ["create_app", "load_served_model", "ServerThread", "serve_main", "check_serve_args", "bind_socket",
            "ServeArgumentError", "DEFAULT_MAX_TOKENS"]
@@ -98,26 +107,83 @@ def create_app(
     def slots() -> dict[str, Any]:
         return {"slots": pool.stats()}
 
+    engine = Engine(pool.loaded, release=pool.release, max_batch=pool.max_running)
+    app.state.engine = engine
+
     @app.post("/v1/chat/completions")
-    def chat(request: ChatRequest):  # sync: FastAPI runs it in a worker thread, the pool bounds it
-        try:
-            return _complete(request)
+    async def chat(request: ChatRequest):
+        try:  # validating, rendering and waiting for a slot block: a worker thread (bounded by the pool)
+            job, reply, inbox = await anyio.to_thread.run_sync(_submit, request, asyncio.get_running_loop())
         except RequestError as exc:
             return _error(exc.status, str(exc), exc.code, exc.param)
         except PoolBusy as exc:
             return _error(503, str(exc), "server_busy", headers={"Retry-After": "1"})
+        if request.stream:
+            include_usage = bool(request.stream_options and request.stream_options.include_usage)
+            return StreamingResponse(_stream(job, reply, inbox, include_usage), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        try:
+            while True:
+                event = await inbox.get()
+                if isinstance(event, Finished):
+                    break
+                reply.add(event)
+        finally:
+            if not job.cancelled.is_set() and not inbox.done:
+                job.cancel()
+                engine.wake()
+        if event.reason == "error":
+            return _failure(event.error)
+        return reply.completion(event)
 
-    def _complete(request: ChatRequest) -> dict[str, Any]:
-        from mcr.model.runtime.prompt import RenderError
+    async def _stream(job: Job, reply: Reply, inbox: _Inbox, include_usage: bool):
+        """SSE: the role chunk, content deltas as tokens come, tool calls, finish, usage, ``[DONE]``.
+
+        If the client goes away, sending fails, this generator is closed, and
+        the ``finally`` cancels the job: the engine drops it at its next step
+        and frees its slot.
+        """
+        try:
+            yield _sse(reply.first_chunk())
+            while True:
+                event = await inbox.get()
+                if isinstance(event, Finished):
+                    break
+                reply.add(event)
+                chunk = reply.delta_chunk()
+                if chunk is not None:
+                    yield _sse(chunk)
+            if event.reason == "error":
+                failure = _failure(event.error)
+                yield _sse(json.loads(failure.body))
+            else:
+                for chunk in reply.last_chunks(event, include_usage):
+                    yield _sse(chunk)
+            yield "data: [DONE]\n\n"
+        finally:
+            if not inbox.done:
+                job.cancel()
+                engine.wake()
+
+    def _failure(error: BaseException | None) -> JSONResponse:
         from mcr.model.runtime.session import SessionError
+
+        if isinstance(error, SessionError) and "window" in str(error):
+            return _error(400, str(error), "context_length_exceeded", "messages")
+        if isinstance(error, ValueError):  # bad media settings found while prefilling
+            return _error(400, f"messages: {error}", "invalid_request_error", "messages")
+        return _error(500, f"the model failed on this request: {type(error).__name__}: {error}", "server_error")
+
+    def _submit(request: ChatRequest, loop: asyncio.AbstractEventLoop) -> tuple[Job, Reply, _Inbox]:
+        from mcr.model.media.video import VideoError
+        from mcr.model.runtime.prompt import RenderError
 
         if request.model != model_id:
             raise RequestError(f"model {request.model!r} is not served here; this server serves {model_id!r}",
                                status=404, code="model_not_found", param="model")
-        if request.stream:
-            raise RequestError("stream: true is not supported by mcr serve; send stream: false", param="stream")
-        if request.n != 1:
-            raise RequestError("n > 1 is not supported; send one request per completion", param="n")
+        refused = request.unsupported()
+        if refused:
+            raise RequestError(f"{refused[1]} (mcr serve refuses what it would otherwise ignore)", param=refused[0])
         messages = to_runtime_messages(request, resolver, multimodal)
         tools = request.tools if request.wants_tools() else None
         limit = pool.max_prompt_chars
@@ -125,36 +191,67 @@ def create_app(
             raise RequestError(f"messages: {chars:,} characters cannot fit the model's window of {pool.window} "
                                f"tokens (at most {limit:,} characters); send a shorter conversation",
                                code="context_length_exceeded", param="messages")
-        from mcr.model.media.video import VideoError
+        constraint = constraint_for(request, pool.loaded.tokenizer)
 
         def render():  # inside the bounded queue: tokenising and media decoding are bounded too
             try:
-                return pool.render(messages, tools)
+                prompt = pool.render(messages, tools)
             except (RenderError, VideoError, ValueError) as exc:  # ValueError: SamplingError (fps, pixel budget)
                 raise RequestError(f"messages: {exc}") from None
+            if pool.window and len(prompt) >= pool.window:
+                raise RequestError(f"messages: the prompt is {len(prompt):,} tokens; the model's window is "
+                                   f"{pool.window:,}", code="context_length_exceeded", param="messages")
+            return prompt
 
-        stops = request.stops()
-        with pool.acquire(render) as slot:
+        slot = pool.take(render)
+        try:
             session = slot.session
-            session.temperature = request.temperature or 0.0
-            session.top_p = request.top_p or 1.0
-            if request.seed is not None:
-                import torch
+            inbox = _Inbox(loop)
+            reply = Reply(pool.loaded.tokenizer, model_id, tools=tools, stops=request.stops(),
+                          logprobs=request.logprobs, eos_ids=session.eos_ids)
+            job = Job(slot=slot, prompt=slot.prompt, budget=request.budget(default_max_tokens), deliver=inbox.put,
+                      stops=request.stops(), temperature=request.temperature or 0.0, top_p=request.top_p or 1.0,
+                      seed=request.seed, constraint=constraint,
+                      top_logprobs=(request.top_logprobs or 0) if request.logprobs else None)
+        except BaseException:
+            pool.release(slot)
+            raise
+        engine.submit(job)
+        return job, reply, inbox
 
-                session._generator = torch.Generator().manual_seed(request.seed)
-            try:
-                gen = session.generate(messages, tools, max_new_tokens=request.budget(default_max_tokens), stop=stops)
-            except (SessionError, RenderError) as exc:
-                raise RequestError(str(exc), code="context_length_exceeded" if "window" in str(exc) else
-                                   "invalid_request_error") from None
-        text, finish = gen.text, {"eos": "stop", "stop": "stop", "length": "length"}[gen.stop_reason]
-        for s in stops:  # OpenAI semantics: the stop sequence is not part of the reply
-            if s in text:
-                text = text[: text.index(s)]
-        content, calls = split_tool_calls(text, tools) if tools else (text, [])
-        return chat_response(model_id, content, calls, finish, gen.usage, gen.usage.prefill_s)
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"], include_in_schema=False)
+    def not_served(path: str) -> JSONResponse:
+        if path.rstrip("/") == "v1/chat/completions":
+            return _error(405, "/v1/chat/completions takes POST", "method_not_allowed")
+        return _error(404, f"/{path} is not served by mcr serve; it serves GET /v1/models, "
+                           "POST /v1/chat/completions (streamed or not), GET /v1/slots and GET /health",
+                      "not_found")
 
     return app
+
+
+class _Inbox:
+    """Events from the engine thread to one request's coroutine (thread-safe hand-off to its event loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.done = False
+
+    def put(self, event: Any) -> None:  # called from the engine thread
+        if isinstance(event, Finished):
+            self.done = True
+        try:
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        except RuntimeError:  # the loop is closed: the server is shutting down
+            pass
+
+    async def get(self) -> Any:
+        return await self.queue.get()
+
+
+def _sse(obj: Any) -> str:
+    return f"data: {json.dumps(obj)}\n\n"
 
 
 def load_served_model(model: str) -> tuple[Any, str]:
@@ -199,6 +296,9 @@ class ServerThread:
         self.server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+        engine = getattr(getattr(self.server.config.app, "state", None), "engine", None)
+        if engine is not None:
+            engine.close()
 
 
 class ServeArgumentError(ValueError):

@@ -29,9 +29,21 @@ def cmd_mcp(args: argparse.Namespace) -> int:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve", help="serve a model over the OpenAI chat-completions API, with cross-request cache reuse",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="An OpenAI-compatible server over our runtime: SmolLM2 (MODEL=offline), any local folder or "
                     ".gguf the loader opens, or an M^2LA-converted folder. A conversation that continues a "
-                    "previous one reuses its cache (usage.prompt_tokens_details.cached_tokens).")
+                    "previous one reuses its cache (usage.prompt_tokens_details.cached_tokens).",
+        epilog="""supported:
+  POST /v1/chat/completions   messages (text; image_url/video_url for vision models), tools with
+                              tool_choice none|auto|required|{function}, parallel_tool_calls,
+                              response_format text|json_object|json_schema (enforced by a grammar),
+                              stream + stream_options.include_usage (server-sent events),
+                              logprobs + top_logprobs, temperature, top_p, seed, stop, max_tokens,
+                              max_completion_tokens, mm_processor_kwargs (fps, min_pixels, max_pixels)
+  GET /v1/models, GET /v1/slots, GET /health
+  refused with 400: n > 1, penalties, logit_bias, audio, unknown fields; other endpoints: 404
+  concurrent requests decode together (--max-batch), each on its own cached session
+exit codes: 0 stopped, 2 bad argument (checked before the model loads), 130 Ctrl-C""")
     serve.add_argument("model", nargs="?", default="offline", help="offline (SmolLM2, default), a folder or a .gguf")
     serve.add_argument("--port", type=int, default=8000,
                        help="TCP port to listen on (default 8000; 0 picks a free one and prints it)")
@@ -40,6 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                             "interface — then set --api-key-env)")
     serve.add_argument("--model-id", help="the name clients send as 'model' (default: the folder or file name)")
     serve.add_argument("--sessions", type=int, default=4, help="cached conversations kept at once (default 4)")
+    serve.add_argument("--max-batch", type=int, default=4,
+                       help="requests decoded together, one forward per step (default 4; 1: one at a time; "
+                            "at most --sessions)")
     serve.add_argument("--max-waiting", type=int, default=8, help="queued requests before 503 (default 8)")
     serve.add_argument("--max-tokens", type=int, default=256, help="default completion budget (default 256)")
     serve.add_argument("--api-key-env", metavar="VAR", help="require 'Authorization: Bearer $VAR'")

@@ -11,9 +11,11 @@ only the delta (the session itself crops the cache at the common prefix, so
 reuse is exact). A new conversation takes the least recently used session.
 
 Bounded concurrency: at most ``max_running`` requests run at once (one per
-session; the default 1, since a CPU model gains nothing from two at a time),
-at most ``max_waiting`` wait, and the rest are refused at once with
-:class:`PoolBusy` (HTTP 503 with ``Retry-After``) rather than piling up.
+session; the server's ``--max-batch``: they decode together in one batch,
+see :mod:`.engine`), at most ``max_waiting`` wait, and the rest are refused
+at once with :class:`PoolBusy` (HTTP 503 with ``Retry-After``) rather than
+piling up. A request waiting counts from before its prompt is rendered, so
+tokenising is inside the bound too.
 """
 
 from __future__ import annotations
@@ -131,9 +133,8 @@ class SessionPool:
             return best
         return min(free, key=lambda s: (s.session.cached_tokens > 0, s.last_used))
 
-    @contextmanager
-    def acquire(self, prompt: Any) -> Iterator[Slot]:
-        """Hold the best session for ``prompt`` while the block runs.
+    def take(self, prompt: Any) -> Slot:
+        """The best free session for ``prompt``, held until :meth:`release`.
 
         ``prompt`` may be a callable that renders it: it is then called once the
         request has a place in the bounded queue, so tokenising (and decoding
@@ -166,15 +167,27 @@ class SessionPool:
                 self._waiting -= 1
                 self._cond.notify()
             raise
+        return slot
+
+    def release(self, slot: Slot) -> None:
+        """Give ``slot`` back (the engine calls it when the slot's request ends, cancelled or not)."""
+        with self._cond:
+            if not slot.busy:
+                return
+            slot.busy = False
+            slot.last_used = time.monotonic()
+            slot.served += 1
+            self._running -= 1
+            self._cond.notify()
+
+    @contextmanager
+    def acquire(self, prompt: Any) -> Iterator[Slot]:
+        """Hold the best session for ``prompt`` while the block runs (:meth:`take` then :meth:`release`)."""
+        slot = self.take(prompt)
         try:
             yield slot
         finally:
-            with self._cond:
-                slot.busy = False
-                slot.last_used = time.monotonic()
-                slot.served += 1
-                self._running -= 1
-                self._cond.notify()
+            self.release(slot)
 
     def stats(self) -> list[dict[str, Any]]:
         """What each session holds (for ``GET /v1/slots``)."""

@@ -33,7 +33,7 @@ from mcr.tools.base import schema_function
 
 __all__ = [
     "ChatRequest", "ChatMessage", "RequestError", "to_runtime_messages", "split_tool_calls", "chat_response",
-    "error_body", "prompt_chars",
+    "error_body", "prompt_chars", "chat_chunk", "usage_body", "logprob_entry",
 ]
 
 
@@ -83,8 +83,38 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
 
+# Fields that change nothing about the reply (bookkeeping for OpenAI's own platform): accepted, unused.
+_BOOKKEEPING = {"user", "metadata", "store", "service_tier", "prompt_cache_key", "safety_identifier"}
+# Fields that would change the reply and are not implemented: refused when set, never ignored.
+_UNSUPPORTED = {
+    "frequency_penalty": "repetition penalties are not implemented",
+    "presence_penalty": "repetition penalties are not implemented",
+    "logit_bias": "logit_bias is not implemented",
+    "audio": "the served models neither hear nor speak audio",
+    "modalities": "only text output is served",
+    "prediction": "predicted outputs are not implemented",
+    "functions": "the legacy functions field is not served; send tools",
+    "function_call": "the legacy function_call field is not served; send tool_choice",
+    "web_search_options": "mcr serve is offline and does not search the web",
+    "reasoning_effort": "the served models have no reasoning-effort setting",
+    "verbosity": "the served models have no verbosity setting",
+}
+_NEUTRAL = {"frequency_penalty": 0, "presence_penalty": 0, "logit_bias": {}, "modalities": ["text"]}
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
-    """``POST /v1/chat/completions``. Unknown fields are accepted and ignored, as OpenAI servers do."""
+    """``POST /v1/chat/completions``.
+
+    Fields that would change the reply but are not implemented (penalties,
+    ``logit_bias``, audio, ...) are refused by :meth:`unsupported`; unknown
+    fields too. Only bookkeeping fields (``user``, ``metadata``, ``store``, ...)
+    are accepted without effect.
+    """
 
     model_config = ConfigDict(extra="allow")
 
@@ -92,6 +122,8 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=8192)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
@@ -99,6 +131,9 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
+    stream_options: StreamOptions | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     n: int = Field(default=1, ge=1)
     mm_processor_kwargs: dict[str, Any] | None = None  # vLLM's name: fps, min_pixels, max_pixels
 
@@ -112,6 +147,29 @@ class ChatRequest(BaseModel):
 
     def wants_tools(self) -> bool:
         return bool(self.tools) and self.tool_choice != "none"
+
+    def unsupported(self) -> tuple[str, str] | None:
+        """``(field, why)`` of the first field set that this server would otherwise have to ignore."""
+        if self.n != 1:
+            return "n", "n > 1 is not supported; send one request per completion"
+        if self.top_logprobs is not None and not self.logprobs:
+            return "top_logprobs", "top_logprobs needs logprobs: true"
+        if self.stream_options is not None and not self.stream:
+            return "stream_options", "stream_options needs stream: true"
+        if isinstance(self.tool_choice, str) and self.tool_choice not in ("none", "auto", "required"):
+            return "tool_choice", f"tool_choice {self.tool_choice!r}: use none, auto, required or a named function"
+        for name, value in (self.model_extra or {}).items():
+            if name in _BOOKKEEPING or value is None:
+                continue
+            if name in _NEUTRAL and value == _NEUTRAL[name]:
+                continue
+            if name in _UNSUPPORTED:
+                return name, f"{name}: {_UNSUPPORTED[name]}"
+            return name, (f"{name} is not a field this server knows; it serves model, messages, tools, "
+                          "tool_choice, parallel_tool_calls, response_format, max_tokens, max_completion_tokens, "
+                          "temperature, top_p, seed, stop, stream, stream_options, logprobs, top_logprobs, n (1), "
+                          "mm_processor_kwargs")
+        return None
 
 
 # --------------------------------------------------------------------------- #
@@ -254,11 +312,36 @@ def split_tool_calls(text: str, tools: list[dict[str, Any]]) -> tuple[str | None
     return content, calls
 
 
+def usage_body(usage: Any) -> dict[str, Any]:
+    """OpenAI ``usage`` from a SessionUsage (``cached_tokens``: what the session's cache already held)."""
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.generated_tokens,
+        "total_tokens": usage.prompt_tokens + usage.generated_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.reused_tokens + usage.prefix_loaded_tokens},
+    }
+
+
+def timings_body(usage: Any) -> dict[str, Any]:
+    """llama.cpp's extension: where the time went (the prefill is what the cache saves)."""
+    return {"prefilled_tokens": usage.prefilled_tokens, "prefill_s": round(usage.prefill_s, 4),
+            "total_s": round(usage.latency_s, 4)}
+
+
+def logprob_entry(tokenizer: Any, token_id: int, logprob: float, top: list[tuple[int, float]] | None) -> dict[str, Any]:
+    """One element of ``choices[0].logprobs.content`` (OpenAI's shape: token, logprob, bytes, top_logprobs)."""
+    def one(i: int, lp: float) -> dict[str, Any]:
+        text = tokenizer.decode([i])
+        return {"token": text, "logprob": lp, "bytes": list(text.encode("utf-8"))}
+
+    return {**one(token_id, logprob), "top_logprobs": [one(i, lp) for i, lp in (top or [])]}
+
+
 def chat_response(
-    model: str, text: str, calls: list[dict[str, Any]], finish: str, usage: Any, prefill_s: float
+    model: str, text: str | None, calls: list[dict[str, Any]], finish: str, usage: Any,
+    logprobs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One ``chat.completion`` object (``usage`` is a SessionUsage)."""
-    cached = usage.reused_tokens + usage.prefix_loaded_tokens
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if calls:
         message["tool_calls"] = calls
@@ -268,17 +351,24 @@ def chat_response(
         "created": int(time.time()),
         "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else finish,
-                     "logprobs": None}],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.generated_tokens,
-            "total_tokens": usage.prompt_tokens + usage.generated_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached},
-        },
-        # llama.cpp's extension: where the time went (the prefill is what the cache saves).
-        "timings": {"prefilled_tokens": usage.prefilled_tokens, "prefill_s": round(prefill_s, 4),
-                    "total_s": round(usage.latency_s, 4)},
+                     "logprobs": {"content": logprobs} if logprobs is not None else None}],
+        "usage": usage_body(usage),
+        "timings": timings_body(usage),
     }
+
+
+def chat_chunk(completion_id: str, model: str, created: int, delta: dict[str, Any] | None,
+               finish: str | None = None, logprobs: list[dict[str, Any]] | None = None,
+               usage: Any = None) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` (a streamed delta; ``delta=None`` is the usage-only last chunk)."""
+    chunk: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                             "model": model, "choices": []}
+    if delta is not None:
+        chunk["choices"] = [{"index": 0, "delta": delta, "finish_reason": finish,
+                             "logprobs": {"content": logprobs} if logprobs is not None else None}]
+    if usage is not None:
+        chunk["usage"] = usage_body(usage)
+    return chunk
 
 
 def error_body(message: str, code: str = "invalid_request_error", param: str | None = None) -> dict[str, Any]:

@@ -24,6 +24,22 @@ def smollm2():
 
 
 @pytest.fixture(scope="session")
+def m2la_folder(tmp_path_factory):
+    """The tiny Qwen3-VL (random weights, real architecture) converted to M^2LA with `mcr convert`."""
+    from mcr.cli import main
+    from mcr.model.runtime.tiny import save_tiny_qwen3vl
+
+    root = tmp_path_factory.mktemp("m2la-serve")
+    src = save_tiny_qwen3vl(root / "tiny")
+    calib = root / "calib.txt"
+    calib.write_text("The quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 8)
+    out = root / "tiny-m2la"
+    assert main(["convert", str(src), "--calib", str(calib), "--calib-tokens", "256", "--rope-dim", "8",
+                 "--kv-lora-rank", "16", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def served(smollm2):
     """``(url, pool, model_id)`` of a running `mcr serve` app with two cached sessions."""
     from mcr.serving.app import ServerThread, create_app

@@ -70,7 +70,8 @@ def test_interleaved_conversations_each_return_to_their_session(served):
     ({"model": "gpt-4", "messages": [SYSTEM]}, 404, "serves 'SmolLM2-135M-Instruct'"),
     ({"model": "SmolLM2-135M-Instruct", "messages": []}, 400, "messages"),
     ({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "wizard", "content": "hi"}]}, 400, "messages.0.role"),
-    ({"model": "SmolLM2-135M-Instruct", "messages": [SYSTEM], "stream": True}, 400, "stream"),
+    ({"model": "SmolLM2-135M-Instruct", "messages": [SYSTEM], "stream_options": {"include_usage": True}}, 400,
+     "stream_options needs stream: true"),
     ({"model": "SmolLM2-135M-Instruct", "messages": [SYSTEM], "max_tokens": 0}, 400, "max_tokens"),
     ({"model": "SmolLM2-135M-Instruct", "messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "file:///tmp/x.png"}}]}]}, 400, "text-only"),

@@ -9,22 +9,6 @@ M^2LA attention, a ``LatentCache`` kept between requests — not the answers.
 from __future__ import annotations
 
 import httpx
-import pytest
-
-
-@pytest.fixture(scope="module")
-def m2la_folder(tmp_path_factory):
-    from mcr.cli import main
-    from mcr.model.runtime.tiny import save_tiny_qwen3vl
-
-    root = tmp_path_factory.mktemp("m2la-serve")
-    src = save_tiny_qwen3vl(root / "tiny")
-    calib = root / "calib.txt"
-    calib.write_text("The quick brown fox jumps over the lazy dog; pack my box with five dozen jugs. " * 8)
-    out = root / "tiny-m2la"
-    assert main(["convert", str(src), "--calib", str(calib), "--calib-tokens", "256", "--rope-dim", "8",
-                 "--kv-lora-rank", "16", "--out", str(out)]) == 0
-    return out
 
 
 def test_a_converted_model_serves_video_and_reuses_its_latent_cache(m2la_folder, sample_with_subtitles):
