@@ -278,6 +278,13 @@ def test_a_file_whose_contents_disagree_with_its_key_is_rebuilt(slides, tmp_path
     assert not reopened.status().complete and reopened.shots() == []
 
 
+def test_an_unwritable_index_folder_is_a_clear_error(slides, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the index folder should be")
+    proc = mcr_index(str(slides), "--index-dir", str(blocker / "sub"), env_root=None)
+    assert proc.returncode == 2 and "MCR_INDEX_DIR" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_mcr_index_names_a_bad_setting_and_a_missing_video(tmp_path):
     proc = mcr_index("nothing.mp4", "--set", "colour=blue", env_root=tmp_path)
     assert proc.returncode == 2 and "not an index setting" in proc.stderr

@@ -19,10 +19,10 @@ from mcr.tools.video_index.records import (
     Shot,
     StageStatus,
 )
-from mcr.tools.video_index.store import IndexLocked
+from mcr.tools.video_index.store import IndexLocked, IndexUnavailable
 from mcr.tools.video_index.video_index import VideoIndex
 
 __all__ = [
-    "STAGES", "BuildProgress", "Chapter", "IndexHit", "IndexLocked", "IndexSettings", "IndexStatus", "Scene",
-    "ScreenText", "Shot", "StageStatus", "VideoIndex",
+    "STAGES", "BuildProgress", "Chapter", "IndexHit", "IndexLocked", "IndexSettings", "IndexStatus",
+    "IndexUnavailable", "Scene", "ScreenText", "Shot", "StageStatus", "VideoIndex",
 ]

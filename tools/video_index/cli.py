@@ -52,7 +52,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from mcr.progress import progress
-    from mcr.tools.video_index.store import IndexLocked
+    from mcr.tools.video_index.store import IndexLocked, IndexUnavailable
     from mcr.tools.video_index.video_index import VideoIndex
 
     try:
@@ -63,7 +63,11 @@ def cmd_index(args: argparse.Namespace) -> int:
         return 2
     failed = 0
     for video in args.videos:
-        index = VideoIndex.open(video, settings, root=args.index_dir)
+        try:
+            index = VideoIndex.open(video, settings, root=args.index_dir)
+        except IndexUnavailable as exc:
+            print(f"mcr index: error: {exc}", file=sys.stderr)
+            return 2
         bars: dict[str, Any] = {}
 
         def report(p: BuildProgress) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from mcr.context import TimeSpan
 from mcr.tools.index import Doc, TextIndex, load_embedder
+from mcr.tools.video_index.store import IndexUnavailable
 from mcr.tools.video_index.video_index import VideoIndex
 
 INDEX_SOURCES = ("transcript", "ocr", "scene")  # chapters span minutes: too broad to ground or cite
@@ -56,6 +57,10 @@ def index_for(ctx: Any) -> VideoIndex | None:
                                root=index_root(ctx.settings))
     except (VideoError, OSError):
         return None  # the tool's own checks report an unreadable video
+    except IndexUnavailable as exc:
+        if mode == "build":  # asked for: say why it cannot be had
+            raise ToolFailure(str(exc), "index_unavailable") from None
+        return None  # no usable index: the tool works from the context alone
 
 
 def merged_index(context_docs: list[Doc], index: VideoIndex | None, within: TimeSpan | None = None,

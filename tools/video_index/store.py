@@ -55,6 +55,14 @@ class IndexLocked(Exception):
     """Another process is building this index and the caller chose not to wait."""
 
 
+class IndexUnavailable(Exception):
+    """The index file cannot be created or read (an unwritable folder, a damaged file); says what to do."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"cannot open the video index {path}: {why} — set MCR_INDEX_DIR (or mcr index "
+                         "--index-dir) to a writable folder, or delete the damaged file to rebuild it")
+
+
 class IndexStore:
     """One index file: typed reads and chunk-sized, atomic writes.
 
@@ -64,14 +72,17 @@ class IndexStore:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
-        self._connect()
-        with self.transaction() as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
-            for name in STAGES:
-                db.execute("INSERT OR IGNORE INTO stage(name) VALUES (?)", (name,))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._connect()
+            with self.transaction() as db:
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    db.execute(statement)
+                for name in STAGES:
+                    db.execute("INSERT OR IGNORE INTO stage(name) VALUES (?)", (name,))
+        except (sqlite3.Error, OSError) as exc:
+            raise IndexUnavailable(self.path, f"{type(exc).__name__}: {exc}") from None
 
     def _connect(self) -> None:
         self._pid = os.getpid()
