@@ -325,6 +325,7 @@ sys.exit(code)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # two cold builds (5 and 15 min of video): ~15 min on a loaded 2-core box
 def test_peak_memory_of_a_build_is_flat_in_the_videos_length(tmp_path):
     """`mcr index` on a 5- and a 15-minute needle video: peak RSS may grow at most 10% (issue 22's goal).
 
