@@ -54,7 +54,7 @@ from mcr.tools.limits import LIMIT_KEYS, ToolLimits, bound_output, bound_summary
 from mcr.tools.rendering import bounded_rendering
 from mcr.tools.side import EpisodeModel
 from mcr.verify import BUDGET_NOTE, Verifier, budget_nearly_spent
-from mcr.window import ContextExhausted
+from mcr.window import OPENING_LOOK_FRAMES, ContextExhausted
 
 ACT_PREFIX = "act/"
 
@@ -116,6 +116,7 @@ class EpisodeState(TypedDict, total=False):
     step: int  # policy turns so far
     tool_calls: int
     tokens: int
+    frames: int  # frames the exploration tools decoded (budget.max_frames)
     pending: list[dict[str, str]]  # queued calls: {"id": ToolCall entry id, "tool": name}
     elapsed_s: float  # active time, summed over nodes (so a resume does not count downtime)
     stop_reason: str | None
@@ -184,6 +185,17 @@ def free_model_memory(deps: EpisodeDeps) -> None:
 # --------------------------------------------------------------------------- #
 
 
+def opening_look(video: VideoRef) -> VideoRef:
+    """The video as the opening observation shows it: at most :data:`mcr.window.OPENING_LOOK_FRAMES` frames.
+
+    A model that receives frames sees the whole video at this fixed cost however long it is (an hour at the
+    default 2 fps would be 7,200 frames); it looks closer with ``skim`` and ``focus``. Short videos are unchanged.
+    """
+    frames = (video.duration or 0.0) * video.fps
+    cap = min(video.max_frames or OPENING_LOOK_FRAMES, OPENING_LOOK_FRAMES)
+    return video if frames <= cap else video.model_copy(update={"max_frames": cap})
+
+
 def observe(state: EpisodeState) -> dict[str, Any]:
     """Open the episode: a first look at the whole video, then the question.
 
@@ -201,7 +213,8 @@ def observe(state: EpisodeState) -> dict[str, Any]:
             f"Video {Path(video.path).name}: {video.duration or 0:.1f} s, "
             f"{info.get('width', '?')}x{info.get('height', '?')} at {info.get('fps', 0):.1f} fps, {audio}."
         )
-        ctx.append(Observation(span=TimeSpan(start=0.0, end=video.duration or 0.0), video=video, text=text))
+        ctx.append(Observation(span=TimeSpan(start=0.0, end=video.duration or 0.0), video=opening_look(video),
+                               text=text))
     ctx.append(Instruction(text=task.question, video=video, options=task.options or None,
                            refs=("e0",) if video is not None else ()))
     return {
@@ -209,6 +222,7 @@ def observe(state: EpisodeState) -> dict[str, Any]:
         "step": 0,
         "tool_calls": 0,
         "tokens": 0,
+        "frames": 0,
         "pending": [],
         "elapsed_s": state.get("elapsed_s", 0.0) + time.perf_counter() - t0,
         "stop_reason": None,
@@ -332,8 +346,10 @@ def make_act_node(tool_name: str):
             model=deps.model,
             step=state["step"],
             call_id=call.id,
+            frames_left=_frames_left(state),
         )
         extra: list[Any] = []
+        frames = 0
         event: dict[str, Any] = {"type": "tool_call", "step": state["step"], "tool": tool_name, "call_id": call.id,
                                  "input": call.arguments}
         try:
@@ -352,6 +368,7 @@ def make_act_node(tool_name: str):
                 span=tool.span_of(tool_input, output),
             )
             event["output"] = entry.output
+            frames = tool.frames_of(output)
             extra = [_bounded_memory(deps.policy, ctx, more) for more in tool.entries(tool_input, output)]
         except ToolFailure as exc:
             entry = ToolError(step=state["step"], refs=(call.id,), tool=tool_name, error_type=exc.error_type, message=str(exc))
@@ -379,12 +396,19 @@ def make_act_node(tool_name: str):
             "entries": ctx.to_dicts(before),
             "pending": rest,
             "tool_calls": state["tool_calls"] + 1,
+            "frames": state.get("frames", 0) + frames,
             "events": [event],
             "elapsed_s": state["elapsed_s"] + duration,
         }
 
     act.__name__ = f"act_{tool_name}"
     return act
+
+
+def _frames_left(state: EpisodeState) -> int | None:
+    """Frames the episode's budget still allows the exploration tools (None: no limit)."""
+    cap = state["task"].budget.max_frames
+    return None if cap is None else max(cap - state.get("frames", 0), 0)
 
 
 def _rendering(policy: Policy, ctx: Context, text: str, handle: str) -> str | None:

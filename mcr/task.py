@@ -63,6 +63,9 @@ class Budget(BaseModel):
     max_tool_calls: int = Field(default=24, ge=0, le=1_000_000)
     wall_time_s: float = Field(default=900.0, gt=0, le=30 * 86_400, description="active seconds, summed over resumes (at most 30 days)")
     max_tokens: int | None = Field(default=None, ge=1, le=10**11, description="model tokens run (prefilled + scored + generated)")
+    max_frames: int | None = Field(
+        default=2000, ge=1, le=10**8,
+        description="frames the exploration tools (overview, skim, focus, look) may decode in the episode; null: no limit")
 
 
 class VideoSettings(BaseModel):

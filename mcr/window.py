@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ContextExhausted", "PromptBudget", "DEFAULT_WINDOW_TOKENS", "FOLD_AT", "ENTRY_SHARE", "DIGEST_SHARE",
+__all__ = ["ContextExhausted", "PromptBudget", "DEFAULT_WINDOW_TOKENS", "OPENING_LOOK_FRAMES", "FOLD_AT", "ENTRY_SHARE", "DIGEST_SHARE",
            "QUESTION_SHARE", "question_char_limit"]
 
 #: SmolLM2-135M-Instruct's window (its config's ``max_position_embeddings``): the offline default policy.
@@ -41,6 +41,9 @@ ENTRY_SHARE = 0.12
 DIGEST_SHARE = 0.2
 #: A question may take at most this share of the window (the rest is the system text, tools and evidence).
 QUESTION_SHARE = 0.25
+#: Frames of the opening look at the whole video (the first observation) for a model that receives frames:
+#: a fixed cost whatever the video's length (the ``overview`` tool's 32-64 frames at most, too).
+OPENING_LOOK_FRAMES = 64
 #: Characters per token of English prose in BPE vocabularies (SmolLM2 and Qwen measure ~4): the task schema's
 #: character limit is a cheap first bound; the exact one is counted in tokens when the policy's model runs.
 PROSE_CHARS_PER_TOKEN = 4

@@ -52,6 +52,7 @@ from typing import Any
 from mcr.context import Context, ToolCall, ToolError, ToolResult, TimeSpan, Verdict
 from mcr.language import EvidenceKind, QuestionFrame, RelationKind, read_question
 from mcr.language.similarity import word_weight
+from mcr.policies.coarse_to_fine import coarse_to_fine_calls, is_long_video
 from mcr.tools.base import schema_function
 
 __all__ = ["Candidate", "candidate_calls", "question_frame", "grounded_span", "call_key", "rejected_options",
@@ -320,10 +321,17 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
                                                                                for c in out):
             out.append(Candidate(tool, arguments, why))
 
+    if is_long_video(context):  # top-down: locate, skim, focus; never perceive the whole of a long video
+        coarse_to_fine_calls(context, offer, question=instruction.text if instruction is not None else "", hints=hints,
+                             phrase=frame.grounding_query if frame is not None else "")
+        if out or not (instruction and instruction.options):
+            return _named_first(context, out)
+        offer("search", {"query": " / ".join(instruction.options), "scope": "local"}, "where do the options occur")
+        return _named_first(context, out)
     # 1. perceive (plain calls: their results are cached and shared by every question about the video),
     #    one at a time, the tool that measures the question's likeliest evidence first
     perception = [name for name, fn in available.items()
-                  if name not in NOT_OFFERED and not fn.get("parameters", {}).get("required")
+                  if name not in NOT_OFFERED and name != "overview" and not fn.get("parameters", {}).get("required")
                   and not (name == "transcribe" and _no_audio(context))
                   and not any(isinstance(e, ToolCall) and e.tool == name for e in context)]
     ranked = sorted(perception, key=lambda n: (_perception_rank(frame, n), list(available).index(n)))

@@ -52,7 +52,11 @@ FORMAT_INSTRUCTIONS = (
 # policy follows by construction (policies/explore.py), in words.
 EXPLORE_GUIDE = (
     "How to explore:\n"
-    "1. Perceive first: transcribe, summarize (scenes with on-screen text, colours, objects), segment.\n"
+    "1. Perceive first: transcribe, summarize (scenes with on-screen text, colours, objects), segment. "
+    "On a long video (ten minutes or more) work top-down instead, never over the whole video: overview "
+    "(a fixed number of frames, the scenes, the transcript's outline), ground the question (it reads the "
+    "video's index), skim the located span, then focus on at most 16 s where it points. Each frame counts "
+    "against the frame budget.\n"
     "2. Ground the question: ground(query=<the reading's ground query>) finds when it happens. "
     "For 'after X' / 'before X' ground X, then look and listen at the shot or sentence that follows "
     "(precedes) it; for 'while X' at X itself.\n"

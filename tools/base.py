@@ -55,6 +55,8 @@ class ToolContext:
         call_id: the id of the ToolCall entry being answered.
         cancelled: set when the call ran past its time limit and was abandoned
             (``tools/limits.py``); a long-running tool may check it and stop.
+        frames_left: frames the episode's budget (``budget.max_frames``) still allows this call to decode
+            (None: no limit); a tool reports what it used through :meth:`Tool.frames_of`.
     """
 
     context: Context
@@ -65,6 +67,7 @@ class ToolContext:
     step: int = 0
     call_id: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    frames_left: int | None = None
 
     def check_path(self, value: str | Path, what: str = "path") -> Path:
         """`value` resolved, if it is in the run's workdir or the video's folder (see :mod:`mcr.tools.paths`).
@@ -150,6 +153,12 @@ class Tool(ABC):
         """The video span the result is about, if any (for the timeline)."""
         span = getattr(input, "span", None)
         return span if isinstance(span, TimeSpan) else None
+
+    def frames_of(self, output: BaseModel) -> int:
+        """Frames this call decoded, counted against the episode's ``budget.max_frames`` (default: the
+        output's ``frames_used`` field, else 0)."""
+        used = getattr(output, "frames_used", 0)
+        return int(used) if isinstance(used, int) else 0
 
     def entries(self, input: BaseModel, output: BaseModel) -> list[Any]:
         """Extra context entries (e.g. Memory) to append after the ToolResult.

@@ -144,3 +144,6 @@ class LookTool(Tool):
 
     def span_of(self, input: LookInput, output: LookOutput) -> TimeSpan | None:
         return output.span
+
+    def frames_of(self, output: LookOutput) -> int:
+        return len(output.times)
