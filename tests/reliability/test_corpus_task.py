@@ -127,6 +127,31 @@ def test_a_question_over_the_limit_in_a_small_file(bundle, corpus, ledger, tmp_p
                 outcome="TaskFileError; mcr run exit 2", message=message)
 
 
+def test_a_question_longer_than_the_offline_window_allows(bundle, corpus, ledger, tmp_path):
+    """Issue 23 item 3: a 10,000-character question overflowed SmolLM2's window with a traceback; the task's
+    limit now comes from the policy's window (8,192 characters for the offline default's 8,192 tokens)."""
+    path = _text(bundle, "task.yaml", "video: clip.mp4\nquestion: " + "why " * 2500 + "\n")
+    message = _check(path, corpus, tmp_path, ("8,192 tokens", "at most 8,192 characters", "shorten it"),
+                     key="question", line=2)
+    ledger.case("task_yaml", "a 10,000-character question for the offline policy (8K window)",
+                outcome="TaskFileError before the model loads; mcr run exit 2", message=message)
+
+
+def test_a_question_within_the_character_limit_but_over_the_window_ends_context_exhausted(bundle, corpus, ledger,
+                                                                                         tmp_path):
+    """8,000 digits pass the character limit but are 8,000 SmolLM2 tokens: the run ends with stop reason
+    context_exhausted and a message saying what to shorten (exit 1, no traceback), checkpoint and trace intact."""
+    path = _text(bundle, "task.yaml", "video: clip.mp4\nquestion: '" + "0123456789" * 800 + "'\n")
+    code, out, err = corpus.mcr("run", str(path), "--workdir", str(tmp_path / "w"))
+    said = " ".join((out + err).split())
+    assert code == 1 and "Traceback" not in out + err, out + err
+    assert "stop reason: context_exhausted" in said and "shorten the question" in said, said
+    traces = list((tmp_path / "w").rglob("*.jsonl"))
+    assert traces and '"stop_reason": "context_exhausted"' in traces[0].read_text().replace('":"', '": "')
+    ledger.case("task_yaml", "a question of 8,000 digits (8,000 tokens) for the offline policy",
+                outcome="stop reason context_exhausted; mcr run exit 1", message=said[:300])
+
+
 # --------------------------------------------------------------------------- #
 # Suites: one bad task is an error row, the others run
 # --------------------------------------------------------------------------- #
