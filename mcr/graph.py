@@ -273,7 +273,9 @@ def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]
     schemas = deps.tools.schemas()
     try:
         if isinstance(deps.policy, WindowedPolicy):  # keep the prompt inside the model's window: fold when near
-            fold = deps.policy.fit_context(ctx, schemas, step)
+            # the fold belongs to the steps it digests (state["step"]): a policy that counts its turns from the
+            # context's steps (a replay) still sees this turn as `step`
+            fold = deps.policy.fit_context(ctx, schemas, state["step"])
             if fold is not None:
                 ctx.append(fold)
         decision = deps.policy.decide(ctx, schemas)

@@ -143,6 +143,9 @@ class WindowedPolicy(Protocol):
     def fit_context(self, context: Context, tools: list[dict[str, Any]], step: int) -> Fold | None:
         """The fold that keeps the next prompt inside the window (None: none needed).
 
+        ``step`` is the step the episode has reached (the decision about to be made is ``step + 1``); the
+        fold carries it, so it belongs to the steps it digests.
+
         Raises:
             mcr.window.ContextExhausted: it cannot fit, folded or not.
         """

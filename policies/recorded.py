@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mcr.context import Context, Fold, parse_entry
+from mcr.context import Context, Fold, Memory, parse_entry
+from mcr.verify import BUDGET_NOTE
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, InvalidOutput, Policy, PolicyError, ToolCalls
-from mcr.traces.recorded import RecordedEpisode, next_step
+from mcr.traces.recorded import RecordedEpisode
 from mcr.usage import Usage
 
 __all__ = ["ReplayPolicy"]
@@ -27,8 +28,8 @@ class ReplayPolicy:
         self.name = recorded.start.get("policy", "replay")
 
     def fit_context(self, context: Context, tools: list[dict[str, Any]], step: int) -> Fold | None:
-        """The fold the recorded episode appended before this step's decision (so ids stay the same)."""
-        if self.until is not None and step > self.until:
+        """The fold the recorded episode appended after ``step`` (before the next decision), so ids stay the same."""
+        if self.until is not None and step + 1 > self.until:
             fit = getattr(self.then, "fit_context", None)
             return fit(context, tools, step) if fit is not None else None
         for entry in self.recorded.decisions.get(step, []):
@@ -43,7 +44,8 @@ class ReplayPolicy:
         return limit() if limit is not None else None
 
     def decide(self, context: Context, tools: list[dict[str, Any]]) -> Decision:
-        step = next_step(context)
+        # the graph's budget note is written at the step it precedes: it does not count as a turn taken
+        step = max((e.step for e in context if not (isinstance(e, Memory) and e.source == BUDGET_NOTE)), default=0) + 1
         if self.until is not None and step > self.until:
             assert self.then is not None
             return self.then.decide(context, tools)

@@ -161,6 +161,11 @@ def test_folds_keep_every_prompt_inside_the_window(smol, tiny_video, tmp_path):
     fold_at = next(i for i, e in enumerate(shown) if isinstance(e, Fold))
     assert [e.id for e in shown[:2]] == ["e0", "e1"] and shown[fold_at] == folds[-1]
     assert all(e.id in folds[-1].kept for e in shown[:fold_at])
+    # a replay gets the same folds and renderings back, so it reproduces the episode event by event
+    from mcr.replay import replay
+
+    report = replay(result.trace_path, workdir=tmp_path / "replay")
+    assert report.divergence is None, report.divergence
 
 
 def test_the_session_refuses_an_overflow_with_a_typed_error(smol):
