@@ -120,7 +120,7 @@ def run_prebuild(video: Path, index_dir: Path, timeout_s: float) -> dict:
     lines = run.pop("output").splitlines()
     status = next((json.loads(line) for line in reversed(lines) if line.startswith("{")), {})
     run.update(frames_decoded=int((status.get("counters") or {}).get("frames_decoded") or 0),
-               complete=bool(status.get("complete")), output_tail="\n".join(lines[-5:])[-600:])
+               complete=bool(status.get("stages")) and all(st.get("done") for st in status["stages"].values()), output_tail="\n".join(lines[-5:])[-600:])
     return run
 
 
