@@ -382,7 +382,8 @@ def serve_main(args: Any) -> int:
         kind = "M^2LA" if loaded.m2la else loaded.kind
         port = sock.getsockname()[1]
         shown = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"serving {args.model_id or model_id} ({kind}, {args.sessions} cached sessions) on "
+        print(f"serving {args.model_id or model_id} ({kind}, {args.sessions} cached sessions, up to {pool.max_running} "
+              f"decoding together) on "
               f"http://{shown}:{port}/v1  (OpenAI chat completions; Ctrl-C to stop)", flush=True)
         server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         server.run(sockets=[sock])
