@@ -131,7 +131,8 @@ _PUNCT = {"?", ",", ".", "!", ";", ":"}
 class _Tok(BaseModel):
     text: str
     low: str
-    tag: str  # F function word, N noun, A adjective, V verb, R adverb, P proper name, D number, Q quote, X punct
+    tag: str  # F function word, N noun, C classifier noun ("kind of"), A adjective, V verb, R adverb,
+    # P proper name, D number, Q quote, X punct
     index: int
 
 
@@ -177,7 +178,21 @@ def _tag(words: list[str]) -> list[_Tok]:
             t.tag = "V"
         elif t.tag == "N" and "a" in pos and nxt is not None and nxt.tag == "N" and t.low.endswith("est"):
             t.tag = "A"
+    # a classifier: an abstract noun followed by "of" ("kind of", "piece of", "colour of"): the noun after
+    # "of" is what is talked about
+    for i, t in enumerate(out[:-1]):
+        if t.tag == "N" and out[i + 1].low == "of" and _abstract(t.low):
+            t.tag = "C"
     return out
+
+
+@functools.lru_cache(maxsize=8192)
+def _abstract(noun: str) -> bool:
+    """The noun's commonest sense is an abstraction (a category, a part, a property), not a thing or event."""
+    synsets = lexicon._noun_synsets(noun)
+    if not synsets:
+        return False
+    return any(s.name() == "abstraction.n.06" for path in synsets[0].hypernym_paths() for s in path)
 
 
 def _noun_phrases(toks: list[_Tok]) -> list[tuple[int, int]]:
@@ -444,7 +459,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     for s, e in phrases:
         if (s, e) == (head_at, head_at + 1):
             continue
-        content = [toks[k].text for k in range(s, e) if (word_weight(toks[k].low) >= ANCHOR_WEIGHT and
+        content = [toks[k].text for k in range(s, e) if (_weight(toks[k]) >= ANCHOR_WEIGHT and
                                                          not _graded(toks[k].low)) or toks[k].tag in ("P", "D")]
         if content:
             anchors.append(" ".join(content))
@@ -464,14 +479,22 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
         grounding = " ".join(a for a in anchors if a not in quoted) or focus
     names = [t.text for t in toks if t.tag == "P"]
     hints = [o.strip() for o in options if o.strip()] + names + quoted
-    hints += [t.low for t in toks if t.tag in ("N", "V", "A") and len(t.low) >= 4 and word_weight(t.low) >= 0.5]
-    weights = {t.low: word_weight(t.low) for t in toks if t.tag not in ("X", "Q")}
+    hints += [t.low for t in toks if t.tag in ("N", "V", "A") and len(t.low) >= 4 and _weight(t) >= 0.5]
+    weights = {t.low: (0.0 if t.tag == "C" else _weight(t)) for t in toks if t.tag not in ("X", "Q")}
     return QuestionFrame(
         text=text, options=options, answer_type=answer_type, focus=focus, anchors=tuple(anchors),
         evidence=evidence, relations=tuple(relations), negated=negated, count_target=count_target,
         extreme=extreme, grounding_query=grounding or text.strip(), hints=tuple(dict.fromkeys(h for h in hints
                                                                                              if len(h) <= 80))[:20],
         weights=weights)
+
+
+_WORDNET_POS = {"N": "n", "V": "v", "A": "a", "R": "r"}
+
+
+def _weight(tok: _Tok) -> float:
+    """A token's weight in the reading the tagger gave it ("screen" the noun)."""
+    return word_weight(tok.low, _WORDNET_POS.get(tok.tag))
 
 
 def _graded(word: str) -> bool:
@@ -532,16 +555,16 @@ def _answer_type(toks: list[_Tok], text: str, options: tuple[str, ...]) -> tuple
         if wh in ("what", "which"):
             # the noun the wh-word asks for: right after it ("what colour"), or after "is the"/"of" ("what is
             # the colour of", "which kind of word")
-            for j in range(wh_at + 1, min(len(toks), wh_at + 5)):
+            for j in range(wh_at + 1, min(len(toks), wh_at + 6)):
                 t = toks[j]
-                if t.tag in ("N", "P") or (t.tag == "A" and _kind_of(t.low)):
+                if t.tag in ("N", "P", "C") or (t.tag == "A" and _kind_of(t.low)):
                     kind = _kind_of(t.low)
                     if kind is not None:
                         return kind, t.low, j
-                    if t.low in ("kind", "type", "sort"):
+                    if t.tag == "C":  # "what kind of word": the noun after "of" says
                         continue
                     break
-                if t.tag not in ("F", "A"):
+                if t.tag not in ("F", "A", "C"):
                     break
         if wh_at > 0 and lows[wh_at - 1] in ("at", "by", "until", "since") and wh in ("what", "which"):
             if wh_at + 1 < len(toks) and _kind_of(lows[wh_at + 1]) == AnswerType.TIME:

@@ -93,9 +93,16 @@ def _rarity(word: str) -> float:
 
 
 @functools.lru_cache(maxsize=65_536)
-def word_weight(word: str) -> float:
+def word_weight(word: str, pos: str | None = None) -> float:
     """How much `word` says, 0..1 (see the module docstring): "whole", "video", "screen", "distinct" ≈ 0;
-    "eagle", "umbrella", "lighthouse", a name ≈ 1."""
+    "eagle", "umbrella", "lighthouse", a name ≈ 1.
+
+    Args:
+        word: one word.
+        pos: the part of speech it is used in, when known (``n``, ``v``, ``a``, ``r``): only that
+            reading is weighed ("screen" the noun, not "to screen" a film). None: its best reading
+            among those it is commonly used in.
+    """
     w = word.strip().lower().strip("'\"“”‘’.,?!")
     if not w or w in FUNCTION_WORDS:
         return 0.0
@@ -103,13 +110,15 @@ def word_weight(word: str) -> float:
         return 1.0
     if not lexicon.lexicon_available():
         return 1.0
-    pos = lexicon.parts_of_speech(w)
-    if not pos:
+    known = lexicon.parts_of_speech(w)
+    if not known:
         return 1.0 if len(w) > 2 else 0.0  # unknown to WordNet: a name or a made-up word says a lot
     tags = lexicon.tags_by_pos(w)
     total = sum(tags.values())
     # the readings the word is used in: a part of speech with a share of its tagged uses (all, when untagged)
-    used = {p for p in pos if total == 0 or tags.get(p, 0) >= _MIN_POS_SHARE * total} or set(pos)
+    used = {p for p in known if total == 0 or tags.get(p, 0) >= _MIN_POS_SHARE * total} or set(known)
+    if pos in known:
+        used = {pos}
     weights = []
     if "n" in used:
         weights.append(_noun_weight(w))
