@@ -170,3 +170,14 @@ def test_the_task_question_limit_comes_from_the_window():
     assert question_char_limit(8192, fallback=100_000) == 8192
     assert question_char_limit(32768, fallback=100_000) == 32768
     assert question_char_limit(None, fallback=100_000) == 100_000
+
+
+def test_the_opening_look_shows_a_long_video_at_a_fixed_frame_cost():
+    from mcr.graph import opening_look
+
+    long = opening_look(VideoRef(path="/v.mp4", duration=7200.0, fps=2.0))
+    assert long.max_frames == 64
+    short = VideoRef(path="/v.mp4", duration=24.0, fps=2.0)
+    assert opening_look(short) is short  # 48 frames: unchanged, so short videos' cached prefixes stay valid
+    capped = VideoRef(path="/v.mp4", duration=7200.0, fps=2.0, max_frames=16)
+    assert opening_look(capped).max_frames == 16
