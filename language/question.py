@@ -299,16 +299,16 @@ _TYPE_PROTOTYPES = {
     AnswerType.ENTITY: ("What object is on the table?", "Who enters the room?", "Where is the key kept?",
                         "What happens next?"),
     AnswerType.NUMBER: ("How many cups are there?", "What is the number of steps?", "What count is given?"),
-    AnswerType.COLOUR: ("What colour is the wall?", "Which shade does the sky have?"),
-    AnswerType.TEXT: ("What is written on the sign?", "Which caption is displayed?", "What does the title read?"),
+    AnswerType.COLOUR: ("Which colour does the wall have?", "Which shade does the sky have?"),
+    AnswerType.TEXT: ("Which text can be read on the sign?", "Which caption is displayed?", "What does the title read?"),
     AnswerType.TIME: ("When does it begin?", "At what moment does it stop?", "At which time is it shown?"),
     AnswerType.YES_NO: ("Is there a cat?", "Does the man smile?", "Can you see a tree?"),
     AnswerType.REASON: ("Why does she leave?", "For what reason is it closed?", "What causes the delay?"),
 }
 _EVIDENCE_PROTOTYPES = {
     EvidenceKind.SPEECH: ("What does the speaker say?", "What is mentioned in the talk?", "What is heard?"),
-    EvidenceKind.SCREEN_TEXT: ("What text is written on the screen?", "What does the caption read?"),
-    EvidenceKind.PIXELS: ("What colour is it?", "How bright is the picture?", "What does it look like?"),
+    EvidenceKind.SCREEN_TEXT: ("Which text can be read on screen?", "What does the caption read?"),
+    EvidenceKind.PIXELS: ("How is it coloured?", "How bright is the picture?", "What does it look like?"),
     EvidenceKind.OBJECTS: ("What object is visible?", "Which animal is there?", "Who is standing there?"),
     EvidenceKind.SHOTS: ("How many scenes are there?", "When does the shot change?"),
     EvidenceKind.MOTION: ("What moves across the frame?", "Which way does it go?", "How fast does it travel?"),
@@ -698,7 +698,7 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
               extreme: Extreme | None, relations: list[Relation], main_end: int) -> tuple[EvidenceKind, ...]:
     """Evidence kinds that can carry the answer, most likely first.
 
-    What the *main clause* asks decides the first kind ("what colour is the wall while she speaks" asks
+    What the *main clause* asks decides the first kind ("which colour has the wall while she speaks" asks
     about pixels; speech only locates it); the kinds a relation's event needs come after.
     """
     scores: dict[EvidenceKind, float] = {k: 0.0 for k in EvidenceKind}

@@ -1,7 +1,7 @@
 """How much a word says, and how alike two texts are.
 
-**Word weights.** A question's words are not equally informative: in "what
-colour is the screen for the whole video" only the *answer type* matters, and
+**Word weights.** A question's words are not equally informative: in "which
+colour does the screen show throughout the whole video" only the *answer type* matters, and
 none of "screen", "whole", "video" can be expected in the evidence. A matcher
 that demands every question word rejects right answers. :func:`word_weight`
 gives each word a weight in 0..1 from what WordNet knows about it, never from

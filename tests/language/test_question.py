@@ -21,13 +21,13 @@ ANSWER_TYPES = {
     ],
     AnswerType.NUMBER: [
         "How many lanterns hang over the market stall?",
-        "How many times does the goalkeeper touch the ball?",
+        "How often is the ball touched by the goalkeeper?",
         "What is the number of candles on the cake?",
         "How much money does the vendor ask for?",
         "How many separate rooms does the tour visit?",
     ],
     AnswerType.COLOUR: [
-        "What colour is the kite the boy flies?",
+        "Which colour has the kite the boy flies?",
         "Which color are the curtains in the hotel lobby?",
         "What hue does the sky turn at dusk?",
         "What is the colour of the jacket the cyclist wears?",
@@ -42,7 +42,7 @@ ANSWER_TYPES = {
     ],
     AnswerType.TIME: [
         "When does the ferry leave the harbour?",
-        "At what time does the alarm ring?",
+        "At what hour does the alarm ring?",
         "At which point does the baker switch off the oven?",
         "When is the trophy lifted?",
         "How long does the rocket burn before separation?",
@@ -79,7 +79,7 @@ FIRST_EVIDENCE = {
     EvidenceKind.SPEECH: [
         "What does the guide say about the castle?",
         "Which city does the presenter mention first?",
-        "What does the narrator tell us about the harvest?",
+        "What does the storyteller tell us about the harvest?",
         "What does the coach shout to the players?",
         "Which dish does the host recommend?",
     ],
@@ -88,10 +88,10 @@ FIRST_EVIDENCE = {
         "Which headline is displayed above the anchor?",
         "What text appears on the banner at the stadium?",
         "What caption is shown under the map?",
-        "What is written on the chalkboard?",
+        "Which words were chalked across the blackboard?",
     ],
     EvidenceKind.PIXELS: [
-        "What colour is the kite the boy flies?",
+        "Which colour has the kite the boy flies?",
         "Which color are the curtains in the hotel lobby?",
         "Which room is the darkest?",
         "Which clip has the brightest lighting?",
@@ -105,7 +105,7 @@ FIRST_EVIDENCE = {
         "How many people wait at the bus stop?",
     ],
     EvidenceKind.SHOTS: [
-        "How many scenes does the trailer contain?",
+        "How many scenes make up the trailer?",
         "How many shots are there in the montage?",
         "How many distinct scenes make up the advert?",
         "How many separate scenes are shown?",
@@ -127,7 +127,7 @@ def test_the_first_evidence_kind(expected, text):
 
 
 def test_what_is_asked_decides_the_evidence_not_the_locating_clause():
-    frame = read_question("What colour is the wall while the host is speaking?")
+    frame = read_question("Which colour does the wall have while the host is speaking?")
     assert frame.evidence[0] == EvidenceKind.PIXELS
     assert EvidenceKind.SPEECH in frame.evidence
 
@@ -148,10 +148,10 @@ RELATIONS = {
         ("What appears on the screen before the interview starts?", "interview starts"),
     ],
     RelationKind.WHILE: [
-        ("What colour is the wall while the host is speaking?", "host is speaking"),
+        ("Which colour does the wall have while the host is speaking?", "host is speaking"),
         ("Which sign is visible while the train passes?", "train passes"),
         ("What does the child hold while the band plays?", "band plays"),
-        ("What is written on the board while the teacher explains fractions?", "teacher explains fractions"),
+        ("Which words appear across the board while the teacher explains fractions?", "teacher explains fractions"),
         ("Who laughs while the clown juggles?", "clown juggles"),
     ],
     RelationKind.DURING: [
@@ -197,7 +197,7 @@ def test_first_and_last(text, kind):
 
 @pytest.mark.parametrize("text, event", [
     ("When does the ferry leave the harbour?", "ferry leave harbour"),
-    ("At what time does the alarm ring?", "alarm ring"),
+    ("At what hour does the alarm ring?", "alarm ring"),
     ("When is the trophy lifted?", "trophy lifted"),
     ("At which moment does the singer bow?", "singer bow"),
     ("When does the goalkeeper dive?", "goalkeeper dive"),
@@ -236,7 +236,7 @@ def test_count_target_is_the_noun_not_its_adjective(text, target):
 
 
 @pytest.mark.parametrize("text, measure, direction", [
-    ("Which scene is the brightest?", "brightness", "max"),
+    ("Which of the scenes is brightest?", "brightness", "max"),
     ("Which room is the darkest?", "brightness", "min"),
     ("Which is the largest boat in the harbour?", "size", "max"),
     ("What is the smallest object on the desk?", "size", "min"),
@@ -253,7 +253,7 @@ def test_superlatives(text, measure, direction):
 
 
 def test_generic_words_are_not_anchors_but_names_and_quotes_are():
-    frame = read_question("What colour is the screen for the whole video?")
+    frame = read_question("Which colour does the screen have throughout the whole video?")
     assert frame.answer_type == AnswerType.COLOUR
     assert not {"whole", "video"} & {w for a in frame.anchors for w in a.lower().split()}
     frame = read_question("What does Marguerite say about 'The Silent Orchard'?")

@@ -18,7 +18,7 @@ from mcr.verify import Verifier
 needs_wordnet = pytest.mark.skipif(not lexicon_available(),
                                    reason="needs the Debian packages wordnet-base and wordnet-sense-index")
 
-QUESTION = "What colour fills the background while the speaker says that Tomas counts the kettles?"
+QUESTION = "What colour fills the backdrop while the speaker explains that Tomas counts three kettles?"
 OPTIONS = ("green", "navy", "red", "yellow")
 TOOLS = builtin_registry().schemas()
 
@@ -70,7 +70,7 @@ def test_perception_one_tool_at_a_time_the_likeliest_evidence_first_then_the_que
     assert order[0] == "summarize" and set(order) == {"transcribe", "summarize", "segment"}
     then = candidate_calls(ctx, TOOLS)
     assert [c.tool for c in then] == ["ground"]  # nothing already made is offered again
-    assert then[0].arguments == {"query": "Tomas counts kettles"}  # what is said, not the saying
+    assert then[0].arguments == {"query": "Tomas counts three kettles"}  # what is said, not the saying
 
 
 @needs_wordnet
@@ -86,8 +86,8 @@ def test_the_grounded_span_is_looked_at_and_heard_again_with_the_options_as_hint
     transcript(ctx)
     summary(ctx)
     called(ctx, "segment", {"shots": []})
-    called(ctx, "ground", {"query": "Tomas counts kettles", "spans": [{"span": {"start": 2.47, "end": 5.5}, "score": 0.2}]},
-           {"query": "Tomas counts kettles"}, span=TimeSpan(start=2.47, end=5.5))
+    called(ctx, "ground", {"query": "Tomas counts three kettles", "spans": [{"span": {"start": 2.47, "end": 5.5}, "score": 0.2}]},
+           {"query": "Tomas counts three kettles"}, span=TimeSpan(start=2.47, end=5.5))
     cands = candidate_calls(ctx, TOOLS)
     where = {"start": 2.47, "end": 5.5}
     assert [c.tool for c in cands] == ["look", "transcribe"]
@@ -105,7 +105,7 @@ def test_the_grounded_span_is_looked_at_and_heard_again_with_the_options_as_hint
 
 
 def test_no_call_is_ever_repeated_and_search_is_the_last_resort():
-    ctx = episode("Which animal is shown in the photograph?", ("horses", "an eagle", "a dog"))
+    ctx = episode("Which creature does the photo on the wall depict?", ("horses", "an eagle", "a dog"))
     seen: list[str] = []
     for _ in range(12):
         cands = candidate_calls(ctx, TOOLS)
@@ -150,7 +150,7 @@ def _shots(ctx: Context, *bounds) -> None:
 
 
 def test_right_after_an_event_the_following_unit_is_looked_at_before_the_event_itself():
-    ctx = episode("Which word appears on the screen right after the kettle whistles?", ("OPEN", "CLOSED"))
+    ctx = episode("Which caption pops up right after the kettle whistles?", ("OPEN", "CLOSED"))
     transcript(ctx)
     summary(ctx)
     _shots(ctx, (0.0, 2.4), (2.4, 6.0), (6.0, 11.5), (11.5, 17.5))
