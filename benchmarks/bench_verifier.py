@@ -6,8 +6,9 @@ suite's videos and (question, cited evidence, answer, accept?) cases labelled
 by the suite's truth. Each case becomes a context — the question, the tools'
 entries, the proposed answer — and is judged by:
 
-* ``default`` — `build_verifier()` as the verify node builds it (built-in checks + evidence checks);
-* each evidence check alone (with the built-in checks, which never reject these cases).
+* ``default`` — `build_verifier()` as the verify node builds it (built-in checks + evidence checks), for a
+  text-only policy and for one that sees pixels (``sees_pixels``: the checks reject only contradictions);
+* each evidence check alone (with the built-in checks, which never reject these cases), per policy kind.
 
 False-accept rate = accepted / cases to reject; false-reject rate = rejected /
 cases to accept. Also prints the word-similarity measurement behind
@@ -32,6 +33,20 @@ SET = ROOT / "tests" / "tools" / "data" / "verifier_set.json"
 CHECKS = ("evidence_connection", "rival_options", "span_consistency", "evidence_support")
 
 
+_PARSED: dict[int, list[Any]] = {}
+
+
+def _parsed(entries: list[dict[str, Any]]) -> list[Any]:
+    """A video's tool entries parsed once and shared by its cases' contexts (entries are immutable), so the
+    verifier's per-citation assessment cache serves every option of a question."""
+    key = id(entries)
+    if key not in _PARSED:
+        from mcr.context import parse_entry
+
+        _PARSED[key] = [entries, *[parse_entry(e) for e in entries[1:]]]  # holds `entries`: its id stays unique
+    return _PARSED[key][1:]
+
+
 def case_context(case: dict[str, Any], entries: list[dict[str, Any]]):
     """The context a case is judged in, and its proposed answer (appended last)."""
     from mcr.context import Context, Instruction, VideoRef, parse_entry
@@ -39,24 +54,34 @@ def case_context(case: dict[str, Any], entries: list[dict[str, Any]]):
     first = parse_entry(entries[0])
     video = first.video if isinstance(first, Instruction) else VideoRef(path=case["video"])
     ctx = Context([Instruction(id="e0", text=case["question"], options=tuple(case["options"]) if case["options"] else None,
-                               video=video)])
-    ctx.extend_existing(entries[1:])
+                               video=video), *_parsed(entries)])
     answer = ctx.append(ctx.propose_answer(step=1, text=case["answer"], option=case["option"], evidence=case["refs"]))
     return ctx, answer
 
 
+def load_set(path: Path) -> dict[str, Any]:
+    """A labelled set; one made with ``--videos-from`` takes its tool entries from the set it names."""
+    data = json.loads(Path(path).read_text())
+    if data.get("videos_from"):
+        data["videos"] = json.loads((ROOT / data["videos_from"]).read_text())["videos"]
+    return data
+
+
 def verifiers() -> dict[str, Any]:
-    from mcr.tools.evidence import build_verifier
+    """The default verifier and each evidence check alone, for a text-only policy and one that sees pixels."""
+    from mcr.tools.evidence import build_verifier, evidence_support
     from mcr.verify import Verifier
 
-    from mcr.tools.evidence import evidence_support
-
-    full = build_verifier()
-    out = {"default": full}
-    for name in CHECKS:
-        alone = Verifier()
-        alone.add(name, full.checks[name])
-        out[name] = alone
+    out = {}
+    for kind, pixels in (("text-only", False), ("sees pixels", True)):
+        full = build_verifier(sees_pixels=pixels)
+        out[f"default, {kind}"] = full
+        for name in CHECKS:
+            if name == "evidence_support" and pixels:
+                continue  # the same check for both kinds
+            alone = Verifier()
+            alone.add(name, full.checks[name])
+            out[f"{name} alone, {kind}"] = alone
     before = Verifier()  # the lexical check as it was before the connection checks (it judged every answer)
     before.add("evidence_support", evidence_support())
     out["evidence_support (lexical, all answers)"] = before
@@ -118,14 +143,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", type=Path, default=SET)
     parser.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    parser.add_argument("--no-lexical", action="store_true", help="skip the old lexical baseline (its embeddings are slow)")
     args = parser.parse_args()
-    data = json.loads(args.set.read_text())
+    data = load_set(args.set)
     cases = data["cases"]
-    decisions = judge(data)
+    which = verifiers()
+    if args.no_lexical:
+        which.pop("evidence_support (lexical, all answers)")
+    decisions = judge(data, which)
     table = {name: rates(cases, accepted) for name, accepted in decisions.items()}
-    words = word_measurement(data)
+    truth_like = (ROOT / str(data.get("suite", "")) / "facts.json").is_file() and not data.get("videos_from")
+    words = word_measurement(data) if truth_like else None  # the truth suite's narrated-word pools only
     errors = Counter()
-    for c, a in zip(cases, decisions["default"]):
+    for c, a in zip(cases, decisions["default, text-only"]):
         if a != c["accept"]:
             errors[("false accept" if a else "false reject", c["kind"], c["variant"])] += 1
     if args.json:

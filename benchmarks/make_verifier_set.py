@@ -27,6 +27,9 @@ before/after relation between speech and on-screen text) are left out and
 counted in the output.
 
     python benchmarks/make_verifier_set.py [--out tests/tools/data/verifier_set.json] [--reuse]
+    python benchmarks/make_verifier_set.py --suite /work/data/natural --out runs/verifier_natural.json
+    python benchmarks/make_verifier_set.py --suite runs/reworded --facts examples/suites/truth/facts.json \
+        --videos-from tests/tools/data/verifier_set.json --out tests/tools/data/verifier_reworded.json
 
 Takes 2-6 minutes on 2 cores, with the load (Whisper, OCR, YOLO and shapes over six videos).
 """
@@ -59,7 +62,7 @@ def run_tools(video_path: Path, workdir: Path) -> list[dict[str, Any]]:
     from mcr.tools.segment import SegmentTool
     from mcr.tools.summarize import SummarizeTool
 
-    video = VideoRef(path=str(video_path.relative_to(ROOT)))
+    video = VideoRef(path=str(video_path.relative_to(ROOT) if video_path.is_relative_to(ROOT) else video_path))
     ctx = Context()
     ctx.append(Instruction(text="(the question)", video=video))
     tools = {t.name: t for t in (TranscribeTool(), SegmentTool(), SummarizeTool(), LookTool())}
@@ -102,6 +105,8 @@ def evidence_variants(task: dict[str, Any], entries: list[dict[str, Any]]) -> di
     """Entry ids to cite, by variant, chosen from the task's truth span and evidence kinds."""
     truth = tuple(task["span"])
     kinds = set(task["metadata"]["evidence"])
+    if kinds & {"objects", "motion"}:  # measured by look (detections, per-frame positions) like pixels
+        kinds |= {"pixels"}
     results = [e for e in entries if e["kind"] == "tool_result"]
     first = {name: next(e["id"] for e in results if e["tool"] == name) for name in ("transcribe", "segment", "summarize")}
     looks = [e for e in results if e["tool"] == "look"]
@@ -133,10 +138,15 @@ def evidence_variants(task: dict[str, Any], entries: list[dict[str, Any]]) -> di
     return variants
 
 
+def kind_of(task: dict[str, Any]) -> str:
+    """The question kind: the truth suite's ``metadata.kind``, else the suite's category (the natural suite)."""
+    return str(task["metadata"].get("kind") or task.get("category") or "")
+
+
 def cases_for(task: dict[str, Any], entries: list[dict[str, Any]], facts: dict[str, Any]) -> list[dict[str, Any]]:
     variants = evidence_variants(task, entries)
     out = []
-    base = {"task": task["name"], "kind": task["metadata"]["kind"], "video": task["metadata"]["video_id"]}
+    base = {"task": task["name"], "kind": kind_of(task), "video": task["metadata"]["video_id"]}
     if task.get("options"):
         for i, option in enumerate(task["options"]):
             letter = "ABCDEFGH"[i]
@@ -159,10 +169,11 @@ def cases_for(task: dict[str, Any], entries: list[dict[str, Any]], facts: dict[s
     return out
 
 
-def build(workdir: Path, videos: dict[str, list[dict[str, Any]]] | None = None, suite_dir: Path = SUITE) -> dict[str, Any]:
+def build(workdir: Path, videos: dict[str, list[dict[str, Any]]] | None = None, suite_dir: Path = SUITE,
+          facts_path: Path | None = None) -> dict[str, Any]:
     """The set; `videos` reuses tool entries made before (only the cases are rebuilt)."""
     suite = yaml.safe_load((suite_dir / "suite.yaml").read_text())
-    facts = json.loads((suite_dir / "facts.json").read_text())
+    facts = json.loads((facts_path or suite_dir / "facts.json").read_text())
     if videos is None:
         videos = {}
         for v in facts["videos"]:
@@ -171,7 +182,7 @@ def build(workdir: Path, videos: dict[str, list[dict[str, Any]]] | None = None, 
             print(f"{v['id']}: tools ran in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     cases, skipped = [], {}
     for task in suite["tasks"]:
-        kind = task["metadata"]["kind"]
+        kind = kind_of(task)
         if kind in SKIPPED_KINDS:
             skipped[kind] = skipped.get(kind, 0) + 1
             continue
@@ -180,7 +191,8 @@ def build(workdir: Path, videos: dict[str, list[dict[str, Any]]] | None = None, 
             case.update(question=tasks[case["task"]]["question"], options=tasks[case["task"]].get("options"),
                         truth_span=tasks[case["task"]]["span"])
             cases.append(case)
-    return {"generator": "benchmarks/make_verifier_set.py", "suite": str(suite_dir.relative_to(ROOT)),
+    where = str(suite_dir.relative_to(ROOT)) if suite_dir.is_relative_to(ROOT) else suite_dir.name
+    return {"generator": "benchmarks/make_verifier_set.py", "suite": where,
             "skipped": {k: f"{n} task(s): {SKIPPED_KINDS[k]}" for k, n in skipped.items()},
             "videos": videos, "cases": cases}
 
@@ -193,10 +205,19 @@ def main() -> int:
                         help="the suite folder (the held-apart one only for a final figure, never to tune)")
     parser.add_argument("--reuse", action="store_true",
                         help="keep the tool entries already in --out and rebuild only the cases (seconds)")
+    parser.add_argument("--facts", type=Path, default=None,
+                        help="the suite's facts.json (default: in --suite; a reworded suite uses the truth suite's)")
+    parser.add_argument("--videos-from", type=Path, default=None,
+                        help="take the tool entries from this set (a reworded suite asks about the same videos)")
     args = parser.parse_args()
     videos = json.loads(args.out.read_text())["videos"] if args.reuse else None
+    if args.videos_from is not None:
+        videos = json.loads(args.videos_from.read_text())["videos"]
     with tempfile.TemporaryDirectory(prefix="verifier_set-") as tmp:
-        data = build(Path(tmp), videos, args.suite.resolve())
+        data = build(Path(tmp), videos, args.suite.resolve(), args.facts)
+    if args.videos_from is not None:  # the tool entries stay in that set: name it instead of copying them
+        data["videos"] = {}
+        data["videos_from"] = str(args.videos_from.resolve().relative_to(ROOT))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(data, indent=None, separators=(",", ":")) + "\n")
     n = len(data["cases"])

@@ -9,6 +9,13 @@ accepted answer cites the transcript segment, the frames or the grounded span
 that carried the fact (the viewer shows those spans in gold), not the whole
 video.
 
+Each option's score comes from the verifier's own scorer
+(``Verifier.score_options``: the fitted probability that the evidence backs it,
+with the entries of the unit that ranked it). The judgements come best scored
+first; the scorer's entries are tried first as a citation, and an option no
+citation passes keeps them, so a last-step guess cites the units that ranked
+it rather than the first entry looked at.
+
 The verifier is the same one the verify node runs by default
 (:func:`mcr.tools.evidence.build_verifier`, handed over by the loop); this module adds no judgement of
 its own.
@@ -21,7 +28,7 @@ from itertools import combinations
 from typing import Any
 
 from mcr.context import Context, Memory, ToolResult, option_table
-from mcr.verify import Verifier
+from mcr.verify import OptionScore, Verifier
 
 __all__ = ["OptionJudgement", "judge_options", "first_accepted", "citable", "MAX_PAIR_ENTRIES"]
 
@@ -35,8 +42,9 @@ class OptionJudgement:
     letter: str
     text: str
     accepted: bool
-    cite: tuple[str, ...] = ()  # the citation that passed, or the most specific one tried
+    cite: tuple[str, ...] = ()  # the citation that passed, else the entries of the units that ranked it
     reason: str = ""
+    score: float = 0.0  # the verifier's scorer: P(the evidence gathered backs this option)
 
 
 def citable(context: Context) -> list[Any]:
@@ -72,12 +80,13 @@ def judge_options(context: Context, verifier: Verifier, *, step: int = 0,
     entries = citable(context)
     singles = [(e.id,) for e in entries]
     pairs = [(a.id, b.id) for a, b in combinations(entries[:MAX_PAIR_ENTRIES], 2)]
+    scores = {s.letter: s for s in verifier.score_options(context)}
     out = []
     for letter, text in option_table(instruction.options).items():
         if letter in skip:
             continue
-        out.append(_judge(context, verifier, letter, text, singles + pairs, step))
-    return out
+        out.append(_judge(context, verifier, letter, text, singles + pairs, step, scores.get(letter)))
+    return sorted(out, key=lambda j: -j.score)  # best backed first (stable: option order among equals)
 
 
 def first_accepted(context: Context, verifier: Verifier, text: str, option: str | None,
@@ -96,8 +105,13 @@ def first_accepted(context: Context, verifier: Verifier, text: str, option: str 
 
 
 def _judge(context: Context, verifier: Verifier, letter: str, text: str, tries: list[tuple[str, ...]],
-           step: int) -> OptionJudgement:
+           step: int, score: OptionScore | None = None) -> OptionJudgement:
+    p = score.score if score is not None else 0.0
+    ranked = tuple(r for r in (score.refs if score is not None else ()) if context.get(r) is not None)
+    if ranked and ranked not in tries:  # the units that ranked it first: the likeliest citation to pass
+        tries = [ranked, *tries]
     cite, reason = first_accepted(context, verifier, text, letter, tries, step)
     if cite is not None:
-        return OptionJudgement(letter, text, True, cite, reason)
-    return OptionJudgement(letter, text, False, tries[0] if tries else (), reason)
+        return OptionJudgement(letter, text, True, cite, reason, p)
+    # Not accepted: a guess made from it cites where the scorer found it, not the first entry tried.
+    return OptionJudgement(letter, text, False, ranked or (tries[0] if tries else ()), reason, p)

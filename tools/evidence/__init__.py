@@ -12,7 +12,9 @@ Modules, from the atoms up:
   (a sentence, a frame, a scene, a count, a detection track);
 * :mod:`~mcr.tools.evidence.match` — ASR/OCR-tolerant word similarity and
   CIEDE2000 colour distance;
-* :mod:`~mcr.tools.evidence.connect` — each option's support by its best unit;
+* :mod:`~mcr.tools.evidence.asked` — the question record (`mcr.language`) as the scorer reads it;
+* :mod:`~mcr.tools.evidence.score` — each option's support by its best unit: meaning-based signals
+  combined with weights fitted on a labelled set (`weights.json`, `benchmarks/fit_verifier.py`);
 * :mod:`~mcr.tools.evidence.checks` — the connection, rival and span checks;
 * :mod:`~mcr.tools.evidence.verifier` — the text-support, consistency and
   model re-check checks, and :func:`build_verifier` which wires them all.

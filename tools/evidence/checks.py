@@ -1,75 +1,110 @@
-"""The connection, rival and span checks of the verifier (documented in `mcr.tools.evidence`).
+"""The connection, rival and span checks of the verifier, and the option scorer policies choose by.
 
 Each check is ``(answer, context) -> (ok, reason)``. They share one
 assessment per answer (the units of its cited entries and every option's
-support), computed once and reused by the three checks. A rejection's reason
-says which evidence is missing and where to get it, so a policy can act on it.
+fitted support, :mod:`mcr.tools.evidence.score`), computed once and reused.
+A rejection's reason says which evidence is missing and where to get it.
+
+Two strictnesses, by who answers:
+
+* **text-only** (the offline default; also a scripted policy): everything it
+  knows comes from the tools, so the chosen option must be backed —
+  ``P ≥ accept`` — and no rival may be backed as well;
+* **sees pixels** (InternVideo3, an OpenAI-compatible VLM): it may know what
+  no tool measured, so the checks reject only what the evidence contradicts:
+  a rival the cited evidence backs better (by ``rival_margin``), a citation
+  that holds nothing related to the answer, a span that misses where the fact
+  was measured. Missing question words are never a reason.
+
+The thresholds come from ``weights.json``, chosen by
+``benchmarks/fit_verifier.py`` from measured false accepts and false rejects.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult
-from mcr.tools.evidence.connect import MIN_WORD, Question, Support, anchor_match, read_question, support
+from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult, option_table
+from mcr.tools.evidence.asked import Asked, asked
+from mcr.tools.evidence.score import MIN_WORD, OptionSupport, about_of, fitted, scored
 from mcr.tools.evidence.units import Unit, units_of
-from mcr.verify import Check, CheckResult
+from mcr.verify import Check, CheckResult, OptionScore
 
-MIN_CONNECTION = 0.5  # the least support (option match × anchor match) the chosen option needs
-RIVAL_MARGIN = 0.0  # a rival within this of the chosen option's support rejects (0: at least as well)
-MIN_RIVAL = 0.3  # a rival supported less than this is not a rival (both may be unsupported: connection says so)
 MIN_SPAN_IOU = 0.5  # an open answer's span vs where the anchors were heard/read: the bar the suite's span scorer sets
 _SPAN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*(?:-|–|to|and)\s*(\d+(?:\.\d+)?)")
 
 
+def thresholds() -> dict[str, float]:
+    """accept, rival_margin, related (fitted; see ``weights.json``'s ``measured``)."""
+    return dict(fitted()["thresholds"])
+
+
 @dataclass
 class Assessment:
-    question: Question | None
+    asked: Asked
     options: list[str]
     chosen: int | None
-    supports: list[Support]
+    supports: list[OptionSupport]
     units: list[Unit]
     stated: TimeSpan | None  # a span the answer's text states
 
 
-# The last assessment, with the very context and answer it was made for (held, so their ids cannot be reused
-# by other objects while cached): the checks of one verdict run one after the other on the same pair.
-_LAST: list[Any] = [None, None, -1, None]
+# Scored citations, most recent last: the options of one question cited with the same entries share one scoring
+# (a policy judging its options, the checks of one verdict). Keyed by the cited entry objects themselves (held in
+# the value, so their ids cannot be reused while cached) and by how much evidence the context holds.
+_SCORED: OrderedDict[tuple, tuple[list[Any], list[Unit], list[OptionSupport]]] = OrderedDict()
+_SCORED_MAX = 256
 
 
 def assess(answer: Answer, context: Context) -> Assessment | None:
     """The shared assessment, or None when the cited entries hold no measured evidence to judge by."""
-    if _LAST[0] is context and _LAST[1] is answer and _LAST[2] == len(context):
-        return _LAST[3]
-    result = _assess(answer, context)
-    _LAST[:] = [context, answer, len(context), result]
-    return result
-
-
-def _assess(answer: Answer, context: Context) -> Assessment | None:
     instruction = context.instruction
     entries = [e for ref in answer.refs if (e := context.get(ref)) is not None and not isinstance(e, Instruction)]
-    units = join_moments([u for e in entries for u in units_of(e)])
-    if instruction is None or not units:
+    if instruction is None or not entries:
         return None
-    options = list(instruction.options or [])
-    question = read_question(instruction.text, options)
+    options = tuple(instruction.options or ())
     chosen = None
     if options and answer.option is not None:
         letter = answer.option.strip().upper()
         chosen = ord(letter) - ord("A") if len(letter) == 1 and 0 <= ord(letter) - ord("A") < len(options) else None
-    supports = support(question, options, units) if options else []
-    if options and question.shape in ("order", "superlative"):
+    measured = sum(isinstance(e, (ToolResult, Memory)) for e in context)
+    key = (instruction.text, options, tuple(id(e) for e in entries), measured)
+    if key in _SCORED:
+        _SCORED.move_to_end(key)
+        _, units, supports = _SCORED[key]
+    else:
+        units, supports = _score(instruction.text, list(options), entries, context)
+        _SCORED[key] = (entries, units, supports)
+        while len(_SCORED) > _SCORED_MAX:
+            _SCORED.popitem(last=False)
+    if not units:
+        return None
+    return Assessment(asked(instruction.text, options), list(options), chosen, supports, units,
+                      stated_span(answer.text))
+
+
+def _score(question: str, options: list[str], entries: list[Any],
+           context: Context) -> tuple[list[Unit], list[OptionSupport]]:
+    units = join_moments([u for e in entries for u in units_of(e)])
+    if not units:
+        return units, []
+    q = asked(question, tuple(options))
+    supports = scored(q, options, units) if options else []
+    if options and (q.order or q.extreme):
         # "first" and "brightest" are claims about the whole video: an option can only win among the
         # cited units if it also wins among everything measured so far (citing only itself proves nothing).
-        everything = join_moments([u for e in context if isinstance(e, (ToolResult, Memory)) for u in units_of(e)])
-        overall = support(question, options, everything)
-        for i, s in enumerate(supports):
-            if s.score > 0 and overall[i].unit is not None and overall[i].score == 0:
-                s.score, s.note = 0.0, overall[i].note or f"not {question.direction} in all the evidence"
-    return Assessment(question, options, chosen, supports, units, stated_span(answer.text))
+        overall = scored(q, options, everything_measured(context))
+        for s, o in zip(supports, overall):
+            if s.fact > 0 and o.unit is not None and o.fact == 0:
+                s.fact, s.note, s.p = 0.0, o.note, min(s.p, o.p)
+    return units, supports
+
+
+def everything_measured(context: Context) -> list[Unit]:
+    return join_moments([u for e in context if isinstance(e, (ToolResult, Memory)) for u in units_of(e)])
 
 
 def join_moments(units: list[Unit]) -> list[Unit]:
@@ -94,7 +129,7 @@ def _letter(i: int) -> str:
     return chr(ord("A") + i)
 
 
-def _fetch_hint(q: Question, unit: Unit | None) -> str:
+def _fetch_hint(q: Asked, unit: Unit | None) -> str:
     """What to call next to measure what is missing."""
     if unit is None or unit.span is None:
         if q.anchors:
@@ -102,71 +137,78 @@ def _fetch_hint(q: Question, unit: Unit | None) -> str:
         return "summarize the video or look at its scenes (on-screen text, colours, objects) and transcribe it"
     span = f"{unit.span.start:.1f}-{unit.span.end:.1f} s"
     title = f" (the scene showing {unit.text!r})" if unit.text else ""
-    if q.cues & {"colour", "object", "text"} and not ("speech" in q.cues and not unit.speech):
+    if q.evidence and q.evidence[0] != "speech":
         return f"look at {span}{title}"
     return f"transcribe the span {span}"
 
 
-def evidence_connection(min_connection: float = MIN_CONNECTION) -> Check:
-    """The chosen option (or an open answer's anchors) must meet the question in one cited unit."""
+def evidence_connection(sees_pixels: bool = False, min_p: float | None = None) -> Check:
+    """Text-only: the chosen option must be backed (P ≥ accept). Sees pixels: the cited units must hold
+    something related to the answer (its fact, or a sentence like it)."""
 
     def check(answer: Answer, context: Context) -> CheckResult:
         a = assess(answer, context)
-        if a is None or a.question is None:
+        if a is None:
             return True, ""  # nothing measured cited: evidence_support judges the text
-        q = a.question
-        refs = ", ".join(answer.refs)
+        q, refs, t = a.asked, ", ".join(answer.refs), thresholds()
         if not a.options:
-            if a.stated is None or not q.anchors:
-                return True, ""  # a free-text claim: evidence_support judges it
-            best = max(a.units, key=lambda u: anchor_match(q, u))
-            if anchor_match(q, best) < min_connection:
-                return False, (f"nothing cited ({refs}) says {' '.join(q.anchors)!r}; "
-                               f"{_fetch_hint(q, None)}")
-            return True, ""
+            return _open_connection(a, refs, t)
         if a.chosen is None:
             return True, ""  # option_valid says so
         s = a.supports[a.chosen]
-        if s.score >= min_connection:
-            return True, ""
         option = f"{_letter(a.chosen)} ({a.options[a.chosen]})"
-        other = max(range(len(a.options)), key=lambda i: a.supports[i].score)
-        if a.supports[other].score >= min_connection:
-            found = a.supports[other]
-            return False, (f"the cited evidence ({refs}) names option {_letter(other)} ({a.options[other]}), not "
-                           f"{option}, at {found.unit.where()}; answer from what the evidence says")
+        if sees_pixels:
+            if s.fact > 0 or s.meaning >= t["related"]:
+                return True, ""
+            return False, (f"nothing cited ({refs}) is related to {option}; cite where it is shown or said, "
+                           f"or {_fetch_hint(q, None)}")
+        bar = t["accept"] if min_p is None else min_p
+        if s.p >= bar:
+            return True, ""
+        other = max(range(len(a.options)), key=lambda i: a.supports[i].p)
+        if other != a.chosen and a.supports[other].p >= bar and a.supports[other].unit is not None:
+            return False, (f"the cited evidence ({refs}) backs option {_letter(other)} ({a.options[other]}), not "
+                           f"{option}, at {a.supports[other].unit.where()}; answer from what the evidence says")
         if s.unit is None:
-            anchored = max(a.units, key=lambda u: anchor_match(q, u)) if q.anchors else None
-            if anchored is not None and anchor_match(q, anchored) >= min_connection:
-                return False, (f"the cited evidence ({refs}) ties the question to {anchored.where()}, which does "
-                               f"not show or say {option}; {_fetch_hint(q, anchored)}")
-            what = f"says {' '.join(q.anchors)!r} together with" if q.anchors else "shows or says"
-            return False, f"no cited unit ({refs}) {what} {option}; {_fetch_hint(q, None)}"
-        return False, (f"the cited evidence connects the question to {option} only weakly (support "
-                       f"{s.score:.2f} < {min_connection} at {s.unit.where()}); {_fetch_hint(q, s.unit)}")
+            return False, f"no cited unit ({refs}) shows or says {option}; {_fetch_hint(q, None)}"
+        return False, (f"the cited evidence backs {option} only weakly (P {s.p:.2f} < {bar:.2f} at "
+                       f"{s.unit.where()}); {_fetch_hint(q, s.unit)}")
 
     return check
 
 
-def rival_options(margin: float = RIVAL_MARGIN, min_rival: float = MIN_RIVAL) -> Check:
-    """Reject when the cited evidence supports another option at least as well as the chosen one."""
+def _open_connection(a: Assessment, refs: str, t: dict[str, float]) -> CheckResult:
+    """An open answer that states a span needs a cited unit about the question's anchors."""
+    q = a.asked
+    if a.stated is None or not q.anchors:
+        return True, ""  # a free-text claim: evidence_support judges it
+    best = max(a.units, key=lambda u: about_of(q, u))
+    if about_of(q, best) < 0.5:
+        return False, f"nothing cited ({refs}) is about {' '.join(q.anchors)!r}; {_fetch_hint(q, None)}"
+    return True, ""
+
+
+def rival_options(sees_pixels: bool = False, margin: float | None = None) -> Check:
+    """Reject when the cited evidence backs another option better than the chosen one."""
 
     def check(answer: Answer, context: Context) -> CheckResult:
         a = assess(answer, context)
         if a is None or not a.options or a.chosen is None:
             return True, ""
-        mine = a.supports[a.chosen].score
-        rivals = [(s.score, i) for i, s in enumerate(a.supports) if i != a.chosen and s.score >= min_rival]
+        t = thresholds()
+        gap = t["rival_margin"] if margin is None else margin
+        mine = a.supports[a.chosen].p
+        rivals = [(s.p, i) for i, s in enumerate(a.supports) if i != a.chosen and s.p >= t["accept"]]
         if not rivals:
             return True, ""
-        score, i = max(rivals)
-        if score + margin < mine:
+        p, i = max(rivals)
+        if (p <= mine + gap) if sees_pixels else (p < mine - gap):
             return True, ""
         s = a.supports[i]
         where = s.unit.where() if s.unit else "the cited evidence"
-        return False, (f"{where} supports option {_letter(i)} ({a.options[i]}) at least as well as "
-                       f"{_letter(a.chosen)} ({a.options[a.chosen]}) ({score:.2f} vs {mine:.2f}); "
-                       f"{_fetch_hint(a.question, s.unit)} to tell them apart")
+        return False, (f"{where} backs option {_letter(i)} ({a.options[i]}) better than "
+                       f"{_letter(a.chosen)} ({a.options[a.chosen]}) (P {p:.2f} vs {mine:.2f}); "
+                       f"{_fetch_hint(a.asked, s.unit)} to tell them apart")
 
     return check
 
@@ -176,15 +218,15 @@ def span_consistency(min_iou: float = MIN_SPAN_IOU) -> Check:
 
     def check(answer: Answer, context: Context) -> CheckResult:
         a = assess(answer, context)
-        if a is None or a.question is None:
+        if a is None:
             return True, ""
         if not a.options:
-            if a.stated is None or not a.question.anchors:
+            if a.stated is None or not a.asked.anchors:
                 return True, ""
-            heard = [u for u in a.units if u.span is not None and anchor_match(a.question, u) >= MIN_WORD]
+            heard = [u for u in a.units if u.span is not None and about_of(a.asked, u) >= MIN_WORD]
             if not heard:
                 return True, ""  # evidence_connection says what is missing
-            best = max(heard, key=lambda u: (anchor_match(a.question, u), a.stated.iou(u.span)))
+            best = max(heard, key=lambda u: (about_of(a.asked, u), a.stated.iou(u.span)))
             if a.stated.iou(best.span) >= min_iou:
                 return True, ""
             return False, (f"the answer's span {a.stated} does not match where the evidence was measured: "
@@ -192,7 +234,7 @@ def span_consistency(min_iou: float = MIN_SPAN_IOU) -> Check:
         if a.chosen is None:
             return True, ""
         unit = a.supports[a.chosen].unit
-        if unit is None or unit.span is None:
+        if unit is None or unit.span is None or a.supports[a.chosen].fact <= 0:
             return True, ""
         claimed = [(a.stated, "the answer's text")] if a.stated is not None else []
         for ref in {unit.ref.split("+")[0]}:
@@ -207,3 +249,27 @@ def span_consistency(min_iou: float = MIN_SPAN_IOU) -> Check:
         return True, ""
 
     return check
+
+
+def option_scores(context: Context) -> list[OptionScore]:
+    """Each option's fitted support on all the evidence in `context`, citing the entries of its best unit.
+
+    What a text-only policy chooses by (``Verifier.score_options``): the same
+    probabilities the checks judge with, so the option it picks is the one the
+    verifier will find best backed, and a last-step guess cites the units that
+    ranked it.
+    """
+    instruction = context.instruction
+    if instruction is None or not instruction.options:
+        return []
+    options = list(instruction.options)
+    units = everything_measured(context)
+    found = scored(asked(instruction.text, tuple(options)), options, units) if units else []
+    out = []
+    for letter, s in zip(option_table(options), found or [None] * len(options)):
+        if s is None or s.unit is None:
+            out.append(OptionScore(letter, 0.0))
+            continue
+        refs = tuple(dict.fromkeys(r for r in s.unit.ref.split("+") if r))
+        out.append(OptionScore(letter, round(s.p, 4), refs, s.unit.where()))
+    return out

@@ -42,18 +42,6 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
                 "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
                 "nineteen", "twenty")
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-# Words that say *where to look* or *what is asked*, not what the answer is about: never anchors.
-QUESTION_WORDS = frozenset("""
-according narration narrator narrated say says said saying speak speaks spoken mention mentions mentioned hear heard
-tell tells told voice audio video clip film footage scene scenes shot shots screen onscreen written write writes
-shown show shows showing displayed display appear appears appearing appeared visible seen see title titles titled
-text caption label labelled labeled sign word words background foreground colour color colours colors photograph
-photo photos picture image frame frames animal animals object objects thing things first last earliest latest
-before after many much number count counted new start starts cut cuts which what who whom whose where when why how
-these those following one ones kind type name named called answer time times seconds second end
-about during while whose also here does did do were onto over under between across you your can could would
-drawn draw painted
-""".split())
 
 
 def tokens(text: str) -> list[str]:

@@ -1,6 +1,6 @@
 """The atoms of evidence the verifier connects: one spoken sentence, one frame, one scene, one count.
 
-The connection checks (`mcr.tools.evidence.connect`) ask whether the question
+The scorer (`mcr.tools.evidence.score`) asks whether the question
 and the chosen option meet *in one place*; this module says what the places
 are. Every cited entry is cut into :class:`Unit` s, each with the span where
 it was measured and the facts measured there:

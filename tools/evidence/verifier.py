@@ -18,29 +18,28 @@ exist, not repeated). The checks here look at what the cited entries *say*:
 * ``model_recheck`` — re-inspect the cited spans at a higher frame rate through
   a *fork* of the model session and ask a yes/no question; reject on "no".
 
-The three checks below replace "the cited text mentions the option" (which
-accepted a place named in a scene summary although nothing tied it to the
-question) with "the question and the option meet in one measured place".
-Evidence is cut into units — one spoken sentence, one frame, one scene's
-facts, one count (`mcr.tools.evidence.units`) — and each option is scored by
-its best unit: option match × anchor match, with ASR/OCR-tolerant word
-similarity and colour distance (`mcr.tools.evidence.match`,
-`mcr.tools.evidence.connect`). Cited transcript sentences and cited frames
-measured inside them are also joined into one unit ("the colour while X is
-said").
+The three checks below ask whether the question and the option meet in one
+measured place. Evidence is cut into units — one spoken sentence, one frame,
+one scene's facts, one count (`mcr.tools.evidence.units`) — and each option
+is scored by its best unit with meaning-based signals (fact of the asked type
+× about the question's anchors, MiniLM similarity, temporal relations)
+combined by fitted weights (`mcr.tools.evidence.score`). Cited transcript
+sentences and cited frames measured inside them are also joined into one
+unit ("the colour while X is said").
 
-* ``evidence_connection`` — the chosen option's support is at least
-  ``min_connection``; an open answer that states a span needs a unit that
-  holds the question's anchors. The reason says what to fetch next
-  ("transcribe the span 2.5-5.0 s", "look at 0.0-5.5 s: the scene of 'HIGH TOWER'").
-* ``rival_options`` — no other option is supported at least as well (within
-  ``margin``); the reason names the rival and where the evidence for it is.
+* ``evidence_connection`` — text-only policy: the chosen option's fitted
+  probability is at least the ``accept`` threshold; a policy that sees pixels:
+  the cited units hold something related to the answer. An open answer that
+  states a span needs a unit about the question's anchors. The reason says
+  what to fetch next.
+* ``rival_options`` — no other option is backed better (a policy that sees
+  pixels: better by ``rival_margin``); the reason names the rival and where.
 * ``span_consistency`` — the spans an answer claims (times in its text; the
   span of a cited search/ground result) overlap the span where its supporting
   fact was measured.
 
-Measured on a labelled set of real tool outputs on the truth suite
-(`benchmarks/make_verifier_set.py`, `benchmarks/bench_verifier.py`; figures in
+Measured on labelled sets of real tool outputs (truth, natural, reworded suites;
+`benchmarks/make_verifier_set.py`, `benchmarks/fit_verifier.py`, `benchmarks/bench_verifier.py`; figures in
 `benchmarks/RESULTS.md`, "Verifier").
 
 Each check is ``(answer, context) -> (ok, reason)``; a factory builds the ones
@@ -261,8 +260,13 @@ def _first_ids(tokenizer: Any, variants: tuple[str, ...]) -> list[int]:
 
 
 def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | bool = None, recheck: bool = False,
-                 min_support: float = 0.4) -> dict[str, Check]:
-    """The checks of this module, by name, ready for ``Verifier.add``.
+                 min_support: float = 0.4, sees_pixels: bool | None = None) -> dict[str, Check]:
+    """The checks of this package, by name, ready for ``Verifier.add``.
+
+    Args:
+        sees_pixels: whether the answering policy sees the video itself (default: whether `model`
+            does). Then the evidence checks reject only what the evidence contradicts
+            (:mod:`mcr.tools.evidence.checks`); a text-only policy's option must be backed.
 
     ``model_recheck`` is included only with ``recheck=True`` and a model that
     sees frames (it costs a forward pass over the cited frames; a text-only
@@ -273,9 +277,10 @@ def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | 
     """
     from mcr.tools.evidence.checks import evidence_connection, rival_options, span_consistency
 
+    pixels = bool(model is not None and model.sees_pixels) if sees_pixels is None else sees_pixels
     checks: dict[str, Check] = {
-        "evidence_connection": evidence_connection(),
-        "rival_options": rival_options(),
+        "evidence_connection": evidence_connection(sees_pixels=pixels),
+        "rival_options": rival_options(sees_pixels=pixels),
         "span_consistency": span_consistency(),
         "evidence_support": evidence_support(embedder, min_support, defer=True),
         "option_consistency": option_consistency,
@@ -291,12 +296,16 @@ def extra_checks(model: EpisodeModel | None = None, embedder: Embedder | None | 
 
 
 def build_verifier(model: EpisodeModel | None = None, *, recheck: bool = False, require_evidence: bool = False,
-                   min_support: float = 0.4) -> Verifier:
-    """A :class:`~mcr.verify.Verifier` with the built-in checks plus this module's.
+                   min_support: float = 0.4, sees_pixels: bool | None = None) -> Verifier:
+    """A :class:`~mcr.verify.Verifier` with the built-in checks plus this package's, and its option scorer.
 
-    What the graph's verify node should get when a task asks for evidence checks.
+    What the graph's verify node gets when a task asks for evidence checks; the
+    loop hands the same object to a policy that judges options before answering.
     """
-    verifier = Verifier(require_evidence=require_evidence)
-    for name, check in extra_checks(model=model, recheck=recheck, min_support=min_support).items():
+    from mcr.tools.evidence.checks import option_scores
+
+    verifier = Verifier(require_evidence=require_evidence, scorer=option_scores)
+    for name, check in extra_checks(model=model, recheck=recheck, min_support=min_support,
+                                    sees_pixels=sees_pixels).items():
         verifier.add(name, check)
     return verifier

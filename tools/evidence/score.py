@@ -1,0 +1,363 @@
+"""How well the evidence backs each option: meaning-based signals, combined with fitted weights.
+
+An option is supported by one measured :class:`~mcr.tools.evidence.units.Unit`
+when the unit carries the option's fact *of the asked type* (the question
+record's answer type and evidence kinds) and is *about* the question's focus
+(its anchors, each weighted by how much it says). Neither is word identity:
+
+* **fact** — ASR/OCR-tolerant word matching (`mcr.tools.evidence.match`) of the
+  option in what was said or read; detector labels through lexical knowledge
+  (``person`` carries "people", ``eagle`` carries "bird":
+  :func:`mcr.language.lexicon.relatedness`); colours by CIEDE2000 against every
+  colour measured in the frame, the object's included (no share of the frame
+  is required: a red bicycle on a photo counts); counts against a count unit or
+  the detections of the counted kind; first/last and superlatives by unit times
+  and measured brightness among the options;
+* **about** — each anchor of the question against the unit's words and labels
+  (the same tolerant matching plus lexical relatedness), averaged with the
+  record's weights, so a generic word (weight ≈ 0) changes nothing;
+* **meaning** — MiniLM similarity of "question + option" to the unit's text,
+  which catches paraphrase ("they" for the speaker's "you");
+* **relation** — a temporal relation of the question, checked on unit times:
+  "right after X" is the unit following X's, "while X is said" overlaps X's
+  span, before/after by start times.
+
+Each option's best unit gives a feature vector (its own signals and the best
+rival's); a logistic regression fitted on the labelled set
+(``benchmarks/fit_verifier.py`` → ``weights.json`` beside this module) turns it
+into P(the evidence backs this option). The checks, the offline policy's choice
+(:func:`option_scores`, through ``Verifier.score_options``) and a last-step
+guess's citations all use these probabilities.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mcr.tools.evidence.asked import Asked
+from mcr.tools.evidence.match import (
+    NUMBER_WORDS,
+    colour_distance,
+    colour_of,
+    key_tokens,
+    phrase_match,
+    singular,
+    tokens,
+)
+from mcr.tools.evidence.units import Unit
+
+MIN_WORD = 0.65  # a heard/read word matches a wanted one at this similarity or more (measured, RESULTS "Verifier")
+COLOUR_DE_MAX = 40.0  # CIEDE2000 ΔE at which a colour stops resembling another at all (RESULTS "Verifier")
+MIN_COLOUR_SHARE = 0.005  # a colour measured on less of the frame than this is noise of the palette quantiser
+MIN_RELATED = 0.7  # lexical relatedness at which a label carries a word (eagle → bird; RESULTS "Verifier")
+WEIGHTS_FILE = Path(__file__).with_name("weights.json")
+FEATURES = ("fact", "about", "joint", "meaning", "relation", "rival_joint", "joint_margin", "meaning_margin")
+
+
+@dataclass
+class OptionSupport:
+    """One option's best unit and its signals; ``p`` is the fitted probability that the evidence backs it."""
+
+    option: str
+    unit: Unit | None = None
+    fact: float = 0.0
+    about: float = 0.0
+    meaning: float = 0.0
+    relation: float = 0.5
+    features: dict[str, float] = field(default_factory=dict)
+    p: float = 0.0
+    note: str = ""
+
+    @property
+    def joint(self) -> float:
+        return self.fact * self.about * (0.0 if self.relation == 0.0 else 1.0)
+
+
+# --------------------------------------------------------------------------- #
+# Signals of one (option, unit) pair
+# --------------------------------------------------------------------------- #
+
+
+def number_of(option: str) -> int | None:
+    for w in tokens(option):
+        if w in NUMBER_WORDS:
+            return NUMBER_WORDS.index(w)
+    return None
+
+
+@functools.lru_cache(maxsize=65_536)
+def related(word: str, label: str) -> float:
+    """Lexical relatedness of a wanted word and a measured word/label (1 same … 0 unrelated)."""
+    if singular(word) == singular(label):
+        return 1.0
+    from mcr.language.lexicon import relatedness
+
+    return float(relatedness(word, label))
+
+
+def label_match(words: list[str], labels: list[str]) -> float:
+    """Share of `words` that some detector label carries (the same word, or a related one)."""
+    if not words or not labels:
+        return 0.0
+    have = [w for label in labels for w in tokens(label)]
+    found = 0.0
+    for word in words:
+        best = max((related(word, h) for h in have), default=0.0)
+        found += best if best >= MIN_RELATED else 0.0
+    return found / len(words)
+
+
+def colour_match(option: str, unit: Unit) -> float | None:
+    """Closeness (0..1) of the option's colour to the nearest colour measured in the unit; None: no colour named."""
+    rgb = colour_of(option)
+    if rgb is None:
+        return None
+    from mcr.tools.pixels import PALETTE
+
+    best = 0.0
+    for name, share in unit.colours:
+        seen = PALETTE.get(name) or colour_of(name)
+        if seen is None or share < MIN_COLOUR_SHARE:
+            continue
+        best = max(best, max(0.0, 1.0 - colour_distance(rgb, seen) / COLOUR_DE_MAX))
+    return best
+
+
+def _counted_here(asked: Asked, unit: Unit) -> int | None:
+    """How many of the counted thing the unit measured (a scene/shot count, or the most detections at once)."""
+    target = asked.count_target or ""
+    if unit.count is not None:  # a count of scenes or shots: what a question that counts the video's parts reads
+        if not target or "shots" in asked.evidence or related(target, unit.counted) >= MIN_RELATED \
+                or _similar(target, unit.counted):
+            return unit.count
+    if not target:
+        return None
+    seen = [n for label, n in unit.objects if related(target, label) >= MIN_RELATED]
+    return max(seen) if seen else None
+
+
+def _similar(a: str, b: str) -> bool:
+    return phrase_match([singular(a)], [singular(b)], MIN_WORD) > 0
+
+
+def fact_of(asked: Asked, option: str, unit: Unit) -> float:
+    """Does `unit` carry `option`'s fact, of the kind the question asks for? 0..1."""
+    kinds = set(asked.evidence) or {"speech", "screen_text", "objects", "pixels"}
+    if asked.answer_type == "colour" or (colour_of(option) is not None and "pixels" in kinds and not unit.speech):
+        c = colour_match(option, unit)
+        if c is not None:
+            return c  # a colour option is judged by colour alone
+    if asked.answer_type == "number" and (n := number_of(option)) is not None:
+        measured = _counted_here(asked, unit)
+        if measured is not None:
+            return float(measured == n)
+    want = key_tokens(option) or tokens(option)
+    scores = []
+    if unit.speech and "speech" in kinds | {"motion"}:
+        scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True))
+    if unit.text and kinds & {"screen_text", "pixels", "shots"}:
+        scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True))
+    if unit.objects and kinds & {"objects", "pixels"}:
+        scores.append(label_match([singular(w) for w in want], [label for label, _ in unit.objects]))
+    return max(scores, default=0.0)
+
+
+def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: list[str]) -> tuple[float, float]:
+    """(found, total): the record's weights of `words`, and of those heard/read (tolerantly) or carried by a label."""
+    total = found = 0.0
+    for word in words:
+        weight = asked.weight(word)
+        if weight <= 0:
+            continue
+        match = phrase_match([word], heard, MIN_WORD) if heard else 0.0
+        if labels and match < 1.0:
+            match = max(match, label_match([singular(word)], labels))
+        total += weight
+        found += weight * match
+    return found, total
+
+
+def about_of(asked: Asked, unit: Unit, option_words: frozenset[str] = frozenset()) -> float:
+    """How much `unit` is about the question's anchors: their weighted share found in it (1 with no anchors).
+
+    Each anchor word counts with the record's weight, so a generic word (weight ≈ 0) neither helps nor hurts.
+    """
+    heard = tokens(unit.all_text)
+    labels = [label for label, _ in unit.objects]
+    words = [w for anchor in asked.anchors for w in key_tokens(anchor) if w not in option_words]
+    found, total = weighted_match(asked, list(dict.fromkeys(words)), heard, labels)
+    return found / total if total > 1e-6 else 1.0
+
+
+def meaning_of(asked: Asked, option: str, unit: Unit) -> float:
+    """MiniLM similarity of "question + option" to what the unit says or shows (0 when it holds no words)."""
+    text = unit.all_text.strip()
+    if not text:
+        return 0.0
+    from mcr.language.similarity import text_similarity
+
+    return max(0.0, float(text_similarity(f"{asked.text} {option}", text)))
+
+
+# --------------------------------------------------------------------------- #
+# Temporal relations
+# --------------------------------------------------------------------------- #
+
+
+def _event_units(asked: Asked, event: str, units: list[Unit]) -> list[Unit]:
+    """The units where the relation's event is said or shown (most of its weighted words found there)."""
+    words = list(dict.fromkeys(key_tokens(event)))
+    if not words:
+        return []
+    found = []
+    for u in units:
+        if u.span is None:
+            continue
+        got, total = weighted_match(asked, words, tokens(u.all_text), [label for label, _ in u.objects])
+        if total > 1e-6 and got / total >= 0.5:
+            found.append(u)
+    return sorted(found, key=lambda u: u.span.start)
+
+
+def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
+    """1: the unit satisfies the question's temporal relations; 0: it violates one; 0.5: none to check."""
+    checked = []
+    for r in asked.relations:
+        if not r.event or unit.span is None:
+            continue
+        events = [e for e in _event_units(asked, r.event, units) if e is not unit]
+        if not events:
+            continue
+        if r.kind in ("while", "during"):
+            ok = any(e.span.start <= unit.span.end and unit.span.start <= e.span.end for e in events)
+        elif r.kind == "after":
+            after = [e for e in events if unit.span.start >= e.span.end - 1e-6 or unit.span.start > e.span.start]
+            ok = bool(after)
+            if ok and r.immediate:
+                last = max(after, key=lambda e: e.span.start)
+                between = [u for u in units if u.kind == unit.kind and u.span is not None
+                           and last.span.start < u.span.start < unit.span.start]
+                ok = not between
+        elif r.kind == "before":
+            before = [e for e in events if unit.span.end <= e.span.start + 1e-6 or unit.span.start < e.span.start]
+            ok = bool(before)
+            if ok and r.immediate:
+                first = min(before, key=lambda e: e.span.start)
+                between = [u for u in units if u.kind == unit.kind and u.span is not None
+                           and unit.span.start < u.span.start < first.span.start]
+                ok = not between
+        else:
+            continue
+        checked.append(ok)
+    if not checked:
+        return 0.5
+    return 1.0 if all(checked) else 0.0
+
+
+# --------------------------------------------------------------------------- #
+# Options
+# --------------------------------------------------------------------------- #
+
+
+def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[OptionSupport]:
+    """Each option's best unit and signals (before the fitted combination)."""
+    option_words = frozenset(w for o in options for w in key_tokens(o))
+    abouts = {id(u): about_of(asked, u, option_words) for u in units}
+    out = []
+    for option in options:
+        best = OptionSupport(option)
+        best_key = (-1.0, -1.0)
+        for u in units:
+            fact = fact_of(asked, option, u)
+            meaning = meaning_of(asked, option, u) if fact > 0 or abouts[id(u)] > 0 else 0.0
+            relation = relation_of(asked, u, units) if asked.relations else 0.5
+            s = OptionSupport(option, u, fact, abouts[id(u)], meaning, relation)
+            key = (s.joint, meaning)
+            if key > best_key:
+                best, best_key = s, key
+        out.append(best)
+    if asked.order or asked.extreme:
+        _rank(asked, out, units)
+    if asked.negated:
+        _negate(out)
+    return out
+
+
+def _rank(asked: Asked, found: list[OptionSupport], units: list[Unit]) -> None:
+    """First/last and superlative questions: only the option that wins among the units where options are read."""
+    measure = asked.extreme[0] if asked.extreme else ""
+    bright = asked.extreme is not None
+    placed = []
+    for s in found:
+        where = [u for u in units if u.span is not None and fact_of(_plain(asked), s.option, u) >= 1.0 - 1e-9
+                 and (not bright or u.brightness is not None)]
+        if where:
+            s.unit = min(where, key=lambda u: u.span.start)
+            s.fact, s.about = 1.0, 1.0
+            placed.append(s)
+    if not placed:
+        return
+    if bright:
+        key = lambda s: s.unit.brightness  # noqa: E731 - the one measured extreme units carry
+        reverse = asked.extreme[1] == "max"
+    else:
+        key = lambda s: s.unit.span.start  # noqa: E731
+        reverse = asked.order == "last"
+    ranked = sorted(placed, key=key, reverse=reverse)
+    for s in placed:
+        if key(s) != key(ranked[0]):
+            s.fact, s.note = 0.0, f"not the {asked.order or measure} one: {ranked[0].unit.where()} wins"
+
+
+def _plain(asked: Asked) -> Asked:
+    from dataclasses import replace
+
+    return replace(asked, anchors=(), relations=(), extreme=None, answer_type="text")
+
+
+def _negate(found: list[OptionSupport]) -> None:
+    """"Which is NOT ...": the option the evidence does not back, where it backs the others."""
+    joints = [s.joint for s in found]
+    for i, s in enumerate(found):
+        others = [j for k, j in enumerate(joints) if k != i]
+        covered = sum(others) / len(others) if others else 0.0
+        s.fact, s.about, s.relation = (1.0 - joints[i]) * covered, 1.0, 0.5
+        s.note = "negated: backed by the absence of this option where the others are measured"
+
+
+def feature_rows(found: list[OptionSupport]) -> list[dict[str, float]]:
+    """The fitted model's inputs per option: its own signals and the best rival's."""
+    rows = []
+    for i, s in enumerate(found):
+        rivals = [r for k, r in enumerate(found) if k != i]
+        rival_joint = max((r.joint for r in rivals), default=0.0)
+        rival_meaning = max((r.meaning for r in rivals), default=0.0)
+        rows.append({"fact": s.fact, "about": s.about, "joint": s.joint, "meaning": s.meaning,
+                     "relation": s.relation, "rival_joint": rival_joint, "joint_margin": s.joint - rival_joint,
+                     "meaning_margin": s.meaning - rival_meaning})
+    return rows
+
+
+@functools.lru_cache(maxsize=1)
+def fitted() -> dict:
+    """The fitted weights (``weights.json``: coefficients, intercept, thresholds, and how they were measured)."""
+    return json.loads(WEIGHTS_FILE.read_text())
+
+
+def probability(row: dict[str, float], weights: dict | None = None) -> float:
+    w = weights or fitted()
+    z = w["intercept"] + sum(w["coef"][name] * row[name] for name in FEATURES)
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+def scored(asked: Asked, options: list[str], units: list[Unit], weights: dict | None = None) -> list[OptionSupport]:
+    """Each option's support with its fitted probability ``p``."""
+    found = supports(asked, options, units)
+    for s, row in zip(found, feature_rows(found)):
+        s.features = row
+        s.p = probability(row, weights)
+    return found
