@@ -14,17 +14,16 @@ signals into P(the evidence backs the option). Then, on the same cases:
 
 * ``accept`` — the least P at which the text-only verifier's false accepts
   stay ≤ ``--max-false-accepts`` (the issue's 3%, with a margin);
-* ``related`` — for a policy that sees pixels: the meaning similarity under
-  which a cited unit with none of the option's fact counts as "nothing
-  related", set at the 2nd percentile of the right answers' (so it rejects
-  ≤ 2% of them on this set);
+* ``related`` — for a policy that sees pixels: the P under which the cited
+  units hold "nothing related" to the answer, set at the 3rd percentile of
+  the right answers' P (so it rejects ≤ 3% of them on this set);
 * ``rival_margin`` — by how much a rival must be backed better before a
   sees-pixels answer is rejected (0.1 of probability).
 
 Writes ``tools/evidence/weights.json`` (coefficients, intercept, thresholds,
 and what was measured).
 
-    python benchmarks/fit_verifier.py [--sets A.json B.json ...] [--out tools/evidence/weights.json]
+    python benchmarks/fit_verifier.py [--sets A.json B.json ...] [--out tools/evidence/weights.json] [--rows runs/rows.json]
 """
 
 from __future__ import annotations
@@ -65,7 +64,8 @@ def case_rows(data: dict[str, Any]) -> list[tuple[dict[str, float], bool, dict[s
     return out
 
 
-def fit(rows: list[tuple[dict[str, float], bool, dict[str, Any]]], max_fa: float) -> dict[str, Any]:
+def fit(rows: list[tuple[dict[str, float], bool, dict[str, Any]]], max_fa: float,
+        max_fr_related: float = 0.03) -> dict[str, Any]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
@@ -79,18 +79,17 @@ def fit(rows: list[tuple[dict[str, float], bool, dict[str, Any]]], max_fa: float
     allowed = int(max_fa * len(negatives))  # false accepts allowed
     accept = float(negatives[-(allowed + 1)] + 1e-6) if len(negatives) > allowed else 0.5
     accept = max(accept, 0.05)
-    meaning = np.array([r["meaning"] for r, label, _ in rows if label and r["fact"] <= 0])
-    right = np.array([r["meaning"] for r, label, _ in rows if label])
-    related = float(np.percentile(right, 2)) if len(right) else 0.3
-    related = min(related, float(meaning.min()) if len(meaning) else related)
+    related = float(np.percentile(positives, 100 * max_fr_related)) - 1e-6 if len(positives) else 0.1
     return {
         "coef": {name: round(float(c), 4) for name, c in zip(FEATURES, model.coef_[0])},
         "intercept": round(float(model.intercept_[0]), 4),
-        "thresholds": {"accept": round(accept, 4), "rival_margin": 0.1, "related": round(max(0.0, related - 1e-3), 4)},
+        "thresholds": {"accept": round(accept, 4), "rival_margin": 0.1, "related": round(max(0.0, related), 4)},
         "measured": {
             "cases": int(len(y)), "to_accept": int(y.sum()), "to_reject": int((~y).sum()),
             "false_accepts_at_accept": int((negatives >= accept).sum()),
             "false_rejects_at_accept": int((positives < accept).sum()),
+            "false_accepts_at_related": int((negatives >= related).sum()),
+            "false_rejects_at_related": int((positives < related).sum()),
         },
     }
 
@@ -100,20 +99,32 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", type=Path, nargs="+", default=SETS)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="cache the cases' features in this JSON file (refits then take seconds)")
     parser.add_argument("--max-false-accepts", type=float, default=0.02,
                         help="the text-only verifier's false-accept rate the accept threshold allows (goal 3%%)")
     args = parser.parse_args()
     rows = []
     used = []
+    cached = json.loads(args.rows.read_text()) if args.rows is not None and args.rows.is_file() else {}
     for path in args.sets:
+        name = str(path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path)
+        if name in cached:
+            rows += [tuple(r) for r in cached[name]]
+            used.append(name)
+            continue
         if not path.is_file():
             print(f"{path}: missing, skipped (make it with benchmarks/make_verifier_set.py)", file=sys.stderr)
             continue
         sys.path.insert(0, str(ROOT / "benchmarks"))
         from bench_verifier import load_set
 
-        rows += case_rows(load_set(path))
-        used.append(str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path))
+        made = case_rows(load_set(path))
+        cached[name] = [(r, label, {"task": c["task"], "kind": c["kind"], "variant": c["variant"]}) for r, label, c in made]
+        rows += made
+        used.append(name)
+    if args.rows is not None:
+        args.rows.write_text(json.dumps(cached))
     if not rows:
         print("no labelled cases", file=sys.stderr)
         return 1

@@ -1,11 +1,14 @@
-"""The verifier on its labelled set: false accepts and false rejects, asserted at their measured values.
+"""The verifier on its labelled sets: false accepts and false rejects, asserted at their measured values.
 
-The set (`tests/tools/data/verifier_set.json`) is real tool output on the truth
-suite's videos with answers labelled by the suite's truth
-(`benchmarks/make_verifier_set.py`); `benchmarks/bench_verifier.py` prints the
-table recorded in `benchmarks/RESULTS.md` ("Verifier"). Measured on that set:
-default 0/573 false accepts, 9/102 false rejects; the lexical check alone
-(as it was) 145/573 and 28/102. Margins: a few cases either way.
+The sets are real tool output with answers labelled by a suite's truth
+(`benchmarks/make_verifier_set.py`): the truth suite's
+(`tests/tools/data/verifier_set.json`, which the scorer's weights were fitted
+on together with the natural suite's) and the reworded truth suite's
+(`verifier_reworded.json`: the same videos asked in other words by
+`examples/make_reworded.py`; never fitted on). `benchmarks/bench_verifier.py`
+prints the tables recorded in `benchmarks/RESULTS.md` ("Verifier"), per
+policy kind: text-only (the option must be backed) and sees pixels (rejected
+only on contradiction). Margins: a few cases either way of the measured figure.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "tools" / "data" / "verifier_set.json"
+REWORDED = ROOT / "tests" / "tools" / "data" / "verifier_reworded.json"
 
 
 def _bench():
@@ -36,12 +40,16 @@ def data() -> dict:
 LEXICAL = "evidence_support (lexical, all answers)"
 
 
-@pytest.fixture(scope="module")
-def table(data) -> dict:
-    """Every verifier but the lexical baseline (its embeddings take ~1.5 min on 2 cores: the slow test has it)."""
+def _table(data: dict) -> dict:
     bench = _bench()
     decisions = bench.judge(data, {k: v for k, v in bench.verifiers().items() if k != LEXICAL})
     return {name: bench.rates(data["cases"], accepted) for name, accepted in decisions.items()}
+
+
+@pytest.fixture(scope="module")
+def table(data) -> dict:
+    """Every verifier but the lexical baseline (its embeddings take ~1.5 min on 2 cores: the slow test has it)."""
+    return _table(data)
 
 
 def test_the_set_is_labelled_by_the_suite_truth(data):
@@ -58,21 +66,32 @@ def test_the_set_is_labelled_by_the_suite_truth(data):
     assert "heldout" not in data["suite"]  # the held-apart suite is for a final figure only
 
 
+@pytest.mark.slow  # the scorer over 675 cases: ~2 min on an idle 2-core machine, 6 on a loaded one
 def test_default_verifier_false_accepts_and_rejects(table):
-    default = table["default"]
-    assert default["to_reject"] == 573 and default["to_accept"] == 102
-    assert default["false_accepts"] <= 4  # measured 0 (0.0%); goal <= 5%
-    # measured 9 (8.8%): YOLO misses the photo's dog (4), ASR loses a name (2), scene memories hold no shape counts (3)
-    assert default["false_rejects"] <= 10
-    assert default["false_accept_rate"] <= 0.05 and default["false_reject_rate"] <= 0.10
+    text, seeing = table["default, text-only"], table["default, sees pixels"]
+    assert text["to_reject"] == 573 and text["to_accept"] == 102
+    assert text["false_accepts"] <= FA_TEXT + 4 and text["false_rejects"] <= FR_TEXT + 4  # MEASURED_TEXT
+    assert seeing["false_rejects"] <= FR_PIXELS + 3  # MEASURED_PIXELS
+    assert seeing["false_accepts"] >= text["false_accepts"]  # it only rejects contradictions: more gets through
 
 
+@pytest.mark.slow
 def test_each_check_alone(table):
-    assert 20 <= table["evidence_connection"]["false_accepts"] <= 32  # measured 26
-    assert table["evidence_connection"]["false_rejects"] <= 10  # measured 9
-    assert table["rival_options"]["false_rejects"] <= 2  # measured 0: it rejects only ties and better rivals
-    assert table["rival_options"]["false_accepts"] >= 280  # measured 337: alone it lets unsupported answers by
-    assert table["span_consistency"]["false_rejects"] == 0  # measured 0
+    assert table["rival_options alone, text-only"]["false_rejects"] <= 3  # it rejects only better-backed rivals
+    assert table["rival_options alone, text-only"]["false_accepts"] >= 280  # alone it lets unsupported answers by
+    assert table["span_consistency alone, text-only"]["false_rejects"] <= 1
+
+
+@pytest.mark.slow  # 2,025 cases
+def test_the_reworded_suite_held_out():
+    """The same videos asked in other words (never fitted on): the figures recorded in RESULTS."""
+    bench = _bench()
+    reworded = bench.load_set(REWORDED)
+    assert len(reworded["cases"]) >= 600 and "truth" not in reworded["suite"].split("/")[-1:]
+    table = _table(reworded)
+    text, seeing = table["default, text-only"], table["default, sees pixels"]
+    assert text["false_accepts"] <= RW_FA_TEXT + 10 and text["false_rejects"] <= RW_FR_TEXT + 10  # MEASURED_RW
+    assert seeing["false_rejects"] <= RW_FR_PIXELS + 8
 
 
 @pytest.mark.slow
@@ -97,5 +116,5 @@ def test_regenerating_the_set_from_the_media_gives_the_same_cases_and_figures(tm
             f"the tools now write something else for {vid}: regenerate the set "
             "(python benchmarks/make_verifier_set.py) and update the figures here and in RESULTS")
     bench = _bench()
-    rates = bench.rates(fresh["cases"], bench.judge(fresh)["default"])
-    assert rates["false_accept_rate"] <= 0.05 and rates["false_reject_rate"] <= 0.10
+    rates = bench.rates(fresh["cases"], bench.judge(fresh)["default, text-only"])
+    assert rates["false_accepts"] <= FA_TEXT + 4 and rates["false_rejects"] <= FR_TEXT + 4

@@ -38,7 +38,7 @@ _SPAN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*(?:-|–|to|and
 
 
 def thresholds() -> dict[str, float]:
-    """accept, rival_margin, related (fitted; see ``weights.json``'s ``measured``)."""
+    """accept, rival_margin, related: probabilities (fitted; see ``weights.json``'s ``measured``)."""
     return dict(fitted()["thresholds"])
 
 
@@ -144,7 +144,7 @@ def _fetch_hint(q: Asked, unit: Unit | None) -> str:
 
 def evidence_connection(sees_pixels: bool = False, min_p: float | None = None) -> Check:
     """Text-only: the chosen option must be backed (P ≥ accept). Sees pixels: the cited units must hold
-    something related to the answer (its fact, or a sentence like it)."""
+    something related to the answer (P ≥ related, a bar set so that ≤ 3% of right answers fall under it)."""
 
     def check(answer: Answer, context: Context) -> CheckResult:
         a = assess(answer, context)
@@ -158,7 +158,7 @@ def evidence_connection(sees_pixels: bool = False, min_p: float | None = None) -
         s = a.supports[a.chosen]
         option = f"{_letter(a.chosen)} ({a.options[a.chosen]})"
         if sees_pixels:
-            if s.fact > 0 or s.meaning >= t["related"]:
+            if s.p >= t["related"]:
                 return True, ""
             return False, (f"nothing cited ({refs}) is related to {option}; cite where it is shown or said, "
                            f"or {_fetch_hint(q, None)}")
