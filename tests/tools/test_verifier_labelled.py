@@ -70,8 +70,8 @@ def test_the_set_is_labelled_by_the_suite_truth(data):
 def test_default_verifier_false_accepts_and_rejects(table):
     text, seeing = table["default, text-only"], table["default, sees pixels"]
     assert text["to_reject"] == 573 and text["to_accept"] == 102
-    assert text["false_accepts"] <= FA_TEXT + 4 and text["false_rejects"] <= FR_TEXT + 4  # MEASURED_TEXT
-    assert seeing["false_rejects"] <= FR_PIXELS + 3  # MEASURED_PIXELS
+    assert text["false_accepts"] <= 16 + 4 and text["false_rejects"] <= 27 + 4  # measured 16 (2.8%), 27 (26.5%)
+    assert seeing["false_rejects"] <= 8 + 3  # measured 8 (7.8%); false accepts 302 (52.7%)
     assert seeing["false_accepts"] >= text["false_accepts"]  # it only rejects contradictions: more gets through
 
 
@@ -117,4 +117,4 @@ def test_regenerating_the_set_from_the_media_gives_the_same_cases_and_figures(tm
             "(python benchmarks/make_verifier_set.py) and update the figures here and in RESULTS")
     bench = _bench()
     rates = bench.rates(fresh["cases"], bench.judge(fresh)["default, text-only"])
-    assert rates["false_accepts"] <= FA_TEXT + 4 and rates["false_rejects"] <= FR_TEXT + 4
+    assert rates["false_accepts"] <= 16 + 4 and rates["false_rejects"] <= 27 + 4

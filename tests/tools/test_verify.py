@@ -166,7 +166,7 @@ def test_planted_wrong_answer_is_rejected_and_the_episode_ends_right(agent_dir):
         result = agent.run_task(task)
     verdicts = [e for e in result.context if isinstance(e, Verdict)]
     assert [v.accepted for v in verdicts] == [False, True]
-    assert "names option C (MORNING FIELD), not B (NIGHT WATCH)" in verdicts[0].reason
+    assert "backs option C (MORNING FIELD), not B (NIGHT WATCH)" in verdicts[0].reason
     assert result.accepted and result.stop_reason == "answered"
     assert result.option == "C" and task.answer_is_correct(result.answer, result.option)
     assert result.evidence[0].tool == "search" and result.evidence[0].span == TimeSpan(start=12, end=18)
@@ -221,5 +221,5 @@ def test_ships_question_wrong_count_rejected_then_answered_from_the_narration(ag
         pytest.skip(f"the transcript did not catch 'seven' ({heard['text']!r}); the OCR demo above covers this case")
     verdicts = [e for e in result.context if isinstance(e, Verdict)]
     assert [v.accepted for v in verdicts] == [False, True]
-    assert "names option C (seven), not B (six)" in verdicts[0].reason
+    assert "backs option C (seven), not B (six)" in verdicts[0].reason
     assert result.accepted and result.option == "C" and "seven ships" in " ".join(normalize_words(result.answer))  # Whisper: any case

@@ -169,7 +169,7 @@ def evidence_connection(sees_pixels: bool = False, min_p: float | None = None) -
         if other != a.chosen and a.supports[other].p >= bar and a.supports[other].unit is not None:
             return False, (f"the cited evidence ({refs}) backs option {_letter(other)} ({a.options[other]}), not "
                            f"{option}, at {a.supports[other].unit.where()}; answer from what the evidence says")
-        if s.unit is None:
+        if s.unit is None or s.fact <= 0:
             return False, f"no cited unit ({refs}) shows or says {option}; {_fetch_hint(q, None)}"
         return False, (f"the cited evidence backs {option} only weakly (P {s.p:.2f} < {bar:.2f} at "
                        f"{s.unit.where()}); {_fetch_hint(q, s.unit)}")
