@@ -190,7 +190,7 @@ class ModelPolicy:
 
         ``tools`` are the schemas the graph passes to :meth:`decide`.
         """
-        return EpisodeModel(self.session, PromptHead(system_prompt=self.system_text(), tools=tools))
+        return EpisodeModel(self.session, PromptHead(system_prompt=self.system_text(), tools=tools, render=self.messages))
 
     def _check_retries(self, context: Context) -> FinalAnswer | None:
         streak = invalid_streak(context)

@@ -17,6 +17,7 @@ than letting each tool guess.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mcr.context import DEFAULT_SYSTEM_PROMPT, Context
@@ -42,10 +43,14 @@ class PromptHead:
         system_prompt: the full system text the policy renders (format
             instructions included).
         tools: the tool schemas the policy passes to the chat template.
+        render: the policy's own rendering of a context into messages, when it adds to
+            ``Context.render`` (e.g. the InternVideo3 policy's reading of the question): a fork
+            must render the context exactly as the policy did, or its cache reuse stops there.
     """
 
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     tools: list[dict[str, Any]] | None = None
+    render: Callable[[Context], list[dict[str, Any]]] | None = None
 
 
 @dataclass
@@ -67,7 +72,8 @@ class EpisodeModel:
     def messages(self, context: Context, question: str, parts: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """The policy's messages for ``context``, then one user turn: media ``parts`` and ``question``."""
         content = list(parts or []) + [{"type": "text", "text": question}]
-        return context.render(system_prompt=self.head.system_prompt) + [{"role": "user", "content": content}]
+        rendered = self.head.render(context) if self.head.render else context.render(system_prompt=self.head.system_prompt)
+        return rendered + [{"role": "user", "content": content}]
 
     def side_query(self, context: Context, question: str, parts: list[dict[str, Any]] | None = None,
                    **generate: Any) -> Generation:

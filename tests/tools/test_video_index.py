@@ -368,3 +368,27 @@ def test_segment_reads_shots_from_the_index_and_decodes_only_keyframes(sample_in
     assert all(Path(s.keyframe).is_file() for s in out.shots)
     other = SegmentTool()(dict(min_shot_seconds=1.0), ctx)  # settings the index was not built with: detected
     assert [round(s.span.start) for s in other.shots] == [0, 6, 12, 18]
+
+
+def test_saved_build_state_is_unpickled_only_under_this_users_seal(tmp_path, monkeypatch):
+    """An index file carries pickled scanner state between chunks; bytes not sealed by this user's key
+    (another user's file, a crafted one) are refused before any unpickling."""
+    import pickle
+
+    from mcr.tools.video_index.sealed import UnsealedState, seal, unseal
+
+    monkeypatch.setenv("MCR_CACHE_DIR", str(tmp_path / "cache"))
+    assert unseal(seal({"frame_no": 7})) == {"frame_no": 7}
+    assert (tmp_path / "cache" / "index-state.key").stat().st_mode & 0o077 == 0
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('unpickled a crafted state')",))
+
+    crafted = bytes(32) + pickle.dumps(Boom())
+    with pytest.raises(UnsealedState):
+        unseal(crafted)
+    tampered = bytearray(seal({"frame_no": 7}))
+    tampered[-2] ^= 1
+    with pytest.raises(UnsealedState):
+        unseal(bytes(tampered))

@@ -24,7 +24,6 @@ the last commit and continues exactly as if it had never stopped.
 from __future__ import annotations
 
 import math
-import pickle
 import time
 from collections import deque
 from collections.abc import Callable
@@ -36,7 +35,8 @@ import numpy as np
 
 from mcr.model.media.video import VideoInfo, VideoOpenFailure, count_frames_decoded, open_container, upright
 from mcr.tools.video_index.records import BuildProgress, IndexSettings
-from mcr.tools.video_index.store import IndexStore, Stopwatch
+from mcr.tools.video_index.sealed import UnsealedState, seal, unseal
+from mcr.tools.video_index.store import IndexStore, IndexUnavailable, Stopwatch
 
 _PIXEL_DELTA = 25  # grey levels a pixel must move to count as changed (compression noise stays below)
 _SETTLE_WAIT_S = 2.0  # a picture that keeps moving this long after a change is captured anyway
@@ -188,7 +188,10 @@ def run_picture(store: IndexStore, video: Path, info: VideoInfo, settings: Index
         return True
     state = store.stage_state("picture")
     rate = min(settings.analysis_fps, info.fps) if info.fps > 0 else settings.analysis_fps
-    scanner: Scanner = pickle.loads(state) if state else Scanner(settings, rate)
+    try:
+        scanner: Scanner = unseal(state) if state else Scanner(settings, rate)
+    except UnsealedState as e:  # not this user's own build: never unpickled
+        raise IndexUnavailable(store.path, f"{e}; it was not written by this user's build") from None
     start = status.until_s
     width = settings.analysis_width
     height = max(2, int(round(width * info.height / max(1, info.width) / 2)) * 2)
@@ -205,7 +208,7 @@ def run_picture(store: IndexStore, video: Path, info: VideoInfo, settings: Index
                            [(c.t, c.hist.tobytes(), _json(c.lines), _json(c.objects)) for c in captures])
             store.add_counters(db, counters)
             store.set_stage(db, "picture", until_s=round(until, 3), seconds=clock.lap(), done=done,
-                            state=None if done else pickle.dumps(scanner))
+                            state=None if done else seal(scanner))
         cuts.clear(), captures.clear(), counters.clear()
         if report is not None:
             elapsed = time.monotonic() - begun
