@@ -4,7 +4,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.mcr-installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test test-slow setup sample clean reliability-doc
+.PHONY: demo test test-slow test-long setup sample clean reliability-doc
 
 demo: $(STAMP)
 	$(VENV)/bin/mcr run examples/tasks/demo.yaml --workdir runs/demo
@@ -14,6 +14,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -m slow
+
+# Measurements that outgrow CI's 90 minutes: the generated long-video suite through the agent and the
+# verifier over the natural suite's real tool output.
+test-long: $(STAMP)
+	$(PY) -m pytest -m long
 
 setup: $(STAMP)
 

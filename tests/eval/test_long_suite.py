@@ -35,7 +35,7 @@ SUITE_DIR = ROOT / "runs" / "suites" / "long"
 SIXTY_MINUTE_SUBSET = ("needle-count", "needle-flash", "needle-when")
 
 pytestmark = [
-    pytest.mark.slow,
+    pytest.mark.long,  # an hour and more of video through the agent: longer than CI's budget (make test-long)
     pytest.mark.timeout(2400),
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install -y espeak-ng)"),
 ]

@@ -57,7 +57,7 @@ def natural_set(tmp_path_factory) -> dict:
     return maker.build(tmp_path_factory.mktemp("work"), None, suite.resolve())
 
 
-@pytest.mark.slow
+@pytest.mark.long  # generates the natural suite and runs every tool on it: ~45 min (make test-long)
 @pytest.mark.parametrize("sees_pixels", [False, True], ids=["text-only", "sees-pixels"])
 def test_right_answers_citing_the_measured_evidence_are_rejected_at_most_5_percent(natural_set, sees_pixels):
     bench = _module("bench_verifier", ROOT / "benchmarks" / "bench_verifier.py")
