@@ -19,6 +19,7 @@ Each refusal is an OpenAI error body, so a client library reports it as such.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from typing import Any
@@ -87,12 +88,14 @@ class RequestGuard:
             except ValueError:
                 return await _refuse(send, 400, f"Content-Length {declared!r} is not a number", "invalid_request_error")
             if too_large:
+                await _discard(receive)
                 return await _refuse(send, 413, self._too_large(int(declared)), "request_too_large")
         if scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         try:  # read the body here, bounded, then hand it on
             body = await self._read(receive)
         except _TooLarge:
+            await _discard(receive)
             return await _refuse(send, 413, self._too_large(None), "request_too_large")
         except ConnectionAbortedError:  # the client left before sending its body: nothing to answer
             return None
@@ -129,6 +132,30 @@ class RequestGuard:
     def _key_ok(self, headers: dict[str, str]) -> bool:
         scheme, _, token = headers.get("authorization", "").strip().partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key.encode())
+
+
+DISCARD_BYTES = 64 * 1024 * 1024  # the most of a refused body read (and dropped) before answering
+DISCARD_SECONDS = 5.0
+
+
+async def _discard(receive: Any, budget: int = DISCARD_BYTES, seconds: float = DISCARD_SECONDS) -> None:
+    """Read and drop the rest of a refused body, chunk by chunk (memory stays flat), bounded in bytes and time.
+
+    Why: a server that answers 413 and closes while the client is still sending makes the kernel reset
+    the connection, and the client sees "connection closed" instead of the 413 and its message.
+    """
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        while budget > 0:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            message = await asyncio.wait_for(receive(), timeout=left)
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                return
+            budget -= len(message.get("body", b""))
+    except (asyncio.TimeoutError, ConnectionError):
+        return
 
 
 async def _refuse(send: Any, status: int, message: str, code: str) -> None:

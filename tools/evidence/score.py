@@ -360,4 +360,18 @@ def scored(asked: Asked, options: list[str], units: list[Unit], weights: dict | 
     for s, row in zip(found, feature_rows(found)):
         s.features = row
         s.p = probability(row, weights)
+        if _measured_count(asked, s):
+            s.p = max(s.p, MEASURED_FACT_P)
     return found
+
+
+MEASURED_FACT_P = 0.99  # an option that *is* a measured count of the asked thing needs no other signal
+
+
+def _measured_count(asked: Asked, support: OptionSupport) -> bool:
+    """A number question whose option equals what a count unit measured of the counted thing (a shot or
+    scene count, the most of a kind seen at once): the fact is measured, so the wording around it cannot
+    make it less true. (The fitted weights gave an exact count of three shots P 0.63 for "three".)"""
+    unit = support.unit
+    return (asked.answer_type == "number" and unit is not None and support.fact == 1.0
+            and _counted_here(asked, unit) is not None and support.relation != 0.0)
