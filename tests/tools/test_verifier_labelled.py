@@ -70,16 +70,16 @@ def test_the_set_is_labelled_by_the_suite_truth(data):
 def test_default_verifier_false_accepts_and_rejects(table):
     text, seeing = table["default, text-only"], table["default, sees pixels"]
     assert text["to_reject"] == 573 and text["to_accept"] == 102
-    # measured on the set regenerated with today's tools (2026-12-07 05:04 UTC): 6 (1.0%), 51 (50.0%) — the
-    # false-reject goal (5%) is missed, RESULTS "Verifier by meaning" says by how much and why
-    assert text["false_accepts"] <= 6 + 4 and text["false_rejects"] <= 51 + 4
-    assert seeing["false_rejects"] <= 15 + 3  # measured 15 (14.7%); false accepts 360 (62.8%)
+    # measured on the set regenerated with today's tools (2026-12-07 05:13 UTC): 21 (3.7%), 17 (16.7%) — both
+    # goals (3%, 5%) are missed, RESULTS "Verifier by meaning" says by how much and why
+    assert text["false_accepts"] <= 21 + 4 and text["false_rejects"] <= 17 + 4
+    assert seeing["false_rejects"] <= 3 + 3  # measured 3 (2.9%); false accepts 292 (51.0%)
     assert seeing["false_accepts"] >= text["false_accepts"]  # it only rejects contradictions: more gets through
 
 
 @pytest.mark.slow
 def test_each_check_alone(table):
-    assert table["rival_options alone, text-only"]["false_rejects"] <= 8 + 3  # measured 8: only better-backed rivals
+    assert table["rival_options alone, text-only"]["false_rejects"] <= 1 + 3  # measured 1: only better-backed rivals
     assert table["rival_options alone, text-only"]["false_accepts"] >= 280  # alone it lets unsupported answers by
     assert table["span_consistency alone, text-only"]["false_rejects"] <= 1
 
@@ -92,10 +92,10 @@ def test_the_reworded_suite_held_out():
     assert len(reworded["cases"]) >= 600 and "truth" not in reworded["suite"].split("/")[-1:]
     table = _table(reworded)
     text, seeing = table["default, text-only"], table["default, sees pixels"]
-    # measured 2026-12-07 05:04 UTC: text-only 36 of 1,719 false accepts (2.1%), 167 of 306 false rejects (54.6%);
-    # sees pixels 50 false rejects (16.3%)
-    assert text["false_accepts"] <= 36 + 10 and text["false_rejects"] <= 167 + 10
-    assert seeing["false_rejects"] <= 50 + 8
+    # measured 2026-12-07 05:13 UTC: text-only 39 of 1,719 false accepts (2.3%), 73 of 306 false rejects (23.9%);
+    # sees pixels 15 false rejects (4.9%)
+    assert text["false_accepts"] <= 39 + 10 and text["false_rejects"] <= 73 + 10
+    assert seeing["false_rejects"] <= 15 + 8
 
 
 @pytest.mark.slow
@@ -121,4 +121,4 @@ def test_regenerating_the_set_from_the_media_gives_the_same_cases_and_figures(tm
             "(python benchmarks/make_verifier_set.py) and update the figures here and in RESULTS")
     bench = _bench()
     rates = bench.rates(fresh["cases"], bench.judge(fresh)["default, text-only"])
-    assert rates["false_accepts"] <= 6 + 4 and rates["false_rejects"] <= 51 + 4
+    assert rates["false_accepts"] <= 21 + 4 and rates["false_rejects"] <= 17 + 4
