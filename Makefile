@@ -13,7 +13,7 @@ test: $(STAMP)
 	$(PY) -m pytest
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -m "slow and not long"
 
 # Measurements that outgrow CI's 90 minutes: the generated long-video suite through the agent and the
 # verifier over the natural suite's real tool output.
