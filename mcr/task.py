@@ -451,6 +451,10 @@ def _resolve_video(task: TaskSpec, base_dir: Path, path: Path, line: int | None)
     bundled examples say ``media_root: ..``). An absolute path is the writer's
     explicit choice and is taken as it is.
     """
+    for name, value in (("video", task.video), ("media_root", task.media_root)):
+        if value is not None and "\x00" in str(value):
+            raise TaskFileError(path, f"{name} {str(value)!r} contains a NUL character, which no file name can hold; "
+                                      "write the file's path as plain text", line=line, key=name)
     try:
         video = (task.video if task.video.is_absolute() else base_dir / task.video).resolve()
         root = (base_dir / task.media_root).resolve() if task.media_root is not None else base_dir

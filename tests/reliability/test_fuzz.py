@@ -257,6 +257,8 @@ def test_fuzz_task_loader(ledger):
     @example(b"!!int")  # an empty tagged int: was an IndexError inside PyYAML
     @example(b"video: v.mp4\nquestion: q\nspan: [1, 2, 3]\n")
     @example(b"suite: s\ntasks: [{video: v.mp4, question: q}]\ndefaults: [1]\n")
+    @example(b'question: q?\nvideo: "\\0"\n')  # a NUL in the path: was a ValueError from os.path.realpath (CI's long run)
+    @example(b'answer: null\nvideo: "\\0"\n')  # the same NUL behind a missing question
     def run(data):
         count()
         _loader_holds(data)
