@@ -58,6 +58,17 @@ from mcr.tools.base import ToolRegistry
 __all__ = ["SessionArg", "SessionError", "ToolHost", "build_server", "mcp_main"]
 
 
+
+def _usable_roots(roots: list[Path] | tuple[Path, ...]) -> list[Path]:
+    """The client's declared roots, resolved; a root that is no usable path (a NUL byte, a loop) grants nothing."""
+    usable = []
+    for root in roots:
+        try:
+            usable.append(Path(root).resolve())
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return usable
+
 class SessionError(ValueError):
     """A call's ``session`` names a video or workdir the server will not use; the message says why and what to do."""
 
@@ -172,7 +183,7 @@ class ToolHost:
             video = Path(named).expanduser().resolve()
         except (OSError, RuntimeError, ValueError) as exc:  # a NUL byte, a symlink loop
             raise SessionError(f"session.video: {named[:200]!r} is not a usable path ({type(exc).__name__})") from None
-        allowed = [*self.allowed_media, *(Path(r).resolve() for r in roots)]
+        allowed = [*self.allowed_media, *_usable_roots(roots)]
         if not allowed:
             raise SessionError(f"session.video: {video} is refused: this server allows no media folders. Start it "
                                "with `mcr mcp --allowed-media-path DIR`, or declare the folder as a root in the client")

@@ -195,7 +195,12 @@ class MediaResolver:
                                "send a file:// URL under an allowed media path, or a data: URL", param=where)
         if parsed.scheme not in ("", "file"):
             raise RequestError(f"{where}: unsupported URL scheme {parsed.scheme!r}; use file:// or data:", param=where)
-        path = Path(unquote(parsed.path if parsed.scheme == "file" else url)).resolve()
+        written = unquote(parsed.path if parsed.scheme == "file" else url)
+        try:
+            path = Path(written).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a NUL byte (%00), a symlink loop
+            raise RequestError(f"{where}: {written[:200]!r} is not a usable path ({type(exc).__name__}); "
+                               "send the file:// URL of a media file", param=where) from None
         if not any(path.is_relative_to(root) for root in self.allowed):
             allowed = ", ".join(map(str, self.allowed)) or "(none: start the server with --allowed-media-path DIR)"
             raise RequestError(f"{where}: {path} is outside the allowed media paths ({allowed})", status=403,

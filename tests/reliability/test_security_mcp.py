@@ -28,7 +28,7 @@ mcp = pytest.importorskip("mcp")
 from mcp import Client  # noqa: E402
 import mcp_types as types  # noqa: E402
 
-from mcr.mcp_server import ToolHost, build_server  # noqa: E402
+from mcr.mcp_server import SessionError, ToolHost, build_server  # noqa: E402
 from mcr.tools import registry_with_plugins  # noqa: E402
 
 SAMPLE = Path(__file__).resolve().parents[2] / "examples" / "media" / "sample.mp4"
@@ -133,6 +133,8 @@ def test_without_allowed_folders_only_the_clients_roots_are_allowed(world, ledge
     text = _refused(_call(host, "video_info", video), "allows no media folders", "--allowed-media-path", "root")
     ledger.case("security", "mcr mcp: no allowed folders, no client roots", outcome="every video refused",
                 message=text)
+    with pytest.raises(SessionError, match="allows no media folders"):  # a root with a NUL grants nothing
+        host.call("video_info", video, roots=[Path("/tmp/a\x00b")])
     declared = _call(host, "video_info", video, roots=[world["media"]])
     assert not declared.is_error and declared.structured_content["has_audio"] is True
     other = _call(host, "video_info", {"session": {"video": str(world["home"] / "holiday.mp4")}}, roots=[world["media"]])

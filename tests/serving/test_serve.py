@@ -178,6 +178,7 @@ def test_media_urls_are_resolved_within_the_allowed_paths(tmp_path):
         ("https://example.com/v.mp4", 400, "offline"),
         ("data:image/png;base64,@@@", 400, "does not decode"),
         ((allowed / "missing.png").as_uri(), 400, "not found"),
+        ("file:///tmp/a%00b.png", 400, "not a usable path"),  # a NUL byte: was a ValueError from realpath
     ]:
         with pytest.raises(RequestError, match=needle) as info:
             resolve(url, "p")
