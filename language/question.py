@@ -146,11 +146,26 @@ def _dominant(word: str) -> str:
     return {"n": "N", "v": "V", "a": "A", "r": "R"}[best]
 
 
+def _written_in_capitals(words: list[str]) -> set[int]:
+    """Positions of words written in capitals ("DAY", "EXIT") in a question that is not itself in capitals.
+
+    A person copies a label, a sign or an acronym as it is written: such a word
+    names exactly what to look for, however common the word ("DAY" in a caption),
+    so it is read as a name, weighed in full and kept in the grounding query.
+    """
+    alpha = [i for i, w in enumerate(words) if any(ch.isalpha() for ch in w)]
+    capitals = {i for i in alpha if len(words[i]) > 1 and words[i].isupper()}
+    return capitals if len(capitals) * 2 < len(alpha) else set()  # a shouted question says nothing by its case
+
+
 def _tag(words: list[str]) -> list[_Tok]:
     out: list[_Tok] = []
+    capitals = _written_in_capitals(words)
     for i, w in enumerate(words):
         low = w.lower()
-        if w in _QUOTES:
+        if i in capitals:
+            tag = "P"
+        elif w in _QUOTES:
             tag = "Q"
         elif w in _PUNCT:
             tag = "X"
@@ -480,7 +495,9 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     names = [t.text for t in toks if t.tag == "P"]
     hints = [o.strip() for o in options if o.strip()] + names + quoted
     hints += [t.low for t in toks if t.tag in ("N", "V", "A") and len(t.low) >= 4 and _weight(t) >= 0.5]
-    weights = {t.low: (0.0 if t.tag == "C" else _weight(t)) for t in toks if t.tag not in ("X", "Q")}
+    capitals = _written_in_capitals(words)
+    weights = {t.low: (0.0 if t.tag == "C" else 1.0 if t.index in capitals else _weight(t))
+               for t in toks if t.tag not in ("X", "Q")}
     return QuestionFrame(
         text=text, options=options, answer_type=answer_type, focus=focus, anchors=tuple(anchors),
         evidence=evidence, relations=tuple(relations), negated=negated, count_target=count_target,
@@ -521,7 +538,10 @@ def _event_query(event: str) -> str:
 
 
 def _content_phrase(text: str) -> str:
-    kept = [w for w in tokens(text) if w not in _PUNCT and w not in _QUOTES and word_weight(w) >= ANCHOR_WEIGHT]
+    words = tokens(text)
+    capitals = _written_in_capitals(words)
+    kept = [w for i, w in enumerate(words) if w not in _PUNCT and w not in _QUOTES and
+            (word_weight(w) >= ANCHOR_WEIGHT or i in capitals or w[0].isdigit())]
     return " ".join(kept) or text
 
 

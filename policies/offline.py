@@ -22,7 +22,8 @@ three parts, each small enough to test on its own:
   citing the entries that made it pass (the most specific ones, with their
   spans). It also answers when no candidate is left.
 * **What to answer** — the option the evidence backs; among several that pass
-  (or none), the model's likelihood ranks them. The answer's text is the
+  (or none), the verifier's scorer chooses, and only options it cannot tell
+  apart (:func:`scorer_contenders`) go to the model's likelihood. The answer's text is the
   option's own text: the small model never writes a sentence about the video.
   An option the verifier rejected is never proposed again; a rejection that
   names tools puts those calls first. On its last step (the graph's budget
@@ -153,9 +154,10 @@ class OfflinePolicy(ModelPolicy):
         if not pool:  # every option was rejected already: say so rather than repeat one
             return FinalAnswer(text="No answer: every option was rejected on the evidence", low_confidence=True,
                                usage=_raw(None, ""))
-        choice = pool[0]
-        if len(pool) > 1:
-            choice, usage = self._rank(context, messages, tools, pool)
+        contenders = scorer_contenders(pool)
+        choice = contenders[0]
+        if len(contenders) > 1:
+            choice, usage = self._rank(context, messages, tools, contenders)
         low = not passing and last_step
         mark = ' confidence="low"' if low else ""
         raw = f'<answer option="{choice.letter}" evidence="{",".join(choice.cite)}"{mark}>{choice.text}</answer>'
@@ -211,6 +213,27 @@ class OfflinePolicy(ModelPolicy):
         side = self.session.fork()
         gen = side.generate(messages + [ask], tools, max_new_tokens=self.max_answer_tokens, stop=("\n", "<"))
         return _first_sentence(gen.text.split("<")[0]), gen.usage
+
+
+#: How far below the best-scored option another may score and still be left to the model's ranking.
+#: The fitted scorer's probabilities of a backed and an unbacked option lie far apart (RESULTS.md,
+#: "Verifier by meaning"); a gap this wide is the scorer's judgement, a narrower one is a tie.
+SCORER_TIE = 0.15
+
+
+def scorer_contenders(pool: list[OptionJudgement]) -> list[OptionJudgement]:
+    """The options the verifier's scorer cannot separate from its best (best first).
+
+    The same scorer that judges answers chooses the option: when one option's
+    fitted probability leads the rest by more than :data:`SCORER_TIE`, it is
+    the answer and the small model is not asked; only a tie goes to the
+    model's likelihood. ``pool`` comes best scored first (``judge_options``).
+    """
+    ordered = sorted(pool, key=lambda j: -j.score)
+    if not ordered:
+        return []
+    top = ordered[0].score
+    return [j for j in ordered if top - j.score < SCORER_TIE]
 
 
 def _spans_to_answer(context: Context) -> list[tuple[str, TimeSpan]]:

@@ -262,6 +262,27 @@ def test_generic_words_are_not_anchors_but_names_and_quotes_are():
     assert frame.grounding_query == "The Silent Orchard"
 
 
+@pytest.mark.parametrize("text, label", [
+    ("What is drawn on the page marked ROOM 4?", "ROOM 4"),
+    ("Which car is parked under the EXIT sign?", "EXIT"),
+    ("Who is standing next to the board that reads HOME?", "HOME"),
+    ("What colour is the van in the PART 3 section?", "PART 3"),
+    ("Which dog appears in the clip titled WEEK 12?", "WEEK 12"),
+])
+def test_words_written_in_capitals_are_labels_kept_in_full(text, label):
+    """A common word copied in capitals ("HOME", "WEEK") names a caption or sign: it must not weigh nothing."""
+    frame = read_question(text)
+    assert any(label in a for a in frame.anchors), (text, frame.anchors)
+    assert all(frame.weights[w.lower()] == 1.0 for w in label.split()), (text, frame.weights)
+    assert all(w in frame.grounding_query for w in label.split()) or frame.relations, (text, frame.grounding_query)
+
+
+def test_a_question_shouted_in_capitals_is_read_as_usual():
+    shouted, plain = read_question("WHAT COLOUR IS THE BIG VAN?"), read_question("What colour is the big van?")
+    assert shouted.answer_type == plain.answer_type == AnswerType.COLOUR
+    assert shouted.weights == plain.weights
+
+
 def test_relation_questions_ground_the_event():
     frame = read_question("Which word appears right after the kettle whistles?")
     assert frame.grounding_query == "kettle whistles"

@@ -119,3 +119,33 @@ def test_after_a_rejection_the_same_option_is_never_proposed_again(smol, registr
     answers = [e for e in result.context if e.kind == "answer"]
     assert len(answers) >= 2 and len({a.option for a in answers}) == len(answers)  # no option twice
     assert result.accepted and result.option != answers[0].option
+
+
+@pytest.mark.parametrize("scores, expected", [
+    ({"A": 0.1, "B": 0.9, "C": 0.1, "D": 0.1}, "B"),  # the scorer leads by far: it chooses, the model is not asked
+    ({"A": 0.5, "B": 0.5, "C": 0.5, "D": 0.5}, "C"),  # a tie: the model ranks, and the transcript says seven
+])
+def test_the_verifiers_scorer_chooses_and_the_model_breaks_its_ties(smol, registry, tiny_video, tmp_path,
+                                                                   scores, expected):
+    """Every option passes the built-in checks; which one is answered is the scorer's call unless it ties."""
+    from mcr.verify import OptionScore, Verifier
+
+    def scorer(context):
+        return [OptionScore(letter, p) for letter, p in scores.items()]
+
+    judge = Verifier(scorer=scorer)  # the built-in checks pass every well-formed option
+    policy = OfflinePolicy(ModelSession(smol), registry=registry)
+    agent = Agent(policy=policy, tools=registry, verifier=judge, workdir=tmp_path,
+                  budget=Budget(max_steps=5, max_tool_calls=4, wall_time_s=600))
+    result = agent.run(tiny_video, "How many ships does the keeper count at night?", ["five", "six", "seven", "eight"])
+    assert result.stop_reason == "answered" and result.option == expected
+
+
+def test_scorer_contenders_keeps_only_options_within_the_tie_margin():
+    from mcr.policies.choose import OptionJudgement
+    from mcr.policies.offline import SCORER_TIE, scorer_contenders
+
+    pool = [OptionJudgement(letter, letter, False, score=p) for letter, p in [("A", 0.2), ("B", 0.8), ("C", 0.8 - SCORER_TIE / 2)]]
+    assert [j.letter for j in scorer_contenders(pool)] == ["B", "C"]
+    assert [j.letter for j in scorer_contenders(pool[:2])] == ["B"]
+    assert scorer_contenders([]) == []

@@ -87,7 +87,7 @@ def sample_index(sample_mp4, tmp_path_factory):
 
 def test_mcr_index_builds_every_stage_of_the_sample(sample_index, sample_mp4):
     root, status = sample_index
-    assert all(stage["done"] for stage in status["stages"].values())
+    assert all(stage["done"] for stage in status["stages"].values()) and status["complete"] is True
     c = status["counters"]
     assert c["frames_decoded"] == 576  # every frame once (24 s at 24 fps), no more
     assert c["frames_analysed"] <= 24 * 12 + 1  # analysis_fps 12

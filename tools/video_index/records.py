@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from mcr.context import TimeSpan
 from mcr.tools.asr_backends import TranscriptSegment, Word
@@ -189,6 +189,7 @@ class IndexStatus(BaseModel):
                     "speech_s, asr_calls, texts_embedded, build_runs")
     size_bytes: int = 0
 
+    @computed_field  # in `mcr index --json` too: a script asks whether the index is ready
     @property
     def complete(self) -> bool:
         return all(s.done for s in self.stages.values())
