@@ -28,6 +28,11 @@ only see a line naming the file, and whatever it wrote about the frames would
 be invented — so with it, or without a model, the summary is the measured
 facts alone, and ``use_model=true`` is a typed ``no_model`` error.
 
+With a finished video index for the video (`mcr index`, `mcr.tools.video_index`),
+the shots, scenes, on-screen text and — when nothing was transcribed in the
+episode — the speech come from the index instead: nothing is detected, read or
+heard twice, which is what makes a summary of an hour affordable.
+
 OCR engines for Chinese+Latin often drop the spaces between capital words
 ("MORNINGFIELD"); `mcr.tools.ocr.respace` puts them back.
 """
@@ -115,6 +120,9 @@ class SummarizeTool(Tool):
 
     def run(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput:
         video = ctx.require_video()
+        indexed = self._from_index(input, ctx)
+        if indexed is not None:
+            return indexed
         shots = self._shots(input, ctx)
         span = TimeSpan(start=shots[0].span.start, end=shots[-1].span.end)
         sources, missing = ["shots"], []
@@ -146,6 +154,12 @@ class SummarizeTool(Tool):
             scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
             lines = _distinct([line for m in members for line in m.text_lines])
             scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
+        return self._finish(input, ctx, video, span, shot_sums, scenes, sources, missing)
+
+    def _finish(self, input: SummarizeInput, ctx: ToolContext, video: Any, span: TimeSpan,
+                shot_sums: list[SpanSummary], scenes: list[SpanSummary], sources: list[str],
+                missing: list[str]) -> SummarizeOutput:
+        """Pixels, captions and the whole-video line: the same whether shots came from the index or not."""
         if input.pixels:
             scenes = self._measure(ctx, video, scenes, sources, missing)
         use_model = input.use_model if input.use_model is not None else ctx.sees_pixels
@@ -160,7 +174,8 @@ class SummarizeTool(Tool):
         overall_text = head + " ".join(lines) + (f" Model summary: {closing}" if closing else "")
         overall = SpanSummary(level="video", span=span, text=overall_text, caption=closing,
                               ocr=list(dict.fromkeys(x for s in scenes for x in s.ocr)),
-                              speech=" ".join(s.speech for s in scenes if s.speech), shots=[s.index for s in shots])
+                              speech=" ".join(s.speech for s in scenes if s.speech),
+                              shots=[i for s in shot_sums for i in s.shots])
         return SummarizeOutput(span=span, shots=shot_sums, scenes=scenes, overall=overall, sources=sources, missing=missing)
 
     def summarize(self, output: SummarizeOutput) -> str:
@@ -178,6 +193,62 @@ class SummarizeTool(Tool):
         return notes
 
     # -- pieces ------------------------------------------------------------- #
+    def _from_index(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput | None:
+        """The summary from the video's index, when one has its shots, screen text and scenes (else None).
+
+        Why: on a long video, detecting shots and reading text at every shot is
+        the expensive part of a summary, and the index (built once per video,
+        `mcr.tools.video_index`) already holds both — read at the places where
+        the picture changed, not only at keyframes. Only the pixel facts of a few
+        frames per scene are measured here. The index's own scene similarity is
+        used; a different ``scene_similarity`` asks for shots detected here.
+        """
+        from mcr.tools.video_index.for_tools import index_for
+
+        index = index_for(ctx)
+        if index is None or input.scene_similarity != index.settings.scene_similarity:
+            return None
+        stages = index.status().stages
+        if not (stages["picture"].done and stages["structure"].done):
+            return None  # a build under way: detect here rather than summarise half a video
+        duration = index.info.duration
+        span = input.span or TimeSpan(start=0.0, end=duration)
+        shots = [s for s in index.shots(span) if min(s.span.end, span.end) - max(s.span.start, span.start) > 0]
+        if not shots:
+            return None
+        sources, missing = ["shots", "index"], []
+        speech = _transcript(ctx)
+        if speech is None and stages["speech"].done and index.settings.speech:
+            speech = [(seg.span, seg.text) for seg in index.transcript(span)]
+        if speech is None:
+            missing.append("transcript: call transcribe first to include what is said")
+            speech = []
+        else:
+            sources.append("transcript")
+        texts = index.text_on_screen(span) if input.ocr and index.settings.ocr else []
+        if input.ocr and index.settings.ocr:
+            sources.append("ocr")
+        shot_sums = []
+        for shot in shots:
+            clipped = TimeSpan(start=max(shot.span.start, span.start), end=min(shot.span.end, span.end))
+            lines = _distinct([line for st in texts if shot.span.start <= st.t < shot.span.end for line in st.lines])
+            shot_sums.append(_describe("shot", clipped, lines, _said(speech, clipped), [shot.index]))
+        by_index = {shot.index: summary for shot, summary in zip(shots, shot_sums)}
+        scenes = []
+        for scene in index.scenes(span):
+            members = [by_index[i] for i in scene.shots if i in by_index]
+            if not members:
+                continue
+            scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
+            lines = _distinct([line for m in members for line in m.text_lines])
+            scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span),
+                                    [m.shots[0] for m in members]))
+        if not scenes:
+            return None
+        return self._finish(input, ctx, ctx.require_video(), TimeSpan(start=shot_sums[0].span.start,
+                                                                      end=shot_sums[-1].span.end),
+                            shot_sums, scenes, sources, missing)
+
     def _shots(self, input: SummarizeInput, ctx: ToolContext) -> list[Any]:
         """Shots inside the span: the context's segment result if it covers it, else detect them."""
         from mcr.tools.segment import SegmentInput, Shot

@@ -147,6 +147,29 @@ def test_a_second_process_decodes_and_transcribes_nothing(sample_index, sample_m
     assert "video_index" in out["searched"] and 18.0 <= out["first"]["span"]["end"] <= 24.0
 
 
+def test_summarize_reads_shots_text_and_speech_from_the_index(sample_index, sample_mp4, monkeypatch):
+    """With an index, a summary decodes no frame for shots or text and transcribes nothing (pixels off)."""
+    from mcr.model.media.video import frames_decoded
+    from mcr.tools.summarize import SummarizeTool
+    from mcr.tools.video_index import VideoIndex
+
+    root, _ = sample_index
+    monkeypatch.setenv("MCR_INDEX_DIR", str(root))
+    index = VideoIndex.open(sample_mp4, root=root)
+    ctx = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "summary")
+    before = frames_decoded()
+    out = SummarizeTool()(dict(pixels=False), ctx)
+    assert frames_decoded() == before  # shots, screen text and speech all came from the index
+    assert "index" in out.sources and "transcript" in out.sources and not out.missing
+    assert [s.span.start for s in out.shots] == [s.span.start for s in index.shots()]
+    assert len(out.scenes) == len(index.scenes())
+    night = next(s for s in out.shots if s.span.start == pytest.approx(6.0, abs=0.6))
+    assert "night" in " ".join(night.ocr).lower()
+    assert {"seven", "ships"} <= set(normalize_words(night.speech))
+    other = SummarizeTool()(dict(pixels=False, scene_similarity=0.5), ctx)  # not the index's setting: detected here
+    assert "index" not in other.sources
+
+
 def test_ground_and_search_without_the_index_still_need_evidence(sample_index, sample_mp4):
     root, _ = sample_index
     from mcr.tools.ground import GroundTool
