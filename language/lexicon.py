@@ -290,3 +290,26 @@ def words_for_label(label: str) -> frozenset[str]:
         for group in synset.member_holonyms():  # "people" for person: the group the label is a member of
             out |= {name.replace("_", " ").lower() for name in group.lemma_names()}
     return frozenset(out)
+
+
+@functools.lru_cache(maxsize=8192)
+def verb_field(word: str) -> str:
+    """WordNet's lexicographer field of a verb's commonest sense ("says" → ``verb.communication``; "" unknown)."""
+    wn = wordnet()
+    if wn is None:
+        return ""
+    synsets = wn.synsets(_clean(word), "v")
+    return synsets[0].lexname() if synsets else ""
+
+
+def names_a_saying(word: str) -> bool:
+    """`word` is, above all, a verb of saying ("described", "mentions", "says", "told").
+
+    In "while the grass is being described" the event is the grass: the verb
+    only says that it is spoken about, and a transcript holds the grass, not
+    the describing. Words mostly used as nouns ("talk", "word") are kept.
+    """
+    if "v" not in parts_of_speech(word) or verb_field(word) != "verb.communication":
+        return False
+    tags = tags_by_pos(word)
+    return tags.get("v", 0) >= max(tags.values(), default=0)

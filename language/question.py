@@ -301,11 +301,7 @@ def _verb_makes_text(word: str) -> bool:
 @functools.lru_cache(maxsize=8192)
 def _verb_field(word: str) -> str:
     """WordNet's lexicographer field of a verb's commonest sense ("says" → verb.communication)."""
-    wn = lexicon.wordnet()
-    if wn is None:
-        return ""
-    synsets = wn.synsets(word.lower(), "v")
-    return synsets[0].lexname() if synsets else ""
+    return lexicon.verb_field(word)
 
 
 # Prototype questions for the answer type and the evidence kind (our own wordings; a question's class is

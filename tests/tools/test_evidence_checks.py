@@ -297,3 +297,42 @@ def test_the_scorer_ranks_the_options_and_names_the_units_that_ranked_them():
     best = max(scores, key=lambda s: s.score)
     assert best.letter == "D" and best.refs and all(ctx.get(r) is not None for r in best.refs)
     assert best.score > max(s.score for s in scores if s.letter != "D")
+
+
+def _unit(ref, start, end, **facts):
+    from mcr.tools.evidence.units import Unit
+
+    return Unit(ref=ref, kind=facts.pop("kind", "scene"), span=TimeSpan(start=start, end=end), **facts)
+
+
+def test_an_option_that_denies_a_measured_fact_is_contradicted_not_backed():
+    """"the heron never shows up" shares its words with the scene that shows the heron: that scene refutes it."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.score import denied, scored
+
+    assert denied("the heron never shows up") == "the heron shows up"
+    assert denied("she didn't stop") == "she did stop" and denied("a red kite") is None
+    assert denied("No, she left the keys at home") is None and denied("No") is None  # a yes/no answer, not a denial
+    assert denied("No, nobody came") == "came"
+    options = ["before the boat", "the heron never shows up", "after the boat"]
+    question = asked("Does the heron appear before or after the boat?", tuple(options))
+    units = [_unit("e1", 0, 5, objects=[("boat", 1)]), _unit("e2", 5, 10, objects=[("bird", 1)], text="HERON")]
+    found = {s.option: s for s in scored(question, options, units)}
+    denial = found["the heron never shows up"]
+    assert denial.fact == 0.0 and denial.note.startswith("contradicted") and denial.unit.ref == "e2"
+    assert denial.p < min(s.p for o, s in found.items() if o != "the heron never shows up")
+    nothing = {s.option: s for s in scored(question, options, units[:1])}  # no heron measured: nothing refutes it
+    assert not nothing["the heron never shows up"].note
+
+
+def test_a_relation_event_told_by_a_verb_of_saying_is_found_by_its_content():
+    """"while the harbour is being described": the sentence about the harbour is the event, not one with 'described'."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.score import relation_of
+
+    options = ["a lighthouse", "a tractor"]
+    question = asked("What is on screen while the old harbour is being described?", tuple(options))
+    said = _unit("e1", 10, 14, kind="speech", speech="The old harbour was rebuilt after the storm.")
+    during, before = _unit("e2", 9, 15, objects=[("boat", 2)]), _unit("e3", 0, 8, objects=[("tractor", 1)])
+    units = [said, during, before]
+    assert relation_of(question, during, units) == 1.0 and relation_of(question, before, units) == 0.0

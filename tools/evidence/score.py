@@ -210,7 +210,10 @@ def meaning_of(asked: Asked, option: str, unit: Unit) -> float:
 
 def _event_units(asked: Asked, event: str, units: list[Unit]) -> list[Unit]:
     """The units where the relation's event is said or shown (most of its weighted words found there)."""
-    words = list(dict.fromkeys(key_tokens(event)))
+    from mcr.language.lexicon import names_a_saying
+
+    # "while the grass is being described": the transcript holds the grass, not the describing
+    words = list(dict.fromkeys(w for w in key_tokens(event) if not names_a_saying(w)))
     if not words:
         return []
     found = []
@@ -279,12 +282,59 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
             key = (s.joint, meaning)
             if key > best_key:
                 best, best_key = s, key
+        if not asked.negated:
+            best = _denial_checked(asked, option, units, best)
         out.append(best)
     if asked.order or asked.extreme:
         _rank(asked, out, units)
     if asked.negated:
         _negate(out)
     return out
+
+
+def denied(option: str) -> str | None:
+    """What an option denies ("the giraffe never appears" → "the giraffe appears"), or None if it denies nothing."""
+    from mcr.language.grammar import NEGATIONS
+
+    words = option.replace("n't", " n't").split()
+    if words and words[0].lower().rstrip(",.!") in ("no", "yes") and (len(words) == 1 or words[0][-1] in ",.!"):
+        words = words[1:]  # "No, she left it on the bus": the answer to a yes/no question, not a denial
+    kept = [w for w in words if w.lower().strip(".,!?") not in NEGATIONS]
+    return " ".join(kept) if len(kept) < len(words) and kept else None
+
+
+def _denial_checked(asked: Asked, option: str, units: list[Unit], best: OptionSupport) -> OptionSupport:
+    """An option that denies something is contradicted by a unit that carries it, not backed by it.
+
+    Why: "the giraffe never appears" shares its words with the scene that shows
+    the giraffe; word and meaning matching alone would rank it highest there.
+    A denial is never backed by a unit (absence is not a measurement), and a
+    unit that measures the denied fact takes all its support away.
+    """
+    claim = denied(option)
+    if claim is None:
+        return best
+    things = [w for w in key_tokens(claim) if _names_a_thing(w)]  # "heron", not "shows up"
+    if not things:
+        return best  # it denies an action, not a thing: nothing a unit measures refutes it by itself
+    claim = " ".join(things)
+    for u in units:
+        if fact_of(asked, claim, u) >= 0.5:
+            return OptionSupport(option, u, 0.0, best.about, 0.0, best.relation,
+                                 note=f"contradicted: {u.where()} measures {claim!r}")
+    best.fact = 0.0
+    return best
+
+
+def _names_a_thing(word: str) -> bool:
+    """A name, a number, or a word used mostly as a noun: what a unit can measure (not "shows", "up")."""
+    from mcr.language import lexicon
+
+    pos = lexicon.parts_of_speech(word)
+    if not pos or word[:1].isdigit():
+        return True  # unknown to WordNet: a name
+    tags = lexicon.tags_by_pos(word)
+    return "n" in pos and tags.get("n", 0) >= max(tags.values(), default=0)
 
 
 def _rank(asked: Asked, found: list[OptionSupport], units: list[Unit]) -> None:
