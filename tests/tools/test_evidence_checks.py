@@ -336,3 +336,19 @@ def test_a_relation_event_told_by_a_verb_of_saying_is_found_by_its_content():
     during, before = _unit("e2", 9, 15, objects=[("boat", 2)]), _unit("e3", 0, 8, objects=[("tractor", 1)])
     units = [said, during, before]
     assert relation_of(question, during, units) == 1.0 and relation_of(question, before, units) == 0.0
+
+
+def test_a_colour_question_about_a_detected_thing_reads_that_things_colours():
+    """"the automobile by the fence": the car's own box is red; a white truck beside it (a related label, but
+    further from "automobile") says nothing about it."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.score import colour_match
+
+    question = asked("What colour is the automobile parked by the fence?", ("red", "white", "green"))
+    frame = _unit("e5", 3, 3, kind="frame", colours=[("white", 0.4), ("grey", 0.3), ("red", 0.05)],
+                  objects=[("car", 1), ("truck", 1)],
+                  object_colours=[("car", [("dark red", 0.5), ("grey", 0.3), ("white", 0.05)]),
+                                  ("truck", [("white", 0.8), ("grey", 0.2)])])
+    red, white = colour_match("red", frame, question), colour_match("white", frame, question)
+    assert red > 0.4 and white < 0.25  # only the car's grey resembles white: the truck's white and a 5% edge do not count
+    assert colour_match("white", frame) == 1.0  # without the question: every colour in the frame

@@ -111,20 +111,49 @@ def label_match(words: list[str], labels: list[str]) -> float:
     return found / len(words)
 
 
-def colour_match(option: str, unit: Unit) -> float | None:
-    """Closeness (0..1) of the option's colour to the nearest colour measured in the unit; None: no colour named."""
+def colour_match(option: str, unit: Unit, asked: Asked | None = None) -> float | None:
+    """Closeness (0..1) of the option's colour to the nearest colour measured in the unit; None: no colour named.
+
+    When the question is about a thing the unit detected with its own colours
+    ("the bike by the dog": a ``bicycle`` box), only that thing's colours count:
+    a white car or a grey road beside it says nothing about the bike.
+    """
     rgb = colour_of(option)
     if rgb is None:
         return None
     from mcr.tools.pixels import PALETTE
 
+    measured = _colours_of_the_thing(asked, unit) if asked is not None else None
     best = 0.0
-    for name, share in unit.colours:
+    for name, share in (measured if measured is not None else unit.colours):
         seen = PALETTE.get(name) or colour_of(name)
         if seen is None or share < MIN_COLOUR_SHARE:
             continue
         best = max(best, max(0.0, 1.0 - colour_distance(rgb, seen) / COLOUR_DE_MAX))
     return best
+
+
+MIN_OBJECT_COLOUR_SHARE = 0.1  # of a detection box: less is the background's edge or noise
+
+
+def _colours_of_the_thing(asked: Asked, unit: Unit) -> list[tuple[str, float]] | None:
+    """The colours of the detected object the question asks about (None: the unit detected no such thing).
+
+    The focus names it ("the bike next to the dog": the bike); the anchors only
+    when the focus names nothing detected. Among detections, those closest in
+    meaning win (``bicycle`` for "bike", not the ``car`` beside it).
+    """
+    if not unit.object_colours:
+        return None
+    for phrase in ([asked.focus] if asked.focus else []) + [" ".join(asked.anchors)]:
+        words = [w for w in key_tokens(phrase) if asked.weight(w) > 0]
+        closeness = [max((related(w, t) for w in words for t in tokens(label)), default=0.0)
+                     for label, _ in unit.object_colours]
+        best = max(closeness, default=0.0)
+        if best >= MIN_RELATED:
+            return [(name, share) for (_, colours), c in zip(unit.object_colours, closeness) if c == best
+                    for name, share in colours if share >= MIN_OBJECT_COLOUR_SHARE]
+    return None
 
 
 def _counted_here(asked: Asked, unit: Unit) -> int | None:
@@ -148,7 +177,7 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
     """Does `unit` carry `option`'s fact, of the kind the question asks for? 0..1."""
     kinds = set(asked.evidence) or {"speech", "screen_text", "objects", "pixels"}
     if asked.answer_type == "colour" or (colour_of(option) is not None and "pixels" in kinds and not unit.speech):
-        c = colour_match(option, unit)
+        c = colour_match(option, unit, asked)
         if c is not None:
             return c  # a colour option is judged by colour alone
     if asked.answer_type == "number" and (n := number_of(option)) is not None:

@@ -47,6 +47,7 @@ class Unit:
     brightness: float | None = None
     count: int | None = None  # how many scenes / shots a count unit says there are
     counted: str = ""
+    object_colours: list[tuple[str, list[tuple[str, float]]]] = field(default_factory=list)  # (label, its own colours)
 
     @property
     def all_text(self) -> str:
@@ -126,7 +127,10 @@ def _look(ref: str, out: dict) -> list[Unit]:
         units.append(Unit(ref, "frame", TimeSpan(start=t, end=t), text=" ".join(str(x["text"]) for x in f.get("text") or []),
                           colours=_colours(f.get("colours")),
                           objects=_objects_of((f.get("objects") or []) + (f.get("shapes") or [])),  # drawn shapes count too
-                          brightness=f.get("brightness")))
+                          brightness=f.get("brightness"),
+                          object_colours=[(str(o.get("label", "")), _colours(o.get("colours")))
+                                          for o in (f.get("objects") or []) + (f.get("shapes") or [])
+                                          if o.get("colours")]))
     span = _span(out.get("span"))
     if span is not None:
         objects = [(str(o["label"]), int(o["max_in_frame"])) for o in out.get("objects") or []]
