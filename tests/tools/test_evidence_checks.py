@@ -352,3 +352,25 @@ def test_a_colour_question_about_a_detected_thing_reads_that_things_colours():
     red, white = colour_match("red", frame, question), colour_match("white", frame, question)
     assert red > 0.4 and white < 0.25  # only the car's grey resembles white: the truck's white and a 5% edge do not count
     assert colour_match("white", frame) == 1.0  # without the question: every colour in the frame
+
+
+@pytest.mark.parametrize("options", [
+    ["0–4 s", "4–8 s", "8–12 s"],
+    ["between 0 and 4 seconds", "between 4 and 8 seconds", "between 8 and 12 seconds"],
+    ["0:00-0:04", "0:04-0:08", "0:08-0:12"],
+])
+def test_time_options_are_backed_by_when_the_event_was_measured(options):
+    """"When does the tram first appear?": the option holding the first unit where a tram is detected."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.match import time_range
+    from mcr.tools.evidence.score import scored
+
+    assert [time_range(o).start for o in options] == [0.0, 4.0, 8.0]
+    question = asked("Roughly when does the tram first appear?", tuple(options))
+    units = [_unit("e1", 0, 5, objects=[("person", 2)]), _unit("e2", 5.5, 9, objects=[("train", 1)]),
+             _unit("e3", 9, 12, objects=[("train", 1)]), _unit("e4", 6, 7, kind="speech", speech="What a busy morning.")]
+    found = scored(question, options, units)
+    best = max(found, key=lambda s: s.p)
+    assert best.option == options[1] and best.unit.ref == "e2"
+    assert best.p > 0.8 and all(s.p < 0.2 for s in found if s is not best)
+    assert all(s.p == 0 or s.fact == 0 for s in scored(question, options, units[:1]))  # no tram measured: nothing backed

@@ -226,3 +226,32 @@ def ciede2000(lab1: tuple[float, float, float], lab2: tuple[float, float, float]
     r_t = (-2 * math.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
            * math.sin(math.radians(60 * math.exp(-(((h_mean - 275) / 25) ** 2)))))
     return math.sqrt((dl / s_l) ** 2 + (dc / s_c) ** 2 + (d_hue / s_h) ** 2 + r_t * (dc / s_c) * (d_hue / s_h))
+
+
+_CLOCK = r"(?:(\d+):(\d{2}(?:\.\d+)?)|(\d+(?:\.\d+)?))"  # m:ss, or seconds
+_TIME_RANGE = re.compile(_CLOCK + r"\s*(?:s|sec|secs|seconds?)?\s*(?:-|–|—|to|and|until)\s*" + _CLOCK
+                         + r"\s*(s|sec|secs|seconds?|min|minutes?)?\b")
+_HAS_TIME_UNIT = re.compile(r"\d:\d{2}|\d\s*(?:s|sec|secs|seconds?|min|minutes?)\b")
+
+
+def _seconds(minutes: str | None, secs: str | None, plain: str | None, unit: str | None) -> float:
+    if minutes is not None:
+        return int(minutes) * 60 + float(secs or 0)
+    value = float(plain or 0)
+    return value * 60 if unit and unit.startswith("min") else value
+
+
+def time_range(text: str):
+    """The stretch of video an option names ("5–10 s", "between 5 and 10 seconds", "0:05-0:10", "1 to 2
+    minutes"), as a ``TimeSpan``; None for text that names no range of times."""
+    from mcr.context import TimeSpan
+
+    low = (text or "").lower()
+    m = _TIME_RANGE.search(low)
+    if not m or not _HAS_TIME_UNIT.search(low):
+        return None
+    unit = m.group(7)
+    a = _seconds(m.group(1), m.group(2), m.group(3), unit)
+    b = _seconds(m.group(4), m.group(5), m.group(6), unit)
+    a, b = sorted((a, b))
+    return TimeSpan(start=a, end=b) if b > a else None

@@ -46,6 +46,7 @@ from mcr.tools.evidence.match import (
     key_tokens,
     phrase_match,
     singular,
+    time_range,
     tokens,
 )
 from mcr.tools.evidence.units import Unit
@@ -299,6 +300,9 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
     """Each option's best unit and signals (before the fitted combination)."""
     option_words = frozenset(w for o in options for w in key_tokens(o))
     abouts = {id(u): about_of(asked, u, option_words) for u in units}
+    ranges = [time_range(o) for o in options]
+    if options and all(r is not None for r in ranges):
+        return _when(asked, options, ranges, units)
     out = []
     for option in options:
         best = OptionSupport(option)
@@ -318,6 +322,45 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
         _rank(asked, out, units)
     if asked.negated:
         _negate(out)
+    return out
+
+
+TIME_SLACK_S = 0.25  # an event starting this close to a range's edge still counts as inside it
+
+
+def _when(asked: Asked, options: list[str], ranges: list, units: list[Unit]) -> list[OptionSupport]:
+    """Options that are stretches of time ("5–10 s", "0:05-0:10"): the one holding the start of the event.
+
+    The event's units are those most about the event — the words of the
+    question's relation ("when the van crosses"), else its anchors — said, read
+    or detected there (a verb of saying is not looked for); the earliest of
+    them is where it begins (the latest for a "last" question). Each option's fact is whether its range
+    holds that start: a time option is backed by *when* the event was measured,
+    never by its words, which no unit says.
+    """
+    from mcr.language.lexicon import names_a_saying
+
+    told = [r.event for r in asked.relations if r.event]
+    phrases = told or list(asked.anchors) or [asked.text]  # the event: what the relation names, else the anchors
+    option_words = {w for o in options for w in key_tokens(o)}
+    words = list(dict.fromkeys(w for p in phrases for w in key_tokens(p)
+                               if w not in option_words and not names_a_saying(w)))
+    timed = [u for u in units if u.span is not None]
+    about = {}
+    for u in timed:
+        found, total = weighted_match(asked, words, tokens(u.all_text), [label for label, _ in u.objects])
+        about[id(u)] = found / total if total > 1e-6 else 0.0
+    best_about = max(about.values(), default=0.0)
+    events = [u for u in timed if best_about > 0 and about[id(u)] >= best_about - 1e-9]
+    if not events:
+        return [OptionSupport(o, note="the event was not measured anywhere yet") for o in options]
+    event = (max if asked.order == "last" else min)(events, key=lambda u: u.span.start)
+    t = event.span.start
+    out = []
+    for option, r in zip(options, ranges):
+        inside = r.start - TIME_SLACK_S <= t <= r.end + TIME_SLACK_S
+        out.append(OptionSupport(option, event, 1.0 if inside else 0.0, about[id(event)], 0.0, 0.5,
+                                 note=f"the event starts at {t:.1f} s ({event.where()})"))
     return out
 
 
