@@ -103,3 +103,29 @@ def sample_mp4() -> Path:
 def _which_frame():
     """which_frame(image) -> frame index mod 30 (see `code`)."""
     return which_frame
+
+
+@pytest.fixture(scope="session")
+def build_tiny_m2la():
+    """`build(folder, seed)`: see :func:`_build_tiny_m2la`."""
+    return _build_tiny_m2la
+
+
+def _build_tiny_m2la(folder: Path, seed: int):
+    """A tiny random-weight Qwen3-VL converted to M^2LA, saved to `folder` and loaded back (float32).
+
+    Shared by the session and static-decode tests; each keeps its own seed so its
+    fixed expectations (which tokens a short decode produces) stay what they were.
+    """
+    import torch
+
+    from mcr.model.m2la.integrate import build_m2la_model, m2la_config_from_hf
+    from mcr.model.runtime.loader import load_model
+    from mcr.model.runtime.tiny import tiny_processor, tiny_qwen3vl_config
+
+    config = tiny_qwen3vl_config()
+    m2 = m2la_config_from_hf(config, kv_lora_rank=24, qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=16)
+    torch.manual_seed(seed)
+    build_m2la_model(config, m2).save_pretrained(folder)
+    tiny_processor().save_pretrained(folder)
+    return load_model(folder, dtype="float32")

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from mcr.context import Context, Instruction, Observation, Thought, TimeSpan, VideoRef
 from mcr.model.m2la.cache import LatentCache
-from mcr.model.runtime.loader import load_model
 from mcr.model.runtime.session import ModelSession
-from mcr.model.runtime.tiny import tiny_processor, tiny_qwen3vl_config
 
 SMALL = dict(fps=2.0, min_pixels=64 * 64, max_pixels=96 * 64)
 
 
 @pytest.fixture(scope="module")
-def m2la_tiny(tmp_path_factory):
-    from mcr.model.m2la.integrate import build_m2la_model, m2la_config_from_hf
-
-    folder = tmp_path_factory.mktemp("m2la")
-    config = tiny_qwen3vl_config()
-    m2 = m2la_config_from_hf(config, kv_lora_rank=24, qk_rope_head_dim=16, qk_nope_head_dim=16, v_head_dim=16)
-    torch.manual_seed(1)
-    build_m2la_model(config, m2).save_pretrained(folder)
-    tiny_processor().save_pretrained(folder)
-    return load_model(folder, dtype="float32")
+def m2la_tiny(tmp_path_factory, build_tiny_m2la):
+    return build_tiny_m2la(tmp_path_factory.mktemp("m2la"), seed=1)
 
 
 def turns(video) -> list[Context]:
