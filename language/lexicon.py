@@ -313,3 +313,14 @@ def names_a_saying(word: str) -> bool:
         return False
     tags = tags_by_pos(word)
     return tags.get("v", 0) >= max(tags.values(), default=0)
+
+
+@functools.lru_cache(maxsize=8192)
+def dominant_pos(word: str) -> str:
+    """The part of speech `word` is most often tagged as in WordNet's sense counts (``n``, ``v``, ``a``,
+    ``r``; a tie goes to the noun), or "" when WordNet does not know it."""
+    pos = parts_of_speech(word)
+    if not pos:
+        return ""
+    tags = tags_by_pos(word)
+    return max(sorted(pos), key=lambda p: (tags.get(p, 0), p == "n"))  # sorted: the same answer in every process

@@ -137,13 +137,8 @@ class _Tok(BaseModel):
 
 
 def _dominant(word: str) -> str:
-    tags = lexicon.tags_by_pos(word)
-    pos = lexicon.parts_of_speech(word)
-    if not pos:
-        return ""
-    counted = {p: tags.get(p, 0) for p in pos}
-    best = max(counted, key=lambda p: (counted[p], p == "n"))
-    return {"n": "N", "v": "V", "a": "A", "r": "R"}[best]
+    """The tag of the word's commonest part of speech (WordNet), "" when unknown."""
+    return {"n": "N", "v": "V", "a": "A", "r": "R", "": ""}[lexicon.dominant_pos(word)]
 
 
 def _written_in_capitals(words: list[str]) -> set[int]:
@@ -296,12 +291,6 @@ def _verb_makes_text(word: str) -> bool:
                 if form.synset().pos() == "n" and _kind_of(form.name()) == AnswerType.TEXT:
                     return True
     return False
-
-
-@functools.lru_cache(maxsize=8192)
-def _verb_field(word: str) -> str:
-    """WordNet's lexicographer field of a verb's commonest sense ("says" → verb.communication)."""
-    return lexicon.verb_field(word)
 
 
 # Prototype questions for the answer type and the evidence kind (our own wordings; a question's class is
@@ -523,7 +512,7 @@ def _event_query(event: str) -> str:
     articles; else the event's content words."""
     words = [w for w in tokens(event) if w not in _PUNCT and w not in _QUOTES]
     for i, w in enumerate(words):
-        if i + 2 < len(words) and _verb_field(w.lower()) == "verb.communication" and \
+        if i + 2 < len(words) and lexicon.verb_field(w.lower()) == "verb.communication" and \
                 lexicon.parts_of_speech(w.lower()) & {"v"}:
             rest = words[i + 1:]
             if rest and rest[0].lower() in ("that", "how", "about"):
@@ -737,7 +726,7 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
         weight = 2.0 if i < main_end else 0.8  # the main clause asks; a relation's clause only locates
         if t.tag == "V" or (t.tag == "N" and "v" in lexicon.parts_of_speech(t.low) and i > 0 and
                             toks[i - 1].tag in ("N", "P", "F")):
-            field = _verb_field(t.low)
+            field = lexicon.verb_field(t.low)
             if _verb_makes_text(t.low):
                 vote(EvidenceKind.SCREEN_TEXT, weight + 0.2)
             elif field == "verb.communication":

@@ -20,6 +20,7 @@ from mcr.tools import builtin_registry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from long_media import NEEDLE_WORD, write_long_video  # noqa: E402
+from watching import watched  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -33,19 +34,6 @@ def two_hours(tmp_path_factory) -> Path:
     return write_long_video(tmp_path_factory.mktemp("long") / "two_hours.mp4", minutes=120)
 
 
-def watched(policy_cls):
-    """The policy class, measuring the prompt it is about to render at every step."""
-
-    class Watched(policy_cls):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.budgets = []
-
-        def decide(self, context, tools):
-            self.budgets.append(self.prompt_budget(context, tools))
-            return super().decide(context, tools)
-
-    return Watched
 
 
 def run(policy, video: Path, workdir: Path, steps: int):

@@ -120,7 +120,7 @@ class SummarizeTool(Tool):
 
     def run(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput:
         video = ctx.require_video()
-        indexed = self._from_index(input, ctx)
+        indexed = self._from_index(input, ctx, video)
         if indexed is not None:
             return indexed
         shots = self._shots(input, ctx)
@@ -148,12 +148,7 @@ class SummarizeTool(Tool):
             _describe("shot", s.span, ocr.get(s.index, []), _said(speech, s.span), [s.index]) for s in shots
         ]
         groups = _group_scenes([s.keyframe for s in shots], input.scene_similarity)
-        scenes = []
-        for group in groups:
-            members = [shot_sums[i] for i in group]
-            scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
-            lines = _distinct([line for m in members for line in m.text_lines])
-            scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span), [m.shots[0] for m in members]))
+        scenes = [_scene(members, speech) for members in ([shot_sums[i] for i in group] for group in groups)]
         return self._finish(input, ctx, video, span, shot_sums, scenes, sources, missing)
 
     def _finish(self, input: SummarizeInput, ctx: ToolContext, video: Any, span: TimeSpan,
@@ -193,7 +188,7 @@ class SummarizeTool(Tool):
         return notes
 
     # -- pieces ------------------------------------------------------------- #
-    def _from_index(self, input: SummarizeInput, ctx: ToolContext) -> SummarizeOutput | None:
+    def _from_index(self, input: SummarizeInput, ctx: ToolContext, video: Any) -> SummarizeOutput | None:
         """The summary from the video's index, when one has its shots, screen text and scenes (else None).
 
         Why: on a long video, detecting shots and reading text at every shot is
@@ -234,20 +229,12 @@ class SummarizeTool(Tool):
             lines = _distinct([line for st in texts if shot.span.start <= st.t < shot.span.end for line in st.lines])
             shot_sums.append(_describe("shot", clipped, lines, _said(speech, clipped), [shot.index]))
         by_index = {shot.index: summary for shot, summary in zip(shots, shot_sums)}
-        scenes = []
-        for scene in index.scenes(span):
-            members = [by_index[i] for i in scene.shots if i in by_index]
-            if not members:
-                continue
-            scene_span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
-            lines = _distinct([line for m in members for line in m.text_lines])
-            scenes.append(_describe("scene", scene_span, lines, _said(speech, scene_span),
-                                    [m.shots[0] for m in members]))
+        groups = ([by_index[i] for i in scene.shots if i in by_index] for scene in index.scenes(span))
+        scenes = [_scene(members, speech) for members in groups if members]
         if not scenes:
             return None
-        return self._finish(input, ctx, ctx.require_video(), TimeSpan(start=shot_sums[0].span.start,
-                                                                      end=shot_sums[-1].span.end),
-                            shot_sums, scenes, sources, missing)
+        whole = TimeSpan(start=shot_sums[0].span.start, end=shot_sums[-1].span.end)
+        return self._finish(input, ctx, video, whole, shot_sums, scenes, sources, missing)
 
     def _shots(self, input: SummarizeInput, ctx: ToolContext) -> list[Any]:
         """Shots inside the span: the context's segment result if it covers it, else detect them."""
@@ -375,6 +362,13 @@ def _distinct(lines: list[TextLine]) -> list[TextLine]:
     for line in lines:
         seen.setdefault(line.text, line)
     return list(seen.values())
+
+
+def _scene(members: list[SpanSummary], speech: list[tuple[TimeSpan, str]]) -> SpanSummary:
+    """One scene from its consecutive shots' summaries: their text read once each, what is said in its span."""
+    span = TimeSpan(start=members[0].span.start, end=members[-1].span.end)
+    lines = _distinct([line for m in members for line in m.text_lines])
+    return _describe("scene", span, lines, _said(speech, span), [m.shots[0] for m in members])
 
 
 def _describe(level: Literal["shot", "scene"], span: TimeSpan, text: list[TextLine], speech: str,

@@ -244,8 +244,8 @@ class Engine:
         self.release(job.slot)
         try:
             job.deliver(Finished(reason, list(job.out), usage, error))
-        except BaseException:
-            pass
+        except Exception:  # noqa: BLE001 - a listener that is gone must not stop the decode loop for the others
+            return
 
 
 def _select(scores: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> int:

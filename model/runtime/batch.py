@@ -84,7 +84,7 @@ class _GrowingLayer(DynamicLayer):
         return self._k[:, :, : self.length]
 
     @keys.setter
-    def keys(self, value: Any) -> None:  # DynamicLayer.__init__ assigns None
+    def keys(self, value: Any) -> None:  # DynamicLayer.__init__ assigns None; the buffer above is the storage
         pass
 
     @property
@@ -92,7 +92,7 @@ class _GrowingLayer(DynamicLayer):
         return self._v[:, :, : self.length]
 
     @values.setter
-    def values(self, value: Any) -> None:
+    def values(self, value: Any) -> None:  # as `keys`: the preallocated buffer is the storage, nothing to assign
         pass
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):

@@ -6,6 +6,9 @@ windows fill in a few cheap steps; the code path is the one every policy runs.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from mcr.agent import Agent
@@ -21,6 +24,9 @@ from mcr.tools.base import Tool, ToolRegistry, tool
 from pydantic import BaseModel
 from mcr.traces.recorder import read_trace
 from mcr.window import ContextExhausted
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from watching import watched  # noqa: E402 - a helper shared with tests/test_long_window.py
 
 WINDOW = 1024
 
@@ -69,16 +75,7 @@ def smol():
         pytest.skip(str(exc))
 
 
-class WatchedPolicy(OfflinePolicy):
-    """The offline policy, measuring the prompt it is about to render at every step (what the test asserts on)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.budgets = []
-
-    def decide(self, context, tools):
-        self.budgets.append(self.prompt_budget(context, tools))
-        return super().decide(context, tools)
+WatchedPolicy = watched(OfflinePolicy)  # records the prompt it is about to render at every step
 
 
 def test_a_prompt_head_longer_than_the_window_says_what_takes_the_room(smol, tiny_video, tmp_path):

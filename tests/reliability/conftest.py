@@ -77,9 +77,13 @@ class Ledger:
 _TMP = re.compile(re.escape(tempfile.gettempdir()) + r"/(?:pytest-of-[^/\s]+/pytest-\d+/)?")
 
 
+_REPO = str(Path(__file__).resolve().parents[2])
+
+
 def _relative_tmp(text: str) -> str:
-    """Temp folders differ per machine and run: the page names them ``<tmp>/``."""
-    return _TMP.sub("<tmp>/", text)
+    """Temp folders and the checkout's folder differ per machine and run: the page names them ``<tmp>/``
+    and ``<repo>``."""
+    return _TMP.sub("<tmp>/", text).replace(_REPO, "<repo>")
 
 
 _LEDGER = Ledger()

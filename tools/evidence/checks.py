@@ -22,19 +22,18 @@ The thresholds come from ``weights.json``, chosen by
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult, option_table
 from mcr.tools.evidence.asked import Asked, asked
+from mcr.tools.evidence.match import time_range
 from mcr.tools.evidence.score import MIN_WORD, OptionSupport, about_of, fitted, scored
 from mcr.tools.evidence.units import Unit, units_of
 from mcr.verify import Check, CheckResult, OptionScore
 
 MIN_SPAN_IOU = 0.5  # an open answer's span vs where the anchors were heard/read: the bar the suite's span scorer sets
-_SPAN_TEXT = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s|sec|seconds)?\s*(?:-|–|to|and)\s*(\d+(?:\.\d+)?)")
 
 
 def thresholds() -> dict[str, float]:
@@ -118,11 +117,8 @@ def join_moments(units: list[Unit]) -> list[Unit]:
 
 
 def stated_span(text: str) -> TimeSpan | None:
-    m = _SPAN_TEXT.search(text or "")
-    if not m:
-        return None
-    a, b = sorted((float(m.group(1)), float(m.group(2))))
-    return TimeSpan(start=a, end=b)
+    """The span an answer states ("from 3.0 s to 7.5 s", "0:05-0:10"), if any."""
+    return time_range(text, require_unit=False)
 
 
 def _letter(i: int) -> str:

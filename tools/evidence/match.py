@@ -241,17 +241,24 @@ def _seconds(minutes: str | None, secs: str | None, plain: str | None, unit: str
     return value * 60 if unit and unit.startswith("min") else value
 
 
-def time_range(text: str):
-    """The stretch of video an option names ("5–10 s", "between 5 and 10 seconds", "0:05-0:10", "1 to 2
-    minutes"), as a ``TimeSpan``; None for text that names no range of times."""
+def time_range(text: str, require_unit: bool = True):
+    """The stretch of video a text names ("5–10 s", "between 5 and 10 seconds", "0:05-0:10", "1 to 2
+    minutes"), as a ``TimeSpan``; None for text that names no range of times.
+
+    Args:
+        require_unit: an option's "3 - 4 apples" names no time, so a unit (or m:ss) must be written;
+            an answer the policy states as a span ("from 3.0 s to 7.5 s") may leave it out.
+    """
     from mcr.context import TimeSpan
 
     low = (text or "").lower()
     m = _TIME_RANGE.search(low)
-    if not m or not _HAS_TIME_UNIT.search(low):
+    if not m or (require_unit and not _HAS_TIME_UNIT.search(low)):
         return None
     unit = m.group(7)
     a = _seconds(m.group(1), m.group(2), m.group(3), unit)
     b = _seconds(m.group(4), m.group(5), m.group(6), unit)
     a, b = sorted((a, b))
-    return TimeSpan(start=a, end=b) if b > a else None
+    if require_unit and b <= a:
+        return None  # "5 and 5 s" is no stretch to choose
+    return TimeSpan(start=a, end=b)

@@ -256,6 +256,11 @@ def _event_units(asked: Asked, event: str, units: list[Unit]) -> list[Unit]:
     return sorted(found, key=lambda u: u.span.start)
 
 
+def _none_between(units: list[Unit], kind: str, lo: float, hi: float) -> bool:
+    """No unit of `kind` starts strictly between `lo` and `hi`: "right after/before" holds."""
+    return not any(u.kind == kind and u.span is not None and lo < u.span.start < hi for u in units)
+
+
 def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
     """1: the unit satisfies the question's temporal relations; 0: it violates one; 0.5: none to check."""
     checked = []
@@ -269,20 +274,12 @@ def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
             ok = any(e.span.start <= unit.span.end and unit.span.start <= e.span.end for e in events)
         elif r.kind == "after":
             after = [e for e in events if unit.span.start >= e.span.end - 1e-6 or unit.span.start > e.span.start]
-            ok = bool(after)
-            if ok and r.immediate:
-                last = max(after, key=lambda e: e.span.start)
-                between = [u for u in units if u.kind == unit.kind and u.span is not None
-                           and last.span.start < u.span.start < unit.span.start]
-                ok = not between
+            ok = bool(after) and (not r.immediate or _none_between(
+                units, unit.kind, max(e.span.start for e in after), unit.span.start))
         elif r.kind == "before":
             before = [e for e in events if unit.span.end <= e.span.start + 1e-6 or unit.span.start < e.span.start]
-            ok = bool(before)
-            if ok and r.immediate:
-                first = min(before, key=lambda e: e.span.start)
-                between = [u for u in units if u.kind == unit.kind and u.span is not None
-                           and unit.span.start < u.span.start < first.span.start]
-                ok = not between
+            ok = bool(before) and (not r.immediate or _none_between(
+                units, unit.kind, unit.span.start, min(e.span.start for e in before)))
         else:
             continue
         checked.append(ok)
@@ -402,11 +399,7 @@ def _names_a_thing(word: str) -> bool:
     """A name, a number, or a word used mostly as a noun: what a unit can measure (not "shows", "up")."""
     from mcr.language import lexicon
 
-    pos = lexicon.parts_of_speech(word)
-    if not pos or word[:1].isdigit():
-        return True  # unknown to WordNet: a name
-    tags = lexicon.tags_by_pos(word)
-    return "n" in pos and tags.get("n", 0) >= max(tags.values(), default=0)
+    return word[:1].isdigit() or lexicon.dominant_pos(word) in ("", "n")  # unknown to WordNet: a name
 
 
 def _rank(asked: Asked, found: list[OptionSupport], units: list[Unit]) -> None:
