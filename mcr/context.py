@@ -223,6 +223,8 @@ class Memory(_Entry):
     text: str
     source: str = ""
     rendering: str | None = Field(default=None, description="a bounded rendering of a long text (see ToolResult)")
+    facts: dict[str, Any] | None = Field(default=None, description="the typed record the note was written from "
+                                         "(a tool's output model, dumped), so readers never parse `text` back")
 
     def render_text(self) -> str:
         return f"<memory{_span_tag(self.span)}>{self.rendering or self.text}</memory>"

@@ -234,14 +234,21 @@ def _speech_in(context: Context, span: TimeSpan) -> bool:
 
 
 def _scenes_like(context: Context) -> list[TimeSpan]:
-    """Scene spans of the latest ``summarize`` result, most like the question first (weighted shared words)."""
+    """Scene spans of the latest ``summarize`` result, most like the question first (weighted shared words).
+
+    A question about movement puts the scenes where a thing was measured moving first: a drawn ball
+    or a van shares no word with the summary, but its scene is the one with a mover.
+    """
     results = context.results_of("summarize")
     if not results:
         return []
     asked = _asked(context)
+    frame = question_frame(context)
+    motion = frame is not None and EvidenceKind.MOTION in frame.evidence
     scenes = []
     for i, scene in enumerate(results[-1].output.get("scenes") or []):
-        scenes.append((-_likeness(asked, json.dumps(scene)), i, TimeSpan.model_validate(scene["span"])))
+        moves = motion and bool(scene.get("movers"))
+        scenes.append(((not moves, -_likeness(asked, json.dumps(scene))), i, TimeSpan.model_validate(scene["span"])))
     return [span for _, _, span in sorted(scenes, key=lambda x: (x[0], x[1]))]
 
 

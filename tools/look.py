@@ -86,7 +86,8 @@ class LookTool(Tool):
         text_changes = int(ctx.settings.get("text_change_frames", TEXT_CHANGE_FRAMES)) if not one_frame else 0
         cache = ResultCache.for_context(ctx)
         settings = {"fps": input.fps, "objects": input.objects, "ocr": input.ocr, "max_frames": max_frames,
-                    "min_score": min_score, "one_frame": one_frame, "text_changes": text_changes if input.ocr else 0}
+                    "min_score": min_score, "one_frame": one_frame, "text_changes": text_changes if input.ocr else 0,
+                    "movers": 1}  # a result measured before movers existed is not served
         if input.detail:  # without it the key is what it always was (existing caches stay valid)
             settings["detail"] = True
         key = cache.key(self.name, info.path, TimeSpan(start=start, end=max(start, end)), settings)
@@ -138,6 +139,7 @@ class LookTool(Tool):
             peak = max(output.motion, key=lambda m: m.mean_change)
             lines.append(f"  motion {motion_word(level)}; most change {peak.start:.2f}-{peak.end:.2f}s "
                          f"({peak.changed_share:.0%} of pixels)")
+        lines.extend(f"  {m.describe()}" for m in output.movers)
         if output.missing:
             lines.append("  not measured: " + "; ".join(output.missing))
         return "\n".join(lines)

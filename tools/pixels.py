@@ -88,7 +88,8 @@ _NAMES = list(PALETTE)
 _PALETTE_LAB = _to_lab(np.array(list(PALETTE.values()), np.uint8))  # (P, 3)
 
 
-def _small(image: np.ndarray) -> np.ndarray:
+def shrink(image: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) frame at `ANALYSIS_WIDTH` wide (unchanged when narrower): shares and paths need no more."""
     import cv2
 
     h, w = image.shape[:2]
@@ -105,7 +106,7 @@ def colour_name(rgb: tuple[int, int, int]) -> str:
 
 def colour_shares(image: np.ndarray, min_share: float = MIN_SHARE) -> list[ColourShare]:
     """Named colours of an (H, W, 3) uint8 RGB image covering ≥ `min_share`, largest first."""
-    lab = _to_lab(_small(image)).reshape(-1, 3)  # (N, 3)
+    lab = _to_lab(shrink(image)).reshape(-1, 3)  # (N, 3)
     nearest = np.argmin(((lab[:, None, :] - _PALETTE_LAB[None]) ** 2).sum(-1), axis=1)  # (N,)
     counts = np.bincount(nearest, minlength=len(_NAMES)) / max(1, nearest.size)
     order = np.argsort(-counts, kind="stable")
@@ -116,7 +117,7 @@ def frame_pixels(image: np.ndarray, t: float) -> FramePixels:
     """Colours, brightness and contrast of one (H, W, 3) uint8 RGB frame at time `t`."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"frame_pixels wants an (H, W, 3) uint8 RGB image, not {image.dtype} {image.shape}")
-    lightness = _to_lab(_small(image))[..., 0]  # (h, w)
+    lightness = _to_lab(shrink(image))[..., 0]  # (h, w)
     return FramePixels(
         t=round(t, 3),
         colours=colour_shares(image),
@@ -134,7 +135,7 @@ def grey_thumbnail(image: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    return cv2.cvtColor(_small(image), cv2.COLOR_RGB2GRAY).astype(np.int16)
+    return cv2.cvtColor(shrink(image), cv2.COLOR_RGB2GRAY).astype(np.int16)
 
 
 def changed_share(a: np.ndarray, b: np.ndarray) -> float:
@@ -188,6 +189,16 @@ def _sampled(pixels: np.ndarray, most: int = 4096) -> np.ndarray:
     """At most `most` of (N, 3) pixels, evenly strided (shares do not need more)."""
     step = max(1, len(pixels) // most)
     return pixels[::step]
+
+
+def colour_share_vector(pixels: np.ndarray) -> np.ndarray:
+    """(N, 3) uint8 RGB pixels -> (P,) share of each palette name (at most 4,096 pixels are read)."""
+    return _name_counts(_sampled(pixels.reshape(-1, 3)))
+
+
+def ranked_shares(shares: np.ndarray, min_share: float = REGION_MIN_SHARE) -> list[ColourShare]:
+    """(P,) palette shares as named colours of at least `min_share`, largest first."""
+    return _ranked(shares, min_share)
 
 
 def _ranked(shares: np.ndarray, min_share: float) -> list[ColourShare]:

@@ -28,6 +28,7 @@ from mcr.tools.base import ToolFailure
 from mcr.tools.change_points import text_read_times
 from mcr.tools.objects import Detection, Detector, Track, track
 from mcr.tools.ocr import TextLine, read_text
+from mcr.tools.movers import Mover, find_mover
 from mcr.tools.pixels import (ColourShare, FramePixels, Motion, frame_pixels, merge_shares, motion, object_colours,
                               region_colours)
 from mcr.tools.shapes import Shape, find_shapes
@@ -88,6 +89,8 @@ class SpanFacts(BaseModel):
     brightness: float = Field(description="mean CIELAB L* over the frames, 0-100")
     contrast: float = Field(description="mean RMS contrast (L* standard deviation)")
     motion: list[Motion] = Field(default_factory=list, description="change between consecutive sampled frames")
+    movers: list[Mover] = Field(default_factory=list, description="a thing that moves across the sampled frames, "
+                                "its path and heading (`mcr.tools.movers`); empty: none moved")
     text: list[TextLine] = Field(default_factory=list, description="distinct lines read (sampled and change frames), "
                                  "at their first time")
     objects: list[ObjectCount] = Field(default_factory=list, description="per label, most frequent first")
@@ -105,6 +108,7 @@ class SpanFacts(BaseModel):
         if self.motion:
             level = mean_motion(self.motion)
             parts.append(f"motion {motion_word(level)} ({level:.3f})")
+        parts.extend(m.describe() for m in self.movers)
         if "ocr" in self.measured:
             lines = [f'"{x.text}" ({x.t:.1f} s)' for x in self.text[:max_items]]
             parts.append("on screen: " + ("; ".join(lines) if lines else "no text"))
@@ -182,8 +186,11 @@ def measure_span(
     measured, missing = ["pixels"], []
     frames = [FrameFacts(**frame_pixels(f.image, t).model_dump()) for t, f in zip(times, decoded)]
     moves = [motion(a.image, b.image, ta, tb) for (ta, a), (tb, b) in zip(zip(times, decoded), zip(times[1:], decoded[1:]))]
+    movers: list[Mover] = []
     if moves:
         measured.append("motion")
+        mover = find_mover([f.image for f in decoded], times)
+        movers = [mover] if mover is not None else []
 
     changed: list[FrameFacts] = []
     if ocr:
@@ -224,6 +231,7 @@ def measure_span(
         brightness=round(float(np.mean([f.brightness for f in frames])), 1),
         contrast=round(float(np.mean([f.contrast for f in frames])), 1),
         motion=moves,
+        movers=movers,
         text=list(seen.values()),
         objects=count_objects(frames, tracks),
         shapes=count_shapes(every),

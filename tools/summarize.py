@@ -49,6 +49,7 @@ from mcr.progress import progress
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
 from mcr.tools.ocr import TextLine, respace  # respace: re-exported, summaries used to own it
+from mcr.tools.movers import Mover
 from mcr.tools.pixels import ColourShare
 from mcr.tools.span_facts import ObjectCount
 
@@ -73,6 +74,8 @@ class SpanSummary(BaseModel):
     colours: list[ColourShare] = Field(default_factory=list, description="the same, typed: named colours (scenes)")
     brightness: float | None = Field(default=None, description="mean CIELAB L*, 0-100 (scenes)")
     objects: list[ObjectCount] = Field(default_factory=list, description="objects seen, with their own colours (scenes)")
+    movers: list[Mover] = Field(default_factory=list, description="a thing measured moving, its heading and when "
+                                "(scenes; `mcr.tools.movers`)")
     shots: list[int] = Field(default_factory=list, description="indices of the shots it covers")
 
 
@@ -182,7 +185,7 @@ class SummarizeTool(Tool):
 
     def entries(self, input: SummarizeInput, output: SummarizeOutput) -> list[Memory]:
         """Memory entries the graph should append after the ToolResult (one per scene + the whole)."""
-        notes = [Memory(span=s.span, text=f"Scene {i}: {s.text}", source=self.name)
+        notes = [Memory(span=s.span, text=f"Scene {i}: {s.text}", source=self.name, facts=s.model_dump(mode="json"))
                  for i, s in enumerate(output.scenes, start=1)]
         notes.append(Memory(span=output.overall.span, text=output.overall.text, source=self.name))
         return notes
@@ -291,7 +294,7 @@ class SummarizeTool(Tool):
         objects = bool(ctx.settings.get("objects", True))
         out, measured = [], set()
         for scene in scenes:
-            settings = {"fps": fps, "max_frames": frames, "objects": objects, "ocr": False}
+            settings = {"fps": fps, "max_frames": frames, "objects": objects, "ocr": False, "movers": 1}
             key = cache.key("span_facts", video.path, scene.span, settings)
             try:
                 facts = cache.get_or_compute(key, SpanFacts, lambda s=scene: measure_span(
@@ -305,7 +308,8 @@ class SummarizeTool(Tool):
             missing.extend(m for m in facts.missing if m not in missing)
             line = pixel_line(facts)
             out.append(scene.model_copy(update={"pixels": line, "text": f"{scene.text}; {line}", "colours": facts.colours,
-                                                "brightness": facts.brightness, "objects": facts.objects}))
+                                                "brightness": facts.brightness, "objects": facts.objects,
+                                                "movers": facts.movers}))
         sources.extend(name for name in ("pixels", "objects") if name in measured)
         return out
 
@@ -389,6 +393,7 @@ def pixel_line(facts: Any, max_items: int = 4) -> str:
     parts = [f"colours {colours}", f"brightness {facts.brightness:.0f}/100"]
     if facts.motion:
         parts.append(f"motion {motion_word(mean_motion(facts.motion))}")
+    parts.extend(m.describe() for m in facts.movers)
     if "objects" in facts.measured:
         objs = [f"{o.label} x{o.max_in_frame} ({o.at:.1f}s)" for o in facts.objects[:max_items]]
         parts.append("objects " + (", ".join(objs) if objs else "none detected"))

@@ -103,7 +103,12 @@ def _score(question: str, options: list[str], entries: list[Any],
 
 
 def everything_measured(context: Context) -> list[Unit]:
-    return join_moments([u for e in context if isinstance(e, (ToolResult, Memory)) for u in units_of(e)])
+    """Every unit of the context. Typed notes (a summary's scenes) come first: they carry the same facts as
+    their summary's scene units with the scene's own span, so they win ties and an answer cites the scene,
+    not the whole video."""
+    entries = [e for e in context if isinstance(e, (ToolResult, Memory))]
+    entries.sort(key=lambda e: not (isinstance(e, Memory) and e.facts is not None))
+    return join_moments([u for e in entries for u in units_of(e)])
 
 
 def join_moments(units: list[Unit]) -> list[Unit]:

@@ -49,7 +49,9 @@ from mcr.tools.evidence.match import (
     time_range,
     tokens,
 )
+from mcr.language.heading import Heading, heading_of
 from mcr.tools.evidence.units import Unit
+from mcr.tools.movers import MIN_HEADING, Mover
 
 MIN_WORD = 0.65  # a heard/read word matches a wanted one at this similarity or more (measured, RESULTS "Verifier")
 COLOUR_DE_MAX = 40.0  # CIEDE2000 ΔE at which a colour stops resembling another at all (RESULTS "Verifier")
@@ -116,8 +118,9 @@ def colour_match(option: str, unit: Unit, asked: Asked | None = None) -> float |
     """Closeness (0..1) of the option's colour to the nearest colour measured in the unit; None: no colour named.
 
     When the question is about a thing the unit detected with its own colours
-    ("the bike by the dog": a ``bicycle`` box), only that thing's colours count:
-    a white car or a grey road beside it says nothing about the bike.
+    ("the bike by the dog": a ``bicycle`` box), or about a thing that moves and
+    the unit measured one moving, only that thing's colours count: a white car
+    or a grey road beside it says nothing about the bike.
     """
     rgb = colour_of(option)
     if rgb is None:
@@ -135,6 +138,7 @@ def colour_match(option: str, unit: Unit, asked: Asked | None = None) -> float |
 
 
 MIN_OBJECT_COLOUR_SHARE = 0.1  # of a detection box: less is the background's edge or noise
+MOVER_COLOUR_SHARE = 0.25  # of a moving thing's own pixels: its body's colour, not its outline's
 
 
 def _colours_of_the_thing(asked: Asked, unit: Unit) -> list[tuple[str, float]] | None:
@@ -144,6 +148,8 @@ def _colours_of_the_thing(asked: Asked, unit: Unit) -> list[tuple[str, float]] |
     when the focus names nothing detected. Among detections, those closest in
     meaning win (``bicycle`` for "bike", not the ``car`` beside it).
     """
+    if "motion" in asked.evidence and unit.movers:  # "the car that drives past": the thing measured moving
+        return [(c.name, c.share) for m in unit.movers for c in m.colours if c.share >= MOVER_COLOUR_SHARE]
     if not unit.object_colours:
         return None
     for phrase in ([asked.focus] if asked.focus else []) + [" ".join(asked.anchors)]:
@@ -300,6 +306,12 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
     ranges = [time_range(o) for o in options]
     if options and all(r is not None for r in ranges):
         return _when(asked, options, ranges, units)
+    headings = [heading_of(o) for o in options]
+    if "motion" in asked.evidence and sum(h is not None for h in headings) >= 2:
+        return _moves(asked, options, headings, units)
+    moving = the_mover(asked, units) if "motion" in asked.evidence else None
+    if moving is not None:  # "the car that drives past": where a thing was measured moving is what it is about
+        abouts[id(moving[0])] = 1.0
     out = []
     for option in options:
         best = OptionSupport(option)
@@ -349,16 +361,74 @@ def _when(asked: Asked, options: list[str], ranges: list, units: list[Unit]) -> 
         about[id(u)] = found / total if total > 1e-6 else 0.0
     best_about = max(about.values(), default=0.0)
     events = [u for u in timed if best_about > 0 and about[id(u)] >= best_about - 1e-9]
-    if not events:
+    moving = the_mover(asked, units) if "motion" in asked.evidence and best_about < 1.0 - 1e-9 else None
+    if moving is not None:  # "when does the ball start rolling": the thing measured moving, from when it sets off
+        event, mover = moving
+        start, end, event_about = mover.start, max(mover.start, mover.end), 1.0
+        note = f"a thing sets off at {start:.1f} s ({event.where()})"
+    elif events:
+        event = (max if asked.order == "last" else min)(events, key=lambda u: u.span.start)
+        start, end, event_about = event.span.start, event.span.end, about[id(event)]
+        note = f"the event starts at {start:.1f} s ({event.where()})"
+    else:
         return [OptionSupport(o, note="the event was not measured anywhere yet") for o in options]
-    event = (max if asked.order == "last" else min)(events, key=lambda u: u.span.start)
-    t = event.span.start
-    out = []
-    for option, r in zip(options, ranges):
-        inside = r.start - TIME_SLACK_S <= t <= r.end + TIME_SLACK_S
-        out.append(OptionSupport(option, event, 1.0 if inside else 0.0, about[id(event)], 0.0, 0.5,
-                                 note=f"the event starts at {t:.1f} s ({event.where()})"))
-    return out
+    holding = [r.start - TIME_SLACK_S <= start <= r.end + TIME_SLACK_S for r in ranges]
+    if sum(holding) > 1:  # a start on the edge of two ranges: the one the event fills more of
+        overlap = [max(0.0, min(end, r.end) - max(start, r.start)) if h else -1.0 for r, h in zip(ranges, holding)]
+        inside = [r.start <= start < r.end for r in ranges]
+        holding = [h and (o, i) == max(zip(overlap, inside)) for h, o, i in zip(holding, overlap, inside)]
+    return [OptionSupport(option, event, 1.0 if h else 0.0, event_about, 0.0, 0.5, note=note)
+            for option, h in zip(options, holding)]
+
+
+def the_mover(asked: Asked, units: list[Unit]) -> tuple[Unit, Mover] | None:
+    """The thing the question asks about among those measured moving: the one whose unit is most about the
+    question's anchors, then the one that travels furthest (None when nothing was measured moving)."""
+    movers = [(u, m) for u in units if u.span is not None for m in u.movers]
+    if not movers:
+        return None
+    return max(movers, key=lambda um: (about_of(asked, um[0]), abs(um[1].dx) + abs(um[1].dy)))
+
+
+def heading_fact(claim: Heading, mover: Mover | None) -> float:
+    """1 when the measured movement (None: nothing moved) is what the option claims, else 0."""
+    if mover is None:
+        return float(claim.still)
+    if claim.still:
+        return 0.0
+    measured = {"x": mover.dx, "y": mover.dy}
+    reversals = {"x": mover.reversals_x, "y": mover.reversals_y}
+    for axis in claim.back_and_forth:
+        if not reversals[axis]:
+            return 0.0
+    for axis, sign in (("x", claim.dx), ("y", claim.dy)):
+        if sign is not None and (abs(measured[axis]) < MIN_HEADING or (measured[axis] > 0) != (sign > 0)):
+            return 0.0
+    if claim.depth is not None and claim.depth != mover.depth():
+        return 0.0
+    return 1.0
+
+
+def _moves(asked: Asked, options: list[str], headings: list[Heading | None], units: list[Unit]) -> list[OptionSupport]:
+    """Options that say how a thing moves: backed by the measured path of the thing that moves.
+
+    Why: no unit *says* "from left to right"; the pixels of the frames measure
+    it (`mcr.tools.movers`). The thing is the question's when one is measured
+    moving (`the_mover`); where motion was measured and nothing moved, only a
+    claim of stillness holds.
+    """
+    moving = the_mover(asked, units)
+    if moving is not None:
+        unit, mover = moving
+        note = f"{unit.where()} measures {mover.describe()}"
+    else:
+        measured = [u for u in units if u.motion_measured and u.span is not None]
+        if not measured:
+            return [OptionSupport(o, note="no movement was measured yet") for o in options]
+        unit, mover = max(measured, key=lambda u: about_of(asked, u)), None
+        note = f"{unit.where()} and every other span measured show nothing moving"
+    return [OptionSupport(option, unit, heading_fact(h, mover) if h is not None else 0.0, 1.0, 0.0, 0.5, note=note)
+            for option, h in zip(options, headings)]
 
 
 def denied(option: str) -> str | None:

@@ -9,9 +9,10 @@ it was measured and the facts measured there:
   pause ("At the bakery," | "Thomas counts three kettles."), so segments are
   joined until one ends with ``.?!`` (or a gap of more than `SENTENCE_GAP_S`);
 * ``look`` — one unit per sampled **frame** (time, colours, text read, objects)
-  and one for the whole span (colours over frames, the most objects at once);
+  and one for the whole span (colours over frames, the most objects at once,
+  the thing that moves and its heading);
 * ``summarize`` — one unit per **scene** and per shot (its on-screen text, its
-  pixel facts), split into one unit per sentence said in it; the video-level
+  pixel facts, the thing that moves in it), split into one unit per sentence said in it; the video-level
   line becomes a **count** of scenes; its Memory entries are read the same way
   from their "measured:" lines;
 * ``segment`` — a count of shots, and each shot's span;
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcr.context import Memory, TimeSpan, ToolResult
+from mcr.tools.movers import Mover
 
 SENTENCE_GAP_S = 1.0  # a longer pause than this ends a sentence even without a full stop
 
@@ -48,6 +50,8 @@ class Unit:
     count: int | None = None  # how many scenes / shots a count unit says there are
     counted: str = ""
     object_colours: list[tuple[str, list[tuple[str, float]]]] = field(default_factory=list)  # (label, its own colours)
+    movers: list[Mover] = field(default_factory=list)  # things measured moving here (`mcr.tools.movers`)
+    motion_measured: bool = False  # frames were compared here: no mover means nothing moved
 
     @property
     def all_text(self) -> str:
@@ -66,6 +70,8 @@ class Unit:
 def units_of(entry: Any) -> list[Unit]:
     """The units one context entry offers (none for entries that measure nothing)."""
     if isinstance(entry, Memory):
+        if entry.facts is not None and entry.facts.get("level") in ("scene", "shot"):  # a summary's scene, typed
+            return _summary_item(entry.id, entry.facts)
         return _measured_line(entry.text, entry.id, entry.span)
     if not isinstance(entry, ToolResult):
         return []
@@ -136,27 +142,43 @@ def _look(ref: str, out: dict) -> list[Unit]:
         objects = [(str(o["label"]), int(o["max_in_frame"])) for o in out.get("objects") or []]
         objects += [(str(label), int(n)) for label, n in (out.get("shapes") or {}).items()]
         units.append(Unit(ref, "look", span, text=" ".join(dict.fromkeys(str(x["text"]) for x in out.get("text") or [])),
-                          colours=_colours(out.get("colours")), objects=objects, brightness=out.get("brightness")))
+                          colours=_colours(out.get("colours")), objects=objects, brightness=out.get("brightness"),
+                          movers=_movers(out), motion_measured="motion" in (out.get("measured") or [])))
     return units
+
+
+def _movers(out: dict) -> list[Mover]:
+    return [Mover.model_validate(m) for m in out.get("movers") or []]
 
 
 def _with_speech(base: Unit, speech: str) -> list[Unit]:
     """One unit per sentence said in a scene (each with the scene's pixels), or the scene alone."""
+    from dataclasses import replace
+
     said = split_sentences(speech)
     if not said:
         return [base]
-    return [Unit(base.ref, base.kind, base.span, speech=s, text=base.text, colours=base.colours, objects=base.objects,
-                 brightness=base.brightness) for s in said]
+    return [replace(base, speech=s) for s in said]
+
+
+def _summary_item(ref: str, item: dict) -> list[Unit]:
+    """One scene or shot of a summary (a `SpanSummary`, dumped): its typed pixel facts, one unit per sentence."""
+    facts: dict[str, Any] = {"colours": _colours(item.get("colours")), "brightness": item.get("brightness")}
+    if item.get("objects"):
+        facts["objects"] = [(str(o["label"]), int(o["max_in_frame"])) for o in item["objects"]]
+        facts["object_colours"] = [(str(o["label"]), _colours(o.get("colours"))) for o in item["objects"]
+                                   if o.get("colours")]
+    base = Unit(ref, str(item.get("level") or "scene"), _span(item.get("span")),
+                text=" ".join(str(x) for x in item.get("ocr") or []), **facts, movers=_movers(item),
+                motion_measured=bool(item.get("pixels")))
+    return _with_speech(base, str(item.get("speech") or ""))
 
 
 def _summary(ref: str, out: dict) -> list[Unit]:
     units = []
     for level in ("scenes", "shots"):
         for item in out.get(level) or []:
-            span = _span(item.get("span"))
-            facts = _pixel_facts(str(item.get("pixels") or ""))
-            base = Unit(ref, level[:-1], span, text=" ".join(str(x) for x in item.get("ocr") or []), **facts)
-            units += _with_speech(base, str(item.get("speech") or ""))
+            units += _summary_item(ref, item)
     if out.get("scenes"):
         units.append(Unit(ref, "count", _span(out.get("span")), count=len(out["scenes"]), counted="scenes"))
     return units
