@@ -17,7 +17,8 @@ general means, so it holds for wordings nobody here wrote:
 * **negation** of a verb of motion ("it does not move") is stillness;
 * both ends of one axis joined by "and" ("up and down", "left and right") is
   a back-and-forth along it;
-* "toward(s)" and "closer" are a heading towards the camera, "away" from it.
+* "toward(s)" with no place after it, and "closer", are a heading towards the
+  camera; "away" is away from it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ __all__ = ["Heading", "heading_of"]
 _PLACES = {"left": ("x", -1), "right": ("x", 1), "top": ("y", -1), "bottom": ("y", 1)}
 _WAYS = {"up": ("y", -1), "down": ("y", 1)}
 # The words WordNet glosses vertical movement with (the glosses themselves, not any question's wording).
-_GLOSS_DOWN = frozenset({"descend", "descends", "fall", "falls", "downward", "downwards", "lower"})
+_GLOSS_DOWN = frozenset({"descend", "descends", "fall", "falls", "drop", "drops", "downward", "downwards", "lower"})
 _GLOSS_UP = frozenset({"ascend", "ascends", "rise", "rises", "upward", "upwards", "higher"})
 _STILL_ANTONYMS = frozenset({"move", "change", "moving"})
 
@@ -128,8 +129,9 @@ def heading_of(text: str) -> Heading | None:
         vertical = [v for w in words if (v := _vertical_verb(w))]
         if vertical:
             axes["y"] = vertical[0]
-    depth = 1 if any(w in ("toward", "towards", "closer", "nearer") for w in words) else (
-        -1 if "away" in words else None)
+    # "towards the camera" comes closer; "towards the right" is a place, said above
+    towards = any(w in ("toward", "towards") for w in words) and not places and not ways
+    depth = 1 if towards or any(w in ("closer", "nearer") for w in words) else (-1 if "away" in words else None)
     negated = any(w in NEGATIONS for w in words)
     still = not axes and not back_and_forth and depth is None and (
         any(_still_word(w) for w in words) or (negated and any(_moves(w) for w in words)))

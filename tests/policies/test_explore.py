@@ -247,3 +247,22 @@ def test_when_grounding_finds_nothing_a_when_question_is_answered_from_the_likel
     ctx.append(ToolError(step=9, refs=(call.id,), tool="ground", error_type="no_match", message="nothing matches"))
     answer = policy.decide(ctx, TOOLS)
     assert answer.kind == "final_answer" and answer.text == "from 6.1 s to 10.0 s"
+
+
+@needs_wordnet
+def test_a_question_about_movement_looks_first_at_the_scene_where_a_thing_was_measured_moving():
+    from mcr.context import ToolError
+
+    ctx = episode("Which way does the little cart roll?", ("to the left", "to the right", "it stays put"))
+    transcript(ctx)
+    scenes = [{"level": "scene", "span": {"start": a, "end": b}, "text": t, "movers": m}
+              for a, b, t, m in ((0.0, 5.5, "green; a cart", []), (5.5, 11.5, "yellow", [{"start": 6.0}]),
+                                 (11.5, 17.5, "grey; a little cart", []))]
+    called(ctx, "summarize", {"span": {"start": 0, "end": 17.5}, "scenes": scenes, "shots": scenes},
+           span=TimeSpan(start=0, end=17.5))
+    called(ctx, "segment", {"shots": []})
+    call = ctx.append(ToolCall(step=9, tool="ground", arguments={"query": question_frame(ctx).grounding_query}))
+    ctx.append(ToolError(step=9, refs=(call.id,), tool="ground", error_type="no_match", message="nothing matches"))
+    looks = [c for c in candidate_calls(ctx, TOOLS) if c.tool == "look"]
+    assert looks[0].arguments["span"] == {"start": 5.5, "end": 11.5}  # the mover's scene, though no word says cart
+    assert looks[1].arguments["span"] == {"start": 11.5, "end": 17.5}  # then the scenes most like the question
