@@ -39,6 +39,7 @@ from mcr.language.grammar import (AUXILIARIES, DETERMINERS, FUNCTION_WORDS, NEGA
 from mcr.language.similarity import attribute_of, measurable_attribute, phrase_weight, word_weight
 
 __all__ = ["AnswerType", "EvidenceKind", "RelationKind", "Relation", "Extreme", "QuestionFrame", "read_question",
+           "relation_claim",
            "ANCHOR_WEIGHT"]
 
 
@@ -345,6 +346,37 @@ _ORDER = {"first": RelationKind.FIRST, "last": RelationKind.LAST, "earliest": Re
           "firstly": RelationKind.FIRST}
 
 
+def _alternative(lows: list[str], i: int) -> bool:
+    """A relation word joined by "or" to another ("before or after the rain"): the question asks which
+    relation holds (its options say), it does not state one."""
+    joined = lambda j: 0 <= j < len(lows) and lows[j] in _RELATION_WORDS  # noqa: E731
+    return (i + 2 < len(lows) and lows[i + 1] == "or" and joined(i + 2)) or (i >= 2 and lows[i - 1] == "or"
+                                                                            and joined(i - 2))
+
+
+def relation_claim(option: str) -> Relation | None:
+    """The temporal relation an option states of the question's focus ("after the storm", "at the same moment
+    as the bell", "before the kettle boils"), or None.
+
+    The first relation word of the option and the event after it; simultaneity is the word "same" with a
+    noun of time ("at the same instant as X"). Options that only deny ("X never happens") state none.
+    """
+    words = tokens(option)
+    lows = [w.lower() for w in words]
+    for i, low in enumerate(lows):
+        simultaneous = low == "same" and any(_kind_of(w) == AnswerType.TIME for w in lows[i + 1:i + 3])
+        kind = RelationKind.WHILE if simultaneous else _RELATION_WORDS.get(low)
+        if kind is None or low in ("as", "when", "once", "since"):
+            continue
+        start = i + 1
+        if simultaneous:  # past "time as" / "moment with"
+            start = next((j + 1 for j in range(i + 1, min(len(lows), i + 4)) if lows[j] in ("as", "with", "that")),
+                         i + 2)
+        event = _strip_function(words[start:])
+        return Relation(kind=kind, event=event) if event else None
+    return None
+
+
 def _quoted(words: list[str]) -> tuple[list[str], set[int]]:
     """Phrases between quote marks, and the token positions inside them."""
     out, inside, start = [], set(), None
@@ -398,6 +430,9 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
         if i in in_quote:
             continue
         kind = _RELATION_WORDS.get(t.low)
+        if kind is not None and i > 0 and _alternative(lows, i):
+            main_end = min(main_end, i)  # "before or after X": the options say which; X is still an anchor
+            continue
         if kind is not None and i > 0:
             if t.low == "as" and not (i >= 2 and lows[i - 1] == "soon" and lows[i - 2] == "as"):
                 continue  # only "as soon as" is temporal; "as the host tells it" is manner

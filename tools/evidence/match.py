@@ -136,10 +136,23 @@ def phrase_match(phrase: list[str], heard: list[str], min_word: float, strict: b
     return score / 2 if strict and missing else score
 
 
+@functools.lru_cache(maxsize=65_536)
 def singular(word: str) -> str:
-    """'horses' → 'horse', 'candles' → 'candle' (only for matching labels; never shown)."""
-    if len(word) > 3 and word.endswith("es") and word[-3] in "sxz":
+    """'horses' → 'horse', 'buses' → 'bus', 'candles' → 'candle' (only for matching labels; never shown).
+
+    WordNet's own lemmatiser where it knows the word (a spelling rule alone
+    cannot tell "horses" from "buses"); else the rule: -ches/-shes/-sses/-xes/-zes
+    lose "es", -ies becomes -y, any other -s (not -ss) is dropped.
+    """
+    from mcr.language.lexicon import noun_lemma
+
+    lemma = noun_lemma(word) if word.isalpha() else None
+    if lemma:
+        return word if lemma == word.lower() else lemma
+    if len(word) > 4 and word.endswith(("ches", "shes", "sses", "xes", "zes")):
         return word[:-2]
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word

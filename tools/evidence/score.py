@@ -49,7 +49,9 @@ from mcr.tools.evidence.match import (
     time_range,
     tokens,
 )
+from mcr.context import TimeSpan
 from mcr.language.heading import Heading, heading_of
+from mcr.language.question import relation_claim
 from mcr.tools.evidence.units import Unit
 from mcr.tools.movers import MIN_HEADING, Mover
 
@@ -309,6 +311,9 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
     headings = [heading_of(o) for o in options]
     if "motion" in asked.evidence and sum(h is not None for h in headings) >= 2:
         return _moves(asked, options, headings, units)
+    claims = [relation_claim(o) for o in options]
+    if not asked.relations and sum(c is not None and c.kind in _ORDERS for c in claims) >= 2:
+        return _ordered(asked, options, claims, units)
     moving = the_mover(asked, units) if "motion" in asked.evidence else None
     if moving is not None:  # "the car that drives past": where a thing was measured moving is what it is about
         abouts[id(moving[0])] = 1.0
@@ -429,6 +434,60 @@ def _moves(asked: Asked, options: list[str], headings: list[Heading | None], uni
         note = f"{unit.where()} and every other span measured show nothing moving"
     return [OptionSupport(option, unit, heading_fact(h, mover) if h is not None else 0.0, 1.0, 0.0, 0.5, note=note)
             for option, h in zip(options, headings)]
+
+
+_ORDERS = {"before": "before", "after": "after", "while": "while", "during": "while"}
+
+
+def _first_measured(asked: Asked, phrase: str, units: list[Unit]) -> Unit | None:
+    """The earliest unit where `phrase` is measured: said only when the question asks about speech, else read
+    on screen or detected (most of its weighted words found there)."""
+    words = [w for w in key_tokens(phrase) if asked.weight(w) > 0] or key_tokens(phrase)
+    spoken = "speech" in asked.evidence
+    found = []
+    for u in units:
+        if u.span is None:
+            continue
+        heard = tokens(u.all_text if spoken else u.text)
+        got, total = weighted_match(asked, words, heard, [label for label, _ in u.objects])
+        if total > 1e-6 and got / total >= 0.5:
+            found.append(u)
+    return min(found, key=lambda u: (u.span.start, u.span.end)) if found else None
+
+
+def _simultaneous(a: TimeSpan, b: TimeSpan) -> bool:
+    """Two spans share time: a stretch of it, or an instant (a frame) strictly inside the other's span
+    (a frame at 20.0 s and a scene ending at 20.0 s are one after the other)."""
+    if min(a.end, b.end) - max(a.start, b.start) > 1e-6:
+        return True
+    instant, other = (a, b) if a.end - a.start <= 1e-6 else (b, a)
+    return instant.end - instant.start <= 1e-6 and other.start < instant.start < other.end
+
+
+def _ordered(asked: Asked, options: list[str], claims: list, units: list[Unit]) -> list[OptionSupport]:
+    """Options that place the question's focus in time against another event ("after the storm", "at the same
+    moment as the bell"): backed by when each was first measured.
+
+    Why: the options' words name the other event, and a unit that shows it
+    would back "before X", "after X" and "at the same time as X" alike; only
+    the two times decide. Overlapping first units are "at the same time".
+    """
+    focus = _first_measured(asked, asked.focus, units)
+    out = []
+    for option, claim in zip(options, claims):
+        kind = _ORDERS.get(str(getattr(claim.kind, "value", claim.kind))) if claim is not None else None
+        event = _first_measured(asked, claim.event, units) if kind is not None else None
+        if focus is None or event is None:
+            support = OptionSupport(option, focus, 0.0, 1.0 if focus is not None else 0.0, 0.0, 0.5,
+                                    note="not measured: " + ("the question's subject" if focus is None else claim.event
+                                                             if claim is not None else "an order"))
+            out.append(support if claim is not None else _denial_checked(asked, option, units, support))
+            continue
+        measured = "while" if _simultaneous(focus.span, event.span) else (
+            "before" if focus.span.start < event.span.start else "after")
+        out.append(OptionSupport(option, focus, float(kind == measured), 1.0, 0.0, 0.5,
+                                 note=f"{focus.where()} is {measured} {event.where()}"))
+    return out
 
 
 def denied(option: str) -> str | None:

@@ -1,0 +1,77 @@
+"""Options that place the question's subject in time against another event, and plural labels.
+
+Questions and options are written here (none from a suite); the units are
+built as the tools write them. The reader needs WordNet.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mcr.context import TimeSpan
+from mcr.language import read_question
+from mcr.language.lexicon import lexicon_available
+from mcr.language.question import RelationKind, relation_claim
+from mcr.tools.evidence.asked import asked
+from mcr.tools.evidence.match import singular
+from mcr.tools.evidence.score import scored
+from mcr.tools.evidence.units import Unit
+
+pytestmark = pytest.mark.skipif(not lexicon_available(),
+                                reason="needs the Debian packages wordnet-base and wordnet-sense-index")
+
+
+def test_an_either_or_question_states_no_relation_its_options_do():
+    assert not [r for r in read_question("Does the choir sing before or after the speech?").relations if r.event]
+    frame = read_question("Is the tractor filmed before or after the windmill?",
+                          ("before the windmill", "after the windmill"))
+    assert frame.relations == () and "windmill" in " ".join(frame.anchors)
+    assert read_question("What is shown right after the bell rings?").relations[0].kind == RelationKind.AFTER
+
+
+@pytest.mark.parametrize(("option", "kind", "event"), [
+    ("after the windmill", RelationKind.AFTER, "windmill"),
+    ("just before the ferry leaves", RelationKind.BEFORE, "ferry leaves"),
+    ("in the same instant as the whistle", RelationKind.WHILE, "whistle"),
+    ("Yes, right after the rain", RelationKind.AFTER, "rain"),
+])
+def test_an_option_states_a_relation_to_an_event(option, kind, event):
+    claim = relation_claim(option)
+    assert claim is not None and claim.kind == kind and claim.event == event
+
+
+@pytest.mark.parametrize("option", ["a windmill on a hill", "the tractor is never filmed", "three"])
+def test_options_without_a_relation_word_state_none(option):
+    assert relation_claim(option) is None
+
+
+OPTIONS = ["before the windmill", "after the windmill", "in the same instant as the windmill", "no tractor at all"]
+QUESTION = "Is the tractor filmed before or after the windmill?"
+
+
+def _unit(ref: str, start: float, end: float, label: str) -> Unit:
+    return Unit(ref, "look" if end > start else "frame", TimeSpan(start=start, end=end), objects=[(label, 1)])
+
+
+@pytest.mark.parametrize(("tractor", "windmill", "answer"), [
+    ((12.0, 18.0), (0.0, 6.0), "after the windmill"),
+    ((0.0, 6.0), (12.0, 18.0), "before the windmill"),
+    ((6.0, 6.0), (0.0, 6.0), "after the windmill"),  # a frame at the scene's last instant is after it
+    ((3.0, 3.0), (0.0, 6.0), "in the same instant as the windmill"),  # a frame inside it is during it
+])
+def test_the_order_is_measured_by_when_each_was_first_seen(tractor, windmill, answer):
+    units = [_unit("e1", *windmill, "windmill"), _unit("e2", *tractor, "tractor")]
+    found = scored(asked(QUESTION, tuple(OPTIONS)), OPTIONS, units)
+    assert max(found, key=lambda s: s.p).option == answer
+    assert [s.fact for s in found].count(1.0) == 1
+
+
+def test_without_the_other_event_nothing_is_backed():
+    found = scored(asked(QUESTION, tuple(OPTIONS)), OPTIONS, [_unit("e2", 3.0, 9.0, "tractor")])
+    assert all(s.fact == 0.0 for s in found)
+
+
+@pytest.mark.parametrize(("plural", "one"), [("horses", "horse"), ("buses", "bus"), ("houses", "house"),
+                                             ("churches", "church"), ("ponies", "pony"), ("kites", "kite")])
+def test_plural_labels_are_matched_by_their_lemma(plural, one):
+    assert singular(plural) == one
