@@ -109,6 +109,7 @@ class QuestionFrame(BaseModel):
     relations: tuple[Relation, ...] = ()
     negated: bool = False
     count_target: str | None = None
+    counts_occurrences: bool = False  # "how often", "how many times": occurrences of the focus, not things
     extreme: Extreme | None = None
     grounding_query: str
     hints: tuple[str, ...] = ()
@@ -479,6 +480,10 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
             break
     if count_target is None and answer_type == AnswerType.NUMBER and head_noun:
         count_target = head_noun
+    # occurrences: "how often", or a count of instances ("how many times"); the focus is what occurs
+    counts_occurrences = answer_type == AnswerType.NUMBER and (
+        any(lows[i] == "how" and lows[i + 1] == "often" for i in range(len(lows) - 1))
+        or (count_target is not None and lexicon.relatedness(count_target, "instance") >= 0.7))
 
     # -- superlatives -------------------------------------------------------- #
     extreme = _extreme(toks)
@@ -521,6 +526,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     return QuestionFrame(
         text=text, options=options, answer_type=answer_type, focus=focus, anchors=tuple(anchors),
         evidence=evidence, relations=tuple(relations), negated=negated, count_target=count_target,
+        counts_occurrences=counts_occurrences,
         extreme=extreme, grounding_query=grounding or text.strip(), hints=tuple(dict.fromkeys(h for h in hints
                                                                                              if len(h) <= 80))[:20],
         weights=weights)
@@ -804,14 +810,15 @@ def _heard(verb: str) -> bool:
 
 @functools.lru_cache(maxsize=8192)
 def _speaker(noun: str) -> bool:
-    """A noun for someone or something that speaks or is spoken ("narrator", "speaker", "voice", "speech")."""
+    """A noun for someone or something that speaks or is spoken ("narrator", "speaker", "voice", "speech"),
+    or an act of speaking ("narration", "lecture": WordNet's speech acts)."""
     wn = lexicon.wordnet()
     if wn is None:
         return False
     for synset in lexicon._noun_synsets(noun)[:2]:
         ancestors = {s.name() for path in synset.hypernym_paths() for s in path}
         if ancestors & {"communicator.n.01", "speech.n.02", "speech.n.01", "auditory_communication.n.01",
-                        "sound.n.01", "utterance.n.01"}:
+                        "sound.n.01", "utterance.n.01", "speech_act.n.01"}:
             return True
     return False
 

@@ -87,10 +87,18 @@ class OptionSupport:
 # --------------------------------------------------------------------------- #
 
 
+_FREQUENCY = {"never": 0, "once": 1, "twice": 2, "thrice": 3}  # how often, said as a number of times
+
+
 def number_of(option: str) -> int | None:
+    """The number an option states ("three", "3 times", "twice"), or None."""
     for w in tokens(option):
         if w in NUMBER_WORDS:
             return NUMBER_WORDS.index(w)
+        if w in _FREQUENCY:
+            return _FREQUENCY[w]
+        if w.isdigit():
+            return int(w)
     return None
 
 
@@ -303,6 +311,10 @@ def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
 
 def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[OptionSupport]:
     """Each option's best unit and signals (before the fitted combination)."""
+    if asked.answer_type == "number" and asked.counts_occurrences and asked.evidence[:1] == ("speech",):
+        mentions = _mentions(asked, units)  # "how often is the piano mentioned": counted in what was said
+        if mentions is not None:
+            units = [u for u in units if u.count is None] + [mentions]
     option_words = frozenset(w for o in options for w in key_tokens(o))
     abouts = {id(u): about_of(asked, u, option_words) for u in units}
     ranges = [time_range(o) for o in options]
@@ -434,6 +446,29 @@ def _moves(asked: Asked, options: list[str], headings: list[Heading | None], uni
         note = f"{unit.where()} and every other span measured show nothing moving"
     return [OptionSupport(option, unit, heading_fact(h, mover) if h is not None else 0.0, 1.0, 0.0, 0.5, note=note)
             for option, h in zip(options, headings)]
+
+
+def _mentions(asked: Asked, units: list[Unit]) -> Unit | None:
+    """A count unit: how often the question's anchors are said, over the sentences heard (each stretch of
+    speech once, however many times it was transcribed), or None when nothing was transcribed."""
+    from mcr.language.question import _speaker
+
+    words = [w for a in asked.anchors for w in key_tokens(a)
+             if asked.weight(w) > 0 and w != asked.count_target and not _speaker(w)]
+    heard = sorted((u for u in units if u.kind == "speech" and u.span is not None), key=lambda u: u.span.start)
+    if not words or not heard:
+        return None
+    kept: list[Unit] = []
+    for u in heard:
+        if not any(u.span.start < k.span.end and k.span.start < u.span.end for k in kept):
+            kept.append(u)
+    said = [(u, sum(any(phrase_match([w], [t], MIN_WORD) > 0 for w in words) for t in tokens(u.speech)))
+            for u in kept]
+    mentioning = [u for u, n in said if n]
+    where = mentioning or kept
+    return Unit("+".join(dict.fromkeys(u.ref for u in where)), "count",
+                TimeSpan(start=where[0].span.start, end=max(u.span.end for u in where)),
+                speech=" ".join(u.speech for u in mentioning), count=sum(n for _, n in said), counted="mentions")
 
 
 _ORDERS = {"before": "before", "after": "after", "while": "while", "during": "while"}

@@ -1,0 +1,54 @@
+"""Counting occurrences: "how often" / "how many times" read as occurrences, counted in what was said.
+
+Questions and sentences are written here (none from a suite). Needs WordNet.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mcr.context import TimeSpan
+from mcr.language import read_question
+from mcr.language.lexicon import lexicon_available
+from mcr.tools.evidence.asked import asked
+from mcr.tools.evidence.score import number_of, scored
+from mcr.tools.evidence.units import Unit
+
+pytestmark = pytest.mark.skipif(not lexicon_available(),
+                                reason="needs the Debian packages wordnet-base and wordnet-sense-index")
+
+
+@pytest.mark.parametrize(("question", "occurrences"), [
+    ("How often does the lighthouse come up in the story?", True),
+    ("How many times is the lighthouse named by the guide?", True),
+    ("How many lighthouses can be seen?", False),
+])
+def test_occurrence_questions_are_typed_as_such(question, occurrences):
+    assert read_question(question, ("one", "two")).counts_occurrences is occurrences
+
+
+def test_a_speech_act_noun_makes_speech_the_evidence():
+    assert read_question("How often does the lighthouse come up in the lecture?").evidence[0].value == "speech"
+
+
+@pytest.mark.parametrize(("option", "n"), [("twice", 2), ("once", 1), ("3 times", 3), ("four times", 4),
+                                           ("never", 0), ("a few", None)])
+def test_an_option_states_a_number_in_words_digits_or_frequency(option, n):
+    assert number_of(option) == n
+
+
+def _said(ref: str, start: float, end: float, text: str) -> Unit:
+    return Unit(ref, "speech", TimeSpan(start=start, end=end), speech=text)
+
+
+def test_mentions_are_counted_once_per_stretch_of_speech_however_often_it_was_transcribed():
+    units = [_said("e3", 0.0, 3.0, "We walked past the old lighthouse."),
+             _said("e3", 4.0, 7.0, "The keeper lit a lamp in the lighthouse, then another lighthouse lamp."),
+             _said("e3", 8.0, 11.0, "Then we went home."),
+             _said("e9", 4.1, 6.9, "The keeper lit a lamp in the lighthouse, then another lighthouse lamp."),  # heard again
+             Unit("e5", "count", TimeSpan(start=0.0, end=11.0), count=3, counted="scenes")]
+    options = ["twice", "three times", "four times", "five times"]
+    found = scored(asked("How often is the lighthouse mentioned?", tuple(options)), options, units)
+    best = max(found, key=lambda s: s.p)
+    assert best.option == "three times" and best.unit.kind == "count" and best.unit.counted == "mentions"
+    assert best.unit.span == TimeSpan(start=0.0, end=7.0)  # the sentences that mention it, not the whole transcript
