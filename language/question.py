@@ -412,9 +412,24 @@ def _strip_function(words: list[str]) -> str:
     return " ".join(ws)
 
 
+def _main_clause_first(words: list[str]) -> list[str]:
+    """A question that opens with its temporal clause ("While the bell rings, what is shown?") as one that
+    ends with it ("what is shown while the bell rings?"): the reader finds a relation's event after its
+    word and takes the main clause from the start."""
+    if len(words) < 4 or words[0].lower() not in _RELATION_WORDS or words[0].lower() in ("when", "as", "once"):
+        return words
+    comma = next((i for i, w in enumerate(words) if w == ","), None)
+    if comma is None or comma + 1 >= len(words):
+        return words
+    end = len(words) - 1 if words[-1] in ("?", ".", "!") else len(words)
+    clause = [words[0].lower(), *words[1:comma]]
+    main = words[comma + 1:end]
+    return [main[0][:1].upper() + main[0][1:], *main[1:], *clause, *words[end:]]
+
+
 @functools.lru_cache(maxsize=4096)
 def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
-    words = tokens(text)
+    words = _main_clause_first(tokens(text))
     quoted, in_quote = _quoted(words)
     toks = _tag(words)
     lows = [t.low for t in toks]

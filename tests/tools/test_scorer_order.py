@@ -14,7 +14,7 @@ from mcr.language.lexicon import lexicon_available
 from mcr.language.question import RelationKind, relation_claim
 from mcr.tools.evidence.asked import asked
 from mcr.tools.evidence.match import singular
-from mcr.tools.evidence.score import scored
+from mcr.tools.evidence.score import relation_of, scored
 from mcr.tools.evidence.units import Unit
 
 pytestmark = pytest.mark.skipif(not lexicon_available(),
@@ -75,3 +75,20 @@ def test_without_the_other_event_nothing_is_backed():
                                              ("churches", "church"), ("ponies", "pony"), ("kites", "kite")])
 def test_plural_labels_are_matched_by_their_lemma(plural, one):
     assert singular(plural) == one
+
+
+def test_a_question_that_opens_with_its_temporal_clause_keeps_the_relation():
+    frame = read_question("Before the ferry docks, which bird lands on the rail?")
+    assert frame.relations[0].kind == RelationKind.BEFORE and frame.relations[0].event == "ferry docks"
+    assert frame.focus == "bird"
+    assert read_question("When the ferry docks, what happens?").relations[0].kind == RelationKind.AT_TIME
+
+
+def test_while_means_sharing_time_not_touching_at_an_edge():
+    options = ["a windmill", "a tractor"]
+    question = asked("What can be seen while the farmer talks about the harvest?", tuple(options))
+    units = [Unit("e1", "speech", TimeSpan(start=6.0, end=11.0), speech="The farmer talks about the harvest."),
+             Unit("e2", "scene", TimeSpan(start=0.0, end=6.0), objects=[("windmill", 1)]),
+             Unit("e2", "scene", TimeSpan(start=6.0, end=12.0), objects=[("tractor", 1)])]
+    assert relation_of(question, units[2], units) == 1.0  # the scene the sentence is said in
+    assert relation_of(question, units[1], units) == 0.0  # the scene that ends as the sentence starts

@@ -202,7 +202,7 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
         if measured is not None:
             return float(measured == n)
     want = key_tokens(option) or tokens(option)
-    scores = []
+    scores = [described(option, unit)] if "pixels" in kinds or "objects" in kinds else []
     if unit.speech and "speech" in kinds | {"motion"}:
         scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True))
     if unit.text and kinds & {"screen_text", "pixels", "shots"}:
@@ -210,6 +210,42 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
     if unit.objects and kinds & {"objects", "pixels"}:
         scores.append(label_match([singular(w) for w in want], [label for label, _ in unit.objects]))
     return max(scores, default=0.0)
+
+
+def described(option: str, unit: Unit) -> float:
+    """How much of a described picture ("a red kite over a grey sea") the unit measured: each informative
+    word of the option (rarity-weighted, so "background" or "on" weighs nothing) found as a colour it
+    measured (the frame's, a detection's or a mover's own), a label it detected, or a word read on screen.
+
+    Why: a scene described by several facts matches no single modality — the
+    colours are pixels, the things are detections — so each word is looked
+    for where its kind of fact is measured. 0 for options of fewer than two
+    informative words (those are judged by the plain matching).
+    """
+    from mcr.language.similarity import word_weight
+    from mcr.tools.pixels import PALETTE
+
+    words = [(w, word_weight(w)) for w in dict.fromkeys(key_tokens(option))]
+    words = [(w, wt) for w, wt in words if wt > 0]
+    if len(words) < 2:
+        return 0.0
+    colours = [(n, sh) for n, sh in unit.colours if sh >= MIN_COLOUR_SHARE]
+    colours += [(c.name, c.share) for m in unit.movers for c in m.colours if c.share >= MOVER_COLOUR_SHARE]
+    colours += [(n, sh) for _, own in unit.object_colours for n, sh in own if sh >= MIN_OBJECT_COLOUR_SHARE]
+    labels = [label for label, _ in unit.objects]
+    read = tokens(unit.text)
+    found = total = 0.0
+    for word, weight in words:
+        rgb = colour_of(word)
+        if rgb is not None:
+            match = max((max(0.0, 1.0 - colour_distance(rgb, seen) / COLOUR_DE_MAX)
+                         for name, _ in colours if (seen := PALETTE.get(name) or colour_of(name)) is not None),
+                        default=0.0)
+        else:
+            match = max(label_match([singular(word)], labels), phrase_match([word], read, MIN_WORD) if read else 0.0)
+        found += weight * match
+        total += weight
+    return found / total if total > 1e-6 else 0.0
 
 
 def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: list[str]) -> tuple[float, float]:
@@ -287,7 +323,7 @@ def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
         if not events:
             continue
         if r.kind in ("while", "during"):
-            ok = any(e.span.start <= unit.span.end and unit.span.start <= e.span.end for e in events)
+            ok = any(_simultaneous(e.span, unit.span) for e in events)  # spans that only touch are in sequence
         elif r.kind == "after":
             after = [e for e in events if unit.span.start >= e.span.end - 1e-6 or unit.span.start > e.span.start]
             ok = bool(after) and (not r.immediate or _none_between(
