@@ -15,8 +15,8 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -m "slow and not long"
 
-# Measurements that outgrow CI's 90 minutes: the generated long-video suite through the agent and the
-# verifier over the natural suite's real tool output.
+# Measurements that outgrow CI's 90 minutes: the whole truth suite through SmolLM2 and the verifier over
+# the natural suite's real tool output.
 test-long: $(STAMP)
 	$(PY) -m pytest -m long
 
