@@ -52,3 +52,15 @@ def test_mentions_are_counted_once_per_stretch_of_speech_however_often_it_was_tr
     best = max(found, key=lambda s: s.p)
     assert best.option == "three times" and best.unit.kind == "count" and best.unit.counted == "mentions"
     assert best.unit.span == TimeSpan(start=0.0, end=7.0)  # the sentences that mention it, not the whole transcript
+
+
+def test_a_number_read_on_a_sign_is_not_a_count_of_what_is_asked():
+    options = ["four", "five", "six"]
+    units = [Unit("e2", "scene", TimeSpan(start=0.0, end=6.0), text="GATE 4"),
+             Unit("e3", "count", TimeSpan(start=0.0, end=30.0), count=5, counted="scenes")]
+    found = {s.option: s for s in scored(asked("How many separate scenes does the clip have?", tuple(options)),
+                                         options, units)}
+    assert found["four"].fact == 0.0 and found["five"].fact == 1.0 and found["five"].unit.kind == "count"
+    said = [Unit("e4", "speech", TimeSpan(start=1.0, end=3.0), speech="Tom bought four apples at the market.")]
+    found = scored(asked("How many apples did Tom buy?", tuple(options)), options, said)
+    assert [s.fact for s in found] == [1.0, 0.0, 0.0]  # said with what it counts: that is the count

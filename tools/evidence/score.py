@@ -186,6 +186,17 @@ def _counted_here(asked: Asked, unit: Unit) -> int | None:
     return max(seen) if seen else None
 
 
+def _says_what_is_counted(asked: Asked, unit: Unit) -> bool:
+    """A number said or read in this unit can be the answer: the unit also names the counted thing or the
+    question's anchors ("Tom bought three apples"), or the question names nothing to count."""
+    wanted = [w for w in ([asked.count_target] if asked.count_target else [])
+              + [w for a in asked.anchors for w in key_tokens(a)] if asked.weight(w) > 0]
+    if not wanted:
+        return True
+    found, total = weighted_match(asked, wanted, tokens(unit.all_text), [label for label, _ in unit.objects])
+    return total <= 1e-6 or found > 0
+
+
 def _similar(a: str, b: str) -> bool:
     return phrase_match([singular(a)], [singular(b)], MIN_WORD) > 0
 
@@ -201,6 +212,8 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
         measured = _counted_here(asked, unit)
         if measured is not None:
             return float(measured == n)
+        if not _says_what_is_counted(asked, unit):
+            return 0.0  # "PLATFORM 4" on a sign is not a count of scenes
     want = key_tokens(option) or tokens(option)
     scores = [described(option, unit)] if "pixels" in kinds or "objects" in kinds else []
     if unit.speech and "speech" in kinds | {"motion"}:
@@ -362,6 +375,8 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
     claims = [relation_claim(o) for o in options]
     if not asked.relations and sum(c is not None and c.kind in _ORDERS for c in claims) >= 2:
         return _ordered(asked, options, claims, units)
+    if asked.answer_type == "number":  # a count of the very thing counted is about what is asked
+        abouts.update({id(u): 1.0 for u in units if u.count is not None and _counted_here(asked, u) is not None})
     moving = the_mover(asked, units) if "motion" in asked.evidence else None
     if moving is not None:  # "the car that drives past": where a thing was measured moving is what it is about
         abouts[id(moving[0])] = 1.0
