@@ -119,20 +119,34 @@ def best_similarity(word: str, heard: list[str]) -> tuple[float, int]:
     return best, where
 
 
-def phrase_match(phrase: list[str], heard: list[str], min_word: float, strict: bool = False) -> float:
-    """Share of `phrase`'s words found in `heard` with similarity ≥ `min_word` (weighted by that similarity).
+POSSESSOR_WEIGHT = 0.5  # a possessor ("Lucy's") weighs half a word and is never "a missing part"
+
+
+def possessors(text: str) -> frozenset[str]:
+    """The possessors of a phrase ("Lucy's grandfather" → {"lucys"}), as `tokens` writes them."""
+    return frozenset(t for w in re.findall(r"([A-Za-z]+)['’]s\b", text) for t in tokens(w + "s"))
+
+
+def phrase_match(phrase: list[str], heard: list[str], min_word: float, strict: bool = False,
+                 modifiers: frozenset[str] = frozenset()) -> float:
+    """Share of `phrase`'s words found in `heard` with similarity ≥ `min_word` (weighted by that similarity;
+    `modifiers`, the phrase's `possessors`, by `POSSESSOR_WEIGHT`: speech names the possessed thing and says
+    "her" for the possessor).
 
     ``strict``: the phrase is one thing (an option, "NORTH TOWER"), so a part of it is not it: with a
     word missing the score is halved (below any connection threshold of 0.5), not just reduced.
     """
     if not phrase:
         return 0.0
-    total, missing = 0.0, 0
+    total, weights, missing = 0.0, 0.0, 0
     for word in phrase:
         s, _ = best_similarity(word, heard)
-        total += s if s >= min_word else 0.0
-        missing += s < min_word
-    score = total / len(phrase)
+        possessor = word in modifiers  # "Lucy's grandfather" is told as "her grandfather": the head decides
+        weight = POSSESSOR_WEIGHT if possessor else 1.0
+        total += weight * (s if s >= min_word else 0.0)
+        weights += weight
+        missing += s < min_word and not possessor
+    score = total / weights
     return score / 2 if strict and missing else score
 
 

@@ -45,6 +45,7 @@ from mcr.tools.evidence.match import (
     colour_of,
     key_tokens,
     phrase_match,
+    possessors,
     singular,
     time_range,
     tokens,
@@ -216,8 +217,8 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
             return 0.0  # "PLATFORM 4" on a sign is not a count of scenes
     want = key_tokens(option) or tokens(option)
     scores = [described(option, unit)] if "pixels" in kinds or "objects" in kinds else []
-    if unit.speech and "speech" in kinds | {"motion"}:
-        scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True))
+    if unit.speech and kinds & {"speech", "motion"}:  # a movement is also told in words
+        scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True, modifiers=possessors(option)))
     if unit.text and kinds & {"screen_text", "pixels", "shots"}:
         scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True))
     if unit.objects and kinds & {"objects", "pixels"}:
