@@ -9,9 +9,9 @@ general means, so it holds for wordings nobody here wrote:
   forms): in "from A to B" order the first is where it starts and the last
   where it ends; one alone is where it goes ("to the left", "rightwards");
   "up" and "down" are directions of their own;
-* **verbs** say a vertical direction through WordNet's glosses (a verb whose
-  first senses are glossed "descend", "fall", "downward" goes down: drop,
-  sink, plunge) or stillness through WordNet's antonyms (a sense whose
+* **verbs** say a vertical direction through WordNet's glosses (a word used
+  mostly as a verb whose first senses are glossed "descend", "fall",
+  "downward" goes down: drop, sink, plunge; "snow" is mostly a noun) or stillness through WordNet's antonyms (a sense whose
   antonym is *move* or *change*: stay, remain) and adjectives similar to
   "nonmoving" (still, stationary, motionless);
 * **negation** of a verb of motion ("it does not move") is stillness;
@@ -67,7 +67,7 @@ def _vertical_verb(word: str) -> int:
     if wn is None or word in _PLACES or word in _WAYS:
         return 0
     base = wn.morphy(word, "v")
-    if base is None:
+    if base is None or lexicon.dominant_pos(word) != "v":  # "snow" in "snow is expected" is a noun
         return 0
     glosses = set()
     for synset in wn.synsets(base, "v")[:2]:

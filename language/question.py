@@ -151,7 +151,8 @@ def _written_in_capitals(words: list[str]) -> set[int]:
     so it is read as a name, weighed in full and kept in the grounding query.
     """
     alpha = [i for i, w in enumerate(words) if any(ch.isalpha() for ch in w)]
-    capitals = {i for i in alpha if len(words[i]) > 1 and words[i].isupper()}
+    capitals = {i for i in alpha if len(words[i]) > 1 and words[i].isupper()
+                and words[i].lower() not in FUNCTION_WORDS}  # "NOT", "ONLY": emphasis, not a label
     return capitals if len(capitals) * 2 < len(alpha) else set()  # a shouted question says nothing by its case
 
 
@@ -182,10 +183,12 @@ def _tag(words: list[str]) -> list[_Tok]:
         prev = out[i - 1] if i else None
         nxt = out[i + 1] if i + 1 < len(out) else None
         after_wh = prev is not None and prev.low in ("what", "which", "whose")
-        if t.tag in ("V", "R") and prev is not None and (prev.low in DETERMINERS or prev.tag == "A" or after_wh) \
-                and "n" in pos:
+        possessive = prev is not None and prev.low.endswith(("'s", "’s"))  # "the day's name": a determiner
+        if t.tag in ("V", "R") and prev is not None and (prev.low in DETERMINERS or prev.tag == "A" or after_wh
+                                                          or possessive) and "n" in pos:
             t.tag = "N"
-        elif t.tag == "N" and "v" in pos and prev is not None and (prev.tag in ("N", "P") or prev.low in PRONOUNS) \
+        elif t.tag == "N" and "v" in pos and prev is not None and not possessive \
+                and (prev.tag in ("N", "P") or prev.low in PRONOUNS) \
                 and (nxt is None or nxt.tag in ("F", "X") or nxt.low in DETERMINERS):
             t.tag = "V"
         elif t.tag == "N" and "a" in pos and nxt is not None and nxt.tag == "N" and t.low.endswith("est"):
@@ -339,6 +342,7 @@ def _nearest(question: str, prototypes: dict) -> list[tuple[float, object]]:
 _RELATION_WORDS = {"after": RelationKind.AFTER, "before": RelationKind.BEFORE, "while": RelationKind.WHILE,
                    "during": RelationKind.DURING, "until": RelationKind.BEFORE, "since": RelationKind.AFTER,
                    "as": RelationKind.AFTER, "when": RelationKind.WHILE, "once": RelationKind.AFTER}
+EXCLUSIONS = frozenset({"except", "excluding", "besides"})  # "all of them except one": which is NOT
 _IMMEDIATE = {"right", "just", "immediately", "directly", "shortly", "soon", "straight"}
 _ORDER = {"first": RelationKind.FIRST, "last": RelationKind.LAST, "earliest": RelationKind.FIRST,
           "latest": RelationKind.LAST, "final": RelationKind.LAST, "initial": RelationKind.FIRST,
@@ -435,7 +439,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     lows = [t.low for t in toks]
 
     # -- negation --------------------------------------------------------- #
-    negated = any(t.low in NEGATIONS and t.low not in ("no", "nor", "neither") or
+    negated = any(t.low in NEGATIONS and t.low not in ("no", "nor", "neither") or t.low in EXCLUSIONS or
                   (t.low == "no" and i > 0 and lows[i - 1] not in ("yes", "or")) for i, t in enumerate(toks)
                   if i not in in_quote)
 
@@ -781,7 +785,8 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
     for i, t in enumerate(toks):
         weight = 2.0 if i < main_end else 0.8  # the main clause asks; a relation's clause only locates
         if t.tag == "V" or (t.tag == "N" and "v" in lexicon.parts_of_speech(t.low) and i > 0 and
-                            toks[i - 1].tag in ("N", "P", "F")):
+                            toks[i - 1].tag in ("N", "P", "F") and toks[i - 1].low not in ("a", "an", "the")
+                            and not toks[i - 1].low.endswith(("'s", "’s"))):  # "a sign", "the day's name": nouns
             field = lexicon.verb_field(t.low)
             if _verb_makes_text(t.low):
                 vote(EvidenceKind.SCREEN_TEXT, weight + 0.2)

@@ -50,3 +50,7 @@ def test_towards_and_away_from_the_camera():
 @pytest.mark.parametrize("text", ["a green tractor", "the second photograph", "she reads a letter", "four", "blue"])
 def test_options_that_say_nothing_about_movement_have_no_heading(text):
     assert heading_of(text) is None
+
+
+def test_a_noun_that_could_be_a_falling_verb_says_no_direction():
+    assert heading_of("No, snow is expected on Thursday") is None  # "snow" is the weather, not a movement

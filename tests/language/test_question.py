@@ -295,3 +295,12 @@ def test_the_frame_is_cached_and_carries_options_and_weights():
     assert a.options == ("the butler", "the maid")
     assert set(a.hints) >= {"the butler", "the maid"}
     assert a.weights["door"] > a.weights["the"] == 0.0
+
+
+def test_a_word_after_a_possessive_is_a_noun_and_emphasis_in_capitals_is_not_a_label():
+    frame = read_question("Which bird's call is never heard in the recording?", ("owl", "crow"))
+    assert frame.evidence[0] == EvidenceKind.SPEECH  # "heard", not the noun "call"
+    frame = read_question("Which town's name never shows up on a sign?", ("Leeds", "York"))
+    assert frame.evidence[0] == EvidenceKind.SCREEN_TEXT  # "name" after "town's" is no verb of saying
+    frame = read_question("All of these fruits are shown except one. Which is NOT?", ("pear", "plum"))
+    assert frame.negated and "NOT" not in " ".join(frame.anchors)

@@ -64,3 +64,11 @@ def test_a_number_read_on_a_sign_is_not_a_count_of_what_is_asked():
     said = [Unit("e4", "speech", TimeSpan(start=1.0, end=3.0), speech="Tom bought four apples at the market.")]
     found = scored(asked("How many apples did Tom buy?", tuple(options)), options, said)
     assert [s.fact for s in found] == [1.0, 0.0, 0.0]  # said with what it counts: that is the count
+
+
+def test_which_is_not_said_is_told_apart_by_the_facts_when_no_unit_holds_the_anchors():
+    options = ["a baker", "a pilot", "a nurse"]
+    units = [_said("e3", 0.0, 3.0, "The baker opened early."), _said("e3", 4.0, 7.0, "A nurse came by at noon.")]
+    found = scored(asked("Each of these people comes up in the tale except one. Which one?", tuple(options)),
+                   options, units)
+    assert max(found, key=lambda s: s.p).option == "a pilot"

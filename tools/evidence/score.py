@@ -652,7 +652,10 @@ def _plain(asked: Asked) -> Asked:
 
 def _negate(found: list[OptionSupport]) -> None:
     """"Which is NOT ...": the option the evidence does not back, where it backs the others."""
-    joints = [s.joint for s in found]
+    # measured at all, about the question where anything is (a question whose anchors no unit holds,
+    # "which of these names is never said", still tells the said from the unsaid by their facts)
+    about_any = any(s.about > 0 for s in found if s.fact > 0)
+    joints = [s.joint if about_any else s.fact * (0.0 if s.relation == 0.0 else 1.0) for s in found]
     for i, s in enumerate(found):
         others = [j for k, j in enumerate(joints) if k != i]
         covered = sum(others) / len(others) if others else 0.0
