@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["relatedness", "words_for_label", "lexicon_available", "wordnet", "sense_count", "lemma_forms",
-           "noun_lemma", "parts_of_speech", "tags_by_pos", "data_folder", "WORDNET_SOURCE", "LEXNAMES_MAN_PAGE"]
+           "noun_lemma", "parts_of_speech", "tags_by_pos", "data_folder", "WORDNET_SOURCE", "LEXNAMES_MAN_PAGE",
+           "names_a_speaker", "names_a_saying", "dominant_pos", "verb_field"]
 
 WORDNET_SOURCE = Path(os.environ.get("MCR_WORDNET_DIR", "/usr/share/wordnet"))  # Debian: wordnet-base
 LEXNAMES_MAN_PAGE = Path("/usr/share/man/man5/lexnames.5WN.gz")  # Debian: wordnet-base
@@ -313,6 +314,21 @@ def names_a_saying(word: str) -> bool:
         return False
     tags = tags_by_pos(word)
     return tags.get("v", 0) >= max(tags.values(), default=0)
+
+
+@functools.lru_cache(maxsize=8192)
+def names_a_speaker(noun: str) -> bool:
+    """A noun for someone or something that speaks or is spoken ("narrator", "speaker", "voice", "speech"),
+    or an act of speaking ("narration", "lecture": WordNet's speech acts)."""
+    wn = wordnet()
+    if wn is None:
+        return False
+    for synset in _noun_synsets(noun)[:2]:
+        ancestors = {s.name() for path in synset.hypernym_paths() for s in path}
+        if ancestors & {"communicator.n.01", "speech.n.02", "speech.n.01", "auditory_communication.n.01",
+                        "sound.n.01", "utterance.n.01", "speech_act.n.01"}:
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=8192)

@@ -808,7 +808,7 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
                 vote(EvidenceKind.PIXELS, weight)
             elif _physical(t.low) and answer_type in (AnswerType.ENTITY, AnswerType.YES_NO, AnswerType.NUMBER):
                 vote(EvidenceKind.OBJECTS, weight * 0.6)
-            if _speaker(t.low):
+            if lexicon.names_a_speaker(t.low):
                 vote(EvidenceKind.SPEECH, weight)
     for score, kind in _nearest(text, _EVIDENCE_PROTOTYPES)[:2]:
         vote(kind, score)
@@ -826,21 +826,6 @@ def _heard(verb: str) -> bool:
         return False
     v, hear, see = embedder.encode([verb, "hear", "see"])
     return float(v @ hear) > float(v @ see)
-
-
-@functools.lru_cache(maxsize=8192)
-def _speaker(noun: str) -> bool:
-    """A noun for someone or something that speaks or is spoken ("narrator", "speaker", "voice", "speech"),
-    or an act of speaking ("narration", "lecture": WordNet's speech acts)."""
-    wn = lexicon.wordnet()
-    if wn is None:
-        return False
-    for synset in lexicon._noun_synsets(noun)[:2]:
-        ancestors = {s.name() for path in synset.hypernym_paths() for s in path}
-        if ancestors & {"communicator.n.01", "speech.n.02", "speech.n.01", "auditory_communication.n.01",
-                        "sound.n.01", "utterance.n.01", "speech_act.n.01"}:
-            return True
-    return False
 
 
 def read_question(text: str, options: Sequence[str] = ()) -> QuestionFrame:

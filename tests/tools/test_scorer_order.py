@@ -92,3 +92,16 @@ def test_while_means_sharing_time_not_touching_at_an_edge():
              Unit("e2", "scene", TimeSpan(start=6.0, end=12.0), objects=[("tractor", 1)])]
     assert relation_of(question, units[2], units) == 1.0  # the scene the sentence is said in
     assert relation_of(question, units[1], units) == 0.0  # the scene that ends as the sentence starts
+
+
+def test_right_after_a_sentence_is_the_next_sentence_however_often_each_was_transcribed():
+    said = [(0.5, 4.0, "The miller counted his sacks."), (5.0, 8.5, "He locked the barn at dusk."),
+            (9.5, 12.0, "Then a fox crept past the gate."), (13.0, 16.0, "The hens slept.")]
+    units = [Unit("e3", "speech", TimeSpan(start=a, end=b), speech=t) for a, b, t in said]
+    units += [Unit("e7", "speech", TimeSpan(start=a + 0.1, end=b), speech=t) for a, b, t in said[1:3]]  # heard again
+    units.append(Unit("e5", "scene", TimeSpan(start=4.5, end=16.0), speech=said[1][2]))  # a scene it was said in
+    options = ["a fox crept past the gate", "the hens slept", "he counted his sacks", "he locked the barn"]
+    found = scored(asked("What does the storyteller say right after the barn is locked?", tuple(options)),
+                   options, units)
+    assert max(found, key=lambda s: s.p).option == "a fox crept past the gate"
+    assert {s.option: s.relation for s in found}["he locked the barn"] != 1.0  # the event is not after itself

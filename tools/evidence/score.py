@@ -52,6 +52,7 @@ from mcr.tools.evidence.match import (
 )
 from mcr.context import TimeSpan
 from mcr.language.heading import Heading, heading_of
+from mcr.language.lexicon import names_a_speaker
 from mcr.language.question import relation_claim
 from mcr.tools.evidence.units import Unit
 from mcr.tools.movers import MIN_HEADING, Mover
@@ -277,16 +278,28 @@ def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: lis
     return found, total
 
 
+_LOCATING = frozenset({"before", "after", "while", "during"})  # relations whose event says where, not what
+
+
 def about_of(asked: Asked, unit: Unit, option_words: frozenset[str] = frozenset()) -> float:
     """How much `unit` is about the question's anchors: their weighted share found in it (1 with no anchors).
 
     Each anchor word counts with the record's weight, so a generic word (weight ≈ 0) neither helps nor hurts.
+    Words of a temporal relation's event are left to the relation check: they say where, not what.
     """
     heard = tokens(unit.all_text)
     labels = [label for label, _ in unit.objects]
-    words = [w for anchor in asked.anchors for w in key_tokens(anchor) if w not in option_words]
-    found, total = weighted_match(asked, list(dict.fromkeys(words)), heard, labels)
-    return found / total if total > 1e-6 else 1.0
+    words = [w for anchor in asked.anchors for w in key_tokens(anchor) if w not in option_words
+             and not names_a_speaker(w)]  # "what does the narrator say": the narrator speaks, is not spoken of
+    # a relation's event only locates the answer ("what is seen while X is said"), and the relation check
+    # reads it: a unit holding the rest of the question is about it too, whether or not it also holds X
+    located_by = {w for r in asked.relations if r.event and r.kind in _LOCATING for w in key_tokens(r.event)}
+    shares = []
+    for chosen in (words, [w for w in words if w not in located_by] if located_by else None):
+        if chosen is not None:
+            found, total = weighted_match(asked, list(dict.fromkeys(chosen)), heard, labels)
+            shares.append(found / total if total > 1e-6 else 1.0)
+    return max(shares)
 
 
 def meaning_of(asked: Asked, option: str, unit: Unit) -> float:
@@ -304,6 +317,10 @@ def meaning_of(asked: Asked, option: str, unit: Unit) -> float:
 # --------------------------------------------------------------------------- #
 
 
+EVENT_SLACK = 0.2  # a unit matching the event this much less than the best one is not where it happens
+EVENT_WIDTH = 1.5  # units holding the event that are wider than this times the narrowest one only contain it
+
+
 def _event_units(asked: Asked, event: str, units: list[Unit]) -> list[Unit]:
     """The units where the relation's event is said or shown (most of its weighted words found there)."""
     from mcr.language.lexicon import names_a_saying
@@ -312,18 +329,35 @@ def _event_units(asked: Asked, event: str, units: list[Unit]) -> list[Unit]:
     words = list(dict.fromkeys(w for w in key_tokens(event) if not names_a_saying(w)))
     if not words:
         return []
-    found = []
+    scored_units = []
     for u in units:
         if u.span is None:
             continue
         got, total = weighted_match(asked, words, tokens(u.all_text), [label for label, _ in u.objects])
-        if total > 1e-6 and got / total >= 0.5:
-            found.append(u)
+        if total > 1e-6:
+            scored_units.append((got / total, u))
+    best = max((share for share, _ in scored_units), default=0.0)
+    # the places that hold the event best: a near-miss elsewhere ("dry" read as the caption "DAY") is not it
+    found = [u for share, u in scored_units if share >= max(0.5, best - EVENT_SLACK)]
+    # and the most precise of them: the sentence, not the scene it was said in (a scene would put the
+    # rest of itself "after" the event)
+    narrowest = min((u.span.end - u.span.start for u in found), default=0.0)
+    found = [u for u in found if u.span.end - u.span.start <= EVENT_WIDTH * narrowest + 1e-6]
     return sorted(found, key=lambda u: u.span.start)
 
 
+SAME_PLACE_S = 0.5  # a unit starting this close to another is the same sentence heard again, not one between
+
+
+def _same_place(a: TimeSpan, b: TimeSpan) -> bool:
+    """Two units measured at the same place (a sentence transcribed twice): neither is before the other."""
+    return abs(a.start - b.start) < SAME_PLACE_S and abs(a.end - b.end) < SAME_PLACE_S
+
+
 def _none_between(units: list[Unit], kind: str, lo: float, hi: float) -> bool:
-    """No unit of `kind` starts strictly between `lo` and `hi`: "right after/before" holds."""
+    """No unit of `kind` starts strictly between `lo` and `hi`: "right after/before" holds. The bounds are
+    the event's end and the answer's start (less `SAME_PLACE_S`), so a sentence transcribed twice is no
+    sentence in between."""
     return not any(u.kind == kind and u.span is not None and lo < u.span.start < hi for u in units)
 
 
@@ -333,7 +367,7 @@ def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
     for r in asked.relations:
         if not r.event or unit.span is None:
             continue
-        events = [e for e in _event_units(asked, r.event, units) if e is not unit]
+        events = [e for e in _event_units(asked, r.event, units) if e is not unit and not _same_place(e.span, unit.span)]
         if not events:
             continue
         if r.kind in ("while", "during"):
@@ -341,11 +375,11 @@ def relation_of(asked: Asked, unit: Unit, units: list[Unit]) -> float:
         elif r.kind == "after":
             after = [e for e in events if unit.span.start >= e.span.end - 1e-6 or unit.span.start > e.span.start]
             ok = bool(after) and (not r.immediate or _none_between(
-                units, unit.kind, max(e.span.start for e in after), unit.span.start))
+                units, unit.kind, max(e.span.end for e in after) - SAME_PLACE_S, unit.span.start - SAME_PLACE_S))
         elif r.kind == "before":
             before = [e for e in events if unit.span.end <= e.span.start + 1e-6 or unit.span.start < e.span.start]
             ok = bool(before) and (not r.immediate or _none_between(
-                units, unit.kind, unit.span.start, min(e.span.start for e in before)))
+                units, unit.kind, unit.span.end - SAME_PLACE_S, min(e.span.start for e in before) - SAME_PLACE_S))
         else:
             continue
         checked.append(ok)
@@ -503,10 +537,8 @@ def _moves(asked: Asked, options: list[str], headings: list[Heading | None], uni
 def _mentions(asked: Asked, units: list[Unit]) -> Unit | None:
     """A count unit: how often the question's anchors are said, over the sentences heard (each stretch of
     speech once, however many times it was transcribed), or None when nothing was transcribed."""
-    from mcr.language.question import _speaker
-
     words = [w for a in asked.anchors for w in key_tokens(a)
-             if asked.weight(w) > 0 and w != asked.count_target and not _speaker(w)]
+             if asked.weight(w) > 0 and w != asked.count_target and not names_a_speaker(w)]
     heard = sorted((u for u in units if u.kind == "speech" and u.span is not None), key=lambda u: u.span.start)
     if not words or not heard:
         return None
