@@ -42,3 +42,16 @@ def test_a_small_thing_counts_by_its_own_colour_a_detection_or_a_mover():
 
 def test_one_informative_word_is_left_to_the_plain_matching():
     assert described("the background", _scene(colours=[("green", 0.98)])) == 0.0
+
+
+def test_a_colour_named_as_a_place_is_found_by_the_colours_measured_there():
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.score import scored
+
+    options = ["HARBOUR", "MARKET", "BRIDGE"]
+    units = [_scene(colours=[("teal", 0.95)], text="HARBOUR"), _scene(colours=[("orange", 0.96)], text="MARKET"),
+             _scene(colours=[("light grey", 0.9)], text="BRIDGE")]
+    found = scored(asked("Which name is written on the orange backdrop?", tuple(options)), options, units)
+    assert max(found, key=lambda s: s.p).option == "MARKET"
+    abouts = [s.about for s in found]
+    assert abouts[1] > max(abouts[0], abouts[2]) + 0.3  # orange is measured there; "backdrop" nowhere

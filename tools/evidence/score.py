@@ -227,6 +227,17 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
     return max(scores, default=0.0)
 
 
+PLACE_COLOUR_SHARE = 0.05  # a colour naming a place ("on the purple screen") covers at least this much of it
+
+
+def _closest_colour(rgb: tuple[int, int, int], colours: list[tuple[str, float]]) -> float:
+    """Closeness (CIEDE2000, 0..1) of a named colour to the nearest of the measured `colours`."""
+    from mcr.tools.pixels import PALETTE
+
+    return max((max(0.0, 1.0 - colour_distance(rgb, seen) / COLOUR_DE_MAX)
+                for name, _ in colours if (seen := PALETTE.get(name) or colour_of(name)) is not None), default=0.0)
+
+
 def described(option: str, unit: Unit) -> float:
     """How much of a described picture ("a red kite over a grey sea") the unit measured: each informative
     word of the option (rarity-weighted, so "background" or "on" weighs nothing) found as a colour it
@@ -238,7 +249,6 @@ def described(option: str, unit: Unit) -> float:
     informative words (those are judged by the plain matching).
     """
     from mcr.language.similarity import word_weight
-    from mcr.tools.pixels import PALETTE
 
     words = [(w, word_weight(w)) for w in dict.fromkeys(key_tokens(option))]
     words = [(w, wt) for w, wt in words if wt > 0]
@@ -253,9 +263,7 @@ def described(option: str, unit: Unit) -> float:
     for word, weight in words:
         rgb = colour_of(word)
         if rgb is not None:
-            match = max((max(0.0, 1.0 - colour_distance(rgb, seen) / COLOUR_DE_MAX)
-                         for name, _ in colours if (seen := PALETTE.get(name) or colour_of(name)) is not None),
-                        default=0.0)
+            match = _closest_colour(rgb, colours)
         else:
             match = max(label_match([singular(word)], labels), phrase_match([word], read, MIN_WORD) if read else 0.0)
         found += weight * match
@@ -263,8 +271,10 @@ def described(option: str, unit: Unit) -> float:
     return found / total if total > 1e-6 else 0.0
 
 
-def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: list[str]) -> tuple[float, float]:
-    """(found, total): the record's weights of `words`, and of those heard/read (tolerantly) or carried by a label."""
+def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: list[str],
+                   colours: list[tuple[str, float]] | None = None) -> tuple[float, float]:
+    """(found, total): the record's weights of `words`, and of those heard/read (tolerantly), carried by a
+    label, or — a colour word, given the unit's measured `colours` — measured there ("the purple screen")."""
     total = found = 0.0
     for word in words:
         weight = asked.weight(word)
@@ -273,6 +283,8 @@ def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: lis
         match = phrase_match([word], heard, MIN_WORD) if heard else 0.0
         if labels and match < 1.0:
             match = max(match, label_match([singular(word)], labels))
+        if colours and match < 1.0 and (rgb := colour_of(word)) is not None:
+            match = max(match, _closest_colour(rgb, [(n, sh) for n, sh in colours if sh >= PLACE_COLOUR_SHARE]))
         total += weight
         found += weight * match
     return found, total
@@ -297,7 +309,7 @@ def about_of(asked: Asked, unit: Unit, option_words: frozenset[str] = frozenset(
     shares = []
     for chosen in (words, [w for w in words if w not in located_by] if located_by else None):
         if chosen is not None:
-            found, total = weighted_match(asked, list(dict.fromkeys(chosen)), heard, labels)
+            found, total = weighted_match(asked, list(dict.fromkeys(chosen)), heard, labels, unit.colours)
             shares.append(found / total if total > 1e-6 else 1.0)
     return max(shares)
 
