@@ -20,7 +20,22 @@ record's answer type and evidence kinds) and is *about* the question's focus
   which catches paraphrase ("they" for the speaker's "you");
 * **relation** — a temporal relation of the question, checked on unit times:
   "right after X" is the unit following X's, "while X is said" overlaps X's
-  span, before/after by start times.
+  span, before/after by start times (X is where it is held best and most
+  narrowly; a sentence transcribed twice is one place).
+
+Some options carry a fact no unit says in words, and get their own path:
+
+* **movement** ("from left to right", "it stays put": `mcr.language.heading`)
+  — the path of the thing measured moving (`mcr.tools.movers`);
+* **stretches of time** ("5–10 s") — when the asked event, or the mover,
+  starts;
+* **order** ("after the horses", "at the same time as X":
+  `mcr.language.question.relation_claim`) — when the subject and X were
+  first measured;
+* **occurrences** ("how often is X mentioned") — a count of the sentences
+  that say X;
+* **described pictures** ("a red ball on a yellow background") — each
+  informative word where its kind of fact is measured (:func:`described`).
 
 Each option's best unit gives a feature vector (its own signals and the best
 rival's); a logistic regression fitted on the labelled set
