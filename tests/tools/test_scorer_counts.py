@@ -60,10 +60,14 @@ def test_a_number_read_on_a_sign_is_not_a_count_of_what_is_asked():
              Unit("e3", "count", TimeSpan(start=0.0, end=30.0), count=5, counted="scenes")]
     found = {s.option: s for s in scored(asked("How many separate scenes does the clip have?", tuple(options)),
                                          options, units)}
-    assert found["four"].fact == 0.0 and found["five"].fact == 1.0 and found["five"].unit.kind == "count"
+    assert found["four"].fact == 0.5 and found["five"].fact == 1.0 and found["five"].unit.kind == "count"
+    assert found["five"].p > found["four"].p + 0.5  # the count of scenes decides, the sign's number is weak
     said = [Unit("e4", "speech", TimeSpan(start=1.0, end=3.0), speech="Tom bought four apples at the market.")]
     found = scored(asked("How many apples did Tom buy?", tuple(options)), options, said)
     assert [s.fact for s in found] == [1.0, 0.0, 0.0]  # said with what it counts: that is the count
+    misheard = [Unit("e4", "speech", TimeSpan(start=1.0, end=3.0), speech="Tim bought five nipples at the market.")]
+    found = scored(asked("How many apples did Tom buy?", tuple(options)), options, misheard)
+    assert max(found, key=lambda s: s.p).option == "five"  # the only number said, though its noun was misheard
 
 
 def test_which_is_not_said_is_told_apart_by_the_facts_when_no_unit_holds_the_anchors():
@@ -72,3 +76,12 @@ def test_which_is_not_said_is_told_apart_by_the_facts_when_no_unit_holds_the_anc
     found = scored(asked("Each of these people comes up in the tale except one. Which one?", tuple(options)),
                    options, units)
     assert max(found, key=lambda s: s.p).option == "a pilot"
+
+
+def test_a_count_of_the_videos_parts_is_not_a_count_of_things_bought():
+    options = ["three", "five"]
+    units = [Unit("e4", "count", TimeSpan(start=0.0, end=20.0), count=3, counted="scenes"),
+             _said("e3", 4.0, 7.0, "Marco buys five baskets at the market.")]
+    found = scored(asked("According to the narration, how many baskets does Marco buy?", tuple(options)),
+                   options, units)
+    assert max(found, key=lambda s: s.p).option == "five"

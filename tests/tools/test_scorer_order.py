@@ -105,3 +105,13 @@ def test_right_after_a_sentence_is_the_next_sentence_however_often_each_was_tran
                    options, units)
     assert max(found, key=lambda s: s.p).option == "a fox crept past the gate"
     assert {s.option: s.relation for s in found}["he locked the barn"] != 1.0  # the event is not after itself
+
+
+def test_the_speaker_of_a_locating_event_is_not_looked_for_in_what_was_said():
+    options = ["NORTH GATE", "MILL POND"]
+    units = [Unit("e3", "speech", TimeSpan(start=6.0, end=9.0), speech="The harbour was busy at dawn."),
+             Unit("e2", "scene", TimeSpan(start=0.0, end=5.5), text="NORTH GATE"),
+             Unit("e2", "scene", TimeSpan(start=5.5, end=11.0), text="MILL POND")]
+    question = asked("Which caption is up while the announcer talks about the harbour?", tuple(options))
+    found = {s.option: s for s in scored(question, options, units)}
+    assert found["MILL POND"].relation == 1.0 and found["NORTH GATE"].relation == 0.0

@@ -203,6 +203,13 @@ def _counted_here(asked: Asked, unit: Unit) -> int | None:
     return max(seen) if seen else None
 
 
+def _counts_the_target(asked: Asked, unit: Unit) -> bool:
+    """A count unit of the very thing the question counts (not merely the video's shots or scenes)."""
+    target = asked.count_target or ""
+    return bool(target) and (related(target, unit.counted) >= MIN_RELATED or _similar(target, unit.counted)) \
+        or (unit.counted == "mentions" and asked.counts_occurrences)
+
+
 def _says_what_is_counted(asked: Asked, unit: Unit) -> bool:
     """A number said or read in this unit can be the answer: the unit also names the counted thing or the
     question's anchors ("Tom bought three apples"), or the question names nothing to count."""
@@ -229,8 +236,10 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
         measured = _counted_here(asked, unit)
         if measured is not None:
             return float(measured == n)
-        if not _says_what_is_counted(asked, unit):
-            return 0.0  # "PLATFORM 4" on a sign is not a count of scenes
+    # a number read or said where nothing names what is counted is weaker evidence: "PLATFORM 4" on a sign is
+    # no count of scenes, though "six" heard beside a misheard noun ("six kettles" for candles) may be one
+    scale = UNNAMED_NUMBER if asked.answer_type == "number" and number_of(option) is not None \
+        and not _says_what_is_counted(asked, unit) else 1.0
     want = key_tokens(option) or tokens(option)
     scores = [described(option, unit)] if "pixels" in kinds or "objects" in kinds else []
     if unit.speech and kinds & {"speech", "motion"}:  # a movement is also told in words
@@ -239,9 +248,10 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
         scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True))
     if unit.objects and kinds & {"objects", "pixels"}:
         scores.append(label_match([singular(w) for w in want], [label for label, _ in unit.objects]))
-    return max(scores, default=0.0)
+    return scale * max(scores, default=0.0)
 
 
+UNNAMED_NUMBER = 0.5
 PLACE_COLOUR_SHARE = 0.05  # a colour naming a place ("on the purple screen") covers at least this much of it
 
 
@@ -353,7 +363,8 @@ def _event_units(asked: Asked, event: str, units: list[Unit]) -> list[Unit]:
     from mcr.language.lexicon import names_a_saying
 
     # "while the grass is being described": the transcript holds the grass, not the describing
-    words = list(dict.fromkeys(w for w in key_tokens(event) if not names_a_saying(w)))
+    # ... and the narrator says it, is not what is said
+    words = list(dict.fromkeys(w for w in key_tokens(event) if not names_a_saying(w) and not names_a_speaker(w)))
     if not words:
         return []
     scored_units = []
@@ -438,7 +449,7 @@ def supports(asked: Asked, options: list[str], units: list[Unit]) -> list[Option
     if not asked.relations and sum(c is not None and c.kind in _ORDERS for c in claims) >= 2:
         return _ordered(asked, options, claims, units)
     if asked.answer_type == "number":  # a count of the very thing counted is about what is asked
-        abouts.update({id(u): 1.0 for u in units if u.count is not None and _counted_here(asked, u) is not None})
+        abouts.update({id(u): 1.0 for u in units if u.count is not None and _counts_the_target(asked, u)})
     moving = the_mover(asked, units) if "motion" in asked.evidence else None
     if moving is not None:  # "the car that drives past": where a thing was measured moving is what it is about
         abouts[id(moving[0])] = 1.0
