@@ -61,12 +61,14 @@ def test_ctrl_c_during_transcribe_exits_130_and_the_episode_resumes(tmp_path, le
         proc, lines, sent = _interrupt_during_transcribe(work, delay_s if attempt == 0 else 0.0)
         out, err = proc.communicate(timeout=120)
         out = "".join(lines) + out
-        if sent:
+        finished_first = not sent or (proc.returncode == 0 and "Answer:" in out)
+        if not finished_first:
             break
-        # the run ended before the signal could be sent (a loaded machine read its output late): again,
-        # in a new workdir, with no delay
+        # the run had answered before the signal was sent or handled (a loaded machine read its output
+        # late; a signal landing in the interpreter's teardown is never handled): again, in a new workdir,
+        # with no delay
         work = tmp_path / f"work dir {attempt + 1}"
-    assert sent, f"the run always ended before SIGINT could be sent ({MAX_ATTEMPTS} tries)"
+    assert not finished_first, f"the run always answered before SIGINT took effect ({MAX_ATTEMPTS} tries)"
     assert proc.returncode == 130, (proc.returncode, err)
     assert "terminate called" not in err and "Traceback" not in err, err
     task_line = next(line for line in out.splitlines() if line.startswith("Task "))
