@@ -110,6 +110,7 @@ class QuestionFrame(BaseModel):
     negated: bool = False
     count_target: str | None = None
     counts_occurrences: bool = False  # "how often", "how many times": occurrences of the focus, not things
+    occurrence: str | None = None  # what occurs, when occurrences are counted: the clause's verb ("cut", "mention")
     extreme: Extreme | None = None
     grounding_query: str
     hints: tuple[str, ...] = ()
@@ -199,6 +200,23 @@ def _tag(words: list[str]) -> list[_Tok]:
         if t.tag == "N" and out[i + 1].low == "of" and _abstract(t.low):
             t.tag = "C"
     return out
+
+
+def _occurring_verb(toks: list[_Tok]) -> str | None:
+    """The base form of the first content verb of a "how often / how many times" question: what occurs.
+
+    Why: in "how many times does the picture cut" the counted noun is "times",
+    which names no thing; the occurrence is the verb, and a tool that counts
+    such events (the cuts between shots) is matched by it.
+    """
+    from mcr.language.lexicon import lemma_forms, wordnet
+
+    wn = wordnet()
+    for t in toks:
+        if t.tag == "V" and t.low not in FUNCTION_WORDS:
+            base = wn.morphy(t.low, "v") if wn is not None else None
+            return base or min(lemma_forms(t.low), key=len)
+    return None
 
 
 @functools.lru_cache(maxsize=8192)
@@ -477,7 +495,11 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
         kind = _ORDER.get(t.low)
         if kind is None or i in in_quote:
             continue
-        if t.low in ("start", "end", "beginning", "ending") and not (i > 0 and lows[i - 1] in ("the",)):
+        before = i - 1
+        while before > 0 and (toks[before].tag == "R" or (toks[before].tag == "F" and "r" in lexicon.parts_of_speech(
+                lows[before]))):  # "at the very end": an intensifier between
+            before -= 1
+        if t.low in ("start", "end", "beginning", "ending") and not (before >= 0 and lows[before] in ("the",)):
             continue
         if any(r.kind == kind for r in relations):
             continue
@@ -503,6 +525,8 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     counts_occurrences = answer_type == AnswerType.NUMBER and (
         any(lows[i] == "how" and lows[i + 1] == "often" for i in range(len(lows) - 1))
         or (count_target is not None and lexicon.relatedness(count_target, "instance") >= 0.7))
+
+    occurrence = _occurring_verb(toks) if counts_occurrences else None
 
     # -- superlatives -------------------------------------------------------- #
     extreme = _extreme(toks)
@@ -545,7 +569,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     return QuestionFrame(
         text=text, options=options, answer_type=answer_type, focus=focus, anchors=tuple(anchors),
         evidence=evidence, relations=tuple(relations), negated=negated, count_target=count_target,
-        counts_occurrences=counts_occurrences,
+        counts_occurrences=counts_occurrences, occurrence=occurrence,
         extreme=extreme, grounding_query=grounding or text.strip(), hints=tuple(dict.fromkeys(h for h in hints
                                                                                              if len(h) <= 80))[:20],
         weights=weights)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mcr.context import Answer, Context, Memory, Verdict, letters_for
+from mcr.context import Answer, Context, Memory, TimeSpan, Verdict, letters_for
 
 CheckResult = tuple[bool, str]
 Check = Callable[[Answer, Context], CheckResult]
@@ -42,6 +42,7 @@ class OptionScore:
     score: float  # 0..1: the scorer's probability that the evidence backs this option
     refs: tuple[str, ...] = ()  # the entries whose measured units gave the score (most specific first)
     why: str = ""  # where it was measured, for a thought or a rejection
+    span: TimeSpan | None = None  # where in the video it was measured (the unit's span, narrower than its entry's)
 
 
 #: Scores every option of the context's question on all the evidence in it (empty for an open question).

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from mcr.context import Context, Memory, ToolResult, option_table
+from mcr.context import Context, Memory, TimeSpan, ToolResult, option_table
 from mcr.verify import OptionScore, Verifier
 
 __all__ = ["OptionJudgement", "judge_options", "first_accepted", "citable", "MAX_PAIR_ENTRIES"]
@@ -45,6 +45,7 @@ class OptionJudgement:
     cite: tuple[str, ...] = ()  # the citation that passed, else the entries of the units that ranked it
     reason: str = ""
     score: float = 0.0  # the verifier's scorer: P(the evidence gathered backs this option)
+    measured: TimeSpan | None = None  # where the scorer found it (narrower than the entries cited)
 
 
 def citable(context: Context) -> list[Any]:
@@ -107,11 +108,12 @@ def first_accepted(context: Context, verifier: Verifier, text: str, option: str 
 def _judge(context: Context, verifier: Verifier, letter: str, text: str, tries: list[tuple[str, ...]],
            step: int, score: OptionScore | None = None) -> OptionJudgement:
     p = score.score if score is not None else 0.0
+    measured = score.span if score is not None else None
     ranked = tuple(r for r in (score.refs if score is not None else ()) if context.get(r) is not None)
     if ranked and ranked not in tries:  # the units that ranked it first: the likeliest citation to pass
         tries = [ranked, *tries]
     cite, reason = first_accepted(context, verifier, text, letter, tries, step)
     if cite is not None:
-        return OptionJudgement(letter, text, True, cite, reason, p)
+        return OptionJudgement(letter, text, True, cite, reason, p, measured)
     # Not accepted: a guess made from it cites where the scorer found it, not the first entry tried.
-    return OptionJudgement(letter, text, False, ranked or (tries[0] if tries else ()), reason, p)
+    return OptionJudgement(letter, text, False, ranked or (tries[0] if tries else ()), reason, p, measured)

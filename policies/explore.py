@@ -49,10 +49,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcr.context import Context, ToolCall, ToolError, ToolResult, TimeSpan, Verdict
+from mcr.context import Context, Thought, ToolCall, ToolError, ToolResult, TimeSpan, Verdict
 from mcr.language import EvidenceKind, QuestionFrame, RelationKind, read_question
 from mcr.language.similarity import word_weight
-from mcr.policies.coarse_to_fine import coarse_to_fine_calls, is_long_video
+from mcr.policies.coarse_to_fine import coarse_to_fine_calls, is_long_video, video_duration
 from mcr.tools.base import schema_function
 
 __all__ = ["Candidate", "candidate_calls", "question_frame", "grounded_span", "call_key", "rejected_options",
@@ -387,6 +387,44 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
     if instruction is not None and instruction.options and len(out) == 0:
         offer("search", {"query": " / ".join(instruction.options), "scope": "local"}, "where do the options occur")
     return _named_first(context, out)
+
+
+CONFIRM_WIDTH = 4.0  # a citation this many times wider than where its fact was measured is confirmed there first
+CONFIRM_PAD_S = 0.5  # heard again with this much either side, so no word at the edge is cut
+CONFIRM_WHY = "confirm where the chosen option was measured"
+
+
+def confirming_call(context: Context, tools: list[dict[str, Any]], cite: tuple[str, ...],
+                    measured: TimeSpan | None) -> Candidate | None:
+    """A narrow call at `measured` when the entries cited for the chosen option are far wider than it.
+
+    Why: an option found in one sentence of the whole transcript, or in an
+    hour's overview, is cited by the entry that holds it, and that entry's span
+    says nothing of *where*. One short call there (the span heard again with
+    the question's hints, or its frames looked at) measures the fact again
+    with its own span, and the answer cites that. Once per episode; never a
+    call already made.
+    """
+    if measured is None or not cite or any(isinstance(e, Thought) and e.text == CONFIRM_WHY for e in context):
+        return None
+    spans = [e.span for ref in cite if (e := context.get(ref)) is not None and e.span is not None]
+    if not spans:
+        return None
+    cited = max(s.end for s in spans) - min(s.start for s in spans)
+    if cited <= CONFIRM_WIDTH * max(measured.end - measured.start, 1.0):
+        return None
+    duration = video_duration(context) or measured.end + CONFIRM_PAD_S
+    target = TimeSpan(start=max(0.0, measured.start - CONFIRM_PAD_S), end=min(duration, measured.end + CONFIRM_PAD_S))
+    available = {schema_function(t)["name"] for t in tools}
+    frame = question_frame(context)
+    made = _made(context)
+    calls = [("transcribe", {"span": _where(target), "hints": hints_for(context)})] \
+        if listens_first(frame) and not _no_audio(context) else []
+    calls.append(("look", {"span": _where(target), "detail": True}))
+    for tool, arguments in calls:
+        if tool in available and call_key(tool, arguments) not in made:
+            return Candidate(tool, arguments, CONFIRM_WHY)
+    return None
 
 
 def _perception_rank(frame: QuestionFrame | None, tool: str) -> int:

@@ -50,7 +50,8 @@ from mcr.context import Answer, Context, TimeSpan, ToolCall, ToolResult, Verdict
 from mcr.policies.base import CallRequest, Decision, FinalAnswer, PolicyError, ToolCalls
 from mcr.policies.choose import OptionJudgement, citable, first_accepted, judge_options
 from mcr.language import AnswerType, RelationKind
-from mcr.policies.explore import Candidate, candidate_calls, question_frame, rejected_options, segments_like
+from mcr.policies.explore import (Candidate, candidate_calls, confirming_call, question_frame, rejected_options,
+                                  segments_like)
 from mcr.policies.internvideo3 import ModelPolicy, policy_settings, session_from_settings
 from mcr.usage import Usage
 from mcr.verify import Verifier, budget_nearly_spent
@@ -124,6 +125,9 @@ class OfflinePolicy(ModelPolicy):
                 judged = judge_options(context, self.verifier, step=step, skip=rejected)
                 passing = [j for j in judged if j.accepted]
                 if (len(passing) == 1 and not perceiving) or not candidates or not judged:
+                    confirm = None if last_step else self._confirming(context, tools, passing or judged)
+                    if confirm is not None:
+                        return confirm
                     return self._choose_option(context, messages, tools, judged, passing, last_step)
         else:  # an open question
             if _asks_when(context) and _spans_to_answer(context) and not perceiving:
@@ -164,6 +168,20 @@ class OfflinePolicy(ModelPolicy):
         return FinalAnswer(text=choice.text, option=choice.letter, evidence=choice.cite, low_confidence=low,
                            thought=None if passing else "no option is backed by the evidence alone; "
                            "the model's likeliest remaining option", usage=_raw(usage, raw))
+
+    @staticmethod
+    def _confirming(context: Context, tools: list[dict[str, Any]], pool: list[OptionJudgement]) -> Decision | None:
+        """Before answering from a wide entry, one narrow call where the chosen option was measured
+        (:func:`~mcr.policies.explore.confirming_call`), so the answer can cite where, not only that."""
+        contenders = scorer_contenders(pool)
+        if not contenders:
+            return None
+        choice = contenders[0]
+        call = confirming_call(context, tools, choice.cite, choice.measured)
+        if call is None:
+            return None
+        return ToolCalls(calls=(CallRequest(tool=call.tool, arguments=call.arguments),), thought=call.why,
+                         usage=_raw(None, call.text()))
 
     def _rank(self, context, messages, tools, pool: list[OptionJudgement]) -> tuple[OptionJudgement, Usage]:
         question = _question(context)

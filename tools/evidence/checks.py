@@ -29,7 +29,7 @@ from typing import Any
 from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult, option_table
 from mcr.tools.evidence.asked import Asked, asked
 from mcr.tools.evidence.match import time_range
-from mcr.tools.evidence.score import MIN_WORD, OptionSupport, about_of, fitted, scored
+from mcr.tools.evidence.score import MIN_WORD, OptionSupport, about_of, contradicts_relation, fact_of, fitted, scored
 from mcr.tools.evidence.units import Unit, units_of
 from mcr.verify import Check, CheckResult, OptionScore
 
@@ -91,7 +91,8 @@ def _score(question: str, options: list[str], entries: list[Any],
     if not units:
         return units, []
     q = asked(question, tuple(options))
-    supports = scored(q, options, units) if options else []
+    around = everything_measured(context) if q.relations else None  # where a relation's event was measured
+    supports = scored(q, options, units, around=around) if options else []
     if options and (q.order or q.extreme):
         # "first" and "brightest" are claims about the whole video: an option can only win among the
         # cited units if it also wins among everything measured so far (citing only itself proves nothing).
@@ -158,6 +159,10 @@ def evidence_connection(sees_pixels: bool = False, min_p: float | None = None) -
             return True, ""  # option_valid says so
         s = a.supports[a.chosen]
         option = f"{_letter(a.chosen)} ({a.options[a.chosen]})"
+        if contradicts_relation(s):  # a measured fact contradicts it, whoever answers
+            events = "; ".join(f"{r.kind} {r.event!r}" for r in q.relations if r.event)
+            return False, (f"{option} is measured at {s.unit.where()}, which is not {events} as the question "
+                           f"asks; answer with what the evidence holds there")
         if sees_pixels:
             if s.p >= t["related"]:
                 return True, ""
@@ -265,12 +270,47 @@ def option_scores(context: Context) -> list[OptionScore]:
         return []
     options = list(instruction.options)
     units = everything_measured(context)
-    found = scored(asked(instruction.text, tuple(options)), options, units) if units else []
+    q = asked(instruction.text, tuple(options))
+    found = scored(q, options, units) if units else []
     out = []
     for letter, s in zip(option_table(options), found or [None] * len(options)):
         if s is None or s.unit is None:
             out.append(OptionScore(letter, 0.0))
             continue
-        refs = tuple(dict.fromkeys(r for r in s.unit.ref.split("+") if r))
-        out.append(OptionScore(letter, round(s.p, 4), refs, s.unit.where()))
+        refs = narrowest_citation(q, s, units, context)
+        out.append(OptionScore(letter, round(s.p, 4), refs, s.unit.where(), s.unit.span))
     return out
+
+
+SAME_FACT = 0.9  # a unit carrying at least this share of the best unit's fact, at the same place, says the same
+
+
+def _entry_width(context: Context, ref: str) -> float:
+    entry = context.get(ref)
+    span = getattr(entry, "span", None)
+    return span.end - span.start if span is not None else float("inf")
+
+
+def narrowest_citation(q: Asked, support: OptionSupport, units: list[Unit], context: Context) -> tuple[str, ...]:
+    """The entries to cite for `support`: those of its unit, or of a unit measuring the same fact at the same
+    place in a narrower entry.
+
+    Why: a citation is checked and measured by its entries' spans, and the
+    sentence that backs an option is often one line of a wide entry (the whole
+    video's transcript, an hour's overview). When a narrow call (a span
+    transcribed again, a look) measured the same fact there, citing it says
+    *where*, not only *that*.
+    """
+    unit = support.unit
+    own = tuple(dict.fromkeys(r for r in unit.ref.split("+") if r))
+    if unit.span is None or support.fact <= 0:
+        return own
+    best, width = own, max(_entry_width(context, r) for r in own)
+    for u in units:
+        if u is unit or u.span is None or u.span.iou(unit.span) < 0.5:
+            continue
+        refs = tuple(dict.fromkeys(r for r in u.ref.split("+") if r))
+        w = max(_entry_width(context, r) for r in refs)
+        if w < width and fact_of(q, support.option, u) >= SAME_FACT * support.fact:
+            best, width = refs, w
+    return best

@@ -15,7 +15,7 @@ it was measured and the facts measured there:
   pixel facts, the thing that moves in it), split into one unit per sentence said in it; the video-level
   line becomes a **count** of scenes; its Memory entries are read the same way
   from their "measured:" lines;
-* ``segment`` — a count of shots, and each shot's span;
+* ``segment`` — a count of shots, one of the cuts between them, and each shot's span;
 * ``search`` / ``ground`` — each hit, with its span, read by its source
   (transcript → speech, ocr → on-screen text, a summary line → scene facts).
 
@@ -190,7 +190,9 @@ def _segment(ref: str, out: dict) -> list[Unit]:
         return []
     spans = [s for shot in shots if (s := _span(shot.get("span")))]
     whole = TimeSpan(start=min(s.start for s in spans), end=max(s.end for s in spans)) if spans else None
-    return [Unit(ref, "count", whole, count=len(shots), counted="shots")] + [Unit(ref, "shot", s) for s in spans]
+    # the cuts are what lies between the shots: "how many times does the picture cut" counts these
+    return [Unit(ref, "count", whole, count=len(shots), counted="shots"),
+            Unit(ref, "count", whole, count=len(shots) - 1, counted="cuts")] + [Unit(ref, "shot", s) for s in spans]
 
 
 def _hits(ref: str, out: dict) -> list[Unit]:

@@ -1,0 +1,139 @@
+"""Sequences: what happens right after an event, the last step told in other words, cuts counted, and
+where an answer is cited.
+
+Questions, options and sentences are written here (none from a suite); the
+units are built as the tools write them. The reader needs WordNet.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mcr.context import Context, Instruction, Observation, Thought, TimeSpan, ToolCall, ToolResult, VideoRef
+from mcr.language.lexicon import lexicon_available
+from mcr.tools.evidence import build_verifier
+from mcr.tools.evidence.asked import asked
+from mcr.tools.evidence.checks import option_scores
+from mcr.tools.evidence.score import VIOLATED_RELATION_P, scored
+from mcr.tools.evidence.units import Unit, units_of
+
+pytestmark = pytest.mark.skipif(not lexicon_available(),
+                                reason="needs the Debian packages wordnet-base and wordnet-sense-index")
+
+
+def _said(ref: str, start: float, end: float, text: str) -> Unit:
+    return Unit(ref, "speech", TimeSpan(start=start, end=end), speech=text)
+
+
+STORY = [
+    _said("e2", 1.0, 4.0, "The ferry left the harbour at dawn."),
+    _said("e2", 6.0, 9.0, "A gull stole the captain's sandwich."),
+    _said("e2", 11.0, 14.0, "The crew found a map in the lighthouse."),
+    _said("e2", 16.0, 19.0, "They sailed north towards the islands."),
+]
+RIGHT_AFTER = ("Which line comes immediately after the one about the lighthouse?",
+               ["the gull stole a sandwich", "the crew sailed north", "the ferry left at dawn"])
+
+
+def test_an_option_said_before_the_event_is_contradicted_even_when_only_its_own_sentence_is_cited():
+    q = asked(*RIGHT_AFTER[:1], tuple(RIGHT_AFTER[1]))
+    cited = [STORY[1]]  # the answer cites only the gull's sentence, which comes before the lighthouse
+    alone = scored(q, RIGHT_AFTER[1], cited, around=STORY)
+    assert alone[0].relation == 0.0 and alone[0].p <= VIOLATED_RELATION_P
+    everywhere = scored(q, RIGHT_AFTER[1], STORY)
+    best = max(everywhere, key=lambda s: s.p)
+    assert best.option == "the crew sailed north" and best.relation == 1.0
+
+
+def test_the_last_step_told_with_pronouns_is_placed_by_its_best_match():
+    steps = [
+        _said("e3", 0.5, 3.0, "First, Omar washes the lettuce."),
+        _said("e3", 4.0, 7.0, "Then he chops two tomatoes."),
+        _said("e3", 8.0, 11.0, "At the end he sprinkles them with salt."),
+    ]
+    options = ["washes the lettuce", "chops the tomatoes", "sprinkles the salad with salt"]
+    found = {s.option: s for s in scored(asked("What does the chef do at the very end?", tuple(options)),
+                                         options, steps)}
+    assert max(found.values(), key=lambda s: s.p).option == "sprinkles the salad with salt"
+    assert found["chops the tomatoes"].note.startswith("not the last one")
+
+
+@pytest.mark.parametrize(("question", "verb"), [
+    ("How many times does the footage cut away?", "cut"),
+    ("How often is the lighthouse mentioned?", "mention"),
+    ("How many times did the camera switch?", "switch"),
+])
+def test_an_occurrence_question_names_what_occurs_by_its_verb(question, verb):
+    q = asked(question, ())
+    assert q.counts_occurrences and q.occurrence == verb
+
+
+def _segment(n_shots: int) -> ToolResult:
+    shots = [{"index": i + 1, "span": {"start": 5.0 * i, "end": 5.0 * (i + 1)}} for i in range(n_shots)]
+    return ToolResult(id="e5", step=1, tool="segment", output={"mode": "temporal", "shots": shots},
+                      span=TimeSpan(start=0.0, end=5.0 * n_shots))
+
+
+def test_cuts_are_counted_between_shots_and_shots_are_still_counted_as_shots():
+    units = units_of(_segment(6))
+    options = ["four", "five", "six", "seven"]
+    cuts = scored(asked("How many times does the footage cut away?", tuple(options)), options, units)
+    assert max(cuts, key=lambda s: s.p).option == "five"
+    shots = scored(asked("How many shots does the clip contain?", tuple(options)), options, units)
+    assert max(shots, key=lambda s: s.p).option == "six"
+
+
+def _context_with_a_wide_and_a_narrow_transcript() -> Context:
+    ctx = Context()
+    ctx.append(Observation(video=VideoRef(path="clip.mp4", duration=600.0),
+                           span=TimeSpan(start=0.0, end=600.0), text="a 10-minute clip"))
+    ctx.append(Instruction(text="On which day does the parcel arrive, according to the speaker?",
+                           options=("Tuesday", "Friday", "Sunday"), video=VideoRef(path="clip.mp4", duration=600.0)))
+    wide = [{"span": {"start": 30.0 * i, "end": 30.0 * i + 4.0}, "text": f"Nothing happens in part {i}."}
+            for i in range(20)]
+    wide[11] = {"span": {"start": 330.0, "end": 334.0}, "text": "The parcel will arrive on Friday."}
+    ctx.append(ToolResult(step=1, tool="transcribe", output={"segments": wide}, span=TimeSpan(start=0.0, end=600.0)))
+    return ctx  # entries e0 (observation), e1 (instruction), e2 (the whole transcript)
+
+
+def test_an_answer_cites_the_narrow_entry_that_measured_the_same_fact():
+    ctx = _context_with_a_wide_and_a_narrow_transcript()
+    friday = [s for s in option_scores(ctx) if s.letter == "B"][0]
+    assert friday.refs == ("e2",) and friday.span == TimeSpan(start=330.0, end=334.0)
+    narrow = ctx.append(ToolResult(step=2, tool="transcribe",
+                                   output={"segments": [{"span": {"start": 330.1, "end": 333.9},
+                                                         "text": "The parcel will arrive on Friday."}]},
+                                   span=TimeSpan(start=329.5, end=334.5)))
+    friday = [s for s in option_scores(ctx) if s.letter == "B"][0]
+    assert friday.refs == (narrow.id,)
+
+
+def test_the_offline_explorer_confirms_a_wide_citation_once_and_never_a_narrow_one():
+    from mcr.policies.explore import CONFIRM_WHY, confirming_call
+    from mcr.tools import builtin_registry
+
+    ctx = _context_with_a_wide_and_a_narrow_transcript()
+    tools = builtin_registry().schemas()
+    call = confirming_call(ctx, tools, ("e2",), TimeSpan(start=330.0, end=334.0))
+    assert call is not None and call.tool == "transcribe"
+    assert call.arguments["span"] == {"start": 329.5, "end": 334.5} and "Friday" in call.arguments["hints"]
+    assert confirming_call(ctx, tools, ("e2",), TimeSpan(start=0.0, end=500.0)) is None  # as wide as cited
+    ctx.append(Thought(step=2, text=CONFIRM_WHY))
+    ctx.append(ToolCall(step=2, tool=call.tool, arguments=call.arguments))
+    assert confirming_call(ctx, tools, ("e2",), TimeSpan(start=330.0, end=334.0)) is None  # once per episode
+
+
+def test_the_verifier_rejects_an_answer_placed_before_the_event_it_must_follow():
+    ctx = Context()
+    ctx.append(Observation(video=VideoRef(path="clip.mp4", duration=20.0),
+                           span=TimeSpan(start=0.0, end=20.0), text="a clip"))
+    question, options = RIGHT_AFTER[0], RIGHT_AFTER[1]
+    ctx.append(Instruction(text=question, options=tuple(options)))
+    segments = [{"span": {"start": u.span.start, "end": u.span.end}, "text": u.speech} for u in STORY]
+    ctx.append(ToolResult(step=1, tool="transcribe", output={"segments": segments}, span=TimeSpan(start=0.0, end=20.0)))
+    gull = ctx.append(ToolResult(step=2, tool="transcribe", output={"segments": [segments[1]]},
+                                 span=TimeSpan(start=5.5, end=9.5)))
+    verifier = build_verifier()
+    wrong = ctx.propose_answer(step=3, text=options[0], option="A", evidence=(gull.id,))
+    verdict = verifier.verify(wrong, ctx)
+    assert not verdict.accepted and "lighthouse" in verdict.reason
