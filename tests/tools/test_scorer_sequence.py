@@ -137,3 +137,15 @@ def test_the_verifier_rejects_an_answer_placed_before_the_event_it_must_follow()
     wrong = ctx.propose_answer(step=3, text=options[0], option="A", evidence=(gull.id,))
     verdict = verifier.verify(wrong, ctx)
     assert not verdict.accepted and "lighthouse" in verdict.reason
+
+
+@pytest.mark.parametrize(("text", "start", "end"), [
+    ("from 50:00 until 1:05:00", 3000.0, 3900.0),
+    ("1:15:00 - 1:30:30", 4500.0, 5430.0),
+    ("between 0:00 and 12:30", 0.0, 750.0),
+])
+def test_a_range_written_with_hours_is_read_in_seconds(text, start, end):
+    from mcr.tools.evidence.match import time_range
+
+    span = time_range(text)
+    assert span is not None and (span.start, span.end) == (start, end)

@@ -255,22 +255,23 @@ def ciede2000(lab1: tuple[float, float, float], lab2: tuple[float, float, float]
     return math.sqrt((dl / s_l) ** 2 + (dc / s_c) ** 2 + (d_hue / s_h) ** 2 + r_t * (dc / s_c) * (d_hue / s_h))
 
 
-_CLOCK = r"(?:(\d+):(\d{2}(?:\.\d+)?)|(\d+(?:\.\d+)?))"  # m:ss, or seconds
+_CLOCK = r"(?:(\d+(?::\d{2})?):(\d{2}(?:\.\d+)?)|(\d+(?:\.\d+)?))"  # h:mm:ss or m:ss, or seconds
 _TIME_RANGE = re.compile(_CLOCK + r"\s*(?:s|sec|secs|seconds?)?\s*(?:-|–|—|to|and|until)\s*" + _CLOCK
                          + r"\s*(s|sec|secs|seconds?|min|minutes?)?\b")
 _HAS_TIME_UNIT = re.compile(r"\d:\d{2}|\d\s*(?:s|sec|secs|seconds?|min|minutes?)\b")
 
 
 def _seconds(minutes: str | None, secs: str | None, plain: str | None, unit: str | None) -> float:
-    if minutes is not None:
-        return int(minutes) * 60 + float(secs or 0)
+    if minutes is not None:  # "m" of m:ss, or "h:mm" of h:mm:ss
+        hours, _, mins = minutes.rpartition(":")
+        return int(hours or 0) * 3600 + int(mins) * 60 + float(secs or 0)
     value = float(plain or 0)
     return value * 60 if unit and unit.startswith("min") else value
 
 
 def time_range(text: str, require_unit: bool = True):
-    """The stretch of video a text names ("5–10 s", "between 5 and 10 seconds", "0:05-0:10", "1 to 2
-    minutes"), as a ``TimeSpan``; None for text that names no range of times.
+    """The stretch of video a text names ("5–10 s", "between 5 and 10 seconds", "0:05-0:10", "45:00 to
+    1:00:00", "1 to 2 minutes"), as a ``TimeSpan``; None for text that names no range of times.
 
     Args:
         require_unit: an option's "3 - 4 apples" names no time, so a unit (or m:ss) must be written;
