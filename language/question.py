@@ -516,6 +516,9 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
                 if t.tag in ("N", "P"):
                     count_target = t.low
                     break
+                if t.low in PRONOUNS:  # "... eggs - how many of them?": the noun the pronoun stands for
+                    count_target = next((p.low for p in reversed(toks[:i]) if p.tag == "N"), None)
+                    break
                 if t.tag not in ("A", "D", "R", "F") and "a" not in lexicon.parts_of_speech(t.low):
                     break
             break
@@ -806,6 +809,7 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
             vote(EvidenceKind.SHOTS, 3.0)
         elif _physical(count_target):
             vote(EvidenceKind.OBJECTS, 2.6)
+            vote(EvidenceKind.SPEECH, 1.0)  # a count of things is also told ("she cracks three eggs")
     for i, t in enumerate(toks):
         weight = 2.0 if i < main_end else 0.8  # the main clause asks; a relation's clause only locates
         if t.tag == "V" or (t.tag == "N" and "v" in lexicon.parts_of_speech(t.low) and i > 0 and

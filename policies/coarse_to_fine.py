@@ -14,7 +14,8 @@ module builds the candidates instead, coarse to fine:
    (or, with nothing grounded, the overview's scenes most like the question);
 3. **focus** on at most 16 s where the skim or the grounding points, and
    **listen** there (``transcribe`` of that span, with the options as hints);
-4. ``search`` the evidence for the options, last.
+4. ``search`` the evidence and the index for the options (offered from the first
+   located step on, beside ``ground``; the model's likelihood picks between them).
 
 Every call has a frame budget (the tools' own, counted by ``budget.max_frames``),
 so a question about a two-hour video decodes tens of frames, never the whole
@@ -36,6 +37,7 @@ SKIM_AROUND_S = 60.0  # a skim looks at this much video around a located moment
 FOCUS_S = 16.0
 LISTEN_S = 30.0
 _WORD = re.compile(r"[a-z0-9]{3,}")
+_CLOCK_TIME = re.compile(r"\d:\d\d|\d\s*s\b")  # an option that is a time ("0:15", "12 s") names nothing to search
 
 
 def video_duration(context: Context) -> float:
@@ -62,6 +64,19 @@ def _located(context: Context) -> list[TimeSpan]:
     for result in reversed(context.results_of("ground")):
         spans += [TimeSpan.model_validate(hit["span"]) for hit in result.output.get("spans") or []]
     return spans
+
+
+def _searchable_options(context: Context) -> list[str]:
+    """The question's options when they name things to find (not times, not sentences)."""
+    from mcr.language import AnswerType, read_question
+
+    instruction = context.instruction
+    options = list(instruction.options or ()) if instruction is not None else []
+    if not options or any(len(o.split()) > 4 or _CLOCK_TIME.search(o) for o in options):
+        return []
+    if read_question(instruction.text, tuple(options)).answer_type in (AnswerType.TIME, AnswerType.YES_NO):
+        return []
+    return options
 
 
 def _best_frame(context: Context, tool: str, question: str) -> float | None:
@@ -105,6 +120,9 @@ def coarse_to_fine_calls(context: Context, offer: Any, *, question: str, phrase:
         offer("ground", {"query": phrase}, f"find when {phrase!r} happens (the video's index and the evidence)")
     if not any(isinstance(e, ToolCall) and e.tool in ("overview", "ground") for e in context):
         return
+    options = _searchable_options(context)
+    if options:  # where each option is said or shown: the index holds every sentence and every text read
+        offer("search", {"query": " / ".join(options), "scope": "local"}, "where do the options occur in the video")
     located = _located(context)
     # 2. skim around the located moment (or the scenes most like the question)
     if located:

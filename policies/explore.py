@@ -391,6 +391,7 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
 
 CONFIRM_WIDTH = 4.0  # a citation this many times wider than where its fact was measured is confirmed there first
 CONFIRM_PAD_S = 0.5  # heard again with this much either side, so no word at the edge is cut
+CONFIRM_MAX_S = 30.0  # a fact measured over a longer stretch (an outline line of minutes) is not re-measured
 CONFIRM_WHY = "confirm where the chosen option was measured"
 
 
@@ -411,7 +412,7 @@ def confirming_call(context: Context, tools: list[dict[str, Any]], cite: tuple[s
     if not spans:
         return None
     cited = max(s.end for s in spans) - min(s.start for s in spans)
-    if cited <= CONFIRM_WIDTH * max(measured.end - measured.start, 1.0):
+    if cited <= CONFIRM_WIDTH * max(measured.end - measured.start, 1.0) or measured.end - measured.start > CONFIRM_MAX_S:
         return None
     duration = video_duration(context) or measured.end + CONFIRM_PAD_S
     target = TimeSpan(start=max(0.0, measured.start - CONFIRM_PAD_S), end=min(duration, measured.end + CONFIRM_PAD_S))

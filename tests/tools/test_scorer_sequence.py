@@ -149,3 +149,37 @@ def test_a_range_written_with_hours_is_read_in_seconds(text, start, end):
 
     span = time_range(text)
     assert span is not None and (span.start, span.end) == (start, end)
+
+
+def test_a_count_asked_with_a_pronoun_counts_the_noun_it_stands_for_and_never_the_cuts():
+    said = [_said("e2", 0.5, 3.5, "To start, Ilse slices two lemons."), _said("e2", 5.0, 8.0, "She adds ice.")]
+    units = said + units_of(_segment(3))  # three shots, two cuts: neither is what is asked
+    options = ["one", "two", "three"]
+    q = asked("The drink begins with lemons - how many of them are used?", tuple(options))
+    assert q.count_target == "lemons"
+    best = max(scored(q, options, units), key=lambda s: s.p)
+    assert best.option == "two" and best.unit.kind == "speech"
+
+
+def test_text_read_on_screen_is_matched_by_spelling_not_by_sound():
+    from mcr.tools.evidence.score import fact_of
+
+    written = asked("Which weekday is written on the sign?", ("Tuesday", "Friday"))
+    sign = Unit("e3", "frame", TimeSpan(start=2.0, end=2.0), text="DUSTY ROAD")
+    assert fact_of(written, "Tuesday", sign) == 0.0  # sounds like "dusty", is not written
+    assert fact_of(written, "Tuesday", Unit("e3", "frame", sign.span, text="TUESDAY")) == 1.0
+    said = asked("Which weekday does the caller mention?", ("Tuesday", "Friday"))
+    heard = Unit("e4", "speech", TimeSpan(start=2.0, end=3.0), speech="see you on dusty")  # Whisper mishears
+    assert fact_of(said, "Tuesday", heard) == 1.0
+
+
+def test_an_overview_skim_and_focus_are_read_as_evidence():
+    frame = {"t": 40.0, "colours": [{"name": "red", "share": 0.9}], "text": [{"text": "HARBOUR", "box": [0, 0, 9, 9],
+                                                                             "score": 0.9}], "objects": []}
+    outline = [{"span": {"start": 0.0, "end": 300.0}, "text": "The ferry leaves at dawn. Gulls circle the mast…"}]
+    for tool in ("overview", "skim", "focus"):
+        output = {"span": {"start": 0.0, "end": 600.0}, "frames": [frame], "frames_used": 1,
+                  "outline": outline if tool == "overview" else []}
+        units = units_of(ToolResult(step=1, tool=tool, output=output, span=TimeSpan(start=0.0, end=600.0)))
+        assert any(u.kind == "frame" and "HARBOUR" in u.text for u in units)
+        assert any(u.kind == "speech" and u.speech.endswith("circle the mast") for u in units) == (tool == "overview")

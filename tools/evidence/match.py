@@ -85,13 +85,16 @@ def sound_key(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=262144)
-def similarity(a: str, b: str) -> float:
-    """0..1: the better of spelling and sound similarity of two words."""
+def similarity(a: str, b: str, sound_alike: bool = True) -> float:
+    """0..1: the better of spelling and sound similarity of two words (spelling only without `sound_alike`:
+    text read on screen is misread letter by letter, never misheard — "TUESDAY" is no "DUSTY")."""
     if a == b:
         return 1.0
     if not a or not b:
         return 0.0
     spelling = SequenceMatcher(None, a, b).ratio()
+    if not sound_alike:
+        return spelling
     ka, kb = sound_key(a), sound_key(b)
     # Sound counts only when the keys agree: near keys ("kants" counts, "kantlas" candles) are different words;
     # and "fr" is too short a key to say two words sound alike.
@@ -99,7 +102,7 @@ def similarity(a: str, b: str) -> float:
     return max(spelling, sound)
 
 
-def best_similarity(word: str, heard: list[str]) -> tuple[float, int]:
+def best_similarity(word: str, heard: list[str], sound_alike: bool = True) -> tuple[float, int]:
     """The best similarity of `word` to one heard token or two adjacent ones run together; and where.
 
     A single stopword matches only a word that sounds the same ("for" ~ four, never "the" ~ three);
@@ -109,11 +112,11 @@ def best_similarity(word: str, heard: list[str]) -> tuple[float, int]:
     stop = stopwords()
     for i, tok in enumerate(heard):
         if tok in stop or len(tok) < 2:
-            s = 1.0 if len(sound_key(tok)) > 2 and sound_key(tok) == sound_key(word) else 0.0
+            s = 1.0 if sound_alike and len(sound_key(tok)) > 2 and sound_key(tok) == sound_key(word) else 0.0
         else:
-            s = similarity(word, tok)
+            s = similarity(word, tok, sound_alike)
         if i + 1 < len(heard):
-            s = max(s, similarity(word, tok + heard[i + 1]))
+            s = max(s, similarity(word, tok + heard[i + 1], sound_alike))
         if s > best:
             best, where = s, i
     return best, where
@@ -128,19 +131,20 @@ def possessors(text: str) -> frozenset[str]:
 
 
 def phrase_match(phrase: list[str], heard: list[str], min_word: float, strict: bool = False,
-                 modifiers: frozenset[str] = frozenset()) -> float:
+                 modifiers: frozenset[str] = frozenset(), sound_alike: bool = True) -> float:
     """Share of `phrase`'s words found in `heard` with similarity ≥ `min_word` (weighted by that similarity;
     `modifiers`, the phrase's `possessors`, by `POSSESSOR_WEIGHT`: speech names the possessed thing and says
     "her" for the possessor).
 
     ``strict``: the phrase is one thing (an option, "NORTH TOWER"), so a part of it is not it: with a
     word missing the score is halved (below any connection threshold of 0.5), not just reduced.
+    ``sound_alike``: False for text read on screen (see `similarity`).
     """
     if not phrase:
         return 0.0
     total, weights, missing = 0.0, 0.0, 0
     for word in phrase:
-        s, _ = best_similarity(word, heard)
+        s, _ = best_similarity(word, heard, sound_alike)
         possessor = word in modifiers  # "Lucy's grandfather" is told as "her grandfather": the head decides
         weight = POSSESSOR_WEIGHT if possessor else 1.0
         total += weight * (s if s >= min_word else 0.0)

@@ -209,8 +209,8 @@ def _counted_here(asked: Asked, unit: Unit) -> int | None:
         others = [c for family in COUNTED_FAMILIES if unit.counted not in family for c in family]
         if any(_names_counted(w, other) for w in wanted for other in others):
             return None  # the question counts another kind ("how many times does it cut": cuts, not shots)
-        if not target or "shots" in asked.evidence:
-            return unit.count
+        if (not target or "shots" in asked.evidence) and unit.counted in COUNTED_FAMILIES[0]:
+            return unit.count  # cuts and mentions are counted only when asked for by name
     if not target:
         return None
     seen = [n for label, n in unit.objects if related(target, label) >= MIN_RELATED]
@@ -259,7 +259,7 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
     if unit.speech and kinds & {"speech", "motion"}:  # a movement is also told in words
         scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True, modifiers=possessors(option)))
     if unit.text and kinds & {"screen_text", "pixels", "shots"}:
-        scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True))
+        scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True, sound_alike=False))
     if unit.objects and kinds & {"objects", "pixels"}:
         scores.append(label_match([singular(w) for w in want], [label for label, _ in unit.objects]))
     return scale * max(scores, default=0.0)
@@ -304,7 +304,8 @@ def described(option: str, unit: Unit) -> float:
         if rgb is not None:
             match = _closest_colour(rgb, colours)
         else:
-            match = max(label_match([singular(word)], labels), phrase_match([word], read, MIN_WORD) if read else 0.0)
+            match = max(label_match([singular(word)], labels),
+                        phrase_match([word], read, MIN_WORD, sound_alike=False) if read else 0.0)
         found += weight * match
         total += weight
     return found / total if total > 1e-6 else 0.0

@@ -15,6 +15,8 @@ it was measured and the facts measured there:
   pixel facts, the thing that moves in it), split into one unit per sentence said in it; the video-level
   line becomes a **count** of scenes; its Memory entries are read the same way
   from their "measured:" lines;
+* ``overview`` / ``skim`` / ``focus`` — read as ``look`` (their frames and span); an overview's outline
+  lines are speech units with their (wide) spans;
 * ``segment`` — a count of shots, one of the cuts between them, and each shot's span;
 * ``search`` / ``ground`` — each hit, with its span, read by its source
   (transcript → speech, ocr → on-screen text, a summary line → scene facts).
@@ -147,6 +149,16 @@ def _look(ref: str, out: dict) -> list[Unit]:
     return units
 
 
+def _overview(ref: str, out: dict) -> list[Unit]:
+    """An overview's frames (as a look's), and each line of the transcript's outline with its span."""
+    units = _look(ref, out)
+    for line in out.get("outline") or []:
+        span = _span(line.get("span"))
+        if span is not None and line.get("text"):
+            units.append(Unit(ref, "speech", span, speech=str(line["text"]).rstrip("…")))
+    return units
+
+
 def _movers(out: dict) -> list[Mover]:
     return [Mover.model_validate(m) for m in out.get("movers") or []]
 
@@ -243,4 +255,4 @@ def _measured_line(text: str, ref: str, span: TimeSpan | None) -> list[Unit]:
 
 
 _READERS = {"transcribe": _transcript, "look": _look, "summarize": _summary, "segment": _segment,
-            "search": _hits, "ground": _hits}
+            "search": _hits, "ground": _hits, "overview": _overview, "skim": _look, "focus": _look}
