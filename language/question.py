@@ -202,6 +202,20 @@ def _tag(words: list[str]) -> list[_Tok]:
     return out
 
 
+def _counted_object(toks: list[_Tok]) -> str | None:
+    """The noun a counting verb takes ("count the blue dots", "enumerate the boats"): WordNet's count.v.01."""
+    from mcr.language.lexicon import wordnet
+
+    wn = wordnet()
+    if wn is None:
+        return None
+    counting = wn.synset("count.v.01")
+    for i, t in enumerate(toks):
+        if t.tag in ("V", "N", "P") and i + 1 < len(toks) and counting in wn.synsets(t.low, "v"):
+            return next((n.low for n in toks[i + 1:] if n.tag in ("N", "P")), None)
+    return None
+
+
 def _occurring_verb(toks: list[_Tok]) -> str | None:
     """The base form of the first content verb of a "how often / how many times" question: what occurs.
 
@@ -522,6 +536,8 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
                 if t.tag not in ("A", "D", "R", "F") and "a" not in lexicon.parts_of_speech(t.low):
                     break
             break
+    if count_target is None and answer_type == AnswerType.NUMBER:
+        count_target = _counted_object(toks)  # "Count the blue dots - how many are there?"
     if count_target is None and answer_type == AnswerType.NUMBER and head_noun:
         count_target = head_noun
     # occurrences: "how often", or a count of instances ("how many times"); the focus is what occurs
