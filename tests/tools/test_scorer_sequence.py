@@ -183,3 +183,13 @@ def test_an_overview_skim_and_focus_are_read_as_evidence():
         units = units_of(ToolResult(step=1, tool=tool, output=output, span=TimeSpan(start=0.0, end=600.0)))
         assert any(u.kind == "frame" and "HARBOUR" in u.text for u in units)
         assert any(u.kind == "speech" and u.speech.endswith("circle the mast") for u in units) == (tool == "overview")
+
+
+def test_a_different_word_of_shared_letters_read_on_screen_is_not_the_option():
+    from mcr.tools.evidence.score import fact_of
+
+    q = asked("Which animal is shown in the photograph?", ("horses", "a dog"))
+    title = Unit("e3", "frame", TimeSpan(start=30.0, end=30.0), text="ROSE SHORE")
+    assert fact_of(q, "horses", title) == 0.0  # SHORE shares five letters with "horses"
+    misread = Unit("e3", "frame", TimeSpan(start=30.0, end=30.0), text="HORSFS")  # one letter misread
+    assert fact_of(q, "horses", misread) >= 0.8

@@ -73,6 +73,9 @@ from mcr.tools.evidence.units import Unit
 from mcr.tools.movers import MIN_HEADING, Mover
 
 MIN_WORD = 0.65  # a heard/read word matches a wanted one at this similarity or more (measured, RESULTS "Verifier")
+#: Text read on screen is misread a letter or two at a time ("WHARE" for WHARF, 0.8), never by sound; at MIN_WORD
+#: a different word of shared letters passed ("SHORE" for horses, 0.73).
+MIN_READ = 0.8
 COLOUR_DE_MAX = 40.0  # CIEDE2000 ΔE at which a colour stops resembling another at all (RESULTS "Verifier")
 MIN_COLOUR_SHARE = 0.005  # a colour measured on less of the frame than this is noise of the palette quantiser
 MIN_RELATED = 0.7  # lexical relatedness at which a label carries a word (eagle → bird; RESULTS "Verifier")
@@ -259,7 +262,7 @@ def fact_of(asked: Asked, option: str, unit: Unit) -> float:
     if unit.speech and kinds & {"speech", "motion"}:  # a movement is also told in words
         scores.append(phrase_match(want, tokens(unit.speech), MIN_WORD, strict=True, modifiers=possessors(option)))
     if unit.text and kinds & {"screen_text", "pixels", "shots"}:
-        scores.append(phrase_match(want, tokens(unit.text), MIN_WORD, strict=True, sound_alike=False))
+        scores.append(phrase_match(want, tokens(unit.text), MIN_READ, strict=True, sound_alike=False))
     if unit.objects and kinds & {"objects", "pixels"}:
         scores.append(label_match([singular(w) for w in want], [label for label, _ in unit.objects]))
     return scale * max(scores, default=0.0)
@@ -305,7 +308,7 @@ def described(option: str, unit: Unit) -> float:
             match = _closest_colour(rgb, colours)
         else:
             match = max(label_match([singular(word)], labels),
-                        phrase_match([word], read, MIN_WORD, sound_alike=False) if read else 0.0)
+                        phrase_match([word], read, MIN_READ, sound_alike=False) if read else 0.0)
         found += weight * match
         total += weight
     return found / total if total > 1e-6 else 0.0
