@@ -340,3 +340,30 @@ def dominant_pos(word: str) -> str:
         return ""
     tags = tags_by_pos(word)
     return max(sorted(pos), key=lambda p: (tags.get(p, 0), p == "n"))  # sorted: the same answer in every process
+
+
+_PHYSICAL = {"noun.artifact", "noun.animal", "noun.person", "noun.food", "noun.plant", "noun.object",
+             "noun.body", "noun.substance"}
+
+
+@functools.lru_cache(maxsize=8192)
+def names_an_object(noun: str) -> bool:
+    """The noun names something a camera sees as an object (a thing, an animal, a person)."""
+    synsets = _noun_synsets(noun)
+    if not synsets:
+        return False
+    first = synsets[0]
+    if first.lexname() == "noun.group" and first.member_meronyms():  # "people": a group of persons
+        first = first.member_meronyms()[0]
+    if first.lexname() in _PHYSICAL:
+        return True
+    ancestors = {s.name() for path in first.hypernym_paths() for s in path}
+    return bool(ancestors & {"person.n.01", "animal.n.01", "physical_object.n.01", "object.n.01"}) and \
+        first.lexname() != "noun.location"
+
+
+def names_a_seen_thing(noun: str) -> bool:
+    """An object (`names_an_object`) or a drawn shape ("squares", "dots"): what is counted in the picture,
+    never the video's parts."""
+    synsets = _noun_synsets(noun)
+    return names_an_object(noun) or bool(synsets) and synsets[0].lexname() == "noun.shape"

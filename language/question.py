@@ -294,24 +294,9 @@ def _kind_of(noun: str) -> AnswerType | None:
     return None
 
 
-_PHYSICAL = {"noun.artifact", "noun.animal", "noun.person", "noun.food", "noun.plant", "noun.object",
-             "noun.body", "noun.substance"}
-
-
-@functools.lru_cache(maxsize=8192)
 def _physical(noun: str) -> bool:
     """The noun names something a camera sees as an object (a thing, an animal, a person)."""
-    synsets = lexicon._noun_synsets(noun)
-    if not synsets:
-        return False
-    first = synsets[0]
-    if first.lexname() == "noun.group" and first.member_meronyms():  # "people": a group of persons
-        first = first.member_meronyms()[0]
-    if first.lexname() in _PHYSICAL:
-        return True
-    ancestors = {s.name() for path in first.hypernym_paths() for s in path}
-    return bool(ancestors & {"person.n.01", "animal.n.01", "physical_object.n.01", "object.n.01"}) and \
-        first.lexname() != "noun.location"
+    return lexicon.names_an_object(noun)
 
 
 @functools.lru_cache(maxsize=8192)

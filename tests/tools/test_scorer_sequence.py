@@ -193,3 +193,20 @@ def test_a_different_word_of_shared_letters_read_on_screen_is_not_the_option():
     assert fact_of(q, "horses", title) == 0.0  # SHORE shares five letters with "horses"
     misread = Unit("e3", "frame", TimeSpan(start=30.0, end=30.0), text="HORSFS")  # one letter misread
     assert fact_of(q, "horses", misread) >= 0.8
+
+
+def test_a_count_of_the_videos_parts_is_no_count_of_shapes_drawn_in_one_of_them():
+    units = units_of(_segment(4))
+    options = ["four", "six"]
+    q = asked("How many little triangles are painted in the part captioned 'NORTH GATE'?", tuple(options))
+    assert all(s.fact == 0.0 for s in scored(q, options, units))
+    q = asked("How many shots does the film have?", tuple(options))
+    assert max(scored(q, options, units), key=lambda s: s.p).option == "four"
+
+
+def test_mentions_are_the_count_of_a_how_often_question_with_no_counted_noun():
+    said = [_said("e2", 1.0, 3.0, "The kite is red."), _said("e2", 4.0, 6.0, "Birds fly."),
+            _said("e2", 7.0, 9.0, "Her kite tangles in a tree.")]
+    options = ["once", "twice", "three times"]
+    q = asked("How often does the kite come up in what is said?", tuple(options))
+    assert max(scored(q, options, said), key=lambda s: s.p).option == "twice"

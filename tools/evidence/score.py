@@ -67,7 +67,7 @@ from mcr.tools.evidence.match import (
 )
 from mcr.context import TimeSpan
 from mcr.language.heading import Heading, heading_of
-from mcr.language.lexicon import names_a_speaker
+from mcr.language.lexicon import names_a_seen_thing, names_a_speaker
 from mcr.language.question import relation_claim
 from mcr.tools.evidence.units import Unit
 from mcr.tools.movers import MIN_HEADING, Mover
@@ -207,13 +207,17 @@ def _counted_here(asked: Asked, unit: Unit) -> int | None:
     target = asked.count_target or ""
     if unit.count is not None:  # a count of scenes or shots: what a question that counts the video's parts reads
         wanted = [w for w in (target, asked.occurrence) if w]
-        if any(_names_counted(w, unit.counted) for w in wanted):
+        if any(_names_counted(w, unit.counted) for w in wanted) or (unit.counted == "mentions"
+                                                                     and asked.counts_occurrences):
             return unit.count
         others = [c for family in COUNTED_FAMILIES if unit.counted not in family for c in family]
         if any(_names_counted(w, other) for w in wanted for other in others):
             return None  # the question counts another kind ("how many times does it cut": cuts, not shots)
-        if (not target or "shots" in asked.evidence) and unit.counted in COUNTED_FAMILIES[0]:
-            return unit.count  # cuts and mentions are counted only when asked for by name
+        # cuts and mentions are counted only when asked for by name, and the video's parts never stand for
+        # things seen in the picture ("how many squares are drawn in the scene titled X" is no count of scenes)
+        if (not target or ("shots" in asked.evidence and not names_a_seen_thing(target))) \
+                and unit.counted in COUNTED_FAMILIES[0]:
+            return unit.count
     if not target:
         return None
     seen = [n for label, n in unit.objects if related(target, label) >= MIN_RELATED]
