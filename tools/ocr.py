@@ -127,7 +127,8 @@ def _lexicon() -> dict[str, float]:
 
 
 def respace(text: str) -> str:
-    """Put back the spaces OCR dropped: ``'THERED LIGHTHOUSE'`` → ``'THE RED LIGHTHOUSE'``.
+    """Put back the spaces OCR dropped: ``'THERED LIGHTHOUSE'`` → ``'THE RED LIGHTHOUSE'``; and take out those
+    it added between widely spaced letters (`rejoin_spaced`).
 
     Each token that is not a word is split into the cheapest sequence of words
     (unigram costs); a token that cannot be split is kept as it is.
@@ -136,9 +137,11 @@ def respace(text: str) -> str:
     if not lexicon:
         return text
     out = []
-    for token in text.split():
+    rejoined = rejoin_spaced(text, lexicon).split()
+    joined = set(rejoined) - set(text.split())  # words put back together: never split again
+    for token in rejoined:
         low = token.lower()
-        if not low.isalpha() or low in lexicon or len(low) < 4:
+        if not low.isalpha() or low in lexicon or len(low) < 4 or token in joined:
             out.append(token)
             continue
         words = _split(low, lexicon)
@@ -150,6 +153,34 @@ def respace(text: str) -> str:
             pieces.append(token[pos : pos + len(w)])
             pos += len(w)
         out.append(" ".join(pieces))
+    return " ".join(out)
+
+
+SPACED_FRAGMENT = 2  # letters: large, widely spaced letters come back from OCR as "JI GS AW"
+RARE_COST = 11.0  # a unigram cost (-log p) above this is a rare token: "ji" 13.0, "gs" 14.2; "to" 5.8, "or" 7.6
+
+
+def rejoin_spaced(text: str, lexicon: dict[str, float]) -> str:
+    """Join a run of three or more fragments of at most `SPACED_FRAGMENT` letters that OCR split a word into
+    (``'FR OS TY MEADOWS'`` → ``'FROSTY MEADOWS'``): when the joined run is a word, or most of its fragments are
+    rare tokens (`RARE_COST`; "TO BE OR" stays as it is)."""
+    tokens = text.split()
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        j = i
+        while j < len(tokens) and tokens[j].isalpha() and len(tokens[j]) <= SPACED_FRAGMENT:
+            j += 1
+        run = tokens[i:j]
+        if len(run) >= 3:
+            joined = "".join(run)
+            strays = sum(lexicon.get(t.lower(), RARE_COST + 1) > RARE_COST for t in run)
+            if joined.lower() in lexicon or strays * 2 > len(run):
+                out.append(joined)
+                i = j
+                continue
+        out.extend(run or tokens[i:i + 1])
+        i = max(j, i + 1)
     return " ".join(out)
 
 
