@@ -145,8 +145,9 @@ def respace(text: str) -> str:
             out.append(token)
             continue
         words = _split(low, lexicon)
-        if words is None:
-            out.append(token)
+        if words is None or any(len(w) <= SPACED_FRAGMENT and lexicon.get(w, RARE_COST + 1) > RARE_COST
+                                for w in words):
+            out.append(token)  # no split, or one into rare fragments: a word the lexicon lacks ("JIGSAW")
             continue
         pos, pieces = 0, []
         for w in words:

@@ -119,6 +119,7 @@ def test_respace_rejoins_a_word_read_letter_pair_by_letter_pair():
     assert respace("TR UM PE T") == "TRUMPET"  # widely spaced capitals come back from OCR in fragments
     assert respace("ST OR MY HARBOUR") == "STORMY HARBOUR"
     assert respace("IT IS ON") == "IT IS ON"  # common short words stay apart
+    assert respace("JIGSAW") == "JIGSAW"  # a word the unigram list lacks is not split into rare fragments
 
 
 def test_model_path_captions_through_forks_and_keeps_the_main_cache(tool, heard, video, workdir):
