@@ -36,7 +36,7 @@ from mcr.tools.cache import FileDigests
 from mcr.tools.video_index.records import IndexSettings
 
 #: The builder's own version: part of every key. Bump it when what a stage stores changes.
-INDEX_VERSION = "1"
+INDEX_VERSION = "2"  # 2: OCR rejoins widely spaced letters and no longer splits unknown words (2026-12-07)
 ENV_DIR = "MCR_INDEX_DIR"
 _LIBRARIES = ("av", "scenedetect", "faster-whisper", "ctranslate2", "rapidocr-onnxruntime", "onnxruntime",
               "transformers", "torch")
