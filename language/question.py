@@ -27,6 +27,7 @@ wordings (``tests/language``).
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from enum import Enum
 from typing import Literal
@@ -204,9 +205,7 @@ def _tag(words: list[str]) -> list[_Tok]:
 
 def _counted_object(toks: list[_Tok]) -> str | None:
     """The noun a counting verb takes ("count the blue dots", "enumerate the boats"): WordNet's count.v.01."""
-    from mcr.language.lexicon import wordnet
-
-    wn = wordnet()
+    wn = lexicon.wordnet()
     if wn is None:
         return None
     counting = wn.synset("count.v.01")
@@ -223,13 +222,11 @@ def _occurring_verb(toks: list[_Tok]) -> str | None:
     which names no thing; the occurrence is the verb, and a tool that counts
     such events (the cuts between shots) is matched by it.
     """
-    from mcr.language.lexicon import lemma_forms, wordnet
-
-    wn = wordnet()
+    wn = lexicon.wordnet()
     for t in toks:
         if t.tag == "V" and t.low not in FUNCTION_WORDS:
             base = wn.morphy(t.low, "v") if wn is not None else None
-            return base or min(lemma_forms(t.low), key=len)
+            return base or min(lexicon.lemma_forms(t.low), key=len)
     return None
 
 
@@ -292,11 +289,6 @@ def _kind_of(noun: str) -> AnswerType | None:
             if ancestors & set(roots):
                 return kind
     return None
-
-
-def _physical(noun: str) -> bool:
-    """The noun names something a camera sees as an object (a thing, an animal, a person)."""
-    return lexicon.names_an_object(noun)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -677,6 +669,15 @@ def _answer_type(toks: list[_Tok], text: str, options: tuple[str, ...]) -> tuple
     return AnswerType.ENTITY, None, -1
 
 
+_TIME_NOTATION = re.compile(r"\d:\d\d|\d\s*s\b")  # a clock position ("0:15", "1:00:00") or seconds ("12 s")
+
+
+def names_a_time(option: str) -> bool:
+    """The option is written as a time or a range of times ("between 0:00 and 15:00", "3 s to 7 s"): it
+    names no thing to look for."""
+    return bool(_TIME_NOTATION.search(option))
+
+
 def _option_kind(option: str) -> AnswerType | None:
     words = [w for w in tokens(option) if w not in _PUNCT]
     if not words:
@@ -808,7 +809,7 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
     if count_target is not None:
         if lexicon.relatedness(count_target, "scene") >= 0.7 or lexicon.relatedness(count_target, "shot") >= 0.9:
             vote(EvidenceKind.SHOTS, 3.0)
-        elif _physical(count_target):
+        elif lexicon.names_an_object(count_target):
             vote(EvidenceKind.OBJECTS, 2.6)
             vote(EvidenceKind.SPEECH, 1.0)  # a count of things is also told ("she cracks three eggs")
     for i, t in enumerate(toks):
@@ -835,7 +836,8 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
                 vote(EvidenceKind.SCREEN_TEXT, weight)
             elif kind == AnswerType.COLOUR:
                 vote(EvidenceKind.PIXELS, weight)
-            elif _physical(t.low) and answer_type in (AnswerType.ENTITY, AnswerType.YES_NO, AnswerType.NUMBER):
+            elif lexicon.names_an_object(t.low) and answer_type in (AnswerType.ENTITY, AnswerType.YES_NO,
+                                                                    AnswerType.NUMBER):
                 vote(EvidenceKind.OBJECTS, weight * 0.6)
             if lexicon.names_a_speaker(t.low):
                 vote(EvidenceKind.SPEECH, weight)

@@ -37,7 +37,6 @@ SKIM_AROUND_S = 60.0  # a skim looks at this much video around a located moment
 FOCUS_S = 16.0
 LISTEN_S = 30.0
 _WORD = re.compile(r"[a-z0-9]{3,}")
-_CLOCK_TIME = re.compile(r"\d:\d\d|\d\s*s\b")  # an option that is a time ("0:15", "12 s") names nothing to search
 
 
 def video_duration(context: Context) -> float:
@@ -69,10 +68,11 @@ def _located(context: Context) -> list[TimeSpan]:
 def _searchable_options(context: Context) -> list[str]:
     """The question's options when they name things to find (not times, not sentences)."""
     from mcr.language import AnswerType, read_question
+    from mcr.language.question import names_a_time
 
     instruction = context.instruction
     options = list(instruction.options or ()) if instruction is not None else []
-    if not options or any(len(o.split()) > 4 or _CLOCK_TIME.search(o) for o in options):
+    if not options or any(len(o.split()) > 4 or names_a_time(o) for o in options):
         return []
     if read_question(instruction.text, tuple(options)).answer_type in (AnswerType.TIME, AnswerType.YES_NO):
         return []

@@ -137,11 +137,9 @@ def respace(text: str) -> str:
     if not lexicon:
         return text
     out = []
-    rejoined = rejoin_spaced(text, lexicon).split()
-    joined = set(rejoined) - set(text.split())  # words put back together: never split again
-    for token in rejoined:
+    for token, joined in _rejoined(text.split(), lexicon):
         low = token.lower()
-        if not low.isalpha() or low in lexicon or len(low) < 4 or token in joined:
+        if not low.isalpha() or low in lexicon or len(low) < 4 or joined:  # a word put back together stays whole
             out.append(token)
             continue
         words = _split(low, lexicon)
@@ -165,8 +163,12 @@ def rejoin_spaced(text: str, lexicon: dict[str, float]) -> str:
     """Join a run of three or more fragments of at most `SPACED_FRAGMENT` letters that OCR split a word into
     (``'FR OS TY MEADOWS'`` → ``'FROSTY MEADOWS'``): when the joined run is a word, or most of its fragments are
     rare tokens (`RARE_COST`; "TO BE OR" stays as it is)."""
-    tokens = text.split()
-    out: list[str] = []
+    return " ".join(token for token, _ in _rejoined(text.split(), lexicon))
+
+
+def _rejoined(tokens: list[str], lexicon: dict[str, float]) -> list[tuple[str, bool]]:
+    """`rejoin_spaced` on tokens: each token, and whether it was joined from fragments."""
+    out: list[tuple[str, bool]] = []
     i = 0
     while i < len(tokens):
         j = i
@@ -177,12 +179,12 @@ def rejoin_spaced(text: str, lexicon: dict[str, float]) -> str:
             joined = "".join(run)
             strays = sum(lexicon.get(t.lower(), RARE_COST + 1) > RARE_COST for t in run)
             if joined.lower() in lexicon or strays * 2 > len(run):
-                out.append(joined)
+                out.append((joined, True))
                 i = j
                 continue
-        out.extend(run or tokens[i:i + 1])
+        out.extend((t, False) for t in (run or tokens[i:i + 1]))
         i = max(j, i + 1)
-    return " ".join(out)
+    return out
 
 
 def _split(s: str, lexicon: dict[str, float], longest: int = 20) -> list[str] | None:

@@ -91,12 +91,14 @@ def _score(question: str, options: list[str], entries: list[Any],
     if not units:
         return units, []
     q = asked(question, tuple(options))
-    around = everything_measured(context) if q.relations else None  # where a relation's event was measured
+    # relations, "first" and "brightest" are judged against everything measured, read once per scoring
+    measured = everything_measured(context) if options and (q.relations or q.order or q.extreme) else None
+    around = measured if q.relations else None  # where a relation's event was measured
     supports = scored(q, options, units, around=around) if options else []
     if options and (q.order or q.extreme):
         # "first" and "brightest" are claims about the whole video: an option can only win among the
         # cited units if it also wins among everything measured so far (citing only itself proves nothing).
-        overall = scored(q, options, everything_measured(context))
+        overall = scored(q, options, measured)
         for s, o in zip(supports, overall):
             if s.fact > 0 and o.unit is not None and o.fact == 0:
                 s.fact, s.note, s.p = 0.0, o.note, min(s.p, o.p)
@@ -302,14 +304,14 @@ def narrowest_citation(q: Asked, support: OptionSupport, units: list[Unit], cont
     *where*, not only *that*.
     """
     unit = support.unit
-    own = tuple(dict.fromkeys(r for r in unit.ref.split("+") if r))
+    own = unit.entries
     if unit.span is None or support.fact <= 0:
         return own
     best, width = own, max(_entry_width(context, r) for r in own)
     for u in units:
         if u is unit or u.span is None or u.span.iou(unit.span) < 0.5:
             continue
-        refs = tuple(dict.fromkeys(r for r in u.ref.split("+") if r))
+        refs = u.entries
         w = max(_entry_width(context, r) for r in refs)
         if w < width and fact_of(q, support.option, u) >= SAME_FACT * support.fact:
             best, width = refs, w

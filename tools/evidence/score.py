@@ -195,7 +195,8 @@ def _colours_of_the_thing(asked: Asked, unit: Unit) -> list[tuple[str, float]] |
 
 #: What the tools' count units count (`units.py`), by family: the video's parts (a question's "scenes" are
 #: often the tools' shots), the cuts between them, and mentions in speech.
-COUNTED_FAMILIES = (("scenes", "shots"), ("cuts",), ("mentions",))
+VIDEO_PARTS = ("scenes", "shots")
+COUNTED_FAMILIES = (VIDEO_PARTS, ("cuts",), ("mentions",))
 
 
 def _names_counted(word: str, counted: str) -> bool:
@@ -216,7 +217,7 @@ def _counted_here(asked: Asked, unit: Unit) -> int | None:
         # cuts and mentions are counted only when asked for by name, and the video's parts never stand for
         # things seen in the picture ("how many squares are drawn in the scene titled X" is no count of scenes)
         if (not target or ("shots" in asked.evidence and not names_a_seen_thing(target))) \
-                and unit.counted in COUNTED_FAMILIES[0]:
+                and unit.counted in VIDEO_PARTS:
             return unit.count
     if not target:
         return None
@@ -767,8 +768,9 @@ def _placed_by_best_match(asked: Asked, unplaced: list[OptionSupport], options: 
         candidates = [(f, u) for f, u in candidates if f >= MIN_PARTIAL_FACT]
         if not candidates:
             continue
-        best = max(candidates, key=lambda fu: (fu[0], meaning_of(plain, s.option, fu[1])))
-        fact, unit = best
+        fact = max(f for f, _ in candidates)
+        tied = [u for f, u in candidates if f == fact]  # MiniLM only to break a tie of words
+        unit = tied[0] if len(tied) == 1 else max(tied, key=lambda u: meaning_of(plain, s.option, u))
         rivals = [fact_of(plain, o, unit) for o in options if o != s.option]
         if any(r >= fact for r in rivals):
             continue  # the place tells another option at least as well

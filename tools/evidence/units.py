@@ -56,6 +56,11 @@ class Unit:
     motion_measured: bool = False  # frames were compared here: no mover means nothing moved
 
     @property
+    def entries(self) -> tuple[str, ...]:
+        """The context entries it was measured in (a moment joins a sentence's and a frame's: "e4+e26")."""
+        return tuple(dict.fromkeys(r for r in self.ref.split("+") if r))
+
+    @property
     def all_text(self) -> str:
         return " ".join(x for x in (self.speech, self.text, " ".join(label for label, _ in self.objects)) if x)
 
