@@ -164,7 +164,7 @@ class Detector:
 
 
     def detect_detailed(self, image: np.ndarray, t: float = 0.0, min_score: float = 0.4,
-                        zoom: int = 2, overlap: float = 0.2) -> list[Detection]:
+                        zoom: int = 2, overlap: float = 0.2, weak_hint: float | None = None) -> list[Detection]:
         """:meth:`detect` on the whole frame and on ``zoom x zoom`` overlapping tiles, merged.
 
         A small model at 416x416 misses objects that fill little of a frame
@@ -173,12 +173,26 @@ class Detector:
         enlarges it), boxes are mapped back to frame pixels, and one box per
         object is kept (non-maximum suppression per label). Costs ``1 + zoom²``
         detector passes.
+
+        `weak_hint` makes the zoom conditional: the tiles are searched only when
+        the whole frame shows a *weak* candidate (a detection scoring between
+        `weak_hint` and `min_score`), i.e. something is probably there but too
+        small to be sure. A frame with nothing, or with only confident
+        detections, costs one pass. Measured on the long suite's photographs
+        (`benchmarks/RESULTS.md`, "Fifth session"): a dog at 0.24 whole, 0.64
+        in a tile; plain title cards never score above 0.06.
         """
         import torch
         from torchvision.ops import batched_nms
 
         height, width = image.shape[:2]
-        found = list(self.detect(image, t, min_score))
+        if weak_hint is not None and weak_hint < min_score:
+            whole = self.detect(image, t, weak_hint)
+            found = [d for d in whole if d.score > min_score]
+            if not any(d.score <= min_score for d in whole):
+                return found
+        else:
+            found = list(self.detect(image, t, min_score))
         tile_w, tile_h = width / zoom * (1 + overlap), height / zoom * (1 + overlap)
         for row in range(zoom):
             for col in range(zoom):

@@ -181,3 +181,28 @@ def test_detailed_detection_finds_a_small_object(detector):
 
 def test_detailed_detection_of_an_empty_frame(detector):
     assert detector.detect_detailed(np.full((120, 160, 3), 128, np.uint8)) == []
+
+
+def test_weak_hint_zooms_only_where_something_is_uncertain(detector, monkeypatch):
+    """With `weak_hint`, a frame with a weak candidate is searched in tiles; a plain frame costs one pass."""
+    import cv2
+
+    small = cv2.resize(photo("dog"), (200, 150), interpolation=cv2.INTER_AREA)
+    frame = np.full((216, 384, 3), 60, np.uint8)
+    frame[40:190, 90:290] = small
+    passes: list[float] = []
+    real_detect = type(detector).detect
+
+    def counting_detect(self, image, t=0.0, min_score=0.4, one_label_per_box=True):
+        passes.append(min_score)
+        return real_detect(self, image, t, min_score, one_label_per_box)
+
+    monkeypatch.setattr(type(detector), "detect", counting_detect)
+    hinted = detector.detect_detailed(frame, min_score=0.4, weak_hint=0.2)
+    assert "dog" in {d.label for d in hinted}, hinted
+    assert len(passes) == 5  # the whole frame, then 2x2 tiles
+    assert all(d.score > 0.4 for d in hinted)
+
+    passes.clear()
+    assert detector.detect_detailed(np.full((216, 384, 3), 128, np.uint8), min_score=0.4, weak_hint=0.2) == []
+    assert passes == [0.2]  # nothing weak to look at again: one pass

@@ -27,38 +27,13 @@ from mcr.tools.base import ToolContext, ToolFailure
 from mcr.tools.video_index import IndexLocked, IndexSettings, VideoIndex
 from mcr.tools.video_index.store import IndexStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from slides import make_slides  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[2]
 MCR = [sys.executable, "-m", "mcr.cli"]
 # The picture pass alone, on text slides: fast, and OCR makes each change point cost real time.
 PICTURE_ONLY = ["--set", "speech=false", "--set", "objects=false"]
-WORDS = ["HARBOUR", "GARDEN", "TIMBER", "COPPER", "VIOLET", "MEADOW", "CANYON", "LANTERN", "PEBBLE", "ORCHARD",
-         "SADDLE", "MARBLE", "FALCON", "THISTLE", "GRANITE", "WILLOW", "BASKET", "CINDER", "HAMMER", "PLANET"]
-
-
-def make_slides(path: Path, seconds: float, slide_s: float = 1.5, fps: int = 12, size=(320, 180), seed: int = 0) -> Path:
-    """A silent H.264 video of text slides: a new word on a new background every `slide_s` seconds."""
-    import av
-    import cv2
-    import numpy as np
-
-    width, height = size
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("h264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"threads": "1"}
-        for i in range(int(seconds * fps)):
-            slide = int(i / fps / slide_s)
-            shade = 40 + (slide * 97 + seed * 31) % 170
-            img = np.full((height, width, 3), (shade, 255 - shade, (shade * 3) % 255), np.uint8)
-            word = WORDS[(slide + seed) % len(WORDS)]
-            cv2.putText(img, word, (20, height // 2 + 12), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (255, 255, 255), 3, cv2.LINE_AA)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
-
-
 def mcr_index(*args: str, env_root: Path | None = None, **kw) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     if env_root is not None:
@@ -372,7 +347,8 @@ def test_peak_memory_of_a_build_is_flat_in_the_videos_length(tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         status = json.loads(proc.stdout.strip().splitlines()[-1])
         assert all(stage["done"] for stage in status["stages"].values())
-        assert status["counters"]["frames_decoded"] == pytest.approx(minutes * 60 * 4, abs=4)  # every frame once
+        # from 5 minutes on the picture pass decodes only where the bitstream marks a change: a few % of frames
+        assert 0 < status["counters"]["frames_decoded"] <= 0.10 * minutes * 60 * 4
         peaks[minutes] = int(next(x.split()[1] for x in proc.stderr.splitlines() if x.startswith("RSS_KB")))
     assert peaks[15] <= 1.10 * peaks[5], peaks
 

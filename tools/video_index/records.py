@@ -54,6 +54,11 @@ class IndexSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # picture pass
+    scan: Literal["auto", "every_frame", "bitstream"] = Field(
+        default="auto", description="decode every frame, or only where the bitstream says the picture changed "
+                                    "(`mcr.tools.video_index.bitstream`); auto: bitstream from bitstream_from_s on")
+    bitstream_from_s: float = Field(default=300.0, ge=0, description="auto scans videos this long by the bitstream")
+    look_gap_s: float = Field(default=30.0, gt=0, description="a bitstream scan looks at least this often")
     analysis_fps: float = Field(default=12.0, gt=0, le=60, description="frames per second compared for cuts/changes")
     analysis_width: int = Field(default=256, ge=32, le=1024, description="frames are scaled to this width to compare")
     shot_detector: Literal["adaptive", "content"] = "adaptive"
@@ -71,6 +76,10 @@ class IndexSettings(BaseModel):
     ocr_min_score: float = Field(default=MIN_SCORE, ge=0, le=1)
     objects: bool = True
     object_min_score: float = Field(default=0.4, ge=0, le=1)
+    object_weak_hint: float | None = Field(default=0.2, ge=0, le=1,
+                                           description="a capture whose whole-frame pass shows a detection scoring "
+                                                       "between this and object_min_score is searched again in "
+                                                       "zoomed tiles (None: never)")
     # speech pass
     speech: bool = True
     audio_chunk_s: float = Field(default=300.0, ge=10, description="audio is decoded and transcribed this much at a time")
