@@ -18,7 +18,9 @@ import pytest
 from mcr.context import Context, Instruction, Thought, VideoRef
 from mcr.tools.evidence import build_verifier
 from mcr.tools.evidence.checks import evidence_connection, rival_options, span_consistency
-from mcr.tools.evidence.match import best_similarity, ciede2000, colour_distance, colour_of, similarity, sound_key, tokens
+from mcr.tools.evidence.match import (HEARD_AS_FUNCTION_WORD, best_similarity, ciede2000, colour_distance, colour_of,
+                                      similarity, sound_key, tokens)
+from mcr.tools.evidence.score import MIN_WORD
 from mcr.tools.evidence.units import sentences, units_of
 from mcr.context import TimeSpan
 
@@ -60,7 +62,10 @@ def test_word_similarity_tolerates_what_whisper_wrote_for_espeak_speech():
     assert heard == ["thomas", "counts", "free", "caddles"]
     counts = ["two", "three", "four", "five", "six", "seven", "eight", "nine"]
     assert max(counts, key=lambda w: best_similarity(w, heard)[0]) == "three"
-    assert best_similarity("four", tokens("Ines buys for kettles"))[0] == 1.0  # a stopword that sounds the same
+    # a stopword that sounds the same still counts, but less than the word itself
+    assert MIN_WORD <= best_similarity("four", tokens("Ines buys for kettles"))[0] == HEARD_AS_FUNCTION_WORD < 1.0
+    said = tokens("The porter carried nine lanterns for the guests")
+    assert best_similarity("nine", said)[0] > best_similarity("four", said)[0]
     assert best_similarity("three", tokens("at the bakery"))[0] < 0.65  # never "the" for three
     assert tokens("Lena counts 7 candles") == ["lena", "counts", "seven", "candles"]
     assert best_similarity("ines", tokens("in these buys"))[0] >= 0.7  # two heard words run together (0.73)

@@ -102,17 +102,26 @@ def similarity(a: str, b: str, sound_alike: bool = True) -> float:
     return max(spelling, sound)
 
 
+#: A word heard only as a function word that sounds like it ("for" for four, "to" for two) is weaker
+#: evidence than the word itself: above MIN_WORD, so it still counts when nothing better was heard, but
+#: a sentence that also says another option outright ("packed six candlesticks for the journey") backs
+#: that option more (measured on the long suite's needles: `benchmarks/RESULTS.md`, "Fifth session").
+HEARD_AS_FUNCTION_WORD = 0.75
+
+
 def best_similarity(word: str, heard: list[str], sound_alike: bool = True) -> tuple[float, int]:
     """The best similarity of `word` to one heard token or two adjacent ones run together; and where.
 
-    A single stopword matches only a word that sounds the same ("for" ~ four, never "the" ~ three);
-    a pair may hold one ("in these" ~ Ines).
+    A single stopword matches only a word that sounds the same ("for" ~ four, never "the" ~ three),
+    and then at `HEARD_AS_FUNCTION_WORD`; a pair may hold one ("in these" ~ Ines).
     """
     best, where = 0.0, -1
     stop = stopwords()
     for i, tok in enumerate(heard):
-        if tok in stop or len(tok) < 2:
-            s = 1.0 if sound_alike and len(sound_key(tok)) > 2 and sound_key(tok) == sound_key(word) else 0.0
+        if tok == word:
+            s = 1.0
+        elif tok in stop or len(tok) < 2:
+            s = HEARD_AS_FUNCTION_WORD if sound_alike and len(sound_key(tok)) > 2 and sound_key(tok) == sound_key(word) else 0.0
         else:
             s = similarity(word, tok, sound_alike)
         if i + 1 < len(heard):
