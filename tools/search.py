@@ -55,6 +55,10 @@ class SearchHit(BaseModel):
     span: TimeSpan | None = None
     origin: str | None = Field(default=None, description="file path (corpus) or URL (web)")
     title: str | None = None
+    # An indexed scene's facts, typed, so that evidence readers never parse them back out of `text`.
+    said: str | None = Field(default=None, description="an indexed scene: what is said in it")
+    shown: list[str] = Field(default_factory=list, description="an indexed scene: the text read on screen")
+    objects: list[str] = Field(default_factory=list, description="an indexed scene: the labels its detector saw")
 
 
 class SearchOutput(BaseModel):
@@ -87,7 +91,9 @@ class SearchTool(Tool):
         if input.scope in ("local", "all"):
             evidence = docs_from_context(ctx.context)
             corpus = load_corpus(ctx.settings.get("corpus") or [])
-            text_index = merged_index(evidence + corpus, index_for(ctx))
+            video_index = index_for(ctx)
+            text_index = merged_index(evidence + corpus, video_index)
+            scenes = {(sc.span.start, sc.span.end): sc for sc in video_index.scenes()} if video_index else {}
             indexed = len(text_index) > len([d for d in evidence + corpus if d.text.strip()])
             searched += (["evidence"] if evidence else []) + (["corpus"] if corpus else [])
             searched += ["video_index"] if indexed else []
@@ -101,7 +107,7 @@ class SearchTool(Tool):
                     hits = text_index.search(query, k=input.top_k, sources=input.sources)
                 except IndexEmpty as exc:
                     raise ToolFailure(str(exc), "index_empty") from None
-                results += [_local_hit(h.doc, h.score) for h in hits]
+                results += [_local_hit(h.doc, h.score, scenes) for h in hits]
         if input.scope in ("web", "all"):
             results += web_search(query, input.top_k, ctx)
             searched.append("web")
@@ -121,9 +127,16 @@ class SearchTool(Tool):
         return top.span if top is not None and top.kind == "evidence" else None
 
 
-def _local_hit(doc: Doc, score: float) -> SearchHit:
+def _local_hit(doc: Doc, score: float, scenes: dict[tuple[float, float], Any]) -> SearchHit:
+    """A hit from the episode's evidence, a corpus or the video index (an indexed scene brings its facts)."""
     kind = "corpus" if doc.source == "corpus" else "evidence"
-    return SearchHit(text=doc.text, score=score, kind=kind, source=doc.source, ref=doc.ref, span=doc.span, origin=doc.origin)
+    hit = SearchHit(text=doc.text, score=score, kind=kind, source=doc.source, ref=doc.ref, span=doc.span,
+                    origin=doc.origin)
+    scene = scenes.get((doc.span.start, doc.span.end)) if doc.source == "scene" and doc.span else None
+    if scene is not None and (doc.origin or "").startswith("video_index:"):
+        hit = hit.model_copy(update={"said": scene.speech or None, "shown": list(scene.screen_text),
+                                     "objects": list(scene.objects)})
+    return hit
 
 
 # --------------------------------------------------------------------------- #

@@ -210,3 +210,20 @@ def test_mentions_are_the_count_of_a_how_often_question_with_no_counted_noun():
     options = ["once", "twice", "three times"]
     q = asked("How often does the kite come up in what is said?", tuple(options))
     assert max(scored(q, options, said), key=lambda s: s.p).option == "twice"
+
+
+def test_an_indexed_scene_hit_brings_its_detections_typed_and_they_back_the_option():
+    """A search hit from the video index's scene carries what its detector saw; an option found there beats
+    one that only resembles another unit in meaning, though neither unit names the question's focus."""
+    hit = {"text": "said: the miller sweeps the yard.; on screen: NORTH MILL; objects: sheep, truck", "score": 0.6,
+           "kind": "evidence", "source": "scene", "span": {"start": 300.0, "end": 315.0},
+           "said": "the miller sweeps the yard.", "shown": ["NORTH MILL"], "objects": ["sheep", "truck"]}
+    ref = ToolResult(id="e5", step=1, tool="search", output={"query": "q", "results": [hit], "searched": []})
+    units = units_of(ref)
+    assert units and units[0].kind == "scene" and [label for label, _ in units[0].objects] == ["sheep", "truck"]
+    assert units[0].text == "NORTH MILL" and "miller" in units[0].speech
+    q = asked("At one point a photograph fills the screen instead of the coloured card. Which animal is in it?",
+              ("a sheep", "a camel", "an owl"))
+    elsewhere = _said("e3", 40.0, 44.0, "The coloured card stays on screen while an animal story is told.")
+    best = {s.option: s for s in scored(q, list(q.options), units + [elsewhere])}
+    assert best["a sheep"].unit is units[0] and best["a sheep"].p > max(best["a camel"].p, best["an owl"].p)

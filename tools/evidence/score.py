@@ -493,7 +493,9 @@ def supports(asked: Asked, options: list[str], units: list[Unit],
             meaning = meaning_of(asked, option, u) if fact > 0 or abouts[id(u)] > 0 else 0.0
             relation = relation_of(asked, u, around) if asked.relations else 0.5
             s = OptionSupport(option, u, fact, abouts[id(u)], meaning, relation)
-            key = (s.joint, meaning)
+            # where nothing holds the option *and* the question's focus, a unit holding the option's fact
+            # (a scene whose detector saw the dog) beats one that merely resembles it in meaning
+            key = (s.joint, fact, meaning)
             if key > best_key:
                 best, best_key = s, key
         if not asked.negated:
@@ -854,5 +856,5 @@ def _measured_count(asked: Asked, support: OptionSupport) -> bool:
     scene count, the most of a kind seen at once): the fact is measured, so the wording around it cannot
     make it less true. (The fitted weights gave an exact count of three shots P 0.63 for "three".)"""
     unit = support.unit
-    return (asked.answer_type == "number" and unit is not None and support.fact == 1.0
+    return (asked.answer_type == "number" and unit is not None and support.fact == 1.0 and support.about > 0
             and _counted_here(asked, unit) is not None and support.relation != 0.0)

@@ -222,6 +222,10 @@ def _hits(ref: str, out: dict) -> list[Unit]:
             units.append(Unit(ref, "speech", span, speech=text))
         elif source in ("ocr", "caption"):
             units.append(Unit(ref, "hit", span, text=text))
+        elif source == "scene" and (hit.get("said") or hit.get("shown") or hit.get("objects")):  # indexed, typed
+            base = Unit(ref, "scene", span, text=" ".join(hit.get("shown") or []),
+                        objects=[(str(label), 1) for label in hit.get("objects") or []])
+            units += _with_speech(base, str(hit.get("said") or ""))
         else:  # a summary or memory line: its "measured:" facts
             units += _measured_line(text, ref, span) or [Unit(ref, "hit", span, speech=text)]
     return units
