@@ -93,7 +93,6 @@ class SearchTool(Tool):
             corpus = load_corpus(ctx.settings.get("corpus") or [])
             video_index = index_for(ctx)
             text_index = merged_index(evidence + corpus, video_index)
-            scenes = {(sc.span.start, sc.span.end): sc for sc in video_index.scenes()} if video_index else {}
             indexed = len(text_index) > len([d for d in evidence + corpus if d.text.strip()])
             searched += (["evidence"] if evidence else []) + (["corpus"] if corpus else [])
             searched += ["video_index"] if indexed else []
@@ -107,7 +106,7 @@ class SearchTool(Tool):
                     hits = text_index.search(query, k=input.top_k, sources=input.sources)
                 except IndexEmpty as exc:
                     raise ToolFailure(str(exc), "index_empty") from None
-                results += [_local_hit(h.doc, h.score, scenes) for h in hits]
+                results += _with_scene_facts([_local_hit(h.doc, h.score) for h in hits], video_index)
         if input.scope in ("web", "all"):
             results += web_search(query, input.top_k, ctx)
             searched.append("web")
@@ -127,16 +126,28 @@ class SearchTool(Tool):
         return top.span if top is not None and top.kind == "evidence" else None
 
 
-def _local_hit(doc: Doc, score: float, scenes: dict[tuple[float, float], Any]) -> SearchHit:
-    """A hit from the episode's evidence, a corpus or the video index (an indexed scene brings its facts)."""
+def _local_hit(doc: Doc, score: float) -> SearchHit:
     kind = "corpus" if doc.source == "corpus" else "evidence"
-    hit = SearchHit(text=doc.text, score=score, kind=kind, source=doc.source, ref=doc.ref, span=doc.span,
-                    origin=doc.origin)
-    scene = scenes.get((doc.span.start, doc.span.end)) if doc.source == "scene" and doc.span else None
-    if scene is not None and (doc.origin or "").startswith("video_index:"):
-        hit = hit.model_copy(update={"said": scene.speech or None, "shown": list(scene.screen_text),
-                                     "objects": list(scene.objects)})
-    return hit
+    return SearchHit(text=doc.text, score=score, kind=kind, source=doc.source, ref=doc.ref, span=doc.span, origin=doc.origin)
+
+
+def _with_scene_facts(hits: list[SearchHit], video_index: Any) -> list[SearchHit]:
+    """Hits on the video index's scenes, with each scene's speech, screen text and detections typed.
+
+    The index's scenes are read only when a scene is among the hits (once per call).
+    """
+    indexed = [h for h in hits if h.source == "scene" and h.span and (h.origin or "").startswith("video_index:")]
+    if not indexed or video_index is None:
+        return hits
+    scenes = {(sc.span.start, sc.span.end): sc for sc in video_index.scenes()}
+    out = []
+    for hit in hits:
+        scene = scenes.get((hit.span.start, hit.span.end)) if hit in indexed and hit.span else None
+        if scene is not None:
+            hit = hit.model_copy(update={"said": scene.speech or None, "shown": list(scene.screen_text),
+                                         "objects": list(scene.objects)})
+        out.append(hit)
+    return out
 
 
 # --------------------------------------------------------------------------- #

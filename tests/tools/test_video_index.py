@@ -145,6 +145,23 @@ def test_summarize_reads_shots_text_and_speech_from_the_index(sample_index, samp
     assert "index" not in other.sources
 
 
+def test_a_search_hit_on_an_indexed_scene_carries_its_facts_typed(sample_index, sample_mp4, monkeypatch):
+    """`search` over the index: a scene hit brings the scene's speech, screen text and detections as fields."""
+    from mcr.tools.search import SearchTool
+    from mcr.tools.video_index import VideoIndex
+
+    root, _ = sample_index
+    monkeypatch.setenv("MCR_INDEX_DIR", str(root))
+    scenes = VideoIndex.open(sample_mp4, root=root).scenes()
+    ctx = ToolContext(context=Context(), video=VideoRef(path=str(sample_mp4)), workdir=root / "search")
+    out = SearchTool()(dict(query="seven ships in the night", top_k=10, sources=["scene"]), ctx)
+    hits = [h for h in out.results if h.source == "scene"]
+    assert hits and any(hit.said for hit in hits)
+    for hit in hits:
+        scene = next(sc for sc in scenes if sc.span == hit.span)
+        assert (hit.said or "") == scene.speech and hit.shown == scene.screen_text and hit.objects == scene.objects
+
+
 def test_ground_and_search_without_the_index_still_need_evidence(sample_index, sample_mp4):
     root, _ = sample_index
     from mcr.tools.ground import GroundTool
