@@ -252,7 +252,7 @@ def budget_note(state: EpisodeState, budget: Budget, step: int) -> str | None:
         return None
     why = f"this is the last step ({step} of {budget.max_steps})" if last_step else "no tool calls are left"
     return (f"Budget: {why}. Answer now; if the evidence does not decide, give your best option "
-            'marked confidence="low" (never an answer already rejected).')
+            'marked confidence="low" (the best-backed one, even if it was rejected before as weakly backed).')
 
 
 def reason(state: EpisodeState, runtime: Runtime[EpisodeDeps]) -> dict[str, Any]:

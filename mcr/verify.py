@@ -76,11 +76,23 @@ def evidence_given(answer: Answer, context: Context) -> CheckResult:
 
 
 def not_repeated(answer: Answer, context: Context) -> CheckResult:
+    """The same answer was not already rejected.
+
+    Except as the last step's low-confidence guess, when the earlier rejection
+    failed only evidence checks ("backed only weakly"): weak support is no
+    evidence against an option, and the guess should be the best-backed option,
+    not the best of those never tried. An answer once found malformed or
+    invalid (a validity check) is never repeated.
+    """
+    last_guess = answer.low_confidence and budget_nearly_spent(context)
     for verdict in context.of_kind(Verdict):
         if verdict.accepted or not verdict.refs:
             continue
         earlier = context.get(verdict.refs[0])
         if isinstance(earlier, Answer) and earlier.id != answer.id and _same(earlier, answer):
+            failed = {name for name, ok in verdict.checks.items() if not ok}
+            if last_guess and not failed & VALIDITY_CHECKS:
+                continue
             return False, f"this answer was already rejected ({verdict.id}): {verdict.reason}"
     return True, ""
 

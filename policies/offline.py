@@ -25,10 +25,11 @@ three parts, each small enough to test on its own:
   (or none), the verifier's scorer chooses, and only options it cannot tell
   apart (:func:`scorer_contenders`) go to the model's likelihood. The answer's text is the
   option's own text: the small model never writes a sentence about the video.
-  An option the verifier rejected is never proposed again; a rejection that
-  names tools puts those calls first. On its last step (the graph's budget
-  note) the policy gives its best remaining option marked
-  ``confidence="low"`` instead of ending with no answer.
+  An option the verifier rejected is not proposed again before the last step;
+  a rejection that names tools puts those calls first. On its last step (the
+  graph's budget note) the policy gives the best-backed option marked
+  ``confidence="low"`` instead of ending with no answer — an option rejected
+  earlier only as weakly backed included (`mcr.verify.not_repeated`).
 
 Questions without options: a question whose record (:func:`mcr.language.read_question`)
 asks for a time — answer type TIME or an at-what-time relation — is answered with the best
@@ -122,7 +123,8 @@ class OfflinePolicy(ModelPolicy):
             rejected = rejected_options(context)
             # while perception is under way nothing is decided yet: judging the options would be wasted work
             if not (perceiving and candidates and len(rejected) < len(options)):
-                judged = judge_options(context, self.verifier, step=step, skip=rejected)
+                # the last step's guess is the best-backed option, one rejected only as weakly backed included
+                judged = judge_options(context, self.verifier, step=step, skip=set() if last_step else rejected)
                 passing = [j for j in judged if j.accepted]
                 if (len(passing) == 1 and not perceiving) or not candidates or not judged:
                     confirm = None if last_step else self._confirming(context, tools, passing or judged)

@@ -44,12 +44,29 @@ def test_low_confidence_before_the_note_changes_nothing(tiny_video, tmp_path):
     assert [v.accepted for v in result.context if isinstance(v, Verdict)] == [False, False]
 
 
-def test_a_repeated_answer_is_rejected_even_with_low_confidence(tiny_video, tmp_path):
+def test_an_answer_rejected_only_as_weakly_backed_may_be_the_last_guess(tiny_video, tmp_path):
+    """Weak support is no evidence against an option: the last step may guess it again, marked low."""
     plan = [{"answer": "six", "option": "B"}, {"answer": "six", "option": "B", "confidence": "low"}]
+    result = agent(plan, tmp_path, max_steps=2).run(tiny_video, "How many?", options=["five", "six", "seven"])
+    assert result.accepted and result.low_confidence and result.option == "B"
+    last = [v for v in result.context if isinstance(v, Verdict)][-1]
+    assert last.low_confidence and last.checks["not_repeated"] is True
+
+
+def test_a_repeated_invalid_answer_is_rejected_even_with_low_confidence(tiny_video, tmp_path):
+    plan = [{"answer": "six", "option": "E"}, {"answer": "six", "option": "E", "confidence": "low"}]
     result = agent(plan, tmp_path, max_steps=2).run(tiny_video, "How many?", options=["five", "six", "seven"])
     assert not result.accepted
     last = [v for v in result.context if isinstance(v, Verdict)][-1]
     assert not last.accepted and last.checks["not_repeated"] is False
+
+
+def test_a_repeated_answer_before_the_last_step_is_rejected(tiny_video, tmp_path):
+    plan = [{"answer": "six", "option": "B"}, {"answer": "six", "option": "B", "confidence": "low"},
+            {"answer": "five", "option": "A"}]
+    result = agent(plan, tmp_path, max_steps=3).run(tiny_video, "How many?", options=["five", "six", "seven"])
+    second = [v for v in result.context if isinstance(v, Verdict)][1]
+    assert not second.accepted and second.checks["not_repeated"] is False
 
 
 def test_no_tool_call_left_is_announced_too(tiny_video, tmp_path):
