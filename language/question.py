@@ -507,7 +507,8 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
                 if t.tag in ("N", "P"):
                     count_target = t.low
                     break
-                if t.low in PRONOUNS:  # "... eggs - how many of them?": the noun the pronoun stands for
+                # "... eggs - how many of them?" and "She bought eggs. How many?": the noun said before
+                if t.low in PRONOUNS or (t is toks[i + 2] and not t.low[:1].isalnum()):
                     count_target = next((p.low for p in reversed(toks[:i]) if p.tag == "N"), None)
                     break
                 if t.tag not in ("A", "D", "R", "F") and "a" not in lexicon.parts_of_speech(t.low):

@@ -304,3 +304,13 @@ def test_a_word_after_a_possessive_is_a_noun_and_emphasis_in_capitals_is_not_a_l
     assert frame.evidence[0] == EvidenceKind.SCREEN_TEXT  # "name" after "town's" is no verb of saying
     frame = read_question("All of these fruits are shown except one. Which is NOT?", ("pear", "plum"))
     assert frame.negated and "NOT" not in " ".join(frame.anchors)
+
+
+@pytest.mark.parametrize("text, target", [
+    ("The gardener planted tulips. How many?", "tulips"),
+    ("Anna mentions some kites. How many, going by what she says?", "kites"),
+    ("The fisherman hauls in crabs - how many, exactly?", "crabs"),
+    ("Count the round stones by the path. How many are there?", "stones"),  # not the noun before the question
+])
+def test_an_elliptical_how_many_counts_the_noun_said_before(text, target):
+    assert read_question(text, ["2", "3", "4"]).count_target == target

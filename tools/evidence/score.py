@@ -856,5 +856,5 @@ def _measured_count(asked: Asked, support: OptionSupport) -> bool:
     scene count, the most of a kind seen at once): the fact is measured, so the wording around it cannot
     make it less true. (The fitted weights gave an exact count of three shots P 0.63 for "three".)"""
     unit = support.unit
-    return (asked.answer_type == "number" and unit is not None and support.fact == 1.0 and support.about > 0
+    return (asked.answer_type == "number" and unit is not None and support.fact == 1.0
             and _counted_here(asked, unit) is not None and support.relation != 0.0)
