@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -73,6 +74,23 @@ def runs_between(times: Sequence[float], cuts: Sequence[int]) -> list[Run]:
     return out
 
 
+def runs_from_changes(start: float, end: float, changes: Sequence[float], scan_fps: float = SCAN_FPS) -> list[Run]:
+    """The runs of still picture of [start, end] split at change times known beforehand (a video index's).
+
+    A run's ``frames`` counts the `scan_fps` ticks it lasts, so `unread_runs`
+    ranks these runs by length as it does scanned ones.
+    """
+    if end <= start:
+        return []
+    edges = [start, *sorted(t for t in set(changes) if start < t < end), end]
+    out = []
+    for a, b in zip(edges, edges[1:]):
+        last = max(a, b - 1.0 / scan_fps) if b < end else b
+        out.append(Run(first=round(a, 6), last=round(last, 6), frames=max(1, round((b - a) * scan_fps)),
+                       middle=round((a + b) / 2, 6)))
+    return out
+
+
 def unread_runs(runs: Sequence[Run], read: Sequence[float], budget: int) -> list[Run]:
     """The runs no time in `read` falls in, longest first, at most `budget`; returned in time order."""
     if budget <= 0:
@@ -109,6 +127,7 @@ def text_read_times(
     max_scan_frames: int = MAX_SCAN_FRAMES,
     min_changed_share: float = CHANGE_SHARE,
     store: FrameStore | None = None,
+    known: Sequence[float] | None = None,
 ) -> list[float]:
     """Times in [start, end] whose picture no frame at `read` shows: read text there too.
 
@@ -118,6 +137,8 @@ def text_read_times(
         budget: the most times returned (each costs one OCR).
         store: a `FrameStore` shared with the caller, so the frames returned
             (and the ones in `read`) are decoded once.
+        known: the span's change times, already found (a video index's change
+            points): then nothing is decoded to find them (`runs_from_changes`).
 
     Returns:
         The middle time of each chosen run, in time order (may be empty).
@@ -125,9 +146,26 @@ def text_read_times(
     if budget <= 0 or end <= start:
         return []
     inside = [t for t in read if start - 1e-6 <= t <= end + 1e-6]
+    if known is not None:
+        return [r.middle for r in unread_runs(runs_from_changes(start, end, known, scan_fps), inside, budget)]
     times = sorted(set(scan_times(start, end, scan_fps, max_scan_frames)) | {round(t, 6) for t in inside})
     if len(times) < 2:
         return []
     thumbs = thumbnails(path, times, store=store)
     runs = runs_between(times, change_points(thumbs, min_changed_share))
     return [r.middle for r in unread_runs(runs, inside, budget)]
+
+
+def indexed_changes(ctx: Any, start: float, end: float) -> list[float] | None:
+    """The change points of [start, end] from the video's index, or None (no index has looked there).
+
+    Tools pass them as ``known`` to `text_read_times`, so a span of a long
+    video is not decoded at `SCAN_FPS` again for every look at it.
+    """
+    try:
+        from mcr.tools.video_index.for_tools import known_changes
+    except ImportError:  # the index's extras are not installed
+        return None
+    from mcr.context import TimeSpan
+
+    return known_changes(ctx, TimeSpan(start=start, end=end))

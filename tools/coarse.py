@@ -31,6 +31,7 @@ from mcr.context import TimeSpan
 from mcr.model.media.video import FrameStore, VideoError, VideoInfo, probe
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
+from mcr.tools.change_points import indexed_changes
 from mcr.tools.span_facts import SpanFacts, measure_span
 
 __all__ = ["OverviewTool", "SkimTool", "FocusTool", "FrameBudgetSpent", "FOCUS_MAX_S", "OVERVIEW_FRAMES"]
@@ -109,13 +110,16 @@ class _Measured(Tool):
                  objects: bool, detail: bool = False, fps: float | None = None) -> SpanFacts:
         rate = fps if fps is not None else max(n / max(end - start, 1e-3), 1e-6)
         cache = ResultCache.for_context(ctx)
+        changes = indexed_changes(ctx, start, end) if ocr else None
         settings = {"n": n, "fps": round(rate, 6), "ocr": ocr, "objects": objects, "detail": detail}
+        if changes is not None:  # without it the key is what it always was
+            settings["changes"] = "video_index"
         key = cache.key(f"coarse-{self.name}", info.path, TimeSpan(start=start, end=end), settings)
 
         def compute() -> SpanFacts:
             try:
                 return measure_span(info.path, start, end, fps=rate, max_frames=n, detect_objects=objects, ocr=ocr,
-                                    detail=detail, store=self.frames, info=info)
+                                    detail=detail, store=self.frames, info=info, known_changes=changes)
             except VideoError as exc:
                 error = "span_outside_video" if isinstance(exc, ValueError) else "unreadable_video"
                 raise ToolFailure(str(exc), error) from None

@@ -31,6 +31,7 @@ from mcr.context import TimeSpan
 from mcr.model.media.video import FrameStore, VideoError, probe
 from mcr.tools.base import Tool, ToolContext, ToolFailure
 from mcr.tools.cache import ResultCache
+from mcr.tools.change_points import indexed_changes
 from mcr.tools.span_facts import TEXT_CHANGE_FRAMES, SpanFacts, measure_span, mean_motion, motion_word
 
 
@@ -90,13 +91,17 @@ class LookTool(Tool):
                     "movers": 1}  # a result measured before movers existed is not served
         if input.detail:  # without it the key is what it always was (existing caches stay valid)
             settings["detail"] = True
+        changes = indexed_changes(ctx, start, end) if input.ocr and text_changes else None
+        if changes is not None:  # without it the key is what it always was
+            settings["changes"] = "video_index"
         key = cache.key(self.name, info.path, TimeSpan(start=start, end=max(start, end)), settings)
 
         def compute() -> LookOutput:
             try:
                 facts = measure_span(info.path, start, end, fps=input.fps, max_frames=max_frames,
                                      detect_objects=input.objects, ocr=input.ocr, min_score=min_score, detail=input.detail,
-                                     text_changes=text_changes, store=self.frames, info=info)
+                                     text_changes=text_changes, store=self.frames, info=info,
+                                     known_changes=changes)
             except VideoError as exc:  # SpanOutsideVideo, or a file that fails mid-decode
                 error = "span_outside_video" if isinstance(exc, ValueError) else "unreadable_video"
                 raise ToolFailure(str(exc), error) from None

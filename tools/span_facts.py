@@ -16,6 +16,7 @@ shared `FrameStore` decodes each frame once.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -161,6 +162,7 @@ def measure_span(
     text_changes: int = TEXT_CHANGE_FRAMES,
     store: FrameStore | None = None,
     info: VideoInfo | None = None,
+    known_changes: Sequence[float] | None = None,
 ) -> SpanFacts:
     """Measure the pixel facts of ``[start, end]`` seconds of a video.
 
@@ -174,6 +176,8 @@ def measure_span(
         min_score: the detector's score threshold.
         store: a `FrameStore` so frames already decoded are not decoded again.
         info: a `probe` result, to skip probing again.
+        known_changes: where the picture changes in the span, already known (the video index's change
+            points, `mcr.tools.video_index.for_tools.known_changes`): the span is then not scanned for them.
 
     Raises:
         VideoNotFound, VideoOpenFailure: the file. SpanOutsideVideo: the span.
@@ -196,7 +200,7 @@ def measure_span(
     if ocr:
         try:
             _read_all_text(frames, decoded, moves)
-            changed = _read_where_changed(video_path, start, end, times, text_changes, store)
+            changed = _read_where_changed(video_path, start, end, times, text_changes, store, known_changes)
             measured.append("ocr")
             # shapes only where text was read: otherwise its letters would count as shapes
             for facts, frame in zip(frames, decoded):
@@ -266,14 +270,14 @@ def _inner(box: tuple[float, float, float, float], keep: float = 0.5) -> tuple[f
 
 
 def _read_where_changed(video_path: str | Path, start: float, end: float, sampled: list[float], budget: int,
-                        store: FrameStore | None) -> list[FrameFacts]:
+                        store: FrameStore | None, known: Sequence[float] | None = None) -> list[FrameFacts]:
     """Frames between the samples where the picture changed, with their pixels, text and shapes.
 
     Their colours and brightness are per frame only: the span's colour shares,
     brightness and motion stay those of the evenly sampled frames, so a burst of
     changes does not outweigh the rest of the span.
     """
-    when = text_read_times(video_path, start, end, sampled, budget=budget, store=store)
+    when = text_read_times(video_path, start, end, sampled, budget=budget, store=store, known=known)
     out = []
     for t, frame in zip(when, read_frames_at(video_path, when, store=store)):
         facts = FrameFacts(**frame_pixels(frame.image, t).model_dump(), trigger="change")

@@ -68,3 +68,44 @@ def test_the_graph_counts_frames_against_the_episode_budget(clip, tmp_path):
         assert isinstance(skim, ToolResult) and skim.output["frames_used"] <= left + 1
     else:
         assert isinstance(skim, ToolError) and skim.error_type == "frame_budget"
+
+
+def test_with_an_index_a_skim_reads_text_at_its_changes_without_scanning_for_them(tmp_path, monkeypatch):
+    """The index found every change once: a skim decodes its samples and the frames it reads, not a 4 fps scan."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    import sys
+
+    from mcr.model.media.video import frames_decoded
+    from mcr.tools.video_index import VideoIndex
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from slides import make_slides
+
+    video = make_slides(tmp_path / "slides.mp4", seconds=40, slide_s=5.0, fps=12, keyint=24)  # 8 words
+    monkeypatch.setenv("MCR_INDEX_DIR", str(tmp_path / "indexes"))
+    built = {"video_index_settings": {"scan": "bitstream", "speech": False, "objects": False}}
+    VideoIndex.for_tool(video, built).build()
+
+    def skim(settings: dict) -> tuple[set[str], int]:
+        ctx = ToolContext(context=Context(), video=VideoRef(path=str(video), duration=40.0), workdir=tmp_path,
+                          settings=settings)
+        before = frames_decoded()
+        out = SkimTool()({"span": {"start": 0, "end": 40}, "frames": 4, "objects": False}, ctx)
+        return {line.text.upper() for line in out.text}, frames_decoded() - before
+
+    scanned_words, scanned_frames = skim({**built, "video_index": "off"})
+    indexed_words, indexed_frames = skim(built)
+    assert len(scanned_words) == 7  # 4 samples (a slide each) and 3 of the 4 slides between them
+    assert indexed_words == scanned_words
+    assert scanned_frames >= 4 * 40  # every frame of a 4 fps scan
+    assert indexed_frames <= 4 + 3, indexed_frames  # the samples and the three frames read
+
+
+def test_change_runs_from_known_changes_rank_like_scanned_ones():
+    from mcr.tools.change_points import runs_from_changes, unread_runs
+
+    runs = runs_from_changes(0.0, 20.0, [5.0, 7.0, 15.0, 25.0])  # 25 s is outside the span
+    assert [(r.first, r.middle) for r in runs] == [(0.0, 2.5), (5.0, 6.0), (7.0, 11.0), (15.0, 17.5)]
+    assert [r.frames for r in runs] == [20, 8, 32, 20]
+    # the samples at 1 s and 16 s read the first and last runs: the longest unread one comes first
+    assert [r.middle for r in unread_runs(runs, [1.0, 16.0], budget=1)] == [11.0]

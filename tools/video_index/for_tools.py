@@ -63,6 +63,22 @@ def index_for(ctx: Any) -> VideoIndex | None:
         return None  # no usable index: the tool works from the context alone
 
 
+def known_changes(ctx: Any, span: TimeSpan) -> list[float] | None:
+    """Where the picture changes inside `span`, from the video's index; None when no index has looked there.
+
+    Why: a tool that reads on-screen text between its sampled frames must
+    otherwise find the changes itself by decoding the span at 4 frames a
+    second (`mcr.tools.change_points.text_read_times`) — on a long video that
+    scan, repeated for every skim, cost more frames than the whole index
+    (measured: `benchmarks/RESULTS.md`, "Sixth session"). The index found every
+    change once, from the bitstream, for all questions.
+    """
+    index = index_for(ctx)
+    if index is None or not index.picture_covers(span):
+        return None
+    return index.change_points(span)
+
+
 def merged_index(context_docs: list[Doc], index: VideoIndex | None, within: TimeSpan | None = None,
                  sources: tuple[str, ...] = INDEX_SOURCES) -> TextIndex:
     """One `TextIndex` over the episode's documents and the video index's (stored vectors reused).

@@ -180,6 +180,10 @@ class VideoIndex:
         stage = self.store.stages()["picture"]
         return self.info.duration if stage.done else stage.until_s
 
+    def picture_covers(self, span: TimeSpan) -> bool:
+        """Whether the picture pass has looked at all of `span`: its change points there are all known."""
+        return self._picture_end() >= min(span.end, self.info.duration) - 1e-3
+
     def shots(self, span: TimeSpan | None = None) -> list[Shot]:
         """Shots found so far (the last one ends where the picture pass has reached)."""
         cuts = [t for (t,) in self.store.query("SELECT t FROM cuts ORDER BY t")]
