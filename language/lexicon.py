@@ -274,6 +274,24 @@ def relatedness(a: str, b: str) -> float:
     return round(best, 3)
 
 
+@functools.lru_cache(maxsize=65_536)
+def is_a(word: str, broader: str) -> bool:
+    """Whether `word` names a kind of `broader` (a horse is an animal; a person is not, though both are organisms).
+
+    Why: counting "animals" must add up exactly the labels that are animals.
+    `relatedness` also links siblings under a close parent (person and animal
+    share "organism"), which is right for "could this label stand for that
+    word" and wrong for "is this one of the things counted". The same word, a
+    synonym or a plural counts. `word` is read in its first sense only, as
+    `words_for_label` reads a detector label (a detected "kite" is the toy,
+    not the hawk); `broader` in every commonly used sense.
+    """
+    if _spelling_relatedness(word, broader) == 1.0:
+        return True
+    narrow, wide = _noun_synsets(word)[:1], _noun_synsets(broader)
+    return any(y == x or (y in _up_distances(x) and y.min_depth() > _TOO_GENERAL_DEPTH) for x in narrow for y in wide)
+
+
 @functools.lru_cache(maxsize=1024)
 def words_for_label(label: str) -> frozenset[str]:
     """A detector label → the words a person would use for it: the label, its synonyms and plural-free forms,

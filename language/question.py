@@ -111,6 +111,7 @@ class QuestionFrame(BaseModel):
     negated: bool = False
     count_target: str | None = None
     counts_occurrences: bool = False  # "how often", "how many times": occurrences of the focus, not things
+    counts_kinds: bool = False  # "how many kinds / types of X": the distinct kinds of X seen, not the Xs
     occurrence: str | None = None  # what occurs, when occurrences are counted: the clause's verb ("cut", "mention")
     extreme: Extreme | None = None
     grounding_query: str
@@ -237,6 +238,16 @@ def _abstract(noun: str) -> bool:
     if not synsets:
         return False
     return any(s.name() == "abstraction.n.06" for path in synsets[0].hypernym_paths() for s in path)
+
+
+def _names_a_kind(noun: str) -> bool:
+    """A noun for a sort of thing ("kinds", "types", "species"): what a count of distinct kinds is asked with.
+
+    By meaning (WordNet's kind.n.01 and its near neighbours), not by a list;
+    a colour is a kind in WordNet too, but "how many colours of X" counts colours.
+    """
+    kind = lexicon.relatedness(noun, "kind")
+    return kind >= 0.9 and lexicon.relatedness(noun, "colour") < kind
 
 
 def _noun_phrases(toks: list[_Tok]) -> list[tuple[int, int]]:
@@ -500,10 +511,14 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     answer_type, head_noun, head_at = _answer_type(toks, text, options)
 
     # -- count target: the noun after "how many", past its adjectives ---------- #
-    count_target = None
+    count_target, counts_kinds = None, False
     for i in range(len(toks) - 1):
         if lows[i] == "how" and lows[i + 1] in ("many", "much"):
-            for t in toks[i + 2:]:
+            for j, t in enumerate(toks[i + 2:], start=i + 2):
+                if t.tag == "C" and _names_a_kind(t.low):  # "how many kinds of animal": animals, by kind
+                    count_target = next((n.low for n in toks[j + 2:] if n.tag in ("N", "P")), None)
+                    counts_kinds = count_target is not None
+                    break
                 if t.tag in ("N", "P"):
                     count_target = t.low
                     break
@@ -566,7 +581,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     return QuestionFrame(
         text=text, options=options, answer_type=answer_type, focus=focus, anchors=tuple(anchors),
         evidence=evidence, relations=tuple(relations), negated=negated, count_target=count_target,
-        counts_occurrences=counts_occurrences, occurrence=occurrence,
+        counts_occurrences=counts_occurrences, occurrence=occurrence, counts_kinds=counts_kinds,
         extreme=extreme, grounding_query=grounding or text.strip(), hints=tuple(dict.fromkeys(h for h in hints
                                                                                              if len(h) <= 80))[:20],
         weights=weights)

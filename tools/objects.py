@@ -219,6 +219,26 @@ class Detector:
         return kept
 
 
+def one_per_object(dets: list[Detection], overlap: float = NMS_IOU, inside: float = 0.7) -> list[Detection]:
+    """The detections of one frame with each object once, best first: what a count of things reads.
+
+    Darknet's NMS is per label, and YOLOv3-tiny often puts two boxes on one
+    thing: a second label on the same box (a horse also scored as a sheep),
+    or a box for part of it inside the box for all of it (a dog's head and the
+    dog). A detection is dropped when a better one overlaps it by more than
+    `overlap` IoU, whatever its label, or when it and a better one of the
+    same label lie mostly (`inside`) one within the other. `Detector.detect`
+    itself stays Darknet's, so its output can be checked against the binary.
+    """
+    kept: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        if any(iou(d.box, o.box) > overlap or (o.label == d.label and max(_inside(d.box, o.box), _inside(o.box, d.box)) > inside)
+               for o in kept):
+            continue
+        kept.append(d)
+    return kept
+
+
 def _inside(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
     """The share of box `a` that lies inside box `b`."""
     ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))

@@ -27,7 +27,7 @@ from mcr.context import TimeSpan
 from mcr.model.media.video import FrameStore, VideoInfo, check_span, probe, read_frames_at
 from mcr.tools.base import ToolFailure
 from mcr.tools.change_points import text_read_times
-from mcr.tools.objects import Detection, Detector, Track, track
+from mcr.tools.objects import Detection, Detector, Track, one_per_object, track
 from mcr.tools.ocr import TextLine, read_text
 from mcr.tools.movers import Mover, find_mover
 from mcr.tools.pixels import (ColourShare, FramePixels, Motion, frame_pixels, merge_shares, motion, object_colours,
@@ -213,7 +213,7 @@ def measure_span(
         try:
             detector = Detector.shared()
             run = detector.detect_detailed if detail else detector.detect
-            per_frame = [run(f.image, t, min_score=min_score) for t, f in zip(times, decoded)]
+            per_frame = [one_per_object(run(f.image, t, min_score=min_score)) for t, f in zip(times, decoded)]
             per_frame, tracks = track(per_frame)
             for facts, dets, frame in zip(frames, per_frame, decoded):
                 facts.objects = [SeenObject(**d.model_dump(), colours=object_colours(frame.image, d.box)) for d in dets]

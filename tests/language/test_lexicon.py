@@ -62,3 +62,14 @@ def test_the_lexnames_table_comes_from_the_man_page():
     assert len(table) == 45
     assert table[5].split("\t") == ["05", "noun.animal", "1"]
     assert table[44].split("\t") == ["44", "adj.ppl", "3"]
+
+
+@needs_wordnet
+@pytest.mark.parametrize(("word", "broader", "expected"), [
+    ("horse", "animals", True), ("zebra", "animal", True), ("truck", "vehicle", True), ("dogs", "dog", True),
+    ("person", "animal", False),  # siblings under "organism", not one within the other
+    ("kite", "bird", False),  # a detected kite is the toy (first sense), not the hawk
+    ("animal", "horse", False),  # the narrower word is not the broader one
+])
+def test_is_a_reads_kinds_not_kinship(word, broader, expected):
+    assert lexicon.is_a(word, broader) is expected

@@ -206,3 +206,18 @@ def test_weak_hint_zooms_only_where_something_is_uncertain(detector, monkeypatch
     passes.clear()
     assert detector.detect_detailed(np.full((216, 384, 3), 128, np.uint8), min_score=0.4, weak_hint=0.2) == []
     assert passes == [0.2]  # nothing weak to look at again: one pass
+
+
+def test_one_per_object_drops_a_second_label_and_a_part_but_keeps_neighbours():
+    from mcr.tools.objects import Detection, one_per_object
+
+    def det(label, score, box):
+        return Detection(label=label, score=score, box=box, t=0.0)
+
+    horse, sheep = det("horse", 0.95, (400, 100, 600, 300)), det("sheep", 0.7, (410, 100, 600, 220))  # one animal, 2 labels
+    dog_head, dog = det("dog", 0.94, (100, 240, 170, 300)), det("dog", 0.9, (70, 225, 205, 315))  # part inside whole
+    other_dog = det("dog", 0.8, (220, 230, 330, 310))  # beside it
+    rider = det("person", 0.9, (450, 20, 530, 200))  # on the horse: overlaps it, is not it
+    kept = one_per_object([sheep, dog, horse, dog_head, other_dog, rider])
+    assert [d.label for d in kept] == ["horse", "dog", "person", "dog"]
+    assert dog not in kept and dog_head in kept and other_dog in kept

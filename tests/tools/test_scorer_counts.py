@@ -85,3 +85,43 @@ def test_a_count_of_the_videos_parts_is_not_a_count_of_things_bought():
     found = scored(asked("According to the narration, how many baskets does Marco buy?", tuple(options)),
                    options, units)
     assert max(found, key=lambda s: s.p).option == "five"
+
+
+# --- counting a broader word, and counting kinds (wordings written here) ---------------------------------------- #
+
+@pytest.mark.parametrize(("question", "target"), [
+    ("How many kinds of fruit lie on the table?", "fruit"),
+    ("How many different types of boat sail past the pier?", "boat"),
+    ("How many species of bird visit the feeder?", "bird"),
+    ("How many sorts of bread does the baker sell?", "bread"),
+    ("how many kinds of tools did she use?", "tools"),
+])
+def test_a_count_of_kinds_is_read_as_such(question, target):
+    frame = read_question(question, ("two", "three"))
+    assert frame.counts_kinds and frame.count_target == target
+
+
+@pytest.mark.parametrize("question", ["How many boats sail past the pier?", "How many colours of paint are used?",
+                                      "How many pieces of cake are left?"])
+def test_a_count_of_things_is_not_a_count_of_kinds(question):
+    assert not read_question(question, ("two", "three")).counts_kinds
+
+
+def _seen(ref: str, start: float, objects: list[tuple[str, int]]) -> Unit:
+    return Unit(ref, "scene", TimeSpan(start=start, end=start + 5.0), objects=objects)
+
+
+def test_a_broader_word_counts_every_label_that_is_one_and_no_other():
+    options = ["one", "two", "three", "four"]
+    units = [_seen("e4", 0.0, [("person", 1), ("dog", 1), ("horse", 1)])]  # a rider's person is no animal
+    best = max(scored(asked("Apart from the rider, how many animals are in the photo?", tuple(options)), options, units),
+               key=lambda s: s.p)
+    assert best.option == "two"
+
+
+def test_kinds_are_counted_by_label_not_by_animal():
+    options = ["two", "three", "five", "six"]
+    units = [_seen("e4", 0.0, [("zebra", 3), ("giraffe", 2), ("bird", 1)])]
+    best = max(scored(asked("How many kinds of animal graze on the plain?", tuple(options)), options, units),
+               key=lambda s: s.p)
+    assert best.option == "three"

@@ -35,6 +35,7 @@ class Asked:
     negated: bool = False
     count_target: str | None = None
     counts_occurrences: bool = False  # "how often": occurrences of the focus (mentions, when said)
+    counts_kinds: bool = False  # "how many kinds of X": distinct kinds of X (detector labels), not the Xs
     occurrence: str | None = None  # what occurs when occurrences are counted (the clause's verb: "cut")
     extreme: tuple[str, str] | None = None  # (measure, "max"/"min")
 
@@ -64,5 +65,6 @@ def asked(text: str, options: tuple[str, ...] = ()) -> Asked:
         evidence=tuple(str(value(e)) for e in frame.evidence), focus=frame.focus, anchors=tuple(frame.anchors),
         weights=dict(frame.weights), negated=frame.negated, count_target=frame.count_target,
         counts_occurrences=frame.counts_occurrences, occurrence=frame.occurrence, extreme=extreme,
+        counts_kinds=frame.counts_kinds,
         relations=tuple(Relation(str(value(r.kind)), r.event, r.immediate) for r in frame.relations),
     )

@@ -67,7 +67,7 @@ from mcr.tools.evidence.match import (
 )
 from mcr.context import TimeSpan
 from mcr.language.heading import Heading, heading_of
-from mcr.language.lexicon import names_a_seen_thing, names_a_speaker
+from mcr.language.lexicon import is_a, names_a_seen_thing, names_a_speaker
 from mcr.language.question import relation_claim
 from mcr.tools.evidence.units import Unit
 from mcr.tools.movers import MIN_HEADING, Mover
@@ -221,8 +221,14 @@ def _counted_here(asked: Asked, unit: Unit) -> int | None:
             return unit.count
     if not target:
         return None
+    # a broader word counts every label that is one ("animals": the dogs and the horse, not the person)
+    kinds = [(label, n) for label, n in unit.objects if is_a(label, target)]
+    if kinds:
+        return len({label for label, _ in kinds}) if asked.counts_kinds else sum(n for _, n in kinds)
     seen = [n for label, n in unit.objects if related(target, label) >= MIN_RELATED]
-    return max(seen) if seen else None
+    if not seen:
+        return None
+    return len(seen) if asked.counts_kinds else max(seen)
 
 
 def _counts_the_target(asked: Asked, unit: Unit) -> bool:
