@@ -41,14 +41,6 @@ from mcr.usage import Usage
 
 __all__ = ["ModelSession", "Generation", "SessionError", "ContextOverflow"]
 
-# A text prompt is prefilled this many tokens at a time. Why: one pass over a
-# 5,000-token prompt holds every layer's activations for all of it at once
-# (measured +0.3-0.5 GB of RSS per policy step on the long suite), while
-# chunks through the cache cost the same arithmetic and hold a chunk's worth.
-# The cache makes it exact: a chunk attends to everything before it, as the
-# delta after a reused prefix always has (`benchmarks/RESULTS.md`, "Sixth session").
-PREFILL_CHUNK = 1024
-
 
 @dataclass
 class Generation:
@@ -366,10 +358,7 @@ class ModelSession(SavedPrefixes):
         ids = prompt.ids[start:]
         keys = prompt.keys[start:]
         if not self.loaded.multimodal:
-            for a in range(0, len(ids), PREFILL_CHUNK):  # the last chunk's logits are the prompt's
-                b = min(len(ids), a + PREFILL_CHUNK)
-                logits = self._run(ids[a:b], keys[a:b], torch.arange(start + a, start + b)[None])  # (1, T)
-            return logits
+            return self._run(ids, keys, torch.arange(start, start + len(ids))[None])  # (1, T)
         new_media = [(s - start, item) for s, item in prompt.media if s >= start]
         mm_types = torch.tensor([prompt.mm_types[start:]], dtype=torch.int)  # (1, T)
         kwargs: dict[str, Any] = {}

@@ -93,16 +93,3 @@ def test_saved_text_prefix_round_trips(smol, tmp_path):
     assert reader.last_usage.prefix_loaded_tokens > 0
     cold = ModelSession(smol).next_token_logits(turns()[2].render())
     assert torch.allclose(warm, cold, atol=1e-4)
-
-
-def test_a_prompt_prefilled_in_chunks_gives_the_logits_of_one_pass(smol, monkeypatch):
-    """Chunks attend through the cache to all before them, so chunking bounds memory and changes nothing."""
-    import mcr.model.runtime.session as session
-
-    messages = turns()[-1].render()
-    whole = ModelSession(smol).next_token_logits(messages, TOOLS)
-    monkeypatch.setattr(session, "PREFILL_CHUNK", 16)
-    chunked = ModelSession(smol)
-    logits = chunked.next_token_logits(messages, TOOLS)
-    assert chunked.last_usage.prefilled_tokens > 3 * 16  # it did take several chunks
-    assert (logits - whole).abs().max().item() <= 1e-4  # the bound the reuse test holds
