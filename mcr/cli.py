@@ -424,6 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # offline-first: never hang on a hub look-up
     args = build_parser().parse_args(argv)
+    from mcr.memory import release_freed_memory_promptly
+
+    try:
+        release_freed_memory_promptly()  # before any model loads: RSS stays flat over a long session
+    except ValueError as exc:
+        print(f"mcr: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     from mcr.traces.recorder import TraceWriteError
 
     try:
