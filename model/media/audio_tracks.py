@@ -6,6 +6,13 @@ decode; cutting it from the track decoded once costs microseconds — and a
 span's samples are then exactly those of the full decode, so a span hears
 what the whole run heard. Tracks are kept as memory-mapped ``.npy`` files
 keyed by file content, so a later episode on the same video decodes nothing.
+
+A long file is the exception: its whole track was already decoded once, in
+chunks, by the video index (`mcr.tools.video_index.speech`), and decoding it
+again whole for one 30-second span would be the second whole decode issue 22
+rules out. A short span of a file longer than `WHOLE_TRACK_MAX_S` whose track
+is not already on disk has only the span decoded (a seek; its samples sit on the same
+grid as the full decode's, `mcr.model.media.audio.load_audio`).
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mcr.model.media.audio import SAMPLE_RATE, AudioClip, decode_blocks, load_audio
+from mcr.model.media.audio import SAMPLE_RATE, AudioClip, audio_duration, decode_blocks, load_audio
 from mcr.model.media.video import VideoNotFound
 
-__all__ = ["AudioTracks"]
+__all__ = ["AudioTracks", "WHOLE_TRACK_MAX_S"]
+
+WHOLE_TRACK_MAX_S = 600.0  # longer files are decoded span by span unless their whole track is on disk already
 
 
 class AudioTracks:
@@ -44,6 +53,18 @@ class AudioTracks:
         self.max_tracks = max_tracks
         self._open: OrderedDict[str, AudioClip] = OrderedDict()
         self.decodes = 0  # full decodes done by this object (the rest were cuts)
+        self.span_decodes = 0  # spans of long files decoded alone
+
+    @staticmethod
+    def _name(path: str | Path, key: str | None) -> str:
+        """The track's file name: its content key (default the resolved path, size and mtime) and sample rate."""
+        path = Path(path)
+        if key is None:
+            if not path.is_file():
+                raise VideoNotFound(path)
+            stat = path.stat()
+            key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        return hashlib.sha256(f"{key}:{SAMPLE_RATE}".encode()).hexdigest()[:32]
 
     def track(self, path: str | Path, key: str | None = None) -> AudioClip:
         """The whole track of `path`.
@@ -56,12 +77,7 @@ class AudioTracks:
             the errors of `load_audio`.
         """
         path = Path(path)
-        if key is None:
-            if not path.is_file():
-                raise VideoNotFound(path)
-            stat = path.stat()
-            key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-        name = hashlib.sha256(f"{key}:{SAMPLE_RATE}".encode()).hexdigest()[:32]
+        name = self._name(path, key)
         clip = self._open.get(name)
         if clip is not None:
             self._open.move_to_end(name)
@@ -84,7 +100,14 @@ class AudioTracks:
         return clip
 
     def clip(self, path: str | Path, start: float = 0.0, end: float | None = None, key: str | None = None) -> AudioClip:
-        """The part of `path`'s track between `start` and `end` seconds (a view, no copy)."""
+        """The part of `path`'s track between `start` and `end` seconds: a view of the whole track, or, for a
+        span of at most `WHOLE_TRACK_MAX_S` of a longer file whose track is not yet on disk, the span alone."""
+        name = self._name(path, key)
+        saved = self.root is not None and (self.root / f"{name}.npy").is_file()
+        short_span = end is not None and end - start <= WHOLE_TRACK_MAX_S  # a long one is streamed to disk whole
+        if name not in self._open and not saved and short_span and audio_duration(path) > WHOLE_TRACK_MAX_S:
+            self.span_decodes += 1
+            return load_audio(path, start, end)
         whole = self.track(path, key)
         return whole.cut(start, whole.end if end is None else end)
 

@@ -338,3 +338,20 @@ def test_wer_normalises_case_punctuation_and_small_numbers():
 def test_wer_needs_a_reference():
     with pytest.raises(ValueError, match="reference"):
         word_error_rate(" ,. ", "anything")
+
+
+def test_a_short_span_of_a_long_file_decodes_only_the_span(media, tmp_path, monkeypatch):
+    """A long video's whole track was decoded by its index already: a 1 s span must not decode it again."""
+    import mcr.model.media.audio_tracks as audio_tracks
+
+    monkeypatch.setattr(audio_tracks, "WHOLE_TRACK_MAX_S", 1.5)  # the test tone (a few seconds) counts as long
+    tracks = AudioTracks(tmp_path / "audio")
+    part = tracks.clip(media["mp4"], 0.8, 1.8)
+    assert tracks.decodes == 0 and tracks.span_decodes == 1 and not list((tmp_path / "audio").glob("*.npy"))
+    full = load_audio(media["mp4"])
+    i = int(round((part.offset - full.offset) * full.sample_rate))
+    assert np.array_equal(part.samples, full.samples[i : i + len(part.samples)])  # the full decode's samples
+    tracks.clip(media["mp4"], 0.0, 3.0)  # a long span: the whole track, streamed to disk, and cut from then on
+    assert tracks.decodes == 1
+    tracks.clip(media["mp4"], 0.8, 1.8)
+    assert tracks.decodes == 1 and tracks.span_decodes == 1
