@@ -55,3 +55,30 @@ def test_a_colour_named_as_a_place_is_found_by_the_colours_measured_there():
     assert max(found, key=lambda s: s.p).option == "MARKET"
     abouts = [s.about for s in found]
     assert abouts[1] > max(abouts[0], abouts[2]) + 0.3  # orange is measured there; "backdrop" nowhere
+
+
+def test_a_shaded_colour_named_as_a_place_is_one_colour_not_two_words():
+    """"the light blue card" is the light blue one: "blue" alone is far from it, and "light" is no colour."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.score import scored
+
+    options = ["ORBIT", "COMET"]
+    units = [_scene(colours=[("light blue", 0.93)], text="ORBIT"), _scene(colours=[("dark blue", 0.94)], text="COMET")]
+    found = scored(asked("Which word sits on the light blue card?", tuple(options)), options, units)
+    assert max(found, key=lambda s: s.p).option == "ORBIT"
+    assert found[0].about > found[1].about + 0.3
+
+
+def test_a_sentence_joined_with_its_frame_keeps_the_frame_s_object_colours():
+    """A moment (what was said + the frame shown then) answers a thing's colour by the thing, not the frame."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.checks import join_moments
+    from mcr.tools.evidence.score import scored
+
+    said = Unit("e3", "speech", TimeSpan(start=0.0, end=3.0), speech="The cyclist waves from the bridge.")
+    seen = Unit("e5", "frame", TimeSpan(start=1.0, end=1.0), colours=[("grey", 0.8), ("white", 0.1)],
+                objects=[("person", 1)], object_colours=[("person", [("red", 0.7), ("black", 0.2)])])
+    options = ["grey", "red", "green"]
+    found = scored(asked("What colour coat is the cyclist wearing?", tuple(options)), options, join_moments([said, seen]))
+    best = max(found, key=lambda s: s.p)
+    assert best.option == "red" and best.unit.kind in ("moment", "frame")

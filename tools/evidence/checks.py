@@ -119,7 +119,7 @@ def join_moments(units: list[Unit]) -> list[Unit]:
     speech = [u for u in units if u.kind == "speech" and u.span is not None]
     frames = [u for u in units if u.kind == "frame" and u.span is not None]
     joined = [Unit(f"{s.ref}+{f.ref}", "moment", s.span, speech=s.speech, text=f.text, colours=f.colours,
-                   objects=f.objects, brightness=f.brightness)
+                   objects=f.objects, object_colours=f.object_colours, brightness=f.brightness)
               for s in speech for f in frames if s.span.start <= f.span.start <= s.span.end and s.ref != f.ref]
     return units + joined
 

@@ -330,18 +330,38 @@ def weighted_match(asked: Asked, words: list[str], heard: list[str], labels: lis
     """(found, total): the record's weights of `words`, and of those heard/read (tolerantly), carried by a
     label, or — a colour word, given the unit's measured `colours` — measured there ("the purple screen")."""
     total = found = 0.0
-    for word in words:
-        weight = asked.weight(word)
+    for term in _colour_phrases(words):
+        weight = sum(asked.weight(w) for w in term)
         if weight <= 0:
             continue
-        match = phrase_match([word], heard, MIN_WORD) if heard else 0.0
-        if labels and match < 1.0:
-            match = max(match, label_match([singular(word)], labels))
-        if colours and match < 1.0 and (rgb := colour_of(word)) is not None:
+        match = min(phrase_match([w], heard, MIN_WORD) for w in term) if heard else 0.0
+        if labels and match < 1.0 and len(term) == 1:
+            match = max(match, label_match([singular(term[0])], labels))
+        if colours and match < 1.0 and (rgb := colour_of(" ".join(term))) is not None:
             match = max(match, _closest_colour(rgb, [(n, sh) for n, sh in colours if sh >= PLACE_COLOUR_SHARE]))
         total += weight
         found += weight * match
     return found, total
+
+
+def _colour_phrases(words: list[str]) -> list[tuple[str, ...]]:
+    """`words` as terms, a modifier and the colour it shades joined ("light", "blue" → "light blue").
+
+    Why: "the light blue screen" names one measured colour; word by word,
+    "blue" is far from light blue in CIEDE2000 and "light" is no colour, so the
+    screen that is light blue would not be the one the question means.
+    """
+    terms: list[tuple[str, ...]] = []
+    i = 0
+    while i < len(words):
+        pair = words[i:i + 2]
+        if len(pair) == 2 and colour_of(pair[0]) is None and colour_of(" ".join(pair)) is not None:
+            terms.append(tuple(pair))
+            i += 2
+        else:
+            terms.append((words[i],))
+            i += 1
+    return terms
 
 
 _LOCATING = frozenset({"before", "after", "while", "during"})  # relations whose event says where, not what
