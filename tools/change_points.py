@@ -34,6 +34,7 @@ SCAN_FPS = 4.0  # a word on screen for 0.5 s is on two scan frames, at least one
 MAX_SCAN_FRAMES = 240  # per call: longer spans are scanned more sparsely, never decoded whole
 CHANGE_SHARE = 0.005  # share of a thumbnail's pixels that must change: above the 0.25-0.4% a small animated element
 # of the truth suite's videos flickers by every 0.25 s (measured), below a short word appearing (~1% and up)
+INDEXED_FROM_S = 300.0  # videos this long or longer read change points from their index (as the index scans sparsely)
 CHUNK_BYTES = 64 * 2**20  # decoded RGB frames held at once while scanning
 
 
@@ -162,6 +163,9 @@ def indexed_changes(ctx: Any, start: float, end: float) -> list[float] | None:
     Tools pass them as ``known`` to `text_read_times`, so a span of a long
     video is not decoded at `SCAN_FPS` again for every look at it.
     """
+    video = getattr(ctx, "video", None)
+    if video is None or (video.duration or 0.0) < INDEXED_FROM_S:
+        return None  # a short video's scan costs little, and its tools never touch the index machinery
     try:
         from mcr.tools.video_index.for_tools import known_changes
     except ImportError:  # the index's extras are not installed

@@ -83,6 +83,7 @@ def test_with_an_index_a_skim_reads_text_at_its_changes_without_scanning_for_the
 
     video = make_slides(tmp_path / "slides.mp4", seconds=40, slide_s=5.0, fps=12, keyint=24)  # 8 words
     monkeypatch.setenv("MCR_INDEX_DIR", str(tmp_path / "indexes"))
+    monkeypatch.setattr("mcr.tools.change_points.INDEXED_FROM_S", 0.0)  # 40 s stands in for a long video
     built = {"video_index_settings": {"scan": "bitstream", "speech": False, "objects": False}}
     VideoIndex.for_tool(video, built).build()
 
