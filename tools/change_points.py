@@ -157,14 +157,13 @@ def text_read_times(
     return [r.middle for r in unread_runs(runs, inside, budget)]
 
 
-def indexed_changes(ctx: Any, start: float, end: float) -> list[float] | None:
+def indexed_changes(ctx: Any, start: float, end: float, duration: float) -> list[float] | None:
     """The change points of [start, end] from the video's index, or None (no index has looked there).
 
     Tools pass them as ``known`` to `text_read_times`, so a span of a long
     video is not decoded at `SCAN_FPS` again for every look at it.
     """
-    video = getattr(ctx, "video", None)
-    if video is None or (video.duration or 0.0) < INDEXED_FROM_S:
+    if duration < INDEXED_FROM_S:  # the probed length, not the episode's VideoRef (which may not carry one)
         return None  # a short video's scan costs little, and its tools never touch the index machinery
     try:
         from mcr.tools.video_index.for_tools import known_changes

@@ -110,7 +110,7 @@ class _Measured(Tool):
                  objects: bool, detail: bool = False, fps: float | None = None) -> SpanFacts:
         rate = fps if fps is not None else max(n / max(end - start, 1e-3), 1e-6)
         cache = ResultCache.for_context(ctx)
-        changes = indexed_changes(ctx, start, end) if ocr else None
+        changes = indexed_changes(ctx, start, end, info.duration) if ocr else None
         settings = {"n": n, "fps": round(rate, 6), "ocr": ocr, "objects": objects, "detail": detail}
         if changes is not None:  # without it the key is what it always was
             settings["changes"] = "video_index"

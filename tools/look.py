@@ -91,7 +91,7 @@ class LookTool(Tool):
                     "movers": 1}  # a result measured before movers existed is not served
         if input.detail:  # without it the key is what it always was (existing caches stay valid)
             settings["detail"] = True
-        changes = indexed_changes(ctx, start, end) if input.ocr and text_changes else None
+        changes = indexed_changes(ctx, start, end, info.duration) if input.ocr and text_changes else None
         if changes is not None:  # without it the key is what it always was
             settings["changes"] = "video_index"
         key = cache.key(self.name, info.path, TimeSpan(start=start, end=max(start, end)), settings)
