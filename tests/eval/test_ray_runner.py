@@ -4,7 +4,16 @@ resume on a restarted cluster, a worker death retried once then recorded."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import textwrap
+import time
+from pathlib import Path
 
 import pytest
 
@@ -42,11 +51,86 @@ def _suite(folder, videos, extra_tasks: str = "", plugins: str = "") -> str:
     return path
 
 
+NODE_IP = "127.0.0.1"  # the cluster never leaves this machine
+
+
+class _Cluster:
+    """A 2-CPU Ray cluster that `ray start --head --block` runs in its own process; this process only connects.
+
+    Why not ``ray.init()`` here: it forks Ray's GCS and raylet with a Python
+    ``preexec_fn`` from this process, which by then has threads that earlier
+    tests left (tool workers, tqdm monitors, native pools). A child forked from a
+    threaded process can block on a lock another thread held at the fork; CI hit
+    exactly that, a ``ray.init`` hung for 600 s. ``ray start`` forks from a
+    fresh single-threaded process, and stopping it (SIGTERM) takes down only
+    this cluster's processes, unlike ``ray stop``.
+    """
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.temp_dir = tempfile.mkdtemp(prefix="mcr-ray-")  # short: Ray's unix sockets live under it
+        self.log = Path(self.temp_dir) / "ray-start.log"
+
+    def start(self) -> None:
+        port = _free_port()
+        ray_cli = Path(sys.executable).with_name("ray")
+        self.process = subprocess.Popen(
+            [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+             f"--node-ip-address={NODE_IP}", "--disable-usage-stats", f"--temp-dir={self.temp_dir}"],
+            stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 120
+        while True:  # the GCS accepts a driver once the head node is up
+            if self.process.poll() is not None:
+                pytest.fail(f"`ray start --head` exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                ray.init(address=f"{NODE_IP}:{port}", log_to_driver=False, configure_logging=False)
+                return
+            except (ConnectionError, RuntimeError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(1)
+
+    def stop(self) -> None:
+        ray.shutdown()
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # its whole session: the head and what it started
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            self.process = None
+
+    def restart(self) -> None:
+        """A new cluster: nothing of the old one's workers or object store survives."""
+        self.stop()
+        self.start()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield
-    ray.shutdown()
+    # Ray's token auth guards a cluster others can reach; this one listens on loopback for this test only, and a
+    # driver that names an address would need RAY_AUTH_MODE=token read before Ray's config is first loaded.
+    auth_mode = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    running = _Cluster()
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        shutil.rmtree(running.temp_dir, ignore_errors=True)
+        if auth_mode is None:
+            os.environ.pop("RAY_AUTH_MODE")
+        else:
+            os.environ["RAY_AUTH_MODE"] = auth_mode
 
 
 @pytest.fixture
@@ -86,8 +170,7 @@ def test_two_workers_with_affinity_match_a_local_run_and_resume_on_a_new_cluster
     results = tmp_path / "ray" / "results.jsonl"
     lines = results.read_text().splitlines(keepends=True)
     results.write_text("".join(lines[:-1]))
-    ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    cluster.restart()
     again = run_suite_ray(EvalOptions(suite=suite, out=tmp_path / "ray", resume=True), workers=2, report=False)
     assert (again.ran, again.skipped) == (1, 3)
     assert _compared(read_records(tmp_path / "ray")) == _compared(local.records)
