@@ -42,11 +42,16 @@ def release_freed_memory_promptly(threshold: int | None = None) -> bool:
             raise ValueError(f"{ENV}={raw!r} is not a number of bytes: unset it, or give e.g. {MMAP_THRESHOLD}") from None
     if threshold <= 0:
         return False
-    name = ctypes.util.find_library("c")
+    libc = glibc()
+    return libc is not None and bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+
+
+def glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (whose mallopt numbering `_M_MMAP_THRESHOLD` is), else None."""
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # glibc only: its mallopt numbering is the one above
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt
+        libc.gnu_get_libc_version
     except (OSError, AttributeError, TypeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+        return None
+    return libc

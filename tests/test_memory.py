@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
 
 import pytest
 
-from mcr.memory import release_freed_memory_promptly
+from mcr.memory import glibc, release_freed_memory_promptly
 
 PROBE = r"""
 import sys
@@ -33,15 +32,7 @@ print(rss_mb() - base)
 """
 
 
-def _glibc() -> bool:
-    try:
-        ctypes.CDLL(None).gnu_get_libc_version
-        return sys.platform.startswith("linux")
-    except AttributeError:
-        return False
-
-
-@pytest.mark.skipif(not _glibc(), reason="the mmap threshold is glibc's (Linux)")
+@pytest.mark.skipif(glibc() is None, reason="the mmap threshold is glibc's (Linux)")
 def test_freed_buffers_are_given_back_only_with_the_fixed_threshold():
     env = {**os.environ, "MCR_MMAP_THRESHOLD": ""}
     kept = {mode: float(subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, env=env,
