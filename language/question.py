@@ -216,6 +216,60 @@ def _counted_object(toks: list[_Tok]) -> str | None:
     return None
 
 
+_SUBJECT_PRONOUNS = frozenset({"i", "you", "he", "she", "it", "we", "they"})  # "how many did she pick", not "of them"
+_LIGHT_VERBS = frozenset({"be", "have", "do", "get"})  # say nothing of what is counted ("how many are there")
+
+
+def _verb_base(word: str) -> str:
+    wn = lexicon.wordnet()
+    base = wn.morphy(word, "v") if wn is not None else None
+    return base or min(lexicon.lemma_forms(word), key=len)
+
+
+def _content_verb_after(toks: list[_Tok], start: int) -> str | None:
+    """The base form of the first verb from `start` that carries meaning ("carry", not "did" or "are")."""
+    for t in toks[start:]:
+        if t.tag == "V" or (t.tag == "N" and "v" in lexicon.parts_of_speech(t.low)):
+            base = _verb_base(t.low)
+            if base not in _LIGHT_VERBS:
+                return base
+        elif t.tag not in ("F", "R"):
+            return None
+    return None
+
+
+def _thing_named_before(toks: list[_Tok], end: int) -> str | None:
+    """The last noun before `end` that names a thing rather than where it is.
+
+    "There are eggs on the table - how many of them?": "table" comes last but
+    follows "eggs on"; a noun in a preposition's phrase that hangs on another
+    noun places that noun. After a verb the preposition belongs to the verb
+    ("hauls in crabs", "look at the cars") and its noun is the thing itself.
+    """
+    nouns = [k for k in range(end) if toks[k].tag == "N"]
+    for k in reversed(nouns):
+        j = k - 1
+        while j >= 0 and (toks[j].tag in ("A", "D", "N") or toks[j].low in DETERMINERS):  # back over its phrase
+            j -= 1
+        placed = j > 0 and toks[j].low in PREPOSITIONS and toks[j - 1].tag in ("N", "P")
+        if not placed:
+            return toks[k].low
+    return toks[nouns[0]].low if nouns else None
+
+
+def _object_said_before(toks: list[_Tok], end: int, verb: str) -> str | None:
+    """The noun that `verb` took before position `end` ("carried two buckets" → "buckets"), or None."""
+    for k in range(end - 1, -1, -1):
+        if toks[k].tag in ("V", "N") and _verb_base(toks[k].low) == verb:
+            for t in toks[k + 1:end]:
+                if t.low in PREPOSITIONS or t.tag in ("X", "V"):
+                    return None  # "walked up the hill": a place, not a thing the verb took
+                if t.tag in ("N", "P"):
+                    return t.low
+            return None
+    return None
+
+
 def _occurring_verb(toks: list[_Tok]) -> str | None:
     """The base form of the first content verb of a "how often / how many times" question: what occurs.
 
@@ -511,7 +565,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     answer_type, head_noun, head_at = _answer_type(toks, text, options)
 
     # -- count target: the noun after "how many", past its adjectives ---------- #
-    count_target, counts_kinds = None, False
+    count_target, counts_kinds, elided = None, False, False
     for i in range(len(toks) - 1):
         if lows[i] == "how" and lows[i + 1] in ("many", "much"):
             for j, t in enumerate(toks[i + 2:], start=i + 2):
@@ -522,16 +576,22 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
                 if t.tag in ("N", "P"):
                     count_target = t.low
                     break
+                # "how many did he carry?": the pronoun is the subject of a verb whose object was left out,
+                # the thing that verb took earlier ("he carried buckets up the hill") — not the last noun
+                if t.low in _SUBJECT_PRONOUNS and (verb := _content_verb_after(toks, j + 1)) is not None:
+                    count_target, elided = _object_said_before(toks, i, verb), True
+                    break
                 # "... eggs - how many of them?" and "She bought eggs. How many?": the noun said before
-                if t.low in PRONOUNS or (t is toks[i + 2] and not t.low[:1].isalnum()):
-                    count_target = next((p.low for p in reversed(toks[:i]) if p.tag == "N"), None)
+                # "The blue dots: how many are there?": only function words, then the clause ends
+                if t.low in PRONOUNS or (t.tag == "X" and all(x.tag == "F" for x in toks[i + 2:j])):
+                    count_target = _thing_named_before(toks, i)
                     break
                 if t.tag not in ("A", "D", "R", "F") and "a" not in lexicon.parts_of_speech(t.low):
                     break
             break
-    if count_target is None and answer_type == AnswerType.NUMBER:
+    if count_target is None and answer_type == AnswerType.NUMBER and not elided:
         count_target = _counted_object(toks)  # "Count the blue dots - how many are there?"
-    if count_target is None and answer_type == AnswerType.NUMBER and head_noun:
+    if count_target is None and answer_type == AnswerType.NUMBER and head_noun and not elided:
         count_target = head_noun
     # occurrences: "how often", or a count of instances ("how many times"); the focus is what occurs
     counts_occurrences = answer_type == AnswerType.NUMBER and (

@@ -311,6 +311,21 @@ def test_a_word_after_a_possessive_is_a_noun_and_emphasis_in_capitals_is_not_a_l
     ("Anna mentions some kites. How many, going by what she says?", "kites"),
     ("The fisherman hauls in crabs - how many, exactly?", "crabs"),
     ("Count the round stones by the path. How many are there?", "stones"),  # not the noun before the question
+    ("The jars on the top shelf - how many of them?", "jars"),  # the shelf only says where they are
+    ("Look at the boats in the harbour: how many of them are moored?", "boats"),
+    ("The red lanterns above the gate: how many were there?", "lanterns"),
+    # the left-out object of the question's own verb is what that verb took earlier, not the last noun
+    ("She picked ripe plums in the orchard; how many did she pick?", "plums"),
+    ("The courier delivers parcels to the office - how many does he deliver?", "parcels"),
 ])
 def test_an_elliptical_how_many_counts_the_noun_said_before(text, target):
     assert read_question(text, ["2", "3", "4"]).count_target == target
+
+
+@pytest.mark.parametrize("text", [
+    "He walked up the hill - how many did he carry?",
+    "The girl ran across the field. How many did she throw?",
+])
+def test_a_left_out_object_said_nowhere_is_no_count_target(text):
+    """Guessing the last noun would count hills or fields; no target leaves the count to what was measured."""
+    assert read_question(text, ["2", "3", "4"]).count_target is None
