@@ -720,6 +720,8 @@ def _answer_type(toks: list[_Tok], text: str, options: tuple[str, ...]) -> tuple
                 t = toks[j]
                 if t.tag in ("N", "P", "C") or (t.tag == "A" and _kind_of(t.low)):
                     kind = _kind_of(t.low)
+                    if kind == AnswerType.TIME and options and all(_is_a_name(o) for o in options):
+                        return AnswerType.ENTITY, t.low, j  # "which weekday is named": Saturday is said, not when
                     if kind is not None:
                         return kind, t.low, j
                     if t.tag == "C":  # "what kind of word": the noun after "of" says
@@ -743,6 +745,14 @@ def _answer_type(toks: list[_Tok], text: str, options: tuple[str, ...]) -> tuple
             return best, None, -1
         return (ranked[1][1] if len(ranked) > 1 else AnswerType.ENTITY), None, -1
     return AnswerType.ENTITY, None, -1
+
+
+def _is_a_name(option: str) -> bool:
+    """Every content word of the option is capitalised ("Saturday", "New Year's Day"), so it names a day,
+    a month or a holiday that is said or shown — a value to look for, not a position in the video
+    ("at the start", "between 0:00 and 7:30")."""
+    words = [w for w in option.split() if w[:1].isalpha() and w.lower() not in FUNCTION_WORDS]
+    return bool(words) and all(w[0].isupper() for w in words)
 
 
 _TIME_NOTATION = re.compile(r"\d:\d\d|\d\s*s\b")  # a clock position ("0:15", "1:00:00") or seconds ("12 s")

@@ -329,3 +329,16 @@ def test_an_elliptical_how_many_counts_the_noun_said_before(text, target):
 def test_a_left_out_object_said_nowhere_is_no_count_target(text):
     """Guessing the last noun would count hills or fields; no target leaves the count to what was measured."""
     assert read_question(text, ["2", "3", "4"]).count_target is None
+
+
+@pytest.mark.parametrize("text, options, answer_type", [
+    ("Which weekday does the caller give for the delivery?", ("Monday", "Tuesday", "Sunday"), AnswerType.ENTITY),
+    ("In which month was the bridge opened, according to the guide?", ("April", "June", "August"), AnswerType.ENTITY),
+    ("Which holiday is the shop sign about?", ("New Year's Day", "Easter Monday"), AnswerType.ENTITY),
+    # a position in the video stays a time, in words or in clock notation
+    ("At which moment does the kettle whistle?", ("At the start", "In the middle", "At the end"), AnswerType.TIME),
+    ("Which minute holds the goal?", ("between 0:00 and 1:00", "between 1:00 and 2:00"), AnswerType.TIME),
+])
+def test_a_named_day_or_month_is_a_value_to_find_a_position_in_the_video_is_a_time(text, options, answer_type):
+    """Read as a time, a named weekday was never searched for (`_searchable_options`), only located."""
+    assert read_question(text, options).answer_type == answer_type

@@ -36,3 +36,34 @@ def test_a_movement_question_is_also_answered_by_what_was_said():
     assert "speech" not in question.evidence and "motion" in question.evidence
     unit = _said("The skater glides for ten seconds before she stops.")
     assert fact_of(question, "ten seconds", unit) == 1.0 and fact_of(question, "a minute", unit) == 0.0
+
+
+@pytest.mark.parametrize("said, option, backed", [
+    ("The baker sold 8 loaves before noon.", "eight", True),  # written as a digit
+    ("The baker sold three loaves before noon.", "three", True),
+    ("The baker sold tree loaves before noon.", "three", True),  # misheard as a word that sounds like it
+    ("The baker worked until the evening light.", "eight", False),  # rhymes, shares four letters: not eight
+    ("The baker sold eleven loaves before noon.", "seven", False),
+    ("The baker sold sixteen loaves before noon.", "six", False),
+])
+def test_a_number_is_heard_as_its_value_or_its_sound_never_as_a_rhyme(said, option, backed):
+    question = asked("How many loaves did the baker sell?", ("three", "six", "seven", "eight"))
+    assert (fact_of(question, option, _said(said)) >= 0.5) is backed
+
+
+def test_an_overview_outline_line_is_read_sentence_by_sentence():
+    """A number said in one sentence and the asked thing in the next are not one place, however wide the line."""
+    from mcr.context import ToolResult
+    from mcr.tools.evidence.units import units_of
+
+    line = "A clerk stamps eight letters at the desk. The gardener waters the pencil cactus by the door."
+    entry = ToolResult(step=1, tool="overview", span=TimeSpan(start=0.0, end=1800.0),
+                       output={"span": {"start": 0.0, "end": 1800.0}, "frames": [], "frames_used": 0,
+                               "outline": [{"span": {"start": 0.0, "end": 160.0}, "text": line}]})
+    units = [u for u in units_of(entry) if u.kind == "speech"]
+    assert [u.speech for u in units] == ["A clerk stamps eight letters at the desk.",
+                                        "The gardener waters the pencil cactus by the door."]
+    assert all(u.span == TimeSpan(start=0.0, end=160.0) for u in units)
+    question = asked("How many pencils does the gardener water?", ("two", "eight"))
+    best = max(scored(question, ["two", "eight"], units), key=lambda s: s.joint)
+    assert best.joint < 0.3  # "eight" and "pencil" are never in one sentence

@@ -93,6 +93,14 @@ def similarity(a: str, b: str, sound_alike: bool = True) -> float:
     if not a or not b:
         return 0.0
     spelling = SequenceMatcher(None, a, b).ratio()
+    na, nb = _number_value(a), _number_value(b)
+    if na is not None and nb is not None:
+        return float(na == nb)  # "8" is eight; "seven" is no "eleven", however alike the letters
+    if (na is not None or nb is not None) and (_onset(a) != _onset(b) or abs(len(a) - len(b)) > 1):
+        # a number is misheard as a word that starts and sounds like it ("too", "tree", "free" for three: "th"
+        # is heard as "f"), never as one that only rhymes or runs on: "light" shares four of five letters with
+        # "eight" and says nothing of eight
+        spelling = 0.0
     if not sound_alike:
         return spelling
     ka, kb = sound_key(a), sound_key(b)
@@ -100,6 +108,18 @@ def similarity(a: str, b: str, sound_alike: bool = True) -> float:
     # and "fr" is too short a key to say two words sound alike.
     sound = 1.0 if ka == kb and len(ka) > 2 else 0.0
     return max(spelling, sound)
+
+
+def _onset(word: str) -> str:
+    """The first sound, with "th" as the "f" it is often heard as (espeak's "three" → Whisper's "free")."""
+    return "f" if word.startswith("th") else word[:1]
+
+
+def _number_value(word: str) -> int | None:
+    """The number a single token states ("eight", "8"), or None."""
+    if word.isdigit():
+        return int(word)
+    return NUMBER_WORDS.index(word) if word in NUMBER_WORDS else None
 
 
 #: A word heard only as a function word that sounds like it ("for" for four, "to" for two) is weaker

@@ -155,12 +155,19 @@ def _look(ref: str, out: dict) -> list[Unit]:
 
 
 def _overview(ref: str, out: dict) -> list[Unit]:
-    """An overview's frames (as a look's), and each line of the transcript's outline with its span."""
+    """An overview's frames (as a look's), and each sentence of the transcript's outline with its line's span.
+
+    Why a sentence, not the line: one outline line holds the opening sentences
+    of minutes of speech. Read as one unit, a number said in one sentence and
+    the question's subject in another "met in one place" — on a 30-minute video
+    "eight" from one sentence and "pencil" from the next backed "eight" at
+    P 0.85 for "how many pencils does Bertram pack" (said 15 minutes away).
+    """
     units = _look(ref, out)
     for line in out.get("outline") or []:
         span = _span(line.get("span"))
         if span is not None and line.get("text"):
-            units.append(Unit(ref, "speech", span, speech=str(line["text"]).rstrip("…")))
+            units += [Unit(ref, "speech", span, speech=said) for said in split_sentences(str(line["text"]).rstrip("…"))]
     return units
 
 
