@@ -70,10 +70,10 @@ def test_the_set_is_labelled_by_the_suite_truth(data):
 def test_default_verifier_false_accepts_and_rejects(table):
     text, seeing = table["default, text-only"], table["default, sees pixels"]
     assert text["to_reject"] == 573 and text["to_accept"] == 102
-    # measured on the set regenerated with today's tools (2026-12-07 05:13 UTC): 21 (3.7%), 17 (16.7%) — both
-    # goals (3%, 5%) are missed, RESULTS "Verifier by meaning" says by how much and why
-    assert text["false_accepts"] <= 21 + 4 and text["false_rejects"] <= 17 + 4
-    assert seeing["false_rejects"] <= 3 + 3  # measured 3 (2.9%); false accepts 292 (51.0%)
+    # measured at ca34a93 (2026-12-07 22:09 UTC, `bench_verifier.py --no-lexical`): 5 (0.9%), 10 (9.8%) — the
+    # false-reject goal (5%) is missed, RESULTS "Verifier by meaning" says by how much and why
+    assert text["false_accepts"] <= 5 + 4 and text["false_rejects"] <= 10 + 4
+    assert seeing["false_rejects"] <= 0 + 3  # measured 0; false accepts 267 (46.6%)
     assert seeing["false_accepts"] >= text["false_accepts"]  # it only rejects contradictions: more gets through
 
 
@@ -92,10 +92,10 @@ def test_the_reworded_suite_held_out():
     assert len(reworded["cases"]) >= 600 and "truth" not in reworded["suite"].split("/")[-1:]
     table = _table(reworded)
     text, seeing = table["default, text-only"], table["default, sees pixels"]
-    # measured 2026-12-07 05:13 UTC: text-only 39 of 1,719 false accepts (2.3%), 73 of 306 false rejects (23.9%);
-    # sees pixels 15 false rejects (4.9%)
-    assert text["false_accepts"] <= 39 + 10 and text["false_rejects"] <= 73 + 10
-    assert seeing["false_rejects"] <= 15 + 8
+    # measured at ca34a93 (2026-12-07 22:18 UTC): text-only 32 of 1,719 false accepts (1.9%), 65 of 306 false
+    # rejects (21.2%); sees pixels 6 false rejects (2.0%)
+    assert text["false_accepts"] <= 32 + 10 and text["false_rejects"] <= 65 + 10
+    assert seeing["false_rejects"] <= 6 + 8
 
 
 @pytest.mark.slow
