@@ -565,7 +565,7 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
     answer_type, head_noun, head_at = _answer_type(toks, text, options)
 
     # -- count target: the noun after "how many", past its adjectives ---------- #
-    count_target, counts_kinds, elided = None, False, False
+    count_target, counts_kinds, elided, elliptical_at = None, False, False, -1
     for i in range(len(toks) - 1):
         if lows[i] == "how" and lows[i + 1] in ("many", "much"):
             for j, t in enumerate(toks[i + 2:], start=i + 2):
@@ -582,8 +582,12 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
                     count_target, elided = _object_said_before(toks, i, verb), True
                     break
                 # "... eggs - how many of them?" and "She bought eggs. How many?": the noun said before
-                # "The blue dots: how many are there?": only function words, then the clause ends
-                if t.low in PRONOUNS or (t.tag == "X" and all(x.tag == "F" for x in toks[i + 2:j])):
+                # "The blue dots: how many are there?": only function words, then the clause ends (a
+                # counting verb's object, "count the dots ... how many are there?", comes first: below)
+                if t.tag == "X" and all(x.tag == "F" for x in toks[i + 2:j]):
+                    elliptical_at = i
+                    break
+                if t.low in PRONOUNS:
                     count_target = _thing_named_before(toks, i)
                     break
                 if t.tag not in ("A", "D", "R", "F") and "a" not in lexicon.parts_of_speech(t.low):
@@ -591,6 +595,8 @@ def _read(text: str, options: tuple[str, ...]) -> QuestionFrame:
             break
     if count_target is None and answer_type == AnswerType.NUMBER and not elided:
         count_target = _counted_object(toks)  # "Count the blue dots - how many are there?"
+    if count_target is None and elliptical_at >= 0:
+        count_target = _thing_named_before(toks, elliptical_at)
     if count_target is None and answer_type == AnswerType.NUMBER and head_noun and not elided:
         count_target = head_noun
     # occurrences: "how often", or a count of instances ("how many times"); the focus is what occurs

@@ -314,6 +314,7 @@ def test_a_word_after_a_possessive_is_a_noun_and_emphasis_in_capitals_is_not_a_l
     ("The jars on the top shelf - how many of them?", "jars"),  # the shelf only says where they are
     ("Look at the boats in the harbour: how many of them are moored?", "boats"),
     ("The red lanterns above the gate: how many were there?", "lanterns"),
+    ("Count the red circles while the bell is on screen. How many are there?", "circles"),  # the verb's object
     # the left-out object of the question's own verb is what that verb took earlier, not the last noun
     ("She picked ripe plums in the orchard; how many did she pick?", "plums"),
     ("The courier delivers parcels to the office - how many does he deliver?", "parcels"),
