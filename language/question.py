@@ -277,11 +277,9 @@ def _occurring_verb(toks: list[_Tok]) -> str | None:
     which names no thing; the occurrence is the verb, and a tool that counts
     such events (the cuts between shots) is matched by it.
     """
-    wn = lexicon.wordnet()
     for t in toks:
         if t.tag == "V" and t.low not in FUNCTION_WORDS:
-            base = wn.morphy(t.low, "v") if wn is not None else None
-            return base or min(lexicon.lemma_forms(t.low), key=len)
+            return _verb_base(t.low)
     return None
 
 

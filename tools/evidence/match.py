@@ -92,10 +92,10 @@ def similarity(a: str, b: str, sound_alike: bool = True) -> float:
         return 1.0
     if not a or not b:
         return 0.0
-    spelling = SequenceMatcher(None, a, b).ratio()
-    na, nb = _number_value(a), _number_value(b)
+    na, nb = number_value(a), number_value(b)
     if na is not None and nb is not None:
         return float(na == nb)  # "8" is eight; "seven" is no "eleven", however alike the letters
+    spelling = SequenceMatcher(None, a, b).ratio()
     if (na is not None or nb is not None) and (_onset(a) != _onset(b) or abs(len(a) - len(b)) > 1):
         # a number is misheard as a word that starts and sounds like it ("too", "tree", "free" for three: "th"
         # is heard as "f"), never as one that only rhymes or runs on: "light" shares four of five letters with
@@ -115,7 +115,7 @@ def _onset(word: str) -> str:
     return "f" if word.startswith("th") else word[:1]
 
 
-def _number_value(word: str) -> int | None:
+def number_value(word: str) -> int | None:
     """The number a single token states ("eight", "8"), or None."""
     if word.isdigit():
         return int(word)

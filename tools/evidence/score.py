@@ -55,10 +55,10 @@ from pathlib import Path
 
 from mcr.tools.evidence.asked import Asked
 from mcr.tools.evidence.match import (
-    NUMBER_WORDS,
     colour_distance,
     colour_of,
     key_tokens,
+    number_value,
     phrase_match,
     possessors,
     singular,
@@ -113,12 +113,10 @@ _FREQUENCY = {"never": 0, "once": 1, "twice": 2, "thrice": 3}  # how often, said
 def number_of(option: str) -> int | None:
     """The number an option states ("three", "3 times", "twice"), or None."""
     for w in tokens(option):
-        if w in NUMBER_WORDS:
-            return NUMBER_WORDS.index(w)
+        if (n := number_value(w)) is not None:
+            return n
         if w in _FREQUENCY:
             return _FREQUENCY[w]
-        if w.isdigit():
-            return int(w)
     return None
 
 
