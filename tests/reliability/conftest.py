@@ -20,8 +20,12 @@ import json
 import os
 import platform
 import re
+import signal
+import sys
 import tempfile
 import threading
+import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -146,10 +150,6 @@ class ForkedChild:
     (negative: the signal that ended it, as ``subprocess`` reports it)."""
 
     def __init__(self, fn, log: Path, timeout_s: int = 300):
-        import signal
-        import sys
-        import traceback
-
         sys.stdout.flush()
         sys.stderr.flush()
         self.pid = os.fork()
@@ -168,9 +168,23 @@ class ForkedChild:
                 sys.stdout.flush()
                 os._exit(code if isinstance(code, int) else 71)
 
+        self.deadline = time.monotonic() + timeout_s + 30
+
     def wait(self) -> int:
-        _, status = os.waitpid(self.pid, 0)
-        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        """The child's exit code. A child alive 30 s past its own alarm never reached it: it hung inside
+        ``fork`` (a lock or an at-fork handler of a library an earlier test loaded, held by a thread that
+        the child does not have). It is killed here and the test fails naming that, instead of pytest's
+        timeout stopping the whole run in ``waitpid``."""
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            if time.monotonic() > self.deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise AssertionError(f"forked child {self.pid} outlived its alarm: it hung before running "
+                                     "(fork from a process with other threads); killed")
+            time.sleep(0.1)
 
 
 @pytest.fixture

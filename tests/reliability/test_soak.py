@@ -1,8 +1,8 @@
 """Soak: many short episodes at once, threads and processes, sharing one workdir.
 
 Every episode writes into the same SQLite checkpoint database and the same
-traces folder, from threads of this process and from 4 forked processes at the
-same time. Afterwards each trace and each checkpoint is read back and checked:
+traces folder, from threads of this process and from 4 other processes (fresh
+interpreters running this file, as users run several ``mcr`` commands) at the same time. Afterwards each trace and each checkpoint is read back and checked:
 every entry in both (``entries_lost`` counts any that is missing from either,
 and must be 0), no torn or interleaved line, one start and one end per trace,
 the answer the episode's own question asked for (no cross-talk), the database
@@ -18,6 +18,8 @@ from __future__ import annotations
 import gc
 import json
 import sqlite3
+import subprocess
+import sys
 import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,7 @@ from mcr.traces.recorder import read_trace
 from mcr.policies.scripted import ScriptedPolicy
 
 PROCESSES = 4
+CHILD_TIMEOUT_S = 300  # a child batch takes seconds; five minutes means it is stuck
 
 
 @tool
@@ -129,17 +132,23 @@ def check_workdir(workdir: Path, thread_ids: list[str]) -> tuple[int, list[str]]
     return lost, problems
 
 
-def _soak(tmp_path: Path, clip: Path, per_process: int, threads_here: int, episodes_here: int, run_forked, ledger):
+def _soak(tmp_path: Path, clip: Path, per_process: int, threads_here: int, episodes_here: int, ledger):
     workdir = tmp_path / "shared"
     workdir.mkdir()
-    children = [run_forked(lambda p=p: _child_batch(workdir, clip, f"p{p}", per_process), tmp_path / f"p{p}.log")
-                for p in range(PROCESSES)]
+    # Fresh interpreters, not forks of pytest: earlier tests leave threads (tool workers, Ray's and
+    # torch's pools) behind, and a fork of a threaded process can hang before it runs (CI, stop 30).
+    logs = [tmp_path / f"p{p}.log" for p in range(PROCESSES)]
+    children = [subprocess.Popen([sys.executable, __file__, str(workdir), str(clip), f"p{p}", str(per_process)],
+                                 stdout=log.open("wb"), stderr=subprocess.STDOUT) for p, log in enumerate(logs)]
     failures = run_batch(workdir, clip, "t", episodes_here, threads_here)
     for p, child in enumerate(children):
-        status = child.wait()
-        log = (tmp_path / f"p{p}.log").read_text()
+        try:
+            status = child.wait(timeout=CHILD_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            status = f"nothing after {CHILD_TIMEOUT_S} s (killed)"
         if status != 0:
-            failures.append(f"process p{p} exited with {status}: {log[-2000:]}")
+            failures.append(f"process p{p} exited with {status}: {logs[p].read_text()[-2000:]}")
     assert not failures, "\n".join(failures[:20])
     ids = [f"t-{i}" for i in range(episodes_here)] + [f"p{p}-{i}" for p in range(PROCESSES) for i in range(per_process)]
     lost, problems = check_workdir(workdir, ids)
@@ -159,15 +168,13 @@ def _child_batch(workdir: Path, clip: Path, prefix: str, episodes: int) -> int:
     return 1 if failures else 0
 
 
-def test_soak_small(tmp_path, tiny_video, run_forked, ledger):
-    assert _soak(tmp_path, tiny_video, per_process=3, threads_here=4, episodes_here=8,
-                 run_forked=run_forked, ledger=ledger) == 20
+def test_soak_small(tmp_path, tiny_video, ledger):
+    assert _soak(tmp_path, tiny_video, per_process=3, threads_here=4, episodes_here=8, ledger=ledger) == 20
 
 
 @pytest.mark.slow
-def test_soak_208_episodes(tmp_path, tiny_video, run_forked, ledger):
-    assert _soak(tmp_path, tiny_video, per_process=40, threads_here=8, episodes_here=48,
-                 run_forked=run_forked, ledger=ledger) == 208
+def test_soak_208_episodes(tmp_path, tiny_video, ledger):
+    assert _soak(tmp_path, tiny_video, per_process=40, threads_here=8, episodes_here=48, ledger=ledger) == 208
 
 
 # --------------------------------------------------------------------------- #
@@ -220,3 +227,7 @@ def test_memory_settles_over_hundreds_of_episodes(tmp_path, tiny_video, ledger):
                 outcome=f"{before:,} B held, then {after:,} B: {per_episode:+,.0f} B/episode once caches are full "
                         f"(bound {SETTLED_BOUND:,})", count=None)
     assert per_episode < SETTLED_BOUND, (before, after)
+
+
+if __name__ == "__main__":  # one of _soak's other processes: workdir clip prefix episodes
+    sys.exit(_child_batch(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])))
