@@ -210,6 +210,38 @@ def _noun_synsets(word: str) -> tuple[Any, ...]:
     return tuple(dict.fromkeys(chosen))
 
 
+@functools.lru_cache(maxsize=16_384)
+def _senses(word: str) -> tuple[frozenset[Any], frozenset[Any]]:
+    """(first senses, common senses) of `word` in every part of speech: the sense it is used in most (WordNet
+    lists it first) and each sense with at least `_MIN_SHARE` of its tagged uses (the first alone if untagged)."""
+    wn = wordnet()
+    if wn is None or not word.isalpha():
+        return frozenset(), frozenset()
+    first, common = [], []
+    for pos in "nvar":
+        lemmas = [lemma for form in dict.fromkeys([_clean(word), *(wn._morphy(_clean(word), pos) or [])])
+                  for lemma in wn.lemmas(form, pos)]
+        total = sum(lemma.count() for lemma in lemmas)
+        first += [lemma.synset() for lemma in lemmas[:1]]
+        common += [lemma.synset() for i, lemma in enumerate(lemmas)
+                   if (lemma.count() >= _MIN_SHARE * total if total else i == 0)]
+    return frozenset(first), frozenset(common)
+
+
+@functools.lru_cache(maxsize=65_536)
+def synonymous(a: str, b: str) -> bool:
+    """Words that can stand for each other: forms of one word ("went"/"go"), or words of which one's main sense
+    is a sense the other is commonly used in ("shut"/"closed", "big"/"large", "bought"/"purchased").
+
+    Never through senses secondary to both: "minute" and "second" share "a short moment", and an option of
+    "a minute" must not be backed by "ten seconds"; "left" is "forgot" only in a sense nobody tags.
+    """
+    if a == b or lemma_forms(a) & lemma_forms(b):
+        return True
+    (first_a, common_a), (first_b, common_b) = _senses(a), _senses(b)
+    return bool(first_a & common_b or first_b & common_a)
+
+
 def _broader(synset: Any) -> list[Any]:
     """One step up: hypernyms, instance hypernyms, and for a group ("people") its members ("person")."""
     up = synset.hypernyms() + synset.instance_hypernyms()
@@ -332,6 +364,14 @@ def names_a_saying(word: str) -> bool:
         return False
     tags = tags_by_pos(word)
     return tags.get("v", 0) >= max(tags.values(), default=0)
+
+
+def names_a_message(noun: str) -> bool:
+    """A noun whose usual sense is a message told ("forecast", "news", "announcement", "story"; WordNet's
+    message.n.02), so a question "according to" it asks what was said. A written thing ("text", "title"), a
+    picture or the video itself is no message in this sense."""
+    synsets = _noun_synsets(noun)
+    return bool(synsets) and any("message.n.02" in {s.name() for s in path} for path in synsets[0].hypernym_paths())
 
 
 @functools.lru_cache(maxsize=8192)

@@ -696,7 +696,7 @@ def _answer_type(toks: list[_Tok], text: str, options: tuple[str, ...]) -> tuple
     words = [t for t in toks if t.tag not in ("X", "Q")]
     if not words:
         return AnswerType.ENTITY, None, -1
-    first = words[0].low
+    first = _asking_word(toks)
     wh_at = next((i for i, t in enumerate(toks) if t.low in WH_WORDS), -1)
     # options decide first when they are all of one measurable kind
     kinds = {_option_kind(o) for o in options}
@@ -749,6 +749,23 @@ def _answer_type(toks: list[_Tok], text: str, options: tuple[str, ...]) -> tuple
             return best, None, -1
         return (ranked[1][1] if len(ranked) > 1 else AnswerType.ENTITY), None, -1
     return AnswerType.ENTITY, None, -1
+
+
+_ASKING_AUXILIARIES = AUXILIARIES | {"will", "would", "should", "can", "could", "has", "have"}
+
+
+def _asking_word(toks: list[_Tok]) -> str:
+    """The word that opens the clause that asks: the first word, or, after a fronted phrase and its comma
+    ("According to the forecast, will it snow?", "In the end, does she win?"), the auxiliary or wh-word that
+    follows the comma."""
+    words = [t for t in toks if t.tag not in ("X", "Q")]
+    first = words[0].low
+    if first in _ASKING_AUXILIARIES or first in WH_WORDS:
+        return first
+    for i, t in enumerate(toks[:-1]):
+        if t.low == "," and (toks[i + 1].low in _ASKING_AUXILIARIES or toks[i + 1].low in WH_WORDS):
+            return toks[i + 1].low
+    return first
 
 
 def _is_a_name(option: str) -> bool:
@@ -931,6 +948,9 @@ def _evidence(toks: list[_Tok], text: str, answer_type: AnswerType, count_target
                 vote(EvidenceKind.OBJECTS, weight * 0.6)
             if lexicon.names_a_speaker(t.low):
                 vote(EvidenceKind.SPEECH, weight)
+            elif kind is None and i > 0 and toks[i - 1].low in DETERMINERS and lexicon.names_a_message(t.low):
+                # "according to the forecast": a message is told
+                vote(EvidenceKind.SPEECH, weight * 0.9)
     for score, kind in _nearest(text, _EVIDENCE_PROTOTYPES)[:2]:
         vote(kind, score)
     ranked = sorted((k for k in EvidenceKind if scores[k] > 0), key=lambda k: -scores[k])

@@ -73,3 +73,24 @@ def test_the_lexnames_table_comes_from_the_man_page():
 ])
 def test_is_a_reads_kinds_not_kinship(word, broader, expected):
     assert lexicon.is_a(word, broader) is expected
+
+
+@needs_wordnet
+@pytest.mark.parametrize("a, b", [("shut", "closed"), ("purchased", "bought"), ("large", "big"), ("kids", "children"),
+                                  ("shop", "store"), ("automobile", "car"), ("kites", "kite"), ("went", "go")])
+def test_synonyms_in_a_sense_both_words_are_used_in(a, b):
+    assert lexicon.synonymous(a, b) and lexicon.synonymous(b, a)
+
+
+@needs_wordnet
+@pytest.mark.parametrize("a, b", [("dog", "cat"), ("left", "forgot"), ("red", "blue"), ("one", "two"),
+                                  ("walked", "ran"), ("minute", "seconds")])
+def test_no_synonym_through_a_rare_sense(a, b):
+    assert not lexicon.synonymous(a, b)
+
+
+@needs_wordnet
+@pytest.mark.parametrize("noun, told", [("forecast", True), ("news", True), ("announcement", True),
+                                        ("photograph", False), ("title", False), ("video", False), ("dog", False)])
+def test_a_message_is_something_told(noun, told):
+    assert lexicon.names_a_message(noun) == told

@@ -343,3 +343,23 @@ def test_a_left_out_object_said_nowhere_is_no_count_target(text):
 def test_a_named_day_or_month_is_a_value_to_find_a_position_in_the_video_is_a_time(text, options, answer_type):
     """Read as a time, a named weekday was never searched for (`_searchable_options`), only located."""
     assert read_question(text, options).answer_type == answer_type
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("According to the weather report, will it rain on Sunday?", AnswerType.YES_NO),
+    ("In the final shot, does the goalkeeper raise his arms?", AnswerType.YES_NO),
+    ("By the end, has the boat reached the pier?", AnswerType.YES_NO),
+    ("Once the music stops, how many dancers are left?", AnswerType.NUMBER),
+    ("Judging by the sky, when does the storm arrive?", AnswerType.TIME),
+])
+def test_a_fronted_phrase_does_not_hide_the_clause_that_asks(text, expected):
+    assert read_question(text).answer_type == expected, (text, read_question(text).answer_type)
+
+
+@pytest.mark.parametrize("text", [
+    "According to the announcement, does the train leave late?",
+    "Going by the news, is the bridge closed?",
+    "Is there a storm in the prediction?",
+])
+def test_a_question_about_what_a_message_says_looks_in_speech(text):
+    assert EvidenceKind.SPEECH in read_question(text).evidence, (text, read_question(text).evidence)

@@ -332,6 +332,23 @@ def test_an_option_that_denies_a_measured_fact_is_contradicted_not_backed():
     assert not nothing["the heron never shows up"].note.startswith("contradicted")
 
 
+def test_it_in_a_denial_is_what_the_question_asks_about():
+    """"No, it never turns up" denies the otter of "does the guide talk about the otter?": a detected otter
+    refutes it, while "no, it is only on the poster" stays open."""
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.score import scored
+
+    options = ["No, it never turns up", "No, it is only on the poster", "Yes, at the very start"]
+    question = asked("Does the guide ever talk about the otter?", tuple(options))
+    units = [_unit("e1", 0, 6, kind="speech", speech="Welcome to the river walk."),
+             _unit("e2", 6, 12, objects=[("otter", 1)], text="RIVER LIFE")]
+    found = {s.option: s for s in scored(question, options, units)}
+    assert found["No, it never turns up"].note.startswith("contradicted") and found["No, it never turns up"].fact == 0
+    assert not found["No, it is only on the poster"].note.startswith("contradicted")
+    nothing = {s.option: s for s in scored(question, options, units[:1])}  # no otter measured: nothing refutes it
+    assert not nothing["No, it never turns up"].note.startswith("contradicted")
+
+
 def test_a_relation_event_told_by_a_verb_of_saying_is_found_by_its_content():
     """"while the harbour is being described": the sentence about the harbour is the event, not one with 'described'."""
     from mcr.tools.evidence.asked import asked

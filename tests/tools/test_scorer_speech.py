@@ -67,3 +67,24 @@ def test_an_overview_outline_line_is_read_sentence_by_sentence():
     question = asked("How many pencils does the gardener water?", ("two", "eight"))
     best = max(scored(question, ["two", "eight"], units), key=lambda s: s.joint)
     assert best.joint < 0.3  # "eight" and "pencil" are never in one sentence
+
+
+def test_a_fact_told_with_a_synonym_backs_the_option():
+    question = asked("Why did the ferry not sail?", ("the harbour was shut", "the captain was ill"))
+    unit = _said("The harbour was closed because of the storm.")
+    assert fact_of(question, "the harbour was shut", unit) >= 0.8
+    assert fact_of(question, "the captain was ill", unit) < 0.5
+
+
+def test_a_sentence_that_says_she_is_about_the_person_named_before():
+    """The question names Priya; the sentence that answers it says "she" — it is about Priya all the same."""
+    from mcr.tools.evidence.checks import with_referents
+
+    said = [(0.5, "Priya rode to the library on Monday."), (4.0, "The library was closed, so she read in the park.")]
+    units = with_referents([_said(text, start) for start, text in said])
+    told = next(u for u in units if "park" in u.speech)
+    assert told.refers_to == ("Priya",)
+    options = ("in the park", "at the station")
+    found = scored(asked("Where did Priya read?", options), list(options), units)
+    best = max(found, key=lambda s: s.p)
+    assert best.option == "in the park" and best.about > 0.5

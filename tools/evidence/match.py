@@ -36,6 +36,7 @@ from difflib import SequenceMatcher
 
 import numpy as np
 
+from mcr.language.lexicon import synonymous
 from mcr.tools.index import stopwords
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
@@ -127,6 +128,7 @@ def number_value(word: str) -> int | None:
 #: a sentence that also says another option outright ("packed six candlesticks for the journey") backs
 #: that option more (measured on the long suite's needles: `benchmarks/RESULTS.md`, "Fifth session").
 HEARD_AS_FUNCTION_WORD = 0.75
+SYNONYM = 0.85  # a synonym (`lexicon.synonymous`) is the same fact told in another word, a little less sure
 
 
 def best_similarity(word: str, heard: list[str], sound_alike: bool = True) -> tuple[float, int]:
@@ -144,6 +146,8 @@ def best_similarity(word: str, heard: list[str], sound_alike: bool = True) -> tu
             s = HEARD_AS_FUNCTION_WORD if sound_alike and len(sound_key(tok)) > 2 and sound_key(tok) == sound_key(word) else 0.0
         else:
             s = similarity(word, tok, sound_alike)
+            if s < SYNONYM and synonymous(word, tok):  # said in other words: "shut" for "closed"
+                s = SYNONYM
         if i + 1 < len(heard):
             s = max(s, similarity(word, tok + heard[i + 1], sound_alike))
         if s > best:

@@ -371,7 +371,7 @@ def about_of(asked: Asked, unit: Unit, option_words: frozenset[str] = frozenset(
     Each anchor word counts with the record's weight, so a generic word (weight ≈ 0) neither helps nor hurts.
     Words of a temporal relation's event are left to the relation check: they say where, not what.
     """
-    heard = tokens(unit.all_text)
+    heard = tokens(" ".join((unit.all_text, *unit.refers_to)))  # "she" about Martha is about Martha
     labels = [label for label, _ in unit.objects]
     words = [w for anchor in asked.anchors for w in key_tokens(anchor) if w not in option_words
              and not names_a_speaker(w)]  # "what does the narrator say": the narrator speaks, is not spoken of
@@ -727,6 +727,10 @@ def _denial_checked(asked: Asked, option: str, units: list[Unit], best: OptionSu
     if claim is None:
         return best
     things = [w for w in key_tokens(claim) if _names_a_thing(w)]  # "heron", not "shows up"
+    if not things and any(w.lower() in _THING_PRONOUNS for w in tokens(claim)):
+        # "No, it never appears": "it" is what the question asks about ("does the guide mention the otter?")
+        things = [w for anchor in asked.anchors for w in key_tokens(anchor)
+                  if _names_a_thing(w) and not names_a_speaker(w)]
     if not things:
         return best  # it denies an action, not a thing: nothing a unit measures refutes it by itself
     claim = " ".join(things)
@@ -736,6 +740,9 @@ def _denial_checked(asked: Asked, option: str, units: list[Unit], best: OptionSu
                                  note=f"contradicted: {u.where()} measures {claim!r}")
     best.fact = 0.0
     return best
+
+
+_THING_PRONOUNS = frozenset({"it", "they", "them"})
 
 
 def _names_a_thing(word: str) -> bool:

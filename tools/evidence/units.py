@@ -54,6 +54,7 @@ class Unit:
     object_colours: list[tuple[str, list[tuple[str, float]]]] = field(default_factory=list)  # (label, its own colours)
     movers: list[Mover] = field(default_factory=list)  # things measured moving here (`mcr.tools.movers`)
     motion_measured: bool = False  # frames were compared here: no mover means nothing moved
+    refers_to: tuple[str, ...] = ()  # the people its speech's "she"/"they" stand for (`language.coreference`)
 
     @property
     def entries(self) -> tuple[str, ...]:
