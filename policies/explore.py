@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcr.context import Context, Thought, ToolCall, ToolError, ToolResult, TimeSpan, Verdict
-from mcr.language import EvidenceKind, QuestionFrame, RelationKind, read_question
+from mcr.language import AnswerType, EvidenceKind, QuestionFrame, RelationKind, read_question
 from mcr.language.similarity import word_weight
 from mcr.policies.coarse_to_fine import coarse_to_fine_calls, is_long_video, video_duration
 from mcr.tools.base import schema_function
@@ -392,6 +392,9 @@ def candidate_calls(context: Context, tools: list[dict[str, Any]]) -> list[Candi
 CONFIRM_WIDTH = 4.0  # a citation this many times wider than where its fact was measured is confirmed there first
 CONFIRM_PAD_S = 0.5  # heard again with this much either side, so no word at the edge is cut
 CONFIRM_MAX_S = 30.0  # a fact measured over a longer stretch (an outline line of minutes) is not re-measured
+#: ... unless the question asks *when*: then where it was measured is the answer, and an outline line of minutes
+#: cited for it would say "somewhere in these 5 minutes". Hearing that stretch again costs seconds, once.
+CONFIRM_MAX_WHEN_S = 300.0
 CONFIRM_WHY = "confirm where the chosen option was measured"
 
 
@@ -403,21 +406,26 @@ def confirming_call(context: Context, tools: list[dict[str, Any]], cite: tuple[s
     hour's overview, is cited by the entry that holds it, and that entry's span
     says nothing of *where*. One short call there (the span heard again with
     the question's hints, or its frames looked at) measures the fact again
-    with its own span, and the answer cites that. Once per episode; never a
-    call already made.
+    with its own span, and the answer cites that. Once per episode (twice for
+    a "when" question); never a call already made.
     """
-    if measured is None or not cite or any(isinstance(e, Thought) and e.text == CONFIRM_WHY for e in context):
+    frame = question_frame(context)
+    asks_when = frame is not None and frame.answer_type == AnswerType.TIME
+    confirmed = sum(isinstance(e, Thought) and e.text == CONFIRM_WHY for e in context)
+    # a "when" question may narrow twice: an outline line heard again gives the sentence's own time, and
+    # that sentence heard alone gives an entry as narrow as the answer
+    if measured is None or not cite or confirmed >= (2 if asks_when else 1):
         return None
     spans = [e.span for ref in cite if (e := context.get(ref)) is not None and e.span is not None]
     if not spans:
         return None
     cited = max(s.end for s in spans) - min(s.start for s in spans)
-    if cited <= CONFIRM_WIDTH * max(measured.end - measured.start, 1.0) or measured.end - measured.start > CONFIRM_MAX_S:
+    longest = CONFIRM_MAX_WHEN_S if asks_when else CONFIRM_MAX_S
+    if cited <= CONFIRM_WIDTH * max(measured.end - measured.start, 1.0) or measured.end - measured.start > longest:
         return None
     duration = video_duration(context) or measured.end + CONFIRM_PAD_S
     target = TimeSpan(start=max(0.0, measured.start - CONFIRM_PAD_S), end=min(duration, measured.end + CONFIRM_PAD_S))
     available = {schema_function(t)["name"] for t in tools}
-    frame = question_frame(context)
     made = _made(context)
     calls = [("transcribe", {"span": _where(target), "hints": hints_for(context)})] \
         if listens_first(frame) and not _no_audio(context) else []

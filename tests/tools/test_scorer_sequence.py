@@ -227,3 +227,53 @@ def test_an_indexed_scene_hit_brings_its_detections_typed_and_they_back_the_opti
     elsewhere = _said("e3", 40.0, 44.0, "The coloured card stays on screen while an animal story is told.")
     best = {s.option: s for s in scored(q, list(q.options), units + [elsewhere])}
     assert best["a sheep"].unit is units[0] and best["a sheep"].p > max(best["a camel"].p, best["an owl"].p)
+
+
+WHEN = ("When do we hear that the ferry left the harbour?",
+        ("between 0:00 and 10:00", "between 10:00 and 20:00", "between 20:00 and 30:00"))
+
+
+def _when_context(question: tuple[str, tuple[str, ...]] = WHEN) -> Context:
+    """A 30-minute clip whose whole transcript's outline line holds the ferry somewhere in 150 s."""
+    ctx = Context()
+    video = VideoRef(path="clip.mp4", duration=1800.0)
+    ctx.append(Observation(video=video, span=TimeSpan(start=0.0, end=1800.0), text="a 30-minute clip"))
+    ctx.append(Instruction(text=question[0], options=question[1], video=video))
+    outline = [{"span": {"start": 480.0, "end": 630.0}, "text": "The weather turned. Then the ferry left the harbour."}]
+    ctx.append(ToolResult(step=1, tool="transcribe", output={"segments": outline}, span=TimeSpan(start=0.0, end=1800.0)))
+    return ctx
+
+
+def test_a_when_answer_takes_the_sentence_inside_a_wide_line_and_confirms_a_wide_citation_twice():
+    from mcr.policies.explore import CONFIRM_WHY, confirming_call
+    from mcr.tools import builtin_registry
+
+    ctx = _when_context()
+    question = asked(*WHEN)
+    wide = units_of(ctx[2])
+    narrow = units_of(ToolResult(step=2, tool="transcribe", output={"segments": [
+        {"span": {"start": 603.0, "end": 607.5}, "text": "Then the ferry left the harbour."}]},
+        span=TimeSpan(start=479.5, end=630.5)))
+    found = scored(question, list(WHEN[1]), wide + narrow)
+    best = max(found, key=lambda s: s.p)
+    assert best.option == "between 10:00 and 20:00" and best.unit.span == TimeSpan(start=603.0, end=607.5)
+    tools = builtin_registry().schemas()
+    call = confirming_call(ctx, tools, ("e2",), TimeSpan(start=480.0, end=630.0))  # 150 s: heard again, for "when"
+    assert call is not None and call.tool == "transcribe"
+    ctx.append(Thought(step=2, text=CONFIRM_WHY))
+    ctx.append(ToolCall(step=2, tool=call.tool, arguments=call.arguments))
+    second = ctx.append(ToolResult(step=2, tool="transcribe", output={"segments": [
+        {"span": {"start": 603.0, "end": 607.5}, "text": "Then the ferry left the harbour."}]},
+        span=TimeSpan(start=479.5, end=630.5)))
+    again = confirming_call(ctx, tools, (second.id,), TimeSpan(start=603.0, end=607.5))
+    assert again is not None and again.arguments["span"] == {"start": 602.5, "end": 608.0}
+    ctx.append(Thought(step=3, text=CONFIRM_WHY))
+    assert confirming_call(ctx, tools, (second.id,), TimeSpan(start=603.0, end=607.5)) is None  # twice at most
+
+
+def test_a_question_that_does_not_ask_when_never_re_hears_minutes():
+    from mcr.policies.explore import confirming_call
+    from mcr.tools import builtin_registry
+
+    ctx = _when_context(("Which boat left the harbour?", ("the ferry", "the yacht")))
+    assert confirming_call(ctx, builtin_registry().schemas(), ("e2",), TimeSpan(start=480.0, end=630.0)) is None

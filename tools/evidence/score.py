@@ -566,6 +566,13 @@ def _when(asked: Asked, options: list[str], ranges: list, units: list[Unit]) -> 
         note = f"a thing sets off at {start:.1f} s ({event.where()})"
     elif events:
         event = (max if asked.order == "last" else min)(events, key=lambda u: u.span.start)
+        # an outline line of minutes holds the event somewhere; a sentence measured inside it says where
+        inside = [u for u in events if u.span.start >= event.span.start - TIME_SLACK_S
+                  and u.span.end <= event.span.end + TIME_SLACK_S
+                  and u.span.end - u.span.start < event.span.end - event.span.start]
+        if inside:
+            last = asked.order == "last"
+            event = min(inside, key=lambda u: (u.span.end - u.span.start, -u.span.start if last else u.span.start))
         start, end, event_about = event.span.start, event.span.end, about[id(event)]
         note = f"the event starts at {start:.1f} s ({event.where()})"
     else:
