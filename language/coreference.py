@@ -16,21 +16,12 @@ a sentence's start, not "Monday").
 from __future__ import annotations
 
 import functools
-import re
 
 from mcr.language import lexicon
-from mcr.language.grammar import is_function_word, tokens
+from mcr.language.grammar import is_function_word, split_sentences, tokens
 
 #: Third-person pronouns that stand for a person (not "it": that is a thing as often as not).
 PERSONAL_PRONOUNS = frozenset("he him his himself she her hers herself they them their theirs themselves".split())
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def sentences(text: str) -> list[str]:
-    """`text` split after each full stop, question or exclamation mark."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
 
 @functools.lru_cache(maxsize=8192)
 def _is_a_persons_name(word: str) -> bool:

@@ -43,3 +43,9 @@ def tokens(text: str) -> list[str]:
 
 def is_function_word(word: str) -> bool:
     return word.lower() in FUNCTION_WORDS
+
+
+def split_sentences(text: str) -> list[str]:
+    """A paragraph of speech as sentences, split after each full stop, question or exclamation mark."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text) if p.strip()]
+    return parts or ([text.strip()] if text.strip() else [])

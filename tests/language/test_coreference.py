@@ -2,7 +2,8 @@
 
 import pytest
 
-from mcr.language.coreference import people_named, referents, sentences
+from mcr.language.coreference import people_named, referents
+from mcr.language.grammar import split_sentences
 from mcr.language.lexicon import lexicon_available
 
 needs_wordnet = pytest.mark.skipif(not lexicon_available(),
@@ -35,4 +36,4 @@ def test_nothing_refers_before_anyone_is_named():
 
 
 def test_sentences_split_after_their_end_marks():
-    assert sentences("Ana ran. Did she win? Yes!") == ["Ana ran.", "Did she win?", "Yes!"]
+    assert split_sentences("Ana ran. Did she win? Yes!") == ["Ana ran.", "Did she win?", "Yes!"]

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcr.context import Answer, Context, Instruction, Memory, TimeSpan, ToolResult, option_table
-from mcr.language.coreference import referents, sentences
+from mcr.language.coreference import referents
+from mcr.language.grammar import split_sentences
 from mcr.tools.evidence.asked import Asked, asked
 from mcr.tools.evidence.match import time_range
 from mcr.tools.evidence.score import MIN_WORD, OptionSupport, about_of, contradicts_relation, fact_of, fitted, scored
@@ -118,11 +119,11 @@ def everything_measured(context: Context) -> list[Unit]:
 def with_referents(units: list[Unit]) -> list[Unit]:
     """`units`, each unit whose speech says "she" about someone named earlier told whom (``refers_to``)."""
     timeline = {(u.span.start, sentence) for u in units if u.kind == "speech" and u.span is not None
-                for sentence in sentences(u.speech)}
+                for sentence in split_sentences(u.speech)}
     found = referents(sorted(timeline))
     if found:
         for u in units:
-            people = [name for sentence in sentences(u.speech) for name in found.get(sentence, ())]
+            people = [name for sentence in split_sentences(u.speech) for name in found.get(sentence, ())]
             u.refers_to = tuple(dict.fromkeys(people))
     return units
 

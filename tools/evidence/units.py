@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcr.context import Memory, TimeSpan, ToolResult
+from mcr.language.grammar import split_sentences
 from mcr.tools.movers import Mover
 
 SENTENCE_GAP_S = 1.0  # a longer pause than this ends a sentence even without a full stop
@@ -109,12 +110,6 @@ def sentences(segments: list[tuple[TimeSpan, str]]) -> list[tuple[TimeSpan, str]
             out.append((span, text))
         open_ = not text.endswith((".", "?", "!"))
     return out
-
-
-def split_sentences(text: str) -> list[str]:
-    """A paragraph of speech as sentences (a scene's "said" text may hold several)."""
-    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text) if p.strip()]
-    return parts or ([text] if text.strip() else [])
 
 
 def _transcript(ref: str, out: dict) -> list[Unit]:
