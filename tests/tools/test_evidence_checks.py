@@ -349,6 +349,36 @@ def test_it_in_a_denial_is_what_the_question_asks_about():
     assert not nothing["No, it never turns up"].note.startswith("contradicted")
 
 
+def test_a_yes_to_was_it_mentioned_is_contradicted_by_a_whole_transcript_that_never_says_it():
+    """Only a transcript of the whole video can say "never said"; a transcript of a part cannot."""
+    from mcr.context import Context, Instruction, ToolResult, VideoRef
+    from mcr.tools.evidence.asked import asked
+    from mcr.tools.evidence.checks import everything_measured
+    from mcr.tools.evidence.score import scored
+
+    options = ["Yes, when the boats come in", "No, it is only on the poster"]
+    question = asked("Does the guide ever talk about the otter?", tuple(options))
+    said = [{"span": {"start": 1.0, "end": 4.0}, "text": "Welcome to the river walk."},
+            {"span": {"start": 9.0, "end": 12.0}, "text": "The boats come in at noon."}]
+    poster = ToolResult(step=2, tool="look", output={"frames": [{"time": 15.0, "objects": [
+        {"label": "otter", "box": [0, 0, 10, 10], "score": 0.9}]}]}, span=TimeSpan(start=14.0, end=16.0))
+
+    def judged(span):
+        video = VideoRef(path="clip.mp4", duration=20.0)
+        ctx = Context()
+        for entry in (Instruction(text=question.text, options=tuple(options), video=video),
+                      ToolResult(step=1, tool="transcribe", output={"segments": said}, span=span), poster):
+            ctx.append(entry.model_copy())
+        return {s.option: s for s in scored(question, options, everything_measured(ctx))}
+
+    whole = judged(None)  # no span asked: the whole video was heard
+    assert whole["Yes, when the boats come in"].fact == 0.0
+    assert whole["Yes, when the boats come in"].note.startswith("contradicted: the whole transcript never says")
+    assert whole["No, it is only on the poster"].p > whole["Yes, when the boats come in"].p
+    part = judged(TimeSpan(start=0.0, end=12.0))  # only the first 12 s heard: the otter may be said later
+    assert not part["Yes, when the boats come in"].note.startswith("contradicted")
+
+
 def test_a_relation_event_told_by_a_verb_of_saying_is_found_by_its_content():
     """"while the harbour is being described": the sentence about the harbour is the event, not one with 'described'."""
     from mcr.tools.evidence.asked import asked

@@ -113,7 +113,26 @@ def everything_measured(context: Context) -> list[Unit]:
     not the whole video."""
     entries = [e for e in context if isinstance(e, (ToolResult, Memory))]
     entries.sort(key=lambda e: not (isinstance(e, Memory) and e.facts is not None))
-    return with_referents(join_moments([u for e in entries for u in units_of(e)]))
+    units = [u for e in entries for u in units_of(e)]
+    whole = {e.id for e in entries if _transcribes_the_whole_video(e, context)}
+    for u in units:
+        u.of_whole_transcript = u.kind == "speech" and u.ref in whole
+    return with_referents(join_moments(units))
+
+
+WHOLE_SHARE = 0.98  # a transcription of at least this share of the video, from its start, heard all of it
+
+
+def _transcribes_the_whole_video(entry: ToolResult | Memory, context: Context) -> bool:
+    """A `transcribe` result asked for no span (it heard the whole video) or for nearly all of it."""
+    if not (isinstance(entry, ToolResult) and entry.tool == "transcribe"):
+        return False
+    if entry.span is None:
+        return True
+    video = context.instruction.video if context.instruction is not None else None
+    duration = video.duration if video is not None else None
+    return bool(duration) and entry.span.start <= (1 - WHOLE_SHARE) * duration \
+        and entry.span.end >= WHOLE_SHARE * duration
 
 
 def with_referents(units: list[Unit]) -> list[Unit]:

@@ -529,7 +529,29 @@ def supports(asked: Asked, options: list[str], units: list[Unit],
         _rank(asked, out, units)
     if asked.negated:
         _negate(out)
+    _never_said(asked, out, around)
     return out
+
+
+def _never_said(asked: Asked, found: list[OptionSupport], units: list[Unit]) -> None:
+    """"Does the guide ever mention the otter?" with a transcript of the whole video that never says "otter"
+    (nor a synonym, nor a word that sounds like it): every "Yes, …" contradicts a measured fact.
+
+    Only for a yes/no question about what is said, only with the whole video heard, and only when none of
+    the things the question names is heard anywhere (the speaker, "the guide", is not what is spoken of).
+    """
+    if asked.answer_type != "yes_no" or asked.evidence[:1] != ("speech",):
+        return
+    heard = [tokens(u.speech) for u in units if u.of_whole_transcript]
+    if not heard:
+        return
+    things = [w for anchor in asked.anchors for w in key_tokens(anchor) if _names_a_thing(w) and not names_a_speaker(w)]
+    if not things or any(phrase_match([w], said, MIN_WORD) >= MIN_WORD for w in things for said in heard):
+        return
+    for s in found:
+        if s.option.split(",")[0].strip().lower() == "yes" or s.option.strip().lower() == "yes":
+            s.fact = 0.0
+            s.note = f"contradicted: the whole transcript never says {' or '.join(repr(w) for w in things)}"
 
 
 TIME_SLACK_S = 0.25  # an event starting this close to a range's edge still counts as inside it

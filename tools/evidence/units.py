@@ -56,6 +56,7 @@ class Unit:
     movers: list[Mover] = field(default_factory=list)  # things measured moving here (`mcr.tools.movers`)
     motion_measured: bool = False  # frames were compared here: no mover means nothing moved
     refers_to: tuple[str, ...] = ()  # the people its speech's "she"/"they" stand for (`language.coreference`)
+    of_whole_transcript: bool = False  # a sentence of a transcript of the whole video: what is not in one was never said
 
     @property
     def entries(self) -> tuple[str, ...]:
