@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mcr.context import Context, Instruction, Thought, VideoRef
+from mcr.language.lexicon import lexicon_available
 from mcr.tools.evidence import build_verifier
 from mcr.tools.evidence.checks import evidence_connection, rival_options, span_consistency
 from mcr.tools.evidence.match import (HEARD_AS_FUNCTION_WORD, best_similarity, ciede2000, colour_distance, colour_of,
@@ -23,6 +24,9 @@ from mcr.tools.evidence.match import (HEARD_AS_FUNCTION_WORD, best_similarity, c
 from mcr.tools.evidence.score import MIN_WORD
 from mcr.tools.evidence.units import sentences, units_of
 from mcr.context import TimeSpan
+
+needs_wordnet = pytest.mark.skipif(not lexicon_available(),  # what names a thing, not an action, is WordNet's
+                                   reason="needs the Debian packages wordnet-base and wordnet-sense-index")
 
 DATA = Path(__file__).parent / "data" / "verifier_set.json"
 connection, rival, span_check = evidence_connection(), rival_options(), span_consistency()
@@ -332,6 +336,7 @@ def test_an_option_that_denies_a_measured_fact_is_contradicted_not_backed():
     assert not nothing["the heron never shows up"].note.startswith("contradicted")
 
 
+@needs_wordnet
 def test_it_in_a_denial_is_what_the_question_asks_about():
     """"No, it never turns up" denies the otter of "does the guide talk about the otter?": a detected otter
     refutes it, while "no, it is only on the poster" stays open."""
@@ -349,6 +354,7 @@ def test_it_in_a_denial_is_what_the_question_asks_about():
     assert not nothing["No, it never turns up"].note.startswith("contradicted")
 
 
+@needs_wordnet
 def test_a_yes_to_was_it_mentioned_is_contradicted_by_a_whole_transcript_that_never_says_it():
     """Only a transcript of the whole video can say "never said"; a transcript of a part cannot."""
     from mcr.context import Context, Instruction, ToolResult, VideoRef
