@@ -25,7 +25,7 @@ from mcr.tools.evidence.score import MIN_WORD
 from mcr.tools.evidence.units import sentences, units_of
 from mcr.context import TimeSpan
 
-needs_wordnet = pytest.mark.skipif(not lexicon_available(),  # what names a thing, not an action, is WordNet's
+needs_wordnet = pytest.mark.skipif(not lexicon_available(),  # the question reader and the scorer read words by WordNet
                                    reason="needs the Debian packages wordnet-base and wordnet-sense-index")
 
 DATA = Path(__file__).parent / "data" / "verifier_set.json"
@@ -105,6 +105,7 @@ SPEECH_Q = "According to the narration, what does Tomas count at the bakery?"
 ITEMS = ["candles", "apples", "ropes", "kettles"]
 
 
+@needs_wordnet
 def test_connection_accepts_the_misheard_right_answer_and_names_what_to_fetch():
     ctx = _ctx("v1", SPEECH_Q, ITEMS)
     transcript = _ids("v1", "transcribe")
@@ -145,6 +146,7 @@ def test_connection_reads_the_colour_of_the_titled_scene():
     assert not ok
 
 
+@needs_wordnet
 def test_colour_while_said_joins_a_sentence_and_the_frames_measured_during_it():
     ctx = _ctx("v1", "What colour is the background while the narrator says that Oskar buys the candles?",
                ["green", "navy", "red", "yellow"])
@@ -178,6 +180,7 @@ def test_how_many_objects_reads_the_detector_and_how_many_said_reads_the_speech(
     assert not connection(_propose(ctx, "six", "A", _ids("v1", "transcribe")), ctx)[0]
 
 
+@needs_wordnet
 def test_how_many_drawn_shapes_counts_in_the_scene_the_question_names():
     # look counts drawn shapes; v1's 'HIGH TOWER' scene has two squares, 'HIGH FOREST' two as well, so ask
     # with the options the count could be confused with.
@@ -221,6 +224,7 @@ def test_rival_rejects_when_another_option_is_heard_as_well():
 # --------------------------------------------------------------------------- #
 
 
+@needs_wordnet
 def test_span_answers_must_overlap_where_the_words_were_heard():
     ctx = _ctx("v1", "When does the narrator say that Oskar buys the candles? Answer with the start and end time in seconds.")
     transcript = _ids("v1", "transcribe")
@@ -249,6 +253,7 @@ def test_the_default_verifier_runs_the_new_checks_first():
     assert "evidence_connection" not in _default_verifier(VerifySettings(evidence=False), None).checks
 
 
+@needs_wordnet
 def test_a_superlative_must_win_among_all_the_evidence_not_only_the_cited():
     """'Which scene is the brightest?' citing only a dim scene's look proves nothing: the brighter ones rival it."""
     import yaml
@@ -398,6 +403,7 @@ def test_a_relation_event_told_by_a_verb_of_saying_is_found_by_its_content():
     assert relation_of(question, during, units) == 1.0 and relation_of(question, before, units) == 0.0
 
 
+@needs_wordnet
 def test_a_colour_question_about_a_detected_thing_reads_that_things_colours():
     """"the automobile by the fence": the car's own box is red; a white truck beside it (a related label, but
     further from "automobile") says nothing about it."""
@@ -414,6 +420,7 @@ def test_a_colour_question_about_a_detected_thing_reads_that_things_colours():
     assert colour_match("white", frame) == 1.0  # without the question: every colour in the frame
 
 
+@needs_wordnet
 @pytest.mark.parametrize("options", [
     ["0–4 s", "4–8 s", "8–12 s"],
     ["between 0 and 4 seconds", "between 4 and 8 seconds", "between 8 and 12 seconds"],
