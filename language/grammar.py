@@ -27,6 +27,7 @@ CONJUNCTIONS = frozenset("and or but nor so yet if because while whereas althoug
 AUXILIARIES = frozenset("be is are was were been being am do does did doing done have has had having can could "
                         "may might must shall should will would 's 're 've 'd 'll".split())
 NEGATIONS = frozenset("not no never none nothing nobody nowhere neither nor n't cannot".split())
+THING_PRONOUNS = frozenset({"it", "they", "them"})  # pronouns that stand for a thing as often as a person
 QUANTIFIERS = frozenset("many much few fewer more most less least several".split())
 _OTHER = frozenset("there here also just only very too really please".split())
 FUNCTION_WORDS = (WH_WORDS | DETERMINERS | PRONOUNS | PREPOSITIONS | CONJUNCTIONS | AUXILIARIES | NEGATIONS
@@ -49,3 +50,13 @@ def split_sentences(text: str) -> list[str]:
     """A paragraph of speech as sentences, split after each full stop, question or exclamation mark."""
     parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text) if p.strip()]
     return parts or ([text.strip()] if text.strip() else [])
+
+
+def yes_or_no(answer: str) -> str | None:
+    """"yes" or "no" when `answer` opens as the answer to a yes/no question ("No, she left it on the bus",
+    "Yes."), else None ("No one came" opens with no answer word)."""
+    words = answer.split()
+    first = words[0].lower().rstrip(",.!") if words else ""
+    if first in ("yes", "no") and (len(words) == 1 or words[0][-1] in ",.!"):
+        return first
+    return None

@@ -66,6 +66,7 @@ from mcr.tools.evidence.match import (
     tokens,
 )
 from mcr.context import TimeSpan
+from mcr.language.grammar import THING_PRONOUNS, yes_or_no
 from mcr.language.heading import Heading, heading_of
 from mcr.language.lexicon import is_a, names_a_seen_thing, names_a_speaker
 from mcr.language.question import relation_claim
@@ -545,11 +546,11 @@ def _never_said(asked: Asked, found: list[OptionSupport], units: list[Unit]) -> 
     heard = [tokens(u.speech) for u in units if u.of_whole_transcript]
     if not heard:
         return
-    things = [w for anchor in asked.anchors for w in key_tokens(anchor) if _names_a_thing(w) and not names_a_speaker(w)]
+    things = _things_asked(asked)
     if not things or any(phrase_match([w], said, MIN_WORD) >= MIN_WORD for w in things for said in heard):
         return
     for s in found:
-        if s.option.split(",")[0].strip().lower() == "yes" or s.option.strip().lower() == "yes":
+        if yes_or_no(s.option) == "yes":
             s.fact = 0.0
             s.note = f"contradicted: the whole transcript never says {' or '.join(repr(w) for w in things)}"
 
@@ -738,7 +739,7 @@ def denied(option: str) -> str | None:
     from mcr.language.grammar import NEGATIONS
 
     words = option.replace("n't", " n't").split()
-    if words and words[0].lower().rstrip(",.!") in ("no", "yes") and (len(words) == 1 or words[0][-1] in ",.!"):
+    if yes_or_no(option) is not None:
         words = words[1:]  # "No, she left it on the bus": the answer to a yes/no question, not a denial
     kept = [w for w in words if w.lower().strip(".,!?") not in NEGATIONS]
     return " ".join(kept) if len(kept) < len(words) and kept else None
@@ -756,10 +757,9 @@ def _denial_checked(asked: Asked, option: str, units: list[Unit], best: OptionSu
     if claim is None:
         return best
     things = [w for w in key_tokens(claim) if _names_a_thing(w)]  # "heron", not "shows up"
-    if not things and any(w.lower() in _THING_PRONOUNS for w in tokens(claim)):
+    if not things and any(w.lower() in THING_PRONOUNS for w in tokens(claim)):
         # "No, it never appears": "it" is what the question asks about ("does the guide mention the otter?")
-        things = [w for anchor in asked.anchors for w in key_tokens(anchor)
-                  if _names_a_thing(w) and not names_a_speaker(w)]
+        things = _things_asked(asked)
     if not things:
         return best  # it denies an action, not a thing: nothing a unit measures refutes it by itself
     claim = " ".join(things)
@@ -771,7 +771,9 @@ def _denial_checked(asked: Asked, option: str, units: list[Unit], best: OptionSu
     return best
 
 
-_THING_PRONOUNS = frozenset({"it", "they", "them"})
+def _things_asked(asked: Asked) -> list[str]:
+    """The things the question names, not its speaker ("does the guide mention the otter?" → otter)."""
+    return [w for anchor in asked.anchors for w in key_tokens(anchor) if _names_a_thing(w) and not names_a_speaker(w)]
 
 
 def _names_a_thing(word: str) -> bool:
